@@ -1,0 +1,603 @@
+//! The SQLite catalog: the only module that speaks SQL.
+//!
+//! Invariants it keeps:
+//! - a `blobs` row exists only once the pack holding the blob is durable;
+//! - a tree's `blobs` row is inserted in the same transaction as all its
+//!   `tree_refs`, and every reference must already be indexed;
+//! - a snapshot row is one transaction: it exists whole or not at all.
+//!
+//! The file is created under a temporary name and renamed into place once its
+//! schema is complete, so a crash during `init` never leaves a half-made
+//! catalog. WAL mode lets read-only commands run beside a writer.
+
+mod schema;
+
+pub use schema::FORMAT_VERSION;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+
+use crate::chunker::ChunkerParams;
+use crate::durable;
+use crate::error::{Error, Result};
+use crate::id::{Id, PackId, SnapshotId, TreeId};
+use crate::pack::{BlobKind, SealedPack};
+use crate::workspace::WorkspaceName;
+
+/// Per-store parameters, fixed at `init`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreParams {
+    pub chunker: ChunkerParams,
+    pub zstd_level: i32,
+    pub pack_target_bytes: u64,
+}
+
+impl StoreParams {
+    pub const DEFAULT: StoreParams = StoreParams {
+        chunker: ChunkerParams::DEFAULT,
+        zstd_level: 3,
+        pack_target_bytes: 32 * 1024 * 1024,
+    };
+}
+
+/// Where a blob is stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlobLocation {
+    pub kind: BlobKind,
+    pub pack: PackId,
+    pub offset: u64,
+    pub stored_len: u32,
+    pub raw_len: u32,
+}
+
+/// Counters kept per snapshot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SnapshotStats {
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    pub size_bytes: u64,
+    pub bytes_added: u64,
+    pub bytes_read: u64,
+    pub skipped: u64,
+    pub special: u64,
+    pub excluded: u64,
+}
+
+/// A committed snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotRow {
+    pub id: SnapshotId,
+    pub workspace: WorkspaceName,
+    pub time_ns: i64,
+    pub started_ns: i64,
+    pub finished_ns: i64,
+    pub root: TreeId,
+    pub stats: SnapshotStats,
+}
+
+/// A tree blob written to a sealed pack, waiting to be indexed together with
+/// its references at snapshot commit.
+#[derive(Clone, Debug)]
+pub struct PendingTree {
+    pub id: TreeId,
+    pub pack: PackId,
+    pub offset: u64,
+    pub stored_len: u32,
+    pub raw_len: u32,
+    pub refs: Vec<Id>,
+}
+
+/// One finished `snapshot` run, for monitoring.
+#[derive(Clone, Debug, Default)]
+pub struct RunRow {
+    pub started_ns: i64,
+    pub finished_ns: i64,
+    pub workspaces_ok: u64,
+    pub workspaces_failed: u64,
+    pub entries_skipped: u64,
+    pub error: Option<String>,
+}
+
+/// An open catalog connection.
+pub struct Catalog {
+    conn: Connection,
+    path: PathBuf,
+    params: StoreParams,
+}
+
+fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
+    move |source| {
+        // A full disk while committing is a store write failure, not corruption.
+        if let rusqlite::Error::SqliteFailure(e, _) = &source {
+            if e.code == rusqlite::ErrorCode::DiskFull {
+                return Error::store_write(path, std::io::Error::from_raw_os_error(libc::ENOSPC));
+            }
+        }
+        Error::Catalog {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+fn i64_of(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl Catalog {
+    /// Create a new catalog file at `path` (must not exist).
+    pub fn create(path: &Path, params: &StoreParams, now_ns: i64) -> Result<()> {
+        let dir = path.parent().expect("catalog path has a parent");
+        let tmp = dir.join("catalog.sqlite.tmp");
+        let _ = fs::remove_file(&tmp);
+        // Created empty with 0600 first so SQLite (and its -wal/-shm, which
+        // copy the database's mode) never exist with wider permissions.
+        drop(durable::create_private_file(&tmp).map_err(|e| Error::store_write(&tmp, e))?);
+        {
+            let mut conn = Connection::open(&tmp).map_err(sql_err(&tmp))?;
+            conn.pragma_update(None, "journal_mode", "DELETE")
+                .map_err(sql_err(&tmp))?;
+            let tx = conn.transaction().map_err(sql_err(&tmp))?;
+            tx.execute_batch(schema::SCHEMA_V1).map_err(sql_err(&tmp))?;
+            let c = params.chunker;
+            for (k, v) in [
+                ("format_version", FORMAT_VERSION.to_string()),
+                ("chunker", "fastcdc-v2020".to_string()),
+                ("chunker_min_bytes", c.min_bytes.to_string()),
+                ("chunker_avg_bytes", c.avg_bytes.to_string()),
+                ("chunker_max_bytes", c.max_bytes.to_string()),
+                ("zstd_level", params.zstd_level.to_string()),
+                ("pack_target_bytes", params.pack_target_bytes.to_string()),
+                ("created_ns", now_ns.to_string()),
+            ] {
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+                    params![k, v],
+                )
+                .map_err(sql_err(&tmp))?;
+            }
+            tx.pragma_update(None, "application_id", schema::APPLICATION_ID)
+                .map_err(sql_err(&tmp))?;
+            tx.pragma_update(None, "user_version", FORMAT_VERSION)
+                .map_err(sql_err(&tmp))?;
+            tx.commit().map_err(sql_err(&tmp))?;
+            conn.pragma_update(None, "journal_mode", "WAL")
+                .map_err(sql_err(&tmp))?;
+        }
+        let file = fs::File::open(&tmp).map_err(|e| Error::store_write(&tmp, e))?;
+        // Crash order: complete file fsynced → renamed → dir fsynced. Before the
+        // rename there is no catalog (the store does not exist yet).
+        durable::commit_file(&file, &tmp, path).map_err(|e| Error::store_write(path, e))
+    }
+
+    /// Open an existing catalog; `writable` for the single writer.
+    pub fn open(path: &Path, writable: bool) -> Result<Catalog> {
+        let flags = if writable {
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        };
+        let conn = Connection::open_with_flags(path, flags).map_err(sql_err(path))?;
+        let store_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let not_store = |reason: String| Error::NotAStore {
+            path: store_dir.clone(),
+            reason,
+        };
+        let app_id: i32 = conn
+            .pragma_query_value(None, "application_id", |r| r.get(0))
+            .map_err(|e| not_store(format!("catalog.sqlite unreadable: {e}")))?;
+        if app_id != schema::APPLICATION_ID {
+            return Err(not_store("catalog.sqlite is not a wsnap catalog".into()));
+        }
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(sql_err(path))?;
+        if writable {
+            conn.pragma_update(None, "synchronous", "FULL")
+                .map_err(sql_err(path))?;
+            conn.pragma_update(None, "foreign_keys", "ON")
+                .map_err(sql_err(path))?;
+            conn.pragma_update(None, "cache_size", -32768)
+                .map_err(sql_err(path))?;
+        }
+        let mut cat = Catalog {
+            conn,
+            path: path.to_path_buf(),
+            params: StoreParams::DEFAULT,
+        };
+        let version: i64 = cat
+            .meta_value("format_version")?
+            .parse()
+            .map_err(|_| Error::corrupt("catalog meta format_version is not a number"))?;
+        if version != FORMAT_VERSION {
+            return Err(Error::UnsupportedVersion {
+                path: store_dir,
+                found: version,
+                supported: FORMAT_VERSION,
+                hint: if version > FORMAT_VERSION {
+                    "Upgrade wsnap to read it"
+                } else {
+                    "No migration exists for it"
+                },
+            });
+        }
+        let num = |k: &str| -> Result<u64> {
+            cat.meta_value(k)?
+                .parse()
+                .map_err(|_| Error::corrupt(format!("catalog meta {k} is not a number")))
+        };
+        let chunker = ChunkerParams {
+            min_bytes: num("chunker_min_bytes")? as u32,
+            avg_bytes: num("chunker_avg_bytes")? as u32,
+            max_bytes: num("chunker_max_bytes")? as u32,
+        };
+        chunker
+            .validate()
+            .map_err(|_| Error::corrupt("catalog chunker parameters are invalid"))?;
+        let params = StoreParams {
+            chunker,
+            zstd_level: num("zstd_level")? as i32,
+            pack_target_bytes: num("pack_target_bytes")?,
+        };
+        cat.params = params;
+        Ok(cat)
+    }
+
+    fn meta_value(&self, key: &str) -> Result<String> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(sql_err(&self.path))?
+            .ok_or_else(|| Error::corrupt(format!("catalog meta has no {key}")))
+    }
+
+    pub fn params(&self) -> StoreParams {
+        self.params
+    }
+
+    /// Where blob `id` is stored, if it is indexed.
+    pub fn blob_location(&self, id: &Id) -> Result<Option<BlobLocation>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT b.kind, p.pack_hash, b.offset, b.stored_len, b.raw_len
+                 FROM blobs b JOIN packs p ON p.id = b.pack_id WHERE b.hash = ?1",
+            )
+            .map_err(sql_err(&self.path))?;
+        let row = stmt
+            .query_row([&id.0[..]], |r| {
+                Ok((
+                    r.get::<_, u8>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            })
+            .optional()
+            .map_err(sql_err(&self.path))?;
+        let Some((kind, pack, offset, stored_len, raw_len)) = row else {
+            return Ok(None);
+        };
+        let kind = BlobKind::from_code(kind)
+            .ok_or_else(|| Error::corrupt(format!("catalog: blob {id} has kind {kind}")))?;
+        Ok(Some(BlobLocation {
+            kind,
+            pack: PackId(Id::from_slice(&pack)?),
+            offset: u64::try_from(offset).map_err(|_| Error::corrupt("negative offset"))?,
+            stored_len: u32::try_from(stored_len).map_err(|_| Error::corrupt("bad stored_len"))?,
+            raw_len: u32::try_from(raw_len).map_err(|_| Error::corrupt("bad raw_len"))?,
+        }))
+    }
+
+    /// Whether blob `id` is indexed.
+    pub fn has_blob(&self, id: &Id) -> Result<bool> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT 1 FROM blobs WHERE hash = ?1")
+            .map_err(sql_err(&self.path))?;
+        stmt.exists([&id.0[..]]).map_err(sql_err(&self.path))
+    }
+
+    /// Index a sealed pack and its chunk blobs (trees are indexed later, with
+    /// their references, by [`Catalog::commit_snapshot`]). One transaction.
+    pub fn insert_pack(&mut self, pack: &SealedPack, now_ns: i64) -> Result<()> {
+        let path = self.path.clone();
+        let e = sql_err(&path);
+        let tx = self.conn.transaction().map_err(&e)?;
+        tx.execute(
+            "INSERT INTO packs (pack_hash, size_bytes, record_count, created_ns) VALUES (?1, ?2, ?3, ?4)",
+            params![&pack.id.0 .0[..], i64_of(pack.size_bytes), pack.records.len() as i64, now_ns],
+        )
+        .map_err(&e)?;
+        let pack_row = tx.last_insert_rowid();
+        {
+            let mut ins = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO blobs (hash, kind, pack_id, offset, stored_len, raw_len)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(&e)?;
+            for (offset, h) in &pack.records {
+                if h.kind == BlobKind::Tree {
+                    continue;
+                }
+                ins.execute(params![
+                    &h.id.0[..],
+                    h.kind as u8,
+                    pack_row,
+                    i64_of(*offset),
+                    h.stored_len,
+                    h.raw_len
+                ])
+                .map_err(&e)?;
+            }
+        }
+        tx.commit().map_err(&e)
+    }
+
+    /// Commit one snapshot: index its new trees with their references, then
+    /// insert the snapshot row and its skip list. One transaction; fails
+    /// (and commits nothing) if any reference is not indexed.
+    pub fn commit_snapshot(
+        &mut self,
+        trees: &[PendingTree],
+        row: &SnapshotRow,
+        skips: &[(Vec<u8>, String)],
+    ) -> Result<()> {
+        let path = self.path.clone();
+        let e = sql_err(&path);
+        let tx = self.conn.transaction().map_err(&e)?;
+        {
+            let mut pack_row = tx
+                .prepare_cached("SELECT id FROM packs WHERE pack_hash = ?1")
+                .map_err(&e)?;
+            let mut ins_tree = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO blobs (hash, kind, pack_id, offset, stored_len, raw_len)
+                     VALUES (?1, 2, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(&e)?;
+            let mut blob_row = tx
+                .prepare_cached("SELECT id FROM blobs WHERE hash = ?1")
+                .map_err(&e)?;
+            let mut ins_ref = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO tree_refs (tree_id, blob_id) VALUES (?1, ?2)",
+                )
+                .map_err(&e)?;
+            for t in trees {
+                let pack: i64 = pack_row
+                    .query_row([&t.pack.0 .0[..]], |r| r.get(0))
+                    .map_err(&e)?;
+                let inserted = ins_tree
+                    .execute(params![
+                        &t.id.0 .0[..],
+                        pack,
+                        i64_of(t.offset),
+                        t.stored_len,
+                        t.raw_len
+                    ])
+                    .map_err(&e)?;
+                if inserted == 0 {
+                    continue; // already indexed, with its references
+                }
+                let tree_row = tx.last_insert_rowid();
+                for r in &t.refs {
+                    let blob: Option<i64> = blob_row
+                        .query_row([&r.0[..]], |row| row.get(0))
+                        .optional()
+                        .map_err(&e)?;
+                    let blob = blob.ok_or_else(|| {
+                        Error::corrupt(format!(
+                            "tree {} references blob {r} that is not stored",
+                            t.id
+                        ))
+                    })?;
+                    ins_ref.execute(params![tree_row, blob]).map_err(&e)?;
+                }
+            }
+        }
+        let ws = ensure_workspace(&tx, &row.workspace).map_err(&e)?;
+        let root: Option<i64> = tx
+            .query_row(
+                "SELECT id FROM blobs WHERE hash = ?1",
+                [&row.root.0 .0[..]],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(&e)?;
+        let root =
+            root.ok_or_else(|| Error::corrupt(format!("root tree {} is not stored", row.root)))?;
+        let s = row.stats;
+        tx.execute(
+            "INSERT INTO snapshots (snapshot_hash, workspace_id, time_ns, started_ns, finished_ns,
+                 root_tree_id, files, dirs, symlinks, size_bytes, bytes_added, bytes_read,
+                 skipped, special, excluded)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            params![
+                &row.id.0 .0[..],
+                ws,
+                row.time_ns,
+                row.started_ns,
+                row.finished_ns,
+                root,
+                i64_of(s.files),
+                i64_of(s.dirs),
+                i64_of(s.symlinks),
+                i64_of(s.size_bytes),
+                i64_of(s.bytes_added),
+                i64_of(s.bytes_read),
+                i64_of(s.skipped),
+                i64_of(s.special),
+                i64_of(s.excluded)
+            ],
+        )
+        .map_err(&e)?;
+        let snap = tx.last_insert_rowid();
+        {
+            let mut ins = tx
+                .prepare_cached(
+                    "INSERT INTO snapshot_skips (snapshot_id, path, reason) VALUES (?1, ?2, ?3)",
+                )
+                .map_err(&e)?;
+            for (p, reason) in skips {
+                ins.execute(params![snap, p, reason]).map_err(&e)?;
+            }
+        }
+        tx.commit().map_err(&e)
+    }
+
+    /// Record a finished run.
+    pub fn insert_run(&mut self, run: &RunRow) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO runs (started_ns, finished_ns, workspaces_ok, workspaces_failed, entries_skipped, error)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    run.started_ns,
+                    run.finished_ns,
+                    i64_of(run.workspaces_ok),
+                    i64_of(run.workspaces_failed),
+                    i64_of(run.entries_skipped),
+                    run.error
+                ],
+            )
+            .map_err(sql_err(&self.path))?;
+        Ok(())
+    }
+
+    /// Snapshots, oldest first; of one workspace or of all.
+    pub fn snapshots(&self, workspace: Option<&WorkspaceName>) -> Result<Vec<SnapshotRow>> {
+        let sql =
+            "SELECT s.snapshot_hash, w.user, w.project, s.time_ns, s.started_ns, s.finished_ns,
+                          b.hash, s.files, s.dirs, s.symlinks, s.size_bytes, s.bytes_added,
+                          s.bytes_read, s.skipped, s.special, s.excluded
+                   FROM snapshots s
+                   JOIN workspaces w ON w.id = s.workspace_id
+                   JOIN blobs b ON b.id = s.root_tree_id
+                   WHERE (?1 IS NULL OR (w.user = ?1 AND w.project = ?2))
+                   ORDER BY w.user, w.project, s.time_ns, s.id";
+        let mut stmt = self.conn.prepare_cached(sql).map_err(sql_err(&self.path))?;
+        let (u, p) = match workspace {
+            Some(w) => (Some(w.user.as_slice()), Some(w.project.as_slice())),
+            None => (None, None),
+        };
+        let rows = stmt
+            .query_map(params![u, p], |r| {
+                let n = |i: usize| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, i64>(5)?,
+                    r.get::<_, Vec<u8>>(6)?,
+                    SnapshotStats {
+                        files: n(7)?,
+                        dirs: n(8)?,
+                        symlinks: n(9)?,
+                        size_bytes: n(10)?,
+                        bytes_added: n(11)?,
+                        bytes_read: n(12)?,
+                        skipped: n(13)?,
+                        special: n(14)?,
+                        excluded: n(15)?,
+                    },
+                ))
+            })
+            .map_err(sql_err(&self.path))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (hash, user, project, time_ns, started_ns, finished_ns, root, stats) =
+                row.map_err(sql_err(&self.path))?;
+            out.push(SnapshotRow {
+                id: SnapshotId(Id::from_slice(&hash)?),
+                workspace: WorkspaceName { user, project },
+                time_ns,
+                started_ns,
+                finished_ns,
+                root: TreeId(Id::from_slice(&root)?),
+                stats,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The most recently taken snapshot of a workspace (the stat-cache parent).
+    pub fn last_taken(&self, workspace: &WorkspaceName) -> Result<Option<SnapshotRow>> {
+        let all = self.snapshots(Some(workspace))?;
+        Ok(all.into_iter().max_by_key(|s| (s.started_ns, s.time_ns)))
+    }
+
+    /// Skip list of a snapshot.
+    pub fn skips(&self, id: &SnapshotId) -> Result<Vec<(Vec<u8>, String)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT k.path, k.reason FROM snapshot_skips k JOIN snapshots s ON s.id = k.snapshot_id
+                 WHERE s.snapshot_hash = ?1",
+            )
+            .map_err(sql_err(&self.path))?;
+        let rows = stmt
+            .query_map([&id.0 .0[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(sql_err(&self.path))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(sql_err(&self.path))
+    }
+
+    /// Sum of pack sizes in bytes.
+    pub fn pack_bytes(&self) -> Result<u64> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT COALESCE(SUM(size_bytes), 0) FROM packs", [], |r| {
+                r.get(0)
+            })
+            .map_err(sql_err(&self.path))?;
+        Ok(n.max(0) as u64)
+    }
+}
+
+fn ensure_workspace(tx: &rusqlite::Transaction<'_>, w: &WorkspaceName) -> rusqlite::Result<i64> {
+    tx.execute(
+        "INSERT OR IGNORE INTO workspaces (user, project) VALUES (?1, ?2)",
+        params![w.user, w.project],
+    )?;
+    tx.query_row(
+        "SELECT id FROM workspaces WHERE user = ?1 AND project = ?2",
+        params![w.user, w.project],
+        |r| r.get(0),
+    )
+}
+
+/// A small pool of read-only connections, one per concurrent user, for the
+/// rayon workers of a run (a `Connection` is not `Sync`). In WAL mode they
+/// see every committed transaction of the writer.
+pub struct CatalogPool {
+    path: PathBuf,
+    idle: std::sync::Mutex<Vec<Catalog>>,
+}
+
+impl CatalogPool {
+    pub fn new(path: &Path) -> CatalogPool {
+        CatalogPool {
+            path: path.to_path_buf(),
+            idle: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Run `f` with a connection from the pool.
+    pub fn with<T>(&self, f: impl FnOnce(&Catalog) -> Result<T>) -> Result<T> {
+        let conn = self.idle.lock().expect("catalog pool poisoned").pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => Catalog::open(&self.path, false)?,
+        };
+        let out = f(&conn);
+        self.idle.lock().expect("catalog pool poisoned").push(conn);
+        out
+    }
+}

@@ -1,0 +1,96 @@
+//! Catalog schema, version 1, and the checks made when opening one.
+//!
+//! `PRAGMA application_id` marks the file as a wsnap catalog; `meta` holds the
+//! format version and the per-store parameters that must never change
+//! (chunker sizes: changing them would break dedup against old snapshots).
+//! Migrations are numbered; an older catalog is upgraded in one transaction,
+//! a newer one is refused with a message.
+
+/// `PRAGMA application_id`: "wsnp".
+pub const APPLICATION_ID: i32 = 0x7773_6e70;
+
+/// Version 1: the first catalog format (packs, blobs, tree_refs,
+/// workspaces, snapshots, snapshot_skips, runs).
+pub const FORMAT_VERSION: i64 = 1;
+
+pub const SCHEMA_V1: &str = r#"
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- One row per sealed pack file packs/xx/<pack_hash>.pack.
+CREATE TABLE packs (
+    id           INTEGER PRIMARY KEY,
+    pack_hash    BLOB NOT NULL UNIQUE,
+    size_bytes   INTEGER NOT NULL,
+    record_count INTEGER NOT NULL,
+    created_ns   INTEGER NOT NULL
+);
+
+-- Where each blob lives. offset = start of its record header in the pack.
+CREATE TABLE blobs (
+    id         INTEGER PRIMARY KEY,
+    hash       BLOB NOT NULL UNIQUE,
+    kind       INTEGER NOT NULL,       -- 1 chunk, 2 tree
+    pack_id    INTEGER NOT NULL REFERENCES packs(id),
+    offset     INTEGER NOT NULL,
+    stored_len INTEGER NOT NULL,
+    raw_len    INTEGER NOT NULL
+);
+CREATE INDEX blobs_by_pack ON blobs(pack_id);
+
+-- Every blob a tree references (chunks, subtrees). A tree row is inserted
+-- in the same transaction as all of its references: gc marks through this
+-- table alone.
+CREATE TABLE tree_refs (
+    tree_id INTEGER NOT NULL REFERENCES blobs(id),
+    blob_id INTEGER NOT NULL REFERENCES blobs(id),
+    PRIMARY KEY (tree_id, blob_id)
+) WITHOUT ROWID;
+
+CREATE TABLE workspaces (
+    id      INTEGER PRIMARY KEY,
+    user    BLOB NOT NULL,
+    project BLOB NOT NULL,
+    UNIQUE (user, project)
+);
+
+CREATE TABLE snapshots (
+    id            INTEGER PRIMARY KEY,
+    snapshot_hash BLOB NOT NULL UNIQUE,
+    workspace_id  INTEGER NOT NULL REFERENCES workspaces(id),
+    time_ns       INTEGER NOT NULL,     -- recorded time (--time or start)
+    started_ns    INTEGER NOT NULL,     -- wall clock when the walk began
+    finished_ns   INTEGER NOT NULL,
+    root_tree_id  INTEGER NOT NULL REFERENCES blobs(id),
+    files         INTEGER NOT NULL,
+    dirs          INTEGER NOT NULL,
+    symlinks      INTEGER NOT NULL,
+    size_bytes    INTEGER NOT NULL,     -- logical bytes of all files
+    bytes_added   INTEGER NOT NULL,     -- pack bytes this snapshot added
+    bytes_read    INTEGER NOT NULL,     -- workspace bytes read to make it
+    skipped       INTEGER NOT NULL,     -- unreadable / vanished entries
+    special       INTEGER NOT NULL,     -- FIFOs, sockets, devices skipped
+    excluded      INTEGER NOT NULL      -- entries matched by an exclude
+);
+CREATE INDEX snapshots_by_time ON snapshots(workspace_id, time_ns);
+
+CREATE TABLE snapshot_skips (
+    snapshot_id INTEGER NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE,
+    path        BLOB NOT NULL,
+    reason      TEXT NOT NULL
+);
+CREATE INDEX snapshot_skips_by_snapshot ON snapshot_skips(snapshot_id);
+
+-- One row per `wsnap snapshot` run, for monitoring.
+CREATE TABLE runs (
+    id                 INTEGER PRIMARY KEY,
+    started_ns         INTEGER NOT NULL,
+    finished_ns        INTEGER NOT NULL,
+    workspaces_ok      INTEGER NOT NULL,
+    workspaces_failed  INTEGER NOT NULL,
+    entries_skipped    INTEGER NOT NULL,
+    error              TEXT
+);
+"#;

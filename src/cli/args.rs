@@ -1,0 +1,173 @@
+//! Command-line flags and environment, turned into library options here and
+//! nowhere else.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use wsnap::restore::Selector;
+use wsnap::{timespec, Error, Result, WorkspaceName};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "wsnap",
+    version,
+    about = "Deduplicating snapshots of research workspaces (<root>/<user>/<project>/)",
+    after_help = "Exit codes: 0 ok; 1 finished with failures (a workspace, file or restored file); \
+                  2 bad input; 3 store missing, foreign or damaged; 4 writing failed (disk full, I/O); \
+                  75 store locked by another run."
+)]
+pub struct Cli {
+    /// Store directory
+    #[arg(
+        long,
+        global = true,
+        env = "SCITEX_BACKUP_ROOT",
+        default_value = "/app/backups/snapshots"
+    )]
+    pub store: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create an empty store (idempotent)
+    Init,
+    /// Snapshot every workspace under the root (or the ones named)
+    Snapshot(SnapshotArgs),
+    /// List snapshots: id, time, files, size, bytes added
+    List {
+        /// Only this workspace (USER/PROJECT)
+        workspace: Option<OsString>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the entries of a directory (or the root) of a snapshot
+    Ls {
+        /// USER/PROJECT
+        workspace: OsString,
+        #[command(flatten)]
+        which: Which,
+        /// Directory or file inside the snapshot
+        path: Option<OsString>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore a snapshot (or a path in it) into a directory
+    Restore {
+        /// USER/PROJECT
+        workspace: OsString,
+        #[command(flatten)]
+        which: Which,
+        /// Target directory: absent or empty unless --overwrite
+        #[arg(long)]
+        to: PathBuf,
+        /// Restore only this path (created inside the target under its name)
+        #[arg(long)]
+        path: Option<OsString>,
+        /// Restore into a non-empty target, replacing conflicting entries
+        #[arg(long)]
+        overwrite: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct SnapshotArgs {
+    /// Workspace root holding <user>/<project>/ directories
+    #[arg(long, env = "SCITEX_WORKSPACE_ROOT", default_value = "/app/data/users")]
+    pub root: PathBuf,
+    /// Only this workspace (USER/PROJECT); repeatable
+    #[arg(long = "workspace", value_name = "USER/PROJECT")]
+    pub workspaces: Vec<OsString>,
+    /// Extra exclude pattern (gitignore syntax); repeatable
+    #[arg(long = "exclude", value_name = "PATTERN")]
+    pub excludes: Vec<String>,
+    /// Record this snapshot time instead of now (see TIME formats in `ls --help`)
+    #[arg(long)]
+    pub time: Option<String>,
+    /// Wait this long for another run's lock (e.g. 30s, 5m), then exit 75
+    #[arg(long, default_value = "0s")]
+    pub lock_wait: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Which snapshot: `--at TIME` or `--snapshot ID`.
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+pub struct Which {
+    /// Newest snapshot at or before TIME: 'YYYY-mm-dd HH:MM[:SS]' (local), RFC 3339,
+    /// YYYYmmdd_HHMMSS, or 'latest'
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    /// Snapshot id (or unique prefix of at least 4 hex digits)
+    #[arg(long, value_name = "ID")]
+    pub snapshot: Option<String>,
+}
+
+impl Which {
+    pub fn selector(&self) -> Result<Selector> {
+        match (&self.at, &self.snapshot) {
+            (Some(t), _) => Ok(Selector::Time(timespec::parse(t)?)),
+            (None, Some(id)) => Ok(Selector::Id(id.clone())),
+            (None, None) => Err(Error::Invalid {
+                what: "arguments",
+                detail: "give --at TIME or --snapshot ID".into(),
+            }),
+        }
+    }
+}
+
+pub fn workspace(s: &OsString) -> Result<WorkspaceName> {
+    WorkspaceName::parse(s)
+}
+
+pub fn path_bytes(p: &Option<OsString>) -> Option<Vec<u8>> {
+    p.as_ref().map(|p| p.as_bytes().to_vec())
+}
+
+impl SnapshotArgs {
+    pub fn options(&self) -> Result<wsnap::snapshot::SnapshotOptions> {
+        let time_ns = match &self.time {
+            None => None,
+            Some(t) => match timespec::parse(t)? {
+                timespec::TimeSpec::At(ns) => Some(ns),
+                timespec::TimeSpec::Latest => {
+                    return Err(Error::Invalid {
+                        what: "time",
+                        detail: "--time needs a point in time, not 'latest'".into(),
+                    })
+                }
+            },
+        };
+        Ok(wsnap::snapshot::SnapshotOptions {
+            root: self.root.clone(),
+            workspaces: self
+                .workspaces
+                .iter()
+                .map(workspace)
+                .collect::<Result<_>>()?,
+            excludes: self.excludes.clone(),
+            time_ns,
+            lock_wait: parse_duration(&self.lock_wait)?,
+        })
+    }
+}
+
+pub fn parse_duration(s: &str) -> Result<Duration> {
+    let t = s.trim();
+    if let Ok(secs) = t.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(t).map_err(|e| Error::Invalid {
+        what: "duration",
+        detail: format!("{s:?}: {e} (e.g. 30s, 5m, 1h)"),
+    })
+}

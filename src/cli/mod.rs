@@ -1,0 +1,325 @@
+//! Subcommand dispatch: options in, library calls, results out, one exit code.
+
+mod args;
+mod output;
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use wsnap::restore::{self, RestoreOptions};
+use wsnap::snapshot::{self, WorkspaceOutcome};
+use wsnap::tree::EntryKind;
+use wsnap::{timespec, Error, InitOutcome, Result, Store};
+
+use args::{Cli, Command};
+use output::{exit, lossy, size};
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let _ = writeln!(io::stderr(), "wsnap: error: {e}");
+            ExitCode::from(output::code_for(e.kind()))
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<u8> {
+    let store_dir = cli.store.as_path();
+    match &cli.command {
+        Command::Init => {
+            match Store::init(store_dir)? {
+                InitOutcome::Created => println!("created store {}", store_dir.display()),
+                InitOutcome::AlreadyExists => {
+                    println!(
+                        "store {} already exists; nothing to do",
+                        store_dir.display()
+                    )
+                }
+            }
+            Ok(exit::OK)
+        }
+        Command::Snapshot(a) => {
+            let opts = a.options()?;
+            let store = match Store::open(store_dir) {
+                Ok(s) => s,
+                Err(Error::NoStore { .. }) => {
+                    Store::init(store_dir)?;
+                    eprintln!("wsnap: created new store {}", store_dir.display());
+                    Store::open(store_dir)?
+                }
+                Err(e) => return Err(e),
+            };
+            let t0 = std::time::Instant::now();
+            let report = snapshot::run(&store, &opts)?;
+            let secs = t0.elapsed().as_secs_f64();
+            print_snapshot_report(&report, a.json, secs);
+            Ok(if report.all_ok() {
+                exit::OK
+            } else {
+                exit::PARTIAL
+            })
+        }
+        Command::List { workspace, json } => {
+            let store = Store::open(store_dir)?;
+            let ws = workspace.as_ref().map(args::workspace).transpose()?;
+            let rows = store.catalog(false)?.snapshots(ws.as_ref())?;
+            if let (Some(ws), true) = (&ws, rows.is_empty()) {
+                return Err(Error::NotFound(format!("no snapshots of workspace {ws}")));
+            }
+            if *json {
+                output::print_json(&serde_json::Value::Array(
+                    rows.iter().map(output::snapshot_json).collect(),
+                ));
+            } else {
+                let mut out = io::stdout().lock();
+                let _ = writeln!(
+                    out,
+                    "{:<8}  {:<19}  {:<24}  {:>8}  {:>10}  {:>10}",
+                    "ID", "TIME", "WORKSPACE", "FILES", "SIZE", "ADDED"
+                );
+                for s in &rows {
+                    let _ = writeln!(
+                        out,
+                        "{:<8}  {:<19}  {:<24}  {:>8}  {:>10}  {:>10}",
+                        s.id.0.short(),
+                        timespec::format_local(s.time_ns),
+                        s.workspace.to_string(),
+                        s.stats.files,
+                        size(s.stats.size_bytes),
+                        size(s.stats.bytes_added)
+                    );
+                }
+            }
+            Ok(exit::OK)
+        }
+        Command::Ls {
+            workspace,
+            which,
+            path,
+            json,
+        } => {
+            let ws = args::workspace(workspace)?;
+            let sel = which.selector()?;
+            let store = Store::open(store_dir)?;
+            let cat = store.catalog(false)?;
+            let snap = restore::select(&cat, &ws, &sel)?;
+            let p = args::path_bytes(path).unwrap_or_default();
+            let entries = restore::list_entries(&store, &cat, &snap, &p)?;
+            if *json {
+                let list: Vec<_> = entries
+                    .iter()
+                    .map(|e| {
+                        let (kind, target) = match &e.kind {
+                            EntryKind::File { .. } => ("file", None),
+                            EntryKind::Dir { .. } => ("dir", None),
+                            EntryKind::Symlink { target } => ("symlink", Some(lossy(target))),
+                        };
+                        serde_json::json!({
+                            "name": lossy(&e.name),
+                            "type": kind,
+                            "mode": format!("{:04o}", e.mode),
+                            "size": e.size,
+                            "mtime": timespec::format_rfc3339(e.mtime_ns),
+                            "uid": e.uid,
+                            "gid": e.gid,
+                            "target": target,
+                        })
+                    })
+                    .collect();
+                output::print_json(&serde_json::json!({
+                    "snapshot": output::snapshot_json(&snap),
+                    "path": lossy(&p),
+                    "entries": list,
+                }));
+            } else {
+                let mut out = io::stdout().lock();
+                for e in &entries {
+                    let (k, sz, suffix) = match &e.kind {
+                        EntryKind::File { .. } => ('-', size(e.size), String::new()),
+                        EntryKind::Dir { .. } => ('d', "-".into(), "/".into()),
+                        EntryKind::Symlink { target } => {
+                            ('l', "-".into(), format!(" -> {}", lossy(target)))
+                        }
+                    };
+                    let _ = writeln!(
+                        out,
+                        "{}  {:>10}  {}  {}{}",
+                        output::mode_string(k, e.mode),
+                        sz,
+                        timespec::format_local(e.mtime_ns),
+                        lossy(&e.name),
+                        suffix
+                    );
+                }
+            }
+            Ok(exit::OK)
+        }
+        Command::Restore {
+            workspace,
+            which,
+            to,
+            path,
+            overwrite,
+            json,
+        } => {
+            let ws = args::workspace(workspace)?;
+            let sel = which.selector()?;
+            let store = Store::open(store_dir)?;
+            let snap = restore::select(&store.catalog(false)?, &ws, &sel)?;
+            let opts = RestoreOptions {
+                target: to.clone(),
+                path: args::path_bytes(path),
+                overwrite: *overwrite,
+            };
+            let t0 = std::time::Instant::now();
+            let r = restore::restore(&store, &snap, &opts)?;
+            let secs = t0.elapsed().as_secs_f64();
+            if *json {
+                output::print_json(&serde_json::json!({
+                    "snapshot": output::snapshot_json(&snap),
+                    "target": to.display().to_string(),
+                    "files": r.files,
+                    "dirs": r.dirs,
+                    "symlinks": r.symlinks,
+                    "bytes": r.bytes,
+                    "seconds": secs,
+                    "damaged": r.damaged.iter().map(|(p, why)| serde_json::json!({"path": lossy(p), "reason": why})).collect::<Vec<_>>(),
+                }));
+            } else {
+                for (p, why) in &r.damaged {
+                    eprintln!("wsnap: damaged: {}: {why}", lossy(p));
+                }
+                println!(
+                    "restored {} snapshot {} ({}) into {}: {} files, {} dirs, {} symlinks, {} in {:.1} s{}",
+                    ws,
+                    snap.id.0.short(),
+                    timespec::format_local(snap.time_ns),
+                    to.display(),
+                    r.files,
+                    r.dirs,
+                    r.symlinks,
+                    size(r.bytes),
+                    secs,
+                    if r.damaged.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; {} paths damaged (listed above)", r.damaged.len())
+                    }
+                );
+            }
+            Ok(if r.damaged.is_empty() {
+                exit::OK
+            } else {
+                exit::PARTIAL
+            })
+        }
+    }
+}
+
+fn print_snapshot_report(report: &snapshot::RunReport, json: bool, secs: f64) {
+    let (mut ok, mut failed, mut files, mut bytes, mut added, mut skipped) =
+        (0, 0, 0u64, 0u64, 0u64, 0usize);
+    for w in &report.workspaces {
+        match &w.outcome {
+            WorkspaceOutcome::Committed { row, skips } => {
+                ok += 1;
+                files += row.stats.files;
+                bytes += row.stats.size_bytes;
+                added += row.stats.bytes_added;
+                skipped += skips.iter().filter(|s| s.missing).count();
+            }
+            WorkspaceOutcome::Failed { .. } => failed += 1,
+        }
+    }
+    if json {
+        let list: Vec<_> = report
+            .workspaces
+            .iter()
+            .map(|w| match &w.outcome {
+                WorkspaceOutcome::Committed { row, skips } => {
+                    let mut v = output::snapshot_json(row);
+                    v["status"] = "ok".into();
+                    v["skips"] = skips
+                        .iter()
+                        .map(|s| serde_json::json!({"path": lossy(&s.path), "reason": s.reason, "missing": s.missing}))
+                        .collect::<Vec<_>>()
+                        .into();
+                    v
+                }
+                WorkspaceOutcome::Failed { reason } => serde_json::json!({
+                    "user": lossy(&w.workspace.user),
+                    "project": lossy(&w.workspace.project),
+                    "status": "failed",
+                    "error": reason,
+                }),
+            })
+            .collect();
+        output::print_json(&serde_json::json!({
+            "ok": report.all_ok(),
+            "started": timespec::format_rfc3339(report.started_ns),
+            "finished": timespec::format_rfc3339(report.finished_ns),
+            "seconds": secs,
+            "workspaces": list,
+            "summary": {
+                "workspaces": report.workspaces.len(),
+                "ok": ok,
+                "failed": failed,
+                "entries_skipped": skipped,
+                "files": files,
+                "size_bytes": bytes,
+                "bytes_added": added,
+            },
+        }));
+        return;
+    }
+    let mut out = io::stdout().lock();
+    for w in &report.workspaces {
+        match &w.outcome {
+            WorkspaceOutcome::Committed { row, skips } => {
+                let _ = writeln!(
+                    out,
+                    "ok      {}  snapshot {}  files {}  size {}  new {}  read {}{}",
+                    w.workspace,
+                    row.id.0.short(),
+                    row.stats.files,
+                    size(row.stats.size_bytes),
+                    size(row.stats.bytes_added),
+                    size(row.stats.bytes_read),
+                    if row.stats.special > 0 {
+                        format!("  special files skipped {}", row.stats.special)
+                    } else {
+                        String::new()
+                    }
+                );
+                for s in skips {
+                    let _ = writeln!(
+                        out,
+                        "  {} {}: {}",
+                        if s.missing { "skipped" } else { "warning" },
+                        lossy(&s.path),
+                        s.reason
+                    );
+                }
+            }
+            WorkspaceOutcome::Failed { reason } => {
+                let _ = writeln!(out, "failed  {}  {}", w.workspace, reason);
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "summary: {} workspaces, {} ok, {} failed, {} entries skipped; {} files, {}, {} new, {:.2} s",
+        report.workspaces.len(),
+        ok,
+        failed,
+        skipped,
+        files,
+        size(bytes),
+        size(added),
+        secs
+    );
+}

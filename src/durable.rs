@@ -1,0 +1,54 @@
+//! The only home of fsync, rename and directory fsync.
+//!
+//! Every durability step of the store goes through here so a reviewer can see
+//! the crash order in one place. The rule for new files is always:
+//! write to a temporary name → fsync the file → rename to the final name →
+//! fsync the directory. A crash before the rename leaves a temporary file that
+//! the next writer removes; a crash after it leaves a complete file.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+/// Mode of every directory in the store: it holds every user's data.
+pub const DIR_MODE: u32 = 0o700;
+/// Mode of every file in the store.
+pub const FILE_MODE: u32 = 0o600;
+
+/// Create `path` (and missing parents) with mode 0700, whatever the umask.
+pub fn create_private_dir(path: &Path) -> io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(path)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(DIR_MODE))
+}
+
+/// Create a new file that must not exist yet, mode 0600 whatever the umask.
+pub fn create_private_file(path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .write(true)
+        .read(true)
+        .create_new(true)
+        .mode(FILE_MODE)
+        .open(path)?;
+    file.set_permissions(fs::Permissions::from_mode(FILE_MODE))?;
+    Ok(file)
+}
+
+/// Make a finished temporary file permanent under `final_path`.
+///
+/// Crash order: data fsync → rename → directory fsync. A crash before the
+/// rename leaves only the temporary file (garbage, removed later); after it,
+/// the complete file.
+pub fn commit_file(file: &File, tmp_path: &Path, final_path: &Path) -> io::Result<()> {
+    file.sync_all()?;
+    fs::rename(tmp_path, final_path)?;
+    sync_dir(final_path.parent().unwrap_or(Path::new(".")))
+}
+
+/// fsync a directory so a rename or unlink inside it is durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}

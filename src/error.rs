@@ -1,0 +1,144 @@
+//! The library's error type.
+//!
+//! Every variant carries the thing it is about (a path, an id, a name) so the
+//! CLI can print one line that names it and says what to do. The CLI maps
+//! [`Error::kind`] to exit codes in one place; the library never exits.
+//!
+//! Two families are kept apart on purpose: a failure *reading a workspace*
+//! (a user's file vanished, is unreadable) is data recorded in the run report,
+//! never an `Error`; a failure *writing the store* ([`Error::StoreWrite`]) ends
+//! the run at once, with nothing half-written referenced by the catalog.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Result alias used throughout the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Coarse classification of errors, for exit codes and scripting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The user gave something invalid or asked for something that does not exist.
+    Input,
+    /// The store is missing, not a store, of another version, or damaged.
+    Store,
+    /// Writing the store or a restore target failed (full disk, I/O error).
+    Write,
+    /// Another process holds the store lock.
+    Locked,
+}
+
+/// Everything that can go wrong in the library.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A path exists but is not a wsnap store; we never write into it.
+    #[error("{path} exists but is not a wsnap store ({reason}); refusing to touch it. Pick an empty or absent directory for a new store")]
+    NotAStore { path: PathBuf, reason: String },
+
+    /// No store at the path.
+    #[error("no wsnap store at {path}: create it with `wsnap --store {path} init`")]
+    NoStore { path: PathBuf },
+
+    /// The store was written by a wsnap with another format version.
+    #[error(
+        "store {path} has format version {found}; this wsnap reads version {supported}. {hint}"
+    )]
+    UnsupportedVersion {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+        hint: &'static str,
+    },
+
+    /// Another process holds the store lock.
+    #[error(
+        "store {path} is locked by another wsnap run ({holder}); wait for it or pass --lock-wait"
+    )]
+    Locked { path: PathBuf, holder: String },
+
+    /// Writing to the store failed. The run stops; nothing half-written is referenced.
+    #[error("writing the store failed at {path}: {source}{}", disk_hint(source))]
+    StoreWrite { path: PathBuf, source: io::Error },
+
+    /// Reading the store's own files failed.
+    #[error("reading the store failed at {path}: {source}")]
+    StoreRead { path: PathBuf, source: io::Error },
+
+    /// Bytes from the store do not decode or do not match their id.
+    #[error("store data is corrupt: {what}. Run `wsnap check` to see what it affects")]
+    Corrupt { what: String },
+
+    /// The SQLite catalog reported an error.
+    #[error("catalog {path}: {source}")]
+    Catalog {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+
+    /// Bad user input: a name, a time, a pattern.
+    #[error("invalid {what}: {detail}")]
+    Invalid { what: &'static str, detail: String },
+
+    /// Something the user asked for does not exist (workspace, snapshot, path).
+    #[error("{0}")]
+    NotFound(String),
+
+    /// The restore target cannot be used.
+    #[error("restore target {path}: {reason}")]
+    Target { path: PathBuf, reason: String },
+
+    /// Writing a restored file or directory failed.
+    #[error("restoring into {path} failed: {source}{}", disk_hint(source))]
+    TargetWrite { path: PathBuf, source: io::Error },
+}
+
+fn disk_hint(e: &io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) => " (disk full: free space and run again)",
+        Some(libc::EROFS) => " (read-only file system)",
+        _ => "",
+    }
+}
+
+impl Error {
+    /// The coarse class of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Invalid { .. } | Error::NotFound(_) | Error::Target { .. } => ErrorKind::Input,
+            Error::NotAStore { .. }
+            | Error::NoStore { .. }
+            | Error::UnsupportedVersion { .. }
+            | Error::StoreRead { .. }
+            | Error::Corrupt { .. }
+            | Error::Catalog { .. } => ErrorKind::Store,
+            Error::StoreWrite { .. } | Error::TargetWrite { .. } => ErrorKind::Write,
+            Error::Locked { .. } => ErrorKind::Locked,
+        }
+    }
+
+    pub(crate) fn corrupt(what: impl Into<String>) -> Error {
+        Error::Corrupt { what: what.into() }
+    }
+
+    pub(crate) fn invalid(what: &'static str, detail: impl Into<String>) -> Error {
+        Error::Invalid {
+            what,
+            detail: detail.into(),
+        }
+    }
+
+    pub(crate) fn store_write(path: impl Into<PathBuf>, source: io::Error) -> Error {
+        Error::StoreWrite {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn store_read(path: impl Into<PathBuf>, source: io::Error) -> Error {
+        Error::StoreRead {
+            path: path.into(),
+            source,
+        }
+    }
+}

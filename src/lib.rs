@@ -1,0 +1,60 @@
+//! wsnap: a content-addressed, deduplicating snapshot store for research
+//! workspaces (`<root>/<user>/<project>/`).
+//!
+//! Files are cut into content-defined chunks (FastCDC), named by BLAKE3,
+//! compressed with zstd and appended to immutable pack files; each directory
+//! becomes a canonically encoded tree blob, so an unchanged workspace adds
+//! nothing. A SQLite catalog indexes blobs, trees' references and snapshots.
+//! See `docs/FORMAT.md` for the bytes on disk and `docs/DESIGN.md` for the
+//! data flow and crash order.
+//!
+//! ```no_run
+//! use std::path::Path;
+//! use wsnap::{restore, snapshot, Store, TimeSpec};
+//!
+//! # fn main() -> wsnap::Result<()> {
+//! let store_dir = Path::new("/app/backups/snapshots");
+//! Store::init(store_dir)?;
+//! let store = Store::open(store_dir)?;
+//! let report = snapshot::run(&store, &snapshot::SnapshotOptions {
+//!     root: "/app/data/users".into(),
+//!     workspaces: vec![],
+//!     excludes: vec![],
+//!     time_ns: None,
+//!     lock_wait: std::time::Duration::ZERO,
+//! })?;
+//! assert!(report.all_ok());
+//!
+//! let ws = wsnap::WorkspaceName::new(b"alice", b"thesis")?;
+//! let snap = restore::select(&store.catalog(false)?, &ws, &restore::Selector::Time(TimeSpec::Latest))?;
+//! restore::restore(&store, &snap, &restore::RestoreOptions {
+//!     target: "/tmp/thesis".into(),
+//!     path: None,
+//!     overwrite: false,
+//! })?;
+//! # Ok(()) }
+//! ```
+
+mod codec;
+mod durable;
+mod lock;
+
+pub mod catalog;
+pub mod chunker;
+pub mod error;
+pub mod id;
+pub mod pack;
+pub mod restore;
+pub mod snapshot;
+pub mod store;
+pub mod timespec;
+pub mod tree;
+pub mod walk;
+pub mod workspace;
+
+pub use catalog::{SnapshotRow, SnapshotStats};
+pub use error::{Error, ErrorKind, Result};
+pub use id::{ChunkId, Id, PackId, SnapshotId, TreeId};
+pub use store::{InitOutcome, Store};
+pub use timespec::TimeSpec;
+pub use workspace::WorkspaceName;

@@ -1,0 +1,73 @@
+//! The store lock: one `flock` on `STORE/lock`.
+//!
+//! Writers (`snapshot`, later `prune`/`forget`/`repair`) hold it exclusively
+//! for the whole run. The holder writes its pid and start time into the file
+//! so a second run can say who it is waiting for. The kernel drops the lock
+//! when the process dies, so a crashed run never leaves a stale lock.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::durable::FILE_MODE;
+use crate::error::{Error, Result};
+
+/// Held while the process owns the store for writing; released on drop.
+#[derive(Debug)]
+pub struct LockGuard {
+    _file: File,
+}
+
+fn try_flock(file: &File) -> std::io::Result<bool> {
+    // SAFETY: flock on a valid, owned file descriptor.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(false)
+    } else {
+        Err(e)
+    }
+}
+
+/// Take the exclusive lock on `lock_path`, waiting up to `wait`.
+pub fn exclusive(lock_path: &Path, wait: Duration, holder_note: &str) -> Result<LockGuard> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(FILE_MODE)
+        .open(lock_path)
+        .map_err(|e| Error::store_write(lock_path, e))?;
+    let deadline = Instant::now() + wait;
+    loop {
+        if try_flock(&file).map_err(|e| Error::store_write(lock_path, e))? {
+            break;
+        }
+        if Instant::now() >= deadline {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            return Err(Error::Locked {
+                path: lock_path.parent().map(PathBuf::from).unwrap_or_default(),
+                holder: if holder.is_empty() {
+                    "holder unknown".into()
+                } else {
+                    holder.to_string()
+                },
+            });
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Best effort: the note is for people, the flock is the lock.
+    let _ = file.set_len(0);
+    let _ = file.seek(SeekFrom::Start(0));
+    let _ = writeln!(file, "pid {} {}", std::process::id(), holder_note);
+    Ok(LockGuard { _file: file })
+}

@@ -1,0 +1,309 @@
+//! The pack byte format, version 1 (all integers little-endian).
+//!
+//! ```text
+//! pack    := header record* footer
+//! header  := "WSNAPPK\0" u32:version=1 u32:reserved=0            (16 bytes)
+//! record  := rheader payload[stored_len]
+//! rheader := u8:kind u8:compression u16:reserved=0 u32:raw_len
+//!            u32:stored_len id[32] u32:check                      (48 bytes)
+//!            check = first 4 bytes (LE u32) of BLAKE3(rheader[0..44])
+//! footer  := "WSNAPEND" u64:record_count pack_id[32]              (48 bytes)
+//!            pack_id = BLAKE3(every byte before the footer) = file name
+//! ```
+//!
+//! A record describes itself, so the catalog's blob index can be rebuilt from
+//! the packs alone ([`scan`]). `id` is BLAKE3 of the *uncompressed* payload
+//! and is verified on every read ([`decode_payload`]).
+
+use crate::codec::{Reader, Writer};
+use crate::error::{Error, Result};
+use crate::id::{Id, PackId};
+
+pub const PACK_MAGIC: &[u8; 8] = b"WSNAPPK\0";
+pub const FOOTER_MAGIC: &[u8; 8] = b"WSNAPEND";
+/// Version 1: the first pack format.
+pub const PACK_VERSION: u32 = 1;
+pub const HEADER_BYTES: usize = 16;
+pub const RECORD_HEADER_BYTES: usize = 48;
+pub const FOOTER_BYTES: usize = 48;
+/// Largest blob (raw or stored) a record may claim; bounds allocations on read.
+pub const MAX_BLOB_BYTES: u32 = 1 << 30;
+
+/// What a blob is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BlobKind {
+    Chunk = 1,
+    Tree = 2,
+}
+
+impl BlobKind {
+    pub fn from_code(c: u8) -> Option<BlobKind> {
+        match c {
+            1 => Some(BlobKind::Chunk),
+            2 => Some(BlobKind::Tree),
+            _ => None,
+        }
+    }
+}
+
+/// How a payload is stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    None = 0,
+    Zstd = 1,
+}
+
+/// The self-describing header in front of every payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordHeader {
+    pub kind: BlobKind,
+    pub compression: Compression,
+    pub raw_len: u32,
+    pub stored_len: u32,
+    pub id: Id,
+}
+
+fn check_of(bytes: &[u8]) -> u32 {
+    let h = blake3::hash(bytes);
+    let b = h.as_bytes();
+    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+}
+
+impl RecordHeader {
+    pub fn encode(&self) -> [u8; RECORD_HEADER_BYTES] {
+        let mut w = Writer::with_capacity(RECORD_HEADER_BYTES);
+        w.u8(self.kind as u8);
+        w.u8(self.compression as u8);
+        w.u16(0);
+        w.u32(self.raw_len);
+        w.u32(self.stored_len);
+        w.id(&self.id);
+        let check = check_of(&w.buf);
+        w.u32(check);
+        w.buf.try_into().expect("record header is 48 bytes")
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<RecordHeader> {
+        let mut r = Reader::new(bytes, "pack record header");
+        let kind_code = r.u8()?;
+        let comp_code = r.u8()?;
+        let reserved = r.u16()?;
+        let raw_len = r.u32()?;
+        let stored_len = r.u32()?;
+        let id = r.id()?;
+        let check = r.u32()?;
+        if check != check_of(&bytes[..RECORD_HEADER_BYTES - 4]) {
+            return Err(Error::corrupt("pack record header checksum mismatch"));
+        }
+        let kind = BlobKind::from_code(kind_code)
+            .ok_or_else(|| Error::corrupt(format!("unknown blob kind {kind_code}")))?;
+        let compression = match comp_code {
+            0 => Compression::None,
+            1 => Compression::Zstd,
+            c => return Err(Error::corrupt(format!("unknown compression {c}"))),
+        };
+        if reserved != 0 {
+            return Err(Error::corrupt("pack record reserved field is not zero"));
+        }
+        if raw_len > MAX_BLOB_BYTES || stored_len > MAX_BLOB_BYTES {
+            return Err(Error::corrupt(format!(
+                "pack record claims {raw_len} raw / {stored_len} stored bytes"
+            )));
+        }
+        if compression == Compression::None && raw_len != stored_len {
+            return Err(Error::corrupt(
+                "uncompressed record with raw_len != stored_len",
+            ));
+        }
+        Ok(RecordHeader {
+            kind,
+            compression,
+            raw_len,
+            stored_len,
+            id,
+        })
+    }
+}
+
+pub fn encode_pack_header() -> [u8; HEADER_BYTES] {
+    let mut w = Writer::with_capacity(HEADER_BYTES);
+    w.bytes(PACK_MAGIC);
+    w.u32(PACK_VERSION);
+    w.u32(0);
+    w.buf.try_into().expect("pack header is 16 bytes")
+}
+
+pub fn decode_pack_header(bytes: &[u8]) -> Result<()> {
+    let mut r = Reader::new(bytes, "pack header");
+    if r.take(8)? != PACK_MAGIC {
+        return Err(Error::corrupt("not a wsnap pack (bad magic)"));
+    }
+    let version = r.u32()?;
+    if version != PACK_VERSION {
+        return Err(Error::corrupt(format!(
+            "pack version {version}, this wsnap reads {PACK_VERSION}"
+        )));
+    }
+    Ok(())
+}
+
+/// The pack trailer: how many records, and the pack's own id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Footer {
+    pub record_count: u64,
+    pub pack_id: PackId,
+}
+
+impl Footer {
+    pub fn encode(&self) -> [u8; FOOTER_BYTES] {
+        let mut w = Writer::with_capacity(FOOTER_BYTES);
+        w.bytes(FOOTER_MAGIC);
+        w.u64(self.record_count);
+        w.id(&self.pack_id.0);
+        w.buf.try_into().expect("footer is 48 bytes")
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Footer> {
+        let mut r = Reader::new(bytes, "pack footer");
+        if r.take(8)? != FOOTER_MAGIC {
+            return Err(Error::corrupt("pack footer missing (truncated pack?)"));
+        }
+        let record_count = r.u64()?;
+        let pack_id = PackId(r.id()?);
+        r.finish()?;
+        Ok(Footer {
+            record_count,
+            pack_id,
+        })
+    }
+}
+
+/// Compress `raw` with zstd at `level`; keep it raw unless that saves at
+/// least 1/32 of the bytes (decompression is not free).
+pub fn compress(raw: &[u8], level: i32) -> (Compression, Vec<u8>) {
+    if raw.len() >= 64 {
+        if let Ok(z) = zstd::bulk::compress(raw, level) {
+            if z.len() <= raw.len() - raw.len() / 32 {
+                return (Compression::Zstd, z);
+            }
+        }
+    }
+    (Compression::None, raw.to_vec())
+}
+
+/// Turn a stored payload back into the blob's bytes and verify its id.
+pub fn decode_payload(header: &RecordHeader, stored: &[u8]) -> Result<Vec<u8>> {
+    if stored.len() != header.stored_len as usize {
+        return Err(Error::corrupt(format!(
+            "blob {}: {} stored bytes, header says {}",
+            header.id,
+            stored.len(),
+            header.stored_len
+        )));
+    }
+    let raw = match header.compression {
+        Compression::None => stored.to_vec(),
+        Compression::Zstd => {
+            let raw = zstd::bulk::decompress(stored, header.raw_len as usize)
+                .map_err(|e| Error::corrupt(format!("blob {}: zstd: {e}", header.id)))?;
+            if raw.len() != header.raw_len as usize {
+                return Err(Error::corrupt(format!(
+                    "blob {}: decompressed to {} bytes, header says {}",
+                    header.id,
+                    raw.len(),
+                    header.raw_len
+                )));
+            }
+            raw
+        }
+    };
+    header.id.verify(&raw)?;
+    Ok(raw)
+}
+
+/// Every record of a whole pack file, with its offset, after checking the
+/// header, the footer and the pack id. Used to verify packs and to rebuild
+/// the catalog from packs. Payloads are not decompressed here.
+pub fn scan(bytes: &[u8]) -> Result<(PackId, Vec<(u64, RecordHeader)>)> {
+    if bytes.len() < HEADER_BYTES + FOOTER_BYTES {
+        return Err(Error::corrupt(format!(
+            "pack of {} bytes is too short",
+            bytes.len()
+        )));
+    }
+    decode_pack_header(&bytes[..HEADER_BYTES])?;
+    let body_end = bytes.len() - FOOTER_BYTES;
+    let footer = Footer::decode(&bytes[body_end..])?;
+    let actual = PackId(Id::of(&bytes[..body_end]));
+    if actual != footer.pack_id {
+        return Err(Error::corrupt(format!(
+            "pack {} content hashes to {}",
+            footer.pack_id, actual
+        )));
+    }
+    let mut records = Vec::new();
+    let mut pos = HEADER_BYTES;
+    while pos < body_end {
+        if body_end - pos < RECORD_HEADER_BYTES {
+            return Err(Error::corrupt(format!("pack record header cut at {pos}")));
+        }
+        let h = RecordHeader::decode(&bytes[pos..pos + RECORD_HEADER_BYTES])?;
+        let payload_end = pos + RECORD_HEADER_BYTES + h.stored_len as usize;
+        if payload_end > body_end {
+            return Err(Error::corrupt(format!("pack record payload cut at {pos}")));
+        }
+        records.push((pos as u64, h));
+        pos = payload_end;
+    }
+    if records.len() as u64 != footer.record_count {
+        return Err(Error::corrupt(format!(
+            "pack has {} records, footer says {}",
+            records.len(),
+            footer.record_count
+        )));
+    }
+    Ok((footer.pack_id, records))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn record_header_round_trip(kind in 1u8..=2, z in any::<bool>(), raw_len in 0u32..MAX_BLOB_BYTES, id in any::<[u8; 32]>()) {
+            let compression = if z { Compression::Zstd } else { Compression::None };
+            let stored_len = if z { raw_len / 2 } else { raw_len };
+            let h = RecordHeader { kind: BlobKind::from_code(kind).unwrap(), compression, raw_len, stored_len, id: Id(id) };
+            prop_assert_eq!(RecordHeader::decode(&h.encode()).unwrap(), h);
+        }
+
+        #[test]
+        fn compress_round_trip(raw in proptest::collection::vec(any::<u8>(), 0..5000), repeat in 1usize..4) {
+            let raw: Vec<u8> = raw.iter().copied().cycle().take(raw.len() * repeat).collect();
+            let (compression, stored) = compress(&raw, 3);
+            let h = RecordHeader { kind: BlobKind::Chunk, compression, raw_len: raw.len() as u32, stored_len: stored.len() as u32, id: Id::of(&raw) };
+            prop_assert_eq!(decode_payload(&h, &stored).unwrap(), raw);
+        }
+
+        #[test]
+        fn scan_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let _ = scan(&bytes);
+        }
+    }
+
+    #[test]
+    fn flipped_header_bit_is_detected() {
+        let h = RecordHeader {
+            kind: BlobKind::Tree,
+            compression: Compression::None,
+            raw_len: 10,
+            stored_len: 10,
+            id: Id::of(b"x"),
+        };
+        let mut b = h.encode();
+        b[5] ^= 1;
+        assert!(RecordHeader::decode(&b).is_err());
+    }
+}

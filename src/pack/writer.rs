@@ -1,0 +1,195 @@
+//! Appends records to one open pack and seals it durably.
+//!
+//! Owned by the single writer thread of a run (no lock around it). A pack is
+//! written under `tmp/`, and [`PackWriter::seal`] makes it permanent with the
+//! crash order of `durable.rs`: footer → fsync → rename into
+//! `packs/xx/<id>.pack` → directory fsync. Only after `seal` returns may the
+//! catalog reference its blobs. After any write error the writer latches
+//! failed and refuses further work: we never retry a failed write or fsync.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::durable;
+use crate::error::{Error, Result};
+use crate::id::{Id, PackId};
+use crate::pack::format::{self, Footer, RecordHeader, HEADER_BYTES};
+use crate::pack::pack_path;
+
+/// A pack that is on disk for good, with what it holds.
+#[derive(Debug)]
+pub struct SealedPack {
+    pub id: PackId,
+    pub size_bytes: u64,
+    /// (offset of the record header, header), in file order.
+    pub records: Vec<(u64, RecordHeader)>,
+}
+
+struct OpenPack {
+    file: BufWriter<File>,
+    tmp_path: PathBuf,
+    hasher: blake3::Hasher,
+    len: u64,
+    records: Vec<(u64, RecordHeader)>,
+}
+
+/// Writer of new packs.
+pub struct PackWriter {
+    tmp_dir: PathBuf,
+    packs_dir: PathBuf,
+    open: Option<OpenPack>,
+    failed: bool,
+}
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl PackWriter {
+    pub fn new(tmp_dir: &Path, packs_dir: &Path) -> PackWriter {
+        PackWriter {
+            tmp_dir: tmp_dir.to_path_buf(),
+            packs_dir: packs_dir.to_path_buf(),
+            open: None,
+            failed: false,
+        }
+    }
+
+    /// Bytes in the open pack (0 when none is open).
+    pub fn len_bytes(&self) -> u64 {
+        self.open.as_ref().map_or(0, |p| p.len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.open.as_ref().is_none_or(|p| p.records.is_empty())
+    }
+
+    fn check_not_failed(&self) -> Result<()> {
+        if self.failed {
+            Err(Error::store_write(
+                &self.tmp_dir,
+                std::io::Error::other("an earlier write to the store failed; run stopped"),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn open_pack(&mut self) -> Result<&mut OpenPack> {
+        if self.open.is_none() {
+            let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+            let tmp_path = self
+                .tmp_dir
+                .join(format!("pack-{}-{n}.tmp", std::process::id()));
+            let file = durable::create_private_file(&tmp_path)
+                .map_err(|e| Error::store_write(&tmp_path, e))?;
+            let mut pack = OpenPack {
+                file: BufWriter::with_capacity(1 << 20, file),
+                tmp_path,
+                hasher: blake3::Hasher::new(),
+                len: 0,
+                records: Vec::new(),
+            };
+            let header = format::encode_pack_header();
+            write_hashed(&mut pack, &header)?;
+            self.open = Some(pack);
+        }
+        Ok(self.open.as_mut().expect("just opened"))
+    }
+
+    /// Append one record; returns the offset of its header.
+    pub fn append(&mut self, header: RecordHeader, payload: &[u8]) -> Result<u64> {
+        self.check_not_failed()?;
+        debug_assert_eq!(payload.len(), header.stored_len as usize);
+        let result = (|| {
+            let pack = self.open_pack()?;
+            let offset = pack.len;
+            write_hashed(pack, &header.encode())?;
+            write_hashed(pack, payload)?;
+            pack.records.push((offset, header));
+            Ok(offset)
+        })();
+        if result.is_err() {
+            self.fail();
+        }
+        result
+    }
+
+    /// Seal the open pack, if it holds any record, and make it durable.
+    pub fn seal(&mut self) -> Result<Option<SealedPack>> {
+        self.check_not_failed()?;
+        if self.is_empty() {
+            return Ok(None);
+        }
+        let pack = self.open.take().expect("non-empty pack is open");
+        let result = seal_pack(pack, &self.packs_dir);
+        if result.is_err() {
+            self.failed = true;
+        }
+        result.map(Some)
+    }
+
+    fn fail(&mut self) {
+        self.failed = true;
+        if let Some(p) = self.open.take() {
+            let _ = std::fs::remove_file(&p.tmp_path);
+        }
+    }
+}
+
+impl Drop for PackWriter {
+    fn drop(&mut self) {
+        // An unsealed pack is garbage: nothing references it.
+        if let Some(p) = self.open.take() {
+            let _ = std::fs::remove_file(&p.tmp_path);
+        }
+    }
+}
+
+fn write_hashed(pack: &mut OpenPack, bytes: &[u8]) -> Result<()> {
+    pack.file
+        .write_all(bytes)
+        .map_err(|e| Error::store_write(&pack.tmp_path, e))?;
+    pack.hasher.update(bytes);
+    pack.len += bytes.len() as u64;
+    Ok(())
+}
+
+fn seal_pack(mut pack: OpenPack, packs_dir: &Path) -> Result<SealedPack> {
+    let id = PackId(Id(*pack.hasher.finalize().as_bytes()));
+    let footer = Footer {
+        record_count: pack.records.len() as u64,
+        pack_id: id,
+    };
+    let tmp_path = pack.tmp_path.clone();
+    let io = |e| Error::store_write(&tmp_path, e);
+    pack.file.write_all(&footer.encode()).map_err(io)?;
+    let size_bytes = pack.len + format::FOOTER_BYTES as u64;
+    let file = pack
+        .file
+        .into_inner()
+        .map_err(|e| Error::store_write(&tmp_path, e.into_error()))?;
+    let final_path = pack_path(packs_dir, &id);
+    let fan_dir = final_path.parent().expect("pack path has a parent");
+    if !fan_dir.is_dir() {
+        durable::create_private_dir(fan_dir).map_err(|e| Error::store_write(fan_dir, e))?;
+        durable::sync_dir(packs_dir).map_err(|e| Error::store_write(packs_dir, e))?;
+    }
+    // Crash order: fsync data → rename → fsync dir. A crash before the rename
+    // leaves a tmp file (removed by the next writer); after it, a complete pack
+    // that no catalog row references yet (an orphan, removed by gc).
+    let committed = durable::commit_file(&file, &tmp_path, &final_path);
+    if let Err(e) = committed {
+        let _ = std::fs::remove_file(&tmp_path);
+        return Err(Error::store_write(&final_path, e));
+    }
+    debug_assert!(pack
+        .records
+        .first()
+        .is_none_or(|r| r.0 == HEADER_BYTES as u64));
+    Ok(SealedPack {
+        id,
+        size_bytes,
+        records: pack.records,
+    })
+}

@@ -1,0 +1,195 @@
+//! Reading workspace files into chunks, and handing new blobs to the writer.
+//!
+//! Files are read with plain `read(2)` into the chunker's bounded buffer:
+//! never memory-mapped (a file truncated under a map kills the process with
+//! SIGBUS) and never whole into memory. Each buffer's chunks are hashed,
+//! looked up and compressed in parallel (rayon); only unknown blobs are
+//! compressed and sent. A file whose size or times move while it is read is
+//! read again, up to [`READ_ATTEMPTS`] times, then stored as read and flagged.
+
+use std::fs::{File, Metadata, OpenOptions};
+use std::io;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crossbeam_channel::Sender;
+use rayon::prelude::*;
+
+use crate::catalog::CatalogPool;
+use crate::chunker::{ChunkerParams, StreamChunker, DEFAULT_BUFFER_BYTES};
+use crate::error::Result;
+use crate::id::{ChunkId, Id};
+use crate::pack::format::{self, RECORD_HEADER_BYTES};
+use crate::pack::{BlobKind, RecordHeader};
+use crate::snapshot::writer::{Msg, Pending};
+
+/// How many times a file that changes while read is tried.
+pub const READ_ATTEMPTS: usize = 3;
+
+/// Shared by the workers of one run: decides whether a blob is new and, if
+/// so, compresses it and sends it to the writer.
+pub(crate) struct BlobSink<'a> {
+    pub lookup: &'a CatalogPool,
+    pub pending: &'a Pending,
+    pub tx: Sender<Msg>,
+    pub zstd_level: i32,
+}
+
+impl BlobSink<'_> {
+    /// Make sure blob `id` (= hash of `raw`) is stored. Returns the pack
+    /// bytes this added (0 when it was already known).
+    pub fn put(&self, kind: BlobKind, id: Id, raw: &[u8], refs: Vec<Id>) -> Result<u64> {
+        if self.pending.lock().expect("pending poisoned").contains(&id) {
+            return Ok(0);
+        }
+        // Not pending: either never seen in this run, or indexed already
+        // (the writer removes ids from `pending` only after committing them).
+        if self.lookup.with(|c| c.has_blob(&id))? {
+            return Ok(0);
+        }
+        if !self.pending.lock().expect("pending poisoned").insert(id) {
+            return Ok(0); // another worker claimed it meanwhile
+        }
+        let (compression, payload) = format::compress(raw, self.zstd_level);
+        let header = RecordHeader {
+            kind,
+            compression,
+            raw_len: u32::try_from(raw.len()).expect("blob under 4 GiB"),
+            stored_len: u32::try_from(payload.len()).expect("blob under 4 GiB"),
+            id,
+        };
+        let added = (RECORD_HEADER_BYTES + payload.len()) as u64;
+        self.tx
+            .send(Msg::Blob {
+                header,
+                payload,
+                refs,
+            })
+            .map_err(|_| {
+                crate::error::Error::store_write(
+                    "writer thread",
+                    io::Error::other("the store writer stopped"),
+                )
+            })?;
+        Ok(added)
+    }
+}
+
+/// A file's content as stored.
+pub(crate) struct FileContent {
+    pub chunks: Vec<ChunkId>,
+    /// Bytes stored (what was read).
+    pub size: u64,
+    /// Metadata of the version that was read.
+    pub meta: Metadata,
+    pub changed_during_read: bool,
+}
+
+/// Per-workspace counters updated by workers.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub bytes_read: AtomicU64,
+    pub bytes_added: AtomicU64,
+}
+
+fn open_for_read(path: &Path) -> io::Result<File> {
+    // O_NOFOLLOW: the entry was a regular file at lstat; never follow a
+    // symlink swapped in since. O_NONBLOCK: never hang on a FIFO swapped in.
+    // O_NOATIME where permitted (owner or root): don't dirty inodes.
+    let base = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC;
+    match OpenOptions::new()
+        .read(true)
+        .custom_flags(base | libc::O_NOATIME)
+        .open(path)
+    {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+            OpenOptions::new().read(true).custom_flags(base).open(path)
+        }
+        r => r,
+    }
+}
+
+fn same_version(a: &Metadata, b: &Metadata) -> bool {
+    a.size() == b.size()
+        && a.mtime() == b.mtime()
+        && a.mtime_nsec() == b.mtime_nsec()
+        && a.ctime() == b.ctime()
+        && a.ctime_nsec() == b.ctime_nsec()
+        && a.ino() == b.ino()
+}
+
+/// Read, chunk and store one file. The outer `Result` is a store failure
+/// (ends the run); the inner one a failure to read the file (skip it).
+pub(crate) fn store_file(
+    path: &Path,
+    params: ChunkerParams,
+    sink: &BlobSink<'_>,
+    counters: &Counters,
+) -> Result<io::Result<FileContent>> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let file = match open_for_read(path) {
+            Ok(f) => f,
+            Err(e) => return Ok(Err(e)),
+        };
+        let before = match file.metadata() {
+            Ok(m) if m.is_file() => m,
+            Ok(_) => {
+                return Ok(Err(io::Error::other(
+                    "replaced by a non-regular file while walking",
+                )))
+            }
+            Err(e) => return Ok(Err(e)),
+        };
+        let mut chunker = StreamChunker::new(&file, params, DEFAULT_BUFFER_BYTES);
+        let mut cuts = Vec::new();
+        let mut chunks = Vec::new();
+        let mut added = 0u64;
+        loop {
+            let buf = match chunker.next_batch(&mut cuts) {
+                Ok(Some(buf)) => buf,
+                Ok(None) => break,
+                Err(e) => {
+                    counters
+                        .bytes_read
+                        .fetch_add(chunker.bytes_read(), Ordering::Relaxed);
+                    return Ok(Err(e));
+                }
+            };
+            let put = |r: &std::ops::Range<usize>| -> Result<(ChunkId, u64)> {
+                let data = &buf[r.clone()];
+                let id = Id::of(data);
+                let n = sink.put(BlobKind::Chunk, id, data, Vec::new())?;
+                Ok((ChunkId(id), n))
+            };
+            let batch: Vec<(ChunkId, u64)> = if cuts.len() == 1 {
+                vec![put(&cuts[0])?]
+            } else {
+                cuts.par_iter().map(put).collect::<Result<_>>()?
+            };
+            for (id, n) in batch {
+                chunks.push(id);
+                added += n;
+            }
+        }
+        counters
+            .bytes_read
+            .fetch_add(chunker.bytes_read(), Ordering::Relaxed);
+        counters.bytes_added.fetch_add(added, Ordering::Relaxed);
+        let after = match file.metadata() {
+            Ok(m) => m,
+            Err(e) => return Ok(Err(e)),
+        };
+        let stable = same_version(&before, &after) && chunker.bytes_read() == before.size();
+        if stable || attempt >= READ_ATTEMPTS {
+            return Ok(Ok(FileContent {
+                chunks,
+                size: chunker.bytes_read(),
+                meta: if stable { before } else { after },
+                changed_during_read: !stable,
+            }));
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! A store directory: paths, creation, opening, and shared read access.
+//!
+//! ```text
+//! STORE/                0700
+//!   catalog.sqlite      the index (SQLite, WAL); never delete -wal/-shm by hand
+//!   packs/xx/<id>.pack  immutable pack files, 0600
+//!   tmp/                packs being written; garbage after a crash
+//!   lock                flock target; holds the writer's pid
+//! ```
+//!
+//! A path that exists but is not a store is refused and never written into.
+//! `init` creates the catalog last (renamed into place), so a crash during
+//! `init` leaves a directory that is recognised as unfinished and re-inited.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::catalog::{Catalog, StoreParams};
+use crate::durable;
+use crate::error::{Error, Result};
+use crate::id::{Id, TreeId};
+use crate::lock::{self, LockGuard};
+use crate::pack::{BlobKind, PackFiles};
+use crate::timespec;
+use crate::tree::Tree;
+
+const CATALOG: &str = "catalog.sqlite";
+/// Entries a store directory may hold before its catalog exists (crashed init).
+const INIT_LEFTOVERS: &[&str] = &["packs", "tmp", "lock", "catalog.sqlite.tmp"];
+
+/// An opened store.
+pub struct Store {
+    dir: PathBuf,
+    params: StoreParams,
+    packs: PackFiles,
+}
+
+/// What `Store::init` found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum InitOutcome {
+    Created,
+    AlreadyExists,
+}
+
+impl Store {
+    /// Create a store at `dir` (absent or empty), or report that one exists.
+    pub fn init(dir: &Path) -> Result<InitOutcome> {
+        Self::init_with(dir, &StoreParams::DEFAULT)
+    }
+
+    /// [`Store::init`] with explicit parameters (tests, benchmarks).
+    pub fn init_with(dir: &Path, params: &StoreParams) -> Result<InitOutcome> {
+        params.chunker.validate()?;
+        match classify(dir)? {
+            State::Store => {
+                Store::open(dir)?;
+                return Ok(InitOutcome::AlreadyExists);
+            }
+            State::Absent | State::Empty => {}
+        }
+        let w = |p: &Path| {
+            let p = p.to_path_buf();
+            move |e| Error::store_write(p, e)
+        };
+        durable::create_private_dir(dir).map_err(w(dir))?;
+        for sub in ["packs", "tmp"] {
+            let p = dir.join(sub);
+            durable::create_private_dir(&p).map_err(w(&p))?;
+        }
+        let lock_path = dir.join("lock");
+        if !lock_path.exists() {
+            drop(durable::create_private_file(&lock_path).map_err(w(&lock_path))?);
+        }
+        durable::sync_dir(dir).map_err(w(dir))?;
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            durable::sync_dir(parent).map_err(w(parent))?;
+        }
+        // Last step: the catalog appears atomically, which makes this a store.
+        Catalog::create(&dir.join(CATALOG), params, timespec::now_ns())?;
+        Ok(InitOutcome::Created)
+    }
+
+    /// Open an existing store (reads only; writers also take [`Store::lock`]).
+    pub fn open(dir: &Path) -> Result<Store> {
+        match classify(dir)? {
+            State::Store => {}
+            State::Absent | State::Empty => {
+                return Err(Error::NoStore {
+                    path: dir.to_path_buf(),
+                })
+            }
+        }
+        let catalog = Catalog::open(&dir.join(CATALOG), false)?;
+        Ok(Store {
+            dir: dir.to_path_buf(),
+            params: catalog.params(),
+            packs: PackFiles::new(&dir.join("packs")),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn params(&self) -> StoreParams {
+        self.params
+    }
+
+    pub fn catalog_path(&self) -> PathBuf {
+        self.dir.join(CATALOG)
+    }
+
+    pub fn packs_dir(&self) -> PathBuf {
+        self.dir.join("packs")
+    }
+
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.dir.join("tmp")
+    }
+
+    pub fn packs(&self) -> &PackFiles {
+        &self.packs
+    }
+
+    /// A new catalog connection.
+    pub fn catalog(&self, writable: bool) -> Result<Catalog> {
+        Catalog::open(&self.catalog_path(), writable)
+    }
+
+    /// Take the exclusive writer lock, waiting up to `wait`. Also clears
+    /// `tmp/`, whose files can only be leftovers of a crashed writer.
+    pub fn lock(&self, wait: Duration, note: &str) -> Result<LockGuard> {
+        let guard = lock::exclusive(&self.dir.join("lock"), wait, note)?;
+        let tmp = self.tmp_dir();
+        if let Ok(rd) = fs::read_dir(&tmp) {
+            for e in rd.flatten() {
+                fs::remove_file(e.path()).map_err(|e2| Error::store_write(e.path(), e2))?;
+            }
+        }
+        Ok(guard)
+    }
+
+    /// Read and decode a tree through `catalog`.
+    pub fn read_tree(&self, catalog: &Catalog, id: &TreeId) -> Result<Tree> {
+        let raw = self.read_blob(catalog, &id.0, BlobKind::Tree)?;
+        Tree::decode(&raw).map_err(|e| Error::corrupt(format!("tree {id}: {e}")))
+    }
+
+    /// Read one blob, verified against its id.
+    pub fn read_blob(&self, catalog: &Catalog, id: &Id, kind: BlobKind) -> Result<Vec<u8>> {
+        let loc = catalog
+            .blob_location(id)?
+            .ok_or_else(|| Error::corrupt(format!("{kind:?} {id} is not in the catalog")))?;
+        if loc.kind != kind {
+            return Err(Error::corrupt(format!(
+                "blob {id} is a {:?}, expected {kind:?}",
+                loc.kind
+            )));
+        }
+        let (header, raw) = self.packs.read_blob(&loc.pack, loc.offset, id)?;
+        if header.kind != kind || header.raw_len != loc.raw_len {
+            return Err(Error::corrupt(format!(
+                "blob {id}: pack record disagrees with catalog"
+            )));
+        }
+        Ok(raw)
+    }
+}
+
+enum State {
+    Absent,
+    Empty,
+    Store,
+}
+
+fn classify(dir: &Path) -> Result<State> {
+    let meta = match fs::metadata(dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::Absent),
+        Err(e) => return Err(Error::store_read(dir, e)),
+    };
+    if !meta.is_dir() {
+        return Err(Error::NotAStore {
+            path: dir.to_path_buf(),
+            reason: "not a directory".into(),
+        });
+    }
+    if dir.join(CATALOG).exists() {
+        return Ok(State::Store);
+    }
+    let mut foreign = Vec::new();
+    for e in fs::read_dir(dir).map_err(|e| Error::store_read(dir, e))? {
+        let e = e.map_err(|e| Error::store_read(dir, e))?;
+        let name = e.file_name();
+        let leftover = INIT_LEFTOVERS.iter().any(|n| name == *n);
+        let empty_subdir = e.path().is_dir()
+            && fs::read_dir(e.path())
+                .map(|mut r| r.next().is_none())
+                .unwrap_or(false);
+        if !leftover || (e.path().is_dir() && !empty_subdir) {
+            foreign.push(name.to_string_lossy().into_owned());
+        }
+    }
+    if foreign.is_empty() {
+        Ok(State::Empty)
+    } else {
+        foreign.sort();
+        foreign.truncate(3);
+        Err(Error::NotAStore {
+            path: dir.to_path_buf(),
+            reason: format!("it has no catalog.sqlite but holds {}", foreign.join(", ")),
+        })
+    }
+}
