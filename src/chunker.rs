@@ -26,9 +26,9 @@ pub struct ChunkerParams {
 impl ChunkerParams {
     /// Chosen by measurement: see `docs/FORMAT.md` ("Chunker parameters").
     pub const DEFAULT: ChunkerParams = ChunkerParams {
-        min_bytes: 16 * 1024,
-        avg_bytes: 64 * 1024,
-        max_bytes: 256 * 1024,
+        min_bytes: 8 * 1024,
+        avg_bytes: 32 * 1024,
+        max_bytes: 128 * 1024,
     };
 
     /// Check the parameters against what FastCDC accepts.
@@ -158,9 +158,10 @@ pub fn chunk_lengths(data: &[u8], params: ChunkerParams) -> Vec<usize> {
     let mut chunker = StreamChunker::new(data, params, DEFAULT_BUFFER_BYTES);
     let mut cuts = Vec::new();
     let mut out = Vec::new();
-    while let Some(_) = chunker
+    while chunker
         .next_batch(&mut cuts)
         .expect("reading a slice cannot fail")
+        .is_some()
     {
         out.extend(cuts.iter().map(|r| r.len()));
     }
@@ -195,7 +196,7 @@ mod tests {
         let mut chunker = StreamChunker::new(&data[..], p, 1);
         let mut cuts = Vec::new();
         let mut got = Vec::new();
-        while let Some(_) = chunker.next_batch(&mut cuts).unwrap() {
+        while chunker.next_batch(&mut cuts).unwrap().is_some() {
             got.extend(cuts.iter().map(|r| r.len()));
         }
         assert_eq!(got, expected);

@@ -119,6 +119,10 @@ typed_id!(
     TreeId
 );
 typed_id!(
+    /// Id of a chunk list: a run of a large file's chunk ids.
+    ListId
+);
+typed_id!(
     /// Id (and file name) of a pack: BLAKE3 of the pack's bytes before the footer.
     PackId
 );

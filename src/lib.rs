@@ -41,6 +41,7 @@ mod lock;
 
 pub mod catalog;
 pub mod chunker;
+pub mod chunklist;
 pub mod error;
 pub mod id;
 pub mod pack;
@@ -54,7 +55,7 @@ pub mod workspace;
 
 pub use catalog::{SnapshotRow, SnapshotStats};
 pub use error::{Error, ErrorKind, Result};
-pub use id::{ChunkId, Id, PackId, SnapshotId, TreeId};
+pub use id::{ChunkId, Id, ListId, PackId, SnapshotId, TreeId};
 pub use store::{InitOutcome, Store};
 pub use timespec::TimeSpec;
 pub use workspace::WorkspaceName;

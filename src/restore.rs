@@ -22,11 +22,13 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 
 use crate::catalog::{Catalog, CatalogPool, SnapshotRow};
+use crate::chunklist;
 use crate::error::{Error, Result};
+use crate::id::{ChunkId, Id};
 use crate::pack::BlobKind;
 use crate::store::Store;
 use crate::timespec::{self, TimeSpec};
-use crate::tree::{validate_name, Entry, EntryKind, Tree};
+use crate::tree::{validate_name, Entry, EntryKind, FileContent, Tree};
 use crate::workspace::WorkspaceName;
 
 /// How the user names a snapshot.
@@ -327,7 +329,7 @@ fn restore_entry(ctx: &Ctx<'_>, e: &Entry, dir: &Path, rel: &[u8]) -> Result<()>
             set_metadata(ctx, &path, e)?;
             ctx.dirs.fetch_add(1, Ordering::Relaxed);
         }
-        EntryKind::File { chunks } => {
+        EntryKind::File { content } => {
             let mut f = OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -336,21 +338,18 @@ fn restore_entry(ctx: &Ctx<'_>, e: &Entry, dir: &Path, rel: &[u8]) -> Result<()>
                 .open(&path)
                 .map_err(twrite(&path))?;
             let mut written = 0u64;
-            for c in chunks {
-                let data = ctx
-                    .pool
-                    .with(|cat| ctx.store.read_blob(cat, &c.0, BlobKind::Chunk));
-                match data {
-                    Ok(data) => {
-                        f.write_all(&data).map_err(twrite(&path))?;
-                        written += data.len() as u64;
-                    }
-                    Err(err) => {
-                        drop(f);
-                        fs::remove_file(&path).map_err(twrite(&path))?;
-                        ctx.damage(rel, format!("chunk {} unreadable: {err}", c.0.short()));
-                        return Ok(());
-                    }
+            let fed = for_each_chunk(ctx, content, |data| {
+                f.write_all(data).map_err(twrite(&path))?;
+                written += data.len() as u64;
+                Ok(())
+            });
+            match fed {
+                Ok(r) => r?,
+                Err(why) => {
+                    drop(f);
+                    fs::remove_file(&path).map_err(twrite(&path))?;
+                    ctx.damage(rel, why);
+                    return Ok(());
                 }
             }
             if written != e.size {
@@ -382,6 +381,44 @@ fn restore_entry(ctx: &Ctx<'_>, e: &Entry, dir: &Path, rel: &[u8]) -> Result<()>
         }
     }
     Ok(())
+}
+
+/// Feed a file's chunks, verified, to `write` in order. `Err(why)` means a
+/// damaged blob (this file is lost, the restore goes on); `Ok(Err)` is a
+/// failure of `write` (ends the restore).
+fn for_each_chunk(
+    ctx: &Ctx<'_>,
+    content: &FileContent,
+    mut write: impl FnMut(&[u8]) -> Result<()>,
+) -> std::result::Result<Result<()>, String> {
+    let read = |id: &Id, kind: BlobKind| {
+        ctx.pool
+            .with(|cat| ctx.store.read_blob(cat, id, kind))
+            .map_err(|e| format!("{kind:?} {} unreadable: {e}", id.short()))
+    };
+    let mut feed = |chunks: &[ChunkId]| -> std::result::Result<Result<()>, String> {
+        for c in chunks {
+            let data = read(&c.0, BlobKind::Chunk)?;
+            if let Err(e) = write(&data) {
+                return Ok(Err(e));
+            }
+        }
+        Ok(Ok(()))
+    };
+    match content {
+        FileContent::Chunks(chunks) => feed(chunks),
+        FileContent::Lists(lists) => {
+            for l in lists {
+                let bytes = read(&l.0, BlobKind::ChunkList)?;
+                let chunks = chunklist::decode(&bytes)
+                    .map_err(|e| format!("chunk list {}: {e}", l.0.short()))?;
+                if let Err(e) = feed(&chunks)? {
+                    return Ok(Err(e));
+                }
+            }
+            Ok(Ok(()))
+        }
+    }
 }
 
 impl Ctx<'_> {

@@ -13,14 +13,15 @@
 //! tree    := "WTRE" u8:version=1 u32:count entry*count
 //! entry   := u16:name_len name u8:kind u8:flags u32:mode i64:mtime_ns
 //!            i64:ctime_ns u64:inode u32:uid u32:gid u64:size payload
-//! payload := file:    u32:n chunk_id[32]*n
+//! payload := file:    u8:layout u32:n id[32]*n   (layout 0: chunk ids,
+//!                                               1: chunk-list ids)
 //!          | dir:     tree_id[32]
 //!          | symlink: u32:len target
 //! ```
 
 use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
-use crate::id::{ChunkId, Id, TreeId};
+use crate::id::{ChunkId, Id, ListId, TreeId};
 
 const MAGIC: &[u8; 4] = b"WTRE";
 /// Version 1: the first tree encoding.
@@ -31,17 +32,25 @@ pub const MAX_NAME_BYTES: usize = 1024;
 /// Longest symlink target accepted (PATH_MAX).
 pub const MAX_TARGET_BYTES: usize = 4096;
 /// Smallest possible encoded entry, used to bound counts before allocating.
-const MIN_ENTRY_BYTES: usize = 2 + 1 + 1 + 1 + 4 + 8 + 8 + 8 + 4 + 4 + 8 + 4;
+const MIN_ENTRY_BYTES: usize = 2 + 1 + 1 + 1 + 4 + 8 + 8 + 8 + 4 + 4 + 8 + 4 + 1;
 
 /// Entry flag: the file changed while it was read; never reuse its chunks
 /// from the stat cache.
 pub const FLAG_CHANGED_DURING_READ: u8 = 1;
 const KNOWN_FLAGS: u8 = FLAG_CHANGED_DURING_READ;
 
+/// Where a file's bytes are: its chunks in order, directly or through
+/// chunk lists (large files, see `chunklist.rs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FileContent {
+    Chunks(Vec<ChunkId>),
+    Lists(Vec<ListId>),
+}
+
 /// What an entry is, with its references.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EntryKind {
-    File { chunks: Vec<ChunkId> },
+    File { content: FileContent },
     Dir { tree: TreeId },
     Symlink { target: Vec<u8> },
 }
@@ -124,7 +133,12 @@ impl Tree {
         let mut out = Vec::new();
         for e in &self.entries {
             match &e.kind {
-                EntryKind::File { chunks } => out.extend(chunks.iter().map(|c| c.0)),
+                EntryKind::File {
+                    content: FileContent::Chunks(c),
+                } => out.extend(c.iter().map(|c| c.0)),
+                EntryKind::File {
+                    content: FileContent::Lists(l),
+                } => out.extend(l.iter().map(|l| l.0)),
                 EntryKind::Dir { tree } => out.push(tree.0),
                 EntryKind::Symlink { .. } => {}
             }
@@ -154,10 +168,20 @@ impl Tree {
             w.u32(e.gid);
             w.u64(e.size);
             match &e.kind {
-                EntryKind::File { chunks } => {
-                    w.u32(u32::try_from(chunks.len()).expect("chunk count fits u32"));
-                    for c in chunks {
-                        w.id(&c.0);
+                EntryKind::File { content } => {
+                    let ids: Vec<&Id> = match content {
+                        FileContent::Chunks(c) => {
+                            w.u8(0);
+                            c.iter().map(|c| &c.0).collect()
+                        }
+                        FileContent::Lists(l) => {
+                            w.u8(1);
+                            l.iter().map(|l| &l.0).collect()
+                        }
+                    };
+                    w.u32(u32::try_from(ids.len()).expect("id count fits u32"));
+                    for id in ids {
+                        w.id(id);
                     }
                 }
                 EntryKind::Dir { tree } => w.id(&tree.0),
@@ -218,15 +242,21 @@ impl Tree {
             let size = r.u64()?;
             let kind = match kind_code {
                 1 => {
+                    let layout = r.u8()?;
                     let n = r.u32()? as usize;
                     if n > r.remaining() / 32 {
-                        return Err(r.error(format!("chunk count {n} exceeds the data")));
+                        return Err(r.error(format!("id count {n} exceeds the data")));
                     }
-                    let mut chunks = Vec::with_capacity(n);
+                    let mut ids = Vec::with_capacity(n);
                     for _ in 0..n {
-                        chunks.push(ChunkId(r.id()?));
+                        ids.push(r.id()?);
                     }
-                    EntryKind::File { chunks }
+                    let content = match layout {
+                        0 => FileContent::Chunks(ids.into_iter().map(ChunkId).collect()),
+                        1 if n > 0 => FileContent::Lists(ids.into_iter().map(ListId).collect()),
+                        _ => return Err(r.error(format!("bad file layout {layout} with {n} ids"))),
+                    };
+                    EntryKind::File { content }
                 }
                 2 => EntryKind::Dir {
                     tree: TreeId(r.id()?),
@@ -272,7 +302,10 @@ mod tests {
             .prop_filter("valid name", |n| validate_name(n).is_ok());
         let kind = prop_oneof![
             proptest::collection::vec(any::<[u8; 32]>(), 0..5).prop_map(|v| EntryKind::File {
-                chunks: v.into_iter().map(|b| ChunkId(Id(b))).collect()
+                content: FileContent::Chunks(v.into_iter().map(|b| ChunkId(Id(b))).collect())
+            }),
+            proptest::collection::vec(any::<[u8; 32]>(), 1..5).prop_map(|v| EntryKind::File {
+                content: FileContent::Lists(v.into_iter().map(|b| ListId(Id(b))).collect())
             }),
             any::<[u8; 32]>().prop_map(|b| EntryKind::Dir {
                 tree: TreeId(Id(b))
@@ -341,7 +374,9 @@ mod tests {
             uid: 0,
             gid: 0,
             size: 0,
-            kind: EntryKind::File { chunks: vec![] },
+            kind: EntryKind::File {
+                content: FileContent::Chunks(vec![]),
+            },
         };
         let mut bytes = Tree {
             entries: vec![e.clone()],

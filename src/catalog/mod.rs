@@ -78,11 +78,13 @@ pub struct SnapshotRow {
     pub stats: SnapshotStats,
 }
 
-/// A tree blob written to a sealed pack, waiting to be indexed together with
-/// its references at snapshot commit.
+/// A blob with references (a tree or a chunk list) written to a sealed
+/// pack, waiting to be indexed together with its references at snapshot
+/// commit.
 #[derive(Clone, Debug)]
 pub struct PendingTree {
-    pub id: TreeId,
+    pub kind: BlobKind,
+    pub id: Id,
     pub pack: PackId,
     pub offset: u64,
     pub stored_len: u32,
@@ -321,8 +323,8 @@ impl Catalog {
                 )
                 .map_err(&e)?;
             for (offset, h) in &pack.records {
-                if h.kind == BlobKind::Tree {
-                    continue;
+                if h.kind.has_refs() {
+                    continue; // indexed with its references at snapshot commit
                 }
                 ins.execute(params![
                     &h.id.0[..],
@@ -357,7 +359,7 @@ impl Catalog {
             let mut ins_tree = tx
                 .prepare_cached(
                     "INSERT OR IGNORE INTO blobs (hash, kind, pack_id, offset, stored_len, raw_len)
-                     VALUES (?1, 2, ?2, ?3, ?4, ?5)",
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )
                 .map_err(&e)?;
             let mut blob_row = tx
@@ -374,7 +376,8 @@ impl Catalog {
                     .map_err(&e)?;
                 let inserted = ins_tree
                     .execute(params![
-                        &t.id.0 .0[..],
+                        &t.id.0[..],
+                        t.kind as u8,
                         pack,
                         i64_of(t.offset),
                         t.stored_len,

@@ -4,7 +4,7 @@
 //! pack    := header record* footer
 //! header  := "WSNAPPK\0" u32:version=1 u32:reserved=0            (16 bytes)
 //! record  := rheader payload[stored_len]
-//! rheader := u8:kind u8:compression u16:reserved=0 u32:raw_len
+//! rheader := u8:kind(1 chunk, 2 tree, 3 chunk list) u8:compression(0 raw, 1 zstd) u16:reserved=0 u32:raw_len
 //!            u32:stored_len id[32] u32:check                      (48 bytes)
 //!            check = first 4 bytes (LE u32) of BLAKE3(rheader[0..44])
 //! footer  := "WSNAPEND" u64:record_count pack_id[32]              (48 bytes)
@@ -34,13 +34,21 @@ pub const MAX_BLOB_BYTES: u32 = 1 << 30;
 pub enum BlobKind {
     Chunk = 1,
     Tree = 2,
+    ChunkList = 3,
 }
 
 impl BlobKind {
+    /// Trees and chunk lists reference other blobs; they are indexed
+    /// together with those references.
+    pub fn has_refs(self) -> bool {
+        !matches!(self, BlobKind::Chunk)
+    }
+
     pub fn from_code(c: u8) -> Option<BlobKind> {
         match c {
             1 => Some(BlobKind::Chunk),
             2 => Some(BlobKind::Tree),
+            3 => Some(BlobKind::ChunkList),
             _ => None,
         }
     }
@@ -272,7 +280,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn record_header_round_trip(kind in 1u8..=2, z in any::<bool>(), raw_len in 0u32..MAX_BLOB_BYTES, id in any::<[u8; 32]>()) {
+        fn record_header_round_trip(kind in 1u8..=3, z in any::<bool>(), raw_len in 0u32..MAX_BLOB_BYTES, id in any::<[u8; 32]>()) {
             let compression = if z { Compression::Zstd } else { Compression::None };
             let stored_len = if z { raw_len / 2 } else { raw_len };
             let h = RecordHeader { kind: BlobKind::from_code(kind).unwrap(), compression, raw_len, stored_len, id: Id(id) };

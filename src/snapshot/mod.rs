@@ -30,13 +30,15 @@ use rayon::prelude::*;
 
 use crate::catalog::{CatalogPool, RunRow, SnapshotRow, SnapshotStats};
 use crate::chunker::ChunkerParams;
+use crate::chunklist;
 use crate::codec::Writer as Enc;
 use crate::error::Result;
+use crate::id::ChunkId;
 use crate::id::{Id, SnapshotId, TreeId};
 use crate::pack::{BlobKind, PackWriter};
 use crate::store::Store;
 use crate::timespec;
-use crate::tree::{Entry, EntryKind, Tree, FLAG_CHANGED_DURING_READ};
+use crate::tree::{Entry, EntryKind, FileContent, Tree, FLAG_CHANGED_DURING_READ};
 use crate::walk::{self, Excludes};
 use crate::workspace::WorkspaceName;
 
@@ -73,8 +75,13 @@ pub struct Skip {
 /// The outcome for one workspace.
 #[derive(Debug)]
 pub enum WorkspaceOutcome {
-    Committed { row: SnapshotRow, skips: Vec<Skip> },
-    Failed { reason: String },
+    Committed {
+        row: Box<SnapshotRow>,
+        skips: Vec<Skip>,
+    },
+    Failed {
+        reason: String,
+    },
 }
 
 /// One line of the run's report.
@@ -238,7 +245,10 @@ fn snapshot_workspace(
         .map(|k| (k.path.clone(), k.reason.clone()))
         .collect();
     writer.commit(row.clone(), skip_rows)?;
-    Ok(WorkspaceOutcome::Committed { row, skips })
+    Ok(WorkspaceOutcome::Committed {
+        row: Box::new(row),
+        skips,
+    })
 }
 
 /// The snapshot's id: BLAKE3 of its identifying fields.
@@ -464,12 +474,13 @@ fn snap_entry(
             ctx.stats
                 .size_bytes
                 .fetch_add(content.size, Ordering::Relaxed);
+            let file_content = file_content(ctx, content.chunks)?;
             let mut e = entry_from(
                 name.to_vec(),
                 &content.meta,
                 content.size,
                 EntryKind::File {
-                    chunks: content.chunks,
+                    content: file_content,
                 },
             );
             if content.changed_during_read {
@@ -491,6 +502,22 @@ fn snap_entry(
             Ok(None)
         }
     }
+}
+
+/// Inline chunk ids for small files; chunk lists for large ones.
+fn file_content(ctx: &WalkCtx<'_>, chunks: Vec<ChunkId>) -> Result<FileContent> {
+    if chunks.len() <= chunklist::INLINE_MAX_CHUNKS {
+        return Ok(FileContent::Chunks(chunks));
+    }
+    let mut lists = Vec::new();
+    for l in chunklist::split(&chunks) {
+        let added = ctx
+            .sink
+            .put(BlobKind::ChunkList, l.id.0, &l.bytes, l.chunks)?;
+        ctx.counters.bytes_added.fetch_add(added, Ordering::Relaxed);
+        lists.push(l.id);
+    }
+    Ok(FileContent::Lists(lists))
 }
 
 trait IntoVecBytes {

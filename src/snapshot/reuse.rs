@@ -8,6 +8,8 @@
 //! timestamps moving (coarse file system clocks), so it is read again. This
 //! is git's racy-index rule.
 
+#[cfg(test)]
+use crate::tree::FileContent;
 use crate::tree::{Entry, EntryKind, FLAG_CHANGED_DURING_READ};
 
 /// Two seconds covers the coarsest timestamp granularity in use (FAT).
@@ -55,7 +57,9 @@ mod tests {
 
     #[test]
     fn reuse_table() {
-        let file = EntryKind::File { chunks: vec![] };
+        let file = EntryKind::File {
+            content: FileContent::Chunks(vec![]),
+        };
         let same = StatKey {
             size: 10,
             mtime_ns: 100,

@@ -23,7 +23,7 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::catalog::{Catalog, PendingTree, RunRow, SnapshotRow};
 use crate::error::{Error, Result};
-use crate::id::{Id, TreeId};
+use crate::id::Id;
 use crate::pack::{BlobKind, PackWriter, RecordHeader};
 use crate::timespec;
 
@@ -55,7 +55,8 @@ pub(crate) struct Writer {
     handle: Option<JoinHandle<()>>,
 }
 
-/// Messages in flight; with 256 KiB chunks this bounds queued data to ~16 MiB.
+/// Messages in flight; with chunks of at most 128 KiB this bounds queued
+/// data to 8 MiB.
 const QUEUE: usize = 64;
 
 impl Writer {
@@ -139,7 +140,8 @@ fn gone() -> Error {
 }
 
 struct OpenTree {
-    id: TreeId,
+    kind: BlobKind,
+    id: Id,
     offset: u64,
     stored_len: u32,
     raw_len: u32,
@@ -179,10 +181,10 @@ impl WriterState {
                 Msg::Discard { reply } => {
                     let mut pending = self.pending.lock().expect("pending poisoned");
                     for t in self.open_trees.drain(..) {
-                        pending.remove(&t.id.0);
+                        pending.remove(&t.id);
                     }
                     for t in self.sealed_trees.drain(..) {
-                        pending.remove(&t.id.0);
+                        pending.remove(&t.id);
                     }
                     let _ = reply.send(());
                 }
@@ -226,8 +228,9 @@ impl WriterState {
     fn append(&mut self, header: RecordHeader, payload: &[u8], refs: Vec<Id>) -> Result<()> {
         let offset = self.packs.append(header, payload)?;
         match header.kind {
-            BlobKind::Tree => self.open_trees.push(OpenTree {
-                id: TreeId(header.id),
+            BlobKind::Tree | BlobKind::ChunkList => self.open_trees.push(OpenTree {
+                kind: header.kind,
+                id: header.id,
                 offset,
                 stored_len: header.stored_len,
                 raw_len: header.raw_len,
@@ -250,6 +253,7 @@ impl WriterState {
         self.catalog.insert_pack(&sealed, timespec::now_ns())?;
         for t in self.open_trees.drain(..) {
             self.sealed_trees.push(PendingTree {
+                kind: t.kind,
                 id: t.id,
                 pack: sealed.id,
                 offset: t.offset,
@@ -271,7 +275,7 @@ impl WriterState {
             .commit_snapshot(&self.sealed_trees, row, skips)?;
         let mut pending = self.pending.lock().expect("pending poisoned");
         for t in self.sealed_trees.drain(..) {
-            pending.remove(&t.id.0);
+            pending.remove(&t.id);
         }
         Ok(())
     }
