@@ -11,6 +11,7 @@
 //! - 100-byte insertions in the same file (shifts everything after);
 //! - 4 KiB appended to a 2 MiB log;
 //! - one changed line in each of 200 text/CSV files of 2–300 KiB.
+//!
 //! Throughput is chunk + BLAKE3 over the corpus, single thread.
 
 use std::collections::HashSet;

@@ -37,15 +37,17 @@
 
 mod codec;
 mod durable;
-mod lock;
+pub mod lock;
 
 pub mod catalog;
 pub mod chunker;
 pub mod chunklist;
 pub mod error;
+pub mod gc;
 pub mod id;
 pub mod pack;
 pub mod restore;
+pub mod retention;
 pub mod snapshot;
 pub mod store;
 pub mod timespec;

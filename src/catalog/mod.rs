@@ -10,7 +10,10 @@
 //! schema is complete, so a crash during `init` never leaves a half-made
 //! catalog. WAL mode lets read-only commands run beside a writer.
 
+mod gc;
 mod schema;
+
+pub use gc::{DeadBlob, GcTx, LiveBlob, PackUsage};
 
 pub use schema::FORMAT_VERSION;
 

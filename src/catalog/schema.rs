@@ -48,6 +48,8 @@ CREATE TABLE tree_refs (
     blob_id INTEGER NOT NULL REFERENCES blobs(id),
     PRIMARY KEY (tree_id, blob_id)
 ) WITHOUT ROWID;
+-- "Is anything still referencing blob X?" is gc's question: answered by index.
+CREATE INDEX tree_refs_by_blob ON tree_refs(blob_id);
 
 CREATE TABLE workspaces (
     id      INTEGER PRIMARY KEY,
@@ -75,6 +77,7 @@ CREATE TABLE snapshots (
     excluded      INTEGER NOT NULL      -- entries matched by an exclude
 );
 CREATE INDEX snapshots_by_time ON snapshots(workspace_id, time_ns);
+CREATE INDEX snapshots_by_root ON snapshots(root_tree_id);
 
 CREATE TABLE snapshot_skips (
     snapshot_id INTEGER NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE,

@@ -58,6 +58,34 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Forget snapshots by retention policy (per workspace), then collect garbage
+    Prune {
+        /// Only this workspace (USER/PROJECT); repeatable
+        #[arg(long = "workspace", value_name = "USER/PROJECT")]
+        workspaces: Vec<OsString>,
+        #[command(flatten)]
+        retention: RetentionArgs,
+        /// Show what would be forgotten and the bytes it would free; change nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Wait this long for another run's lock, then exit 75
+        #[arg(long, default_value = "0s")]
+        lock_wait: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forget exactly these snapshots and purge their unique data from disk
+    Forget {
+        /// Snapshot id or unique prefix; repeatable
+        #[arg(long = "snapshot", value_name = "ID", required = true)]
+        snapshots: Vec<String>,
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, default_value = "0s")]
+        lock_wait: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Restore a snapshot (or a path in it) into a directory
     Restore {
         /// USER/PROJECT
@@ -95,8 +123,82 @@ pub struct SnapshotArgs {
     /// Wait this long for another run's lock (e.g. 30s, 5m), then exit 75
     #[arg(long, default_value = "0s")]
     pub lock_wait: String,
+    /// After a successful snapshot, apply retention (see the keep flags) in
+    /// the same run and lock
+    #[arg(long)]
+    pub prune: bool,
+    #[command(flatten)]
+    pub retention: RetentionArgs,
     #[arg(long)]
     pub json: bool,
+}
+
+/// Retention flags. With none given: keep-last $SCITEX_MAX_SNAPSHOTS, else 288.
+#[derive(Args, Debug)]
+pub struct RetentionArgs {
+    /// Keep the N newest snapshots of each workspace
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<u64>,
+    /// Keep snapshots within DURATION of each workspace's newest (e.g. 24h, 7d)
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within: Option<String>,
+    /// Keep the newest snapshot of each of the last N hours
+    #[arg(long, value_name = "N")]
+    pub keep_hourly: Option<u64>,
+    /// … of each of the last N days
+    #[arg(long, value_name = "N")]
+    pub keep_daily: Option<u64>,
+    /// … of each of the last N ISO weeks
+    #[arg(long, value_name = "N")]
+    pub keep_weekly: Option<u64>,
+    /// … of each of the last N months
+    #[arg(long, value_name = "N")]
+    pub keep_monthly: Option<u64>,
+    /// Rewrite packs whose unused share exceeds PERCENT
+    #[arg(long, value_name = "PERCENT", default_value_t = wsnap::gc::DEFAULT_MAX_UNUSED_PERCENT)]
+    pub max_unused: f64,
+}
+
+impl RetentionArgs {
+    pub fn options(
+        &self,
+        workspaces: Vec<WorkspaceName>,
+        dry_run: bool,
+    ) -> Result<wsnap::gc::PruneOptions> {
+        let within_ns = match &self.keep_within {
+            None => None,
+            Some(d) => Some(i64::try_from(parse_duration(d)?.as_nanos()).unwrap_or(i64::MAX)),
+        };
+        let mut policy = wsnap::retention::KeepPolicy {
+            last: self.keep_last,
+            within_ns,
+            hourly: self.keep_hourly,
+            daily: self.keep_daily,
+            weekly: self.keep_weekly,
+            monthly: self.keep_monthly,
+        };
+        if policy.is_empty() {
+            policy.last = Some(match std::env::var("SCITEX_MAX_SNAPSHOTS") {
+                Ok(v) if !v.trim().is_empty() => v.trim().parse().map_err(|_| Error::Invalid {
+                    what: "SCITEX_MAX_SNAPSHOTS",
+                    detail: format!("{v:?} is not a whole number"),
+                })?,
+                _ => 288,
+            });
+        }
+        if !(0.0..=100.0).contains(&self.max_unused) {
+            return Err(Error::Invalid {
+                what: "--max-unused",
+                detail: format!("{} is not a percentage (0–100)", self.max_unused),
+            });
+        }
+        Ok(wsnap::gc::PruneOptions {
+            workspaces,
+            policy,
+            max_unused_percent: self.max_unused,
+            dry_run,
+        })
+    }
 }
 
 /// Which snapshot: `--at TIME` or `--snapshot ID`.

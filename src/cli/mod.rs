@@ -11,7 +11,7 @@ use clap::Parser;
 use wsnap::restore::{self, RestoreOptions};
 use wsnap::snapshot::{self, WorkspaceOutcome};
 use wsnap::tree::EntryKind;
-use wsnap::{timespec, Error, InitOutcome, Result, Store};
+use wsnap::{gc, timespec, Error, InitOutcome, Result, Store};
 
 use args::{Cli, Command};
 use output::{exit, lossy, size};
@@ -53,15 +53,85 @@ fn run(cli: Cli) -> Result<u8> {
                 }
                 Err(e) => return Err(e),
             };
+            let prune_opts = if a.prune {
+                Some(a.retention.options(opts.workspaces.clone(), false)?)
+            } else {
+                None
+            };
             let t0 = std::time::Instant::now();
-            let report = snapshot::run(&store, &opts)?;
+            let note = format!(
+                "snapshot started {}",
+                timespec::format_local(timespec::now_ns())
+            );
+            let lock = store.lock(opts.lock_wait, &note)?;
+            let report = snapshot::run_locked(&store, &opts, &lock)?;
             let secs = t0.elapsed().as_secs_f64();
-            print_snapshot_report(&report, a.json, secs);
+            let gc = match &prune_opts {
+                // Retention runs only after a fully successful snapshot.
+                Some(p) if report.all_ok() => Some(gc::prune_locked(&store, p, &lock)?),
+                _ => None,
+            };
+            drop(lock);
+            if a.json {
+                let mut v = snapshot_report_json(&report, secs);
+                if let Some(g) = &gc {
+                    v["prune"] = gc_json(g);
+                }
+                output::print_json(&v);
+            } else {
+                print_snapshot_report(&report, secs);
+                if let Some(g) = &gc {
+                    print_gc_report(g);
+                } else if a.prune {
+                    println!("prune: skipped because the snapshot had failures");
+                }
+            }
             Ok(if report.all_ok() {
                 exit::OK
             } else {
                 exit::PARTIAL
             })
+        }
+        Command::Prune {
+            workspaces,
+            retention,
+            dry_run,
+            lock_wait,
+            json,
+        } => {
+            let ws = workspaces
+                .iter()
+                .map(args::workspace)
+                .collect::<Result<Vec<_>>>()?;
+            let opts = retention.options(ws, *dry_run)?;
+            let store = Store::open(store_dir)?;
+            let r = gc::prune(&store, &opts, args::parse_duration(lock_wait)?)?;
+            if *json {
+                output::print_json(&gc_json(&r));
+            } else {
+                print_gc_report(&r);
+            }
+            Ok(exit::OK)
+        }
+        Command::Forget {
+            snapshots,
+            dry_run,
+            lock_wait,
+            json,
+        } => {
+            let store = Store::open(store_dir)?;
+            let r = gc::forget(
+                &store,
+                snapshots,
+                *dry_run,
+                args::parse_duration(lock_wait)?,
+            )?;
+            if *json {
+                output::print_json(&gc_json(&r));
+            } else {
+                print_gc_report(&r);
+            }
+            Ok(exit::OK)
         }
         Command::List { workspace, json } => {
             let store = Store::open(store_dir)?;
@@ -220,7 +290,60 @@ fn run(cli: Cli) -> Result<u8> {
     }
 }
 
-fn print_snapshot_report(report: &snapshot::RunReport, json: bool, secs: f64) {
+fn gc_json(r: &gc::GcReport) -> serde_json::Value {
+    serde_json::json!({
+        "dry_run": r.dry_run,
+        "forgotten": r.forgotten.iter().map(output::snapshot_json).collect::<Vec<_>>(),
+        "kept": r.kept,
+        "blobs_deleted": r.blobs_deleted,
+        "dead_bytes": r.dead_bytes,
+        "packs_deleted": r.packs_deleted,
+        "packs_rewritten": r.packs_rewritten,
+        "packs_written": r.packs_written,
+        "orphan_packs_removed": r.orphan_packs_removed,
+        "bytes_freed": r.bytes_freed,
+    })
+}
+
+fn print_gc_report(r: &gc::GcReport) {
+    let mut out = io::stdout().lock();
+    let verb = if r.dry_run { "would forget" } else { "forgot" };
+    for s in &r.forgotten {
+        let _ = writeln!(
+            out,
+            "{verb}  {}  {}  {}",
+            s.workspace,
+            s.id.0.short(),
+            timespec::format_local(s.time_ns)
+        );
+    }
+    if r.dry_run {
+        let _ = writeln!(
+            out,
+            "dry run: would forget {} snapshots, keep {}; would delete {} packs and rewrite {}; about {} freed",
+            r.forgotten.len(),
+            r.kept,
+            r.packs_deleted,
+            r.packs_rewritten,
+            size(r.bytes_freed)
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "prune: forgot {} snapshots, kept {}; {} blobs dead; deleted {} packs, rewrote {} into {}, removed {} orphan packs; {} freed",
+            r.forgotten.len(),
+            r.kept,
+            r.blobs_deleted,
+            r.packs_deleted,
+            r.packs_rewritten,
+            r.packs_written,
+            r.orphan_packs_removed,
+            size(r.bytes_freed)
+        );
+    }
+}
+
+fn snapshot_report_json(report: &snapshot::RunReport, secs: f64) -> serde_json::Value {
     let (mut ok, mut failed, mut files, mut bytes, mut added, mut skipped) =
         (0, 0, 0u64, 0u64, 0u64, 0usize);
     for w in &report.workspaces {
@@ -235,8 +358,7 @@ fn print_snapshot_report(report: &snapshot::RunReport, json: bool, secs: f64) {
             WorkspaceOutcome::Failed { .. } => failed += 1,
         }
     }
-    if json {
-        let list: Vec<_> = report
+    let list: Vec<_> = report
             .workspaces
             .iter()
             .map(|w| match &w.outcome {
@@ -258,23 +380,38 @@ fn print_snapshot_report(report: &snapshot::RunReport, json: bool, secs: f64) {
                 }),
             })
             .collect();
-        output::print_json(&serde_json::json!({
-            "ok": report.all_ok(),
-            "started": timespec::format_rfc3339(report.started_ns),
-            "finished": timespec::format_rfc3339(report.finished_ns),
-            "seconds": secs,
-            "workspaces": list,
-            "summary": {
-                "workspaces": report.workspaces.len(),
-                "ok": ok,
-                "failed": failed,
-                "entries_skipped": skipped,
-                "files": files,
-                "size_bytes": bytes,
-                "bytes_added": added,
-            },
-        }));
-        return;
+    serde_json::json!({
+        "ok": report.all_ok(),
+        "started": timespec::format_rfc3339(report.started_ns),
+        "finished": timespec::format_rfc3339(report.finished_ns),
+        "seconds": secs,
+        "workspaces": list,
+        "summary": {
+            "workspaces": report.workspaces.len(),
+            "ok": ok,
+            "failed": failed,
+            "entries_skipped": skipped,
+            "files": files,
+            "size_bytes": bytes,
+            "bytes_added": added,
+        },
+    })
+}
+
+fn print_snapshot_report(report: &snapshot::RunReport, secs: f64) {
+    let (mut ok, mut failed, mut files, mut bytes, mut added, mut skipped) =
+        (0, 0, 0u64, 0u64, 0u64, 0usize);
+    for w in &report.workspaces {
+        match &w.outcome {
+            WorkspaceOutcome::Committed { row, skips } => {
+                ok += 1;
+                files += row.stats.files;
+                bytes += row.stats.size_bytes;
+                added += row.stats.bytes_added;
+                skipped += skips.iter().filter(|s| s.missing).count();
+            }
+            WorkspaceOutcome::Failed { .. } => failed += 1,
+        }
     }
     let mut out = io::stdout().lock();
     for w in &report.workspaces {

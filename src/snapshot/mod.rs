@@ -35,6 +35,7 @@ use crate::codec::Writer as Enc;
 use crate::error::Result;
 use crate::id::ChunkId;
 use crate::id::{Id, SnapshotId, TreeId};
+use crate::lock::LockGuard;
 use crate::pack::{BlobKind, PackWriter};
 use crate::store::Store;
 use crate::timespec;
@@ -109,14 +110,20 @@ impl RunReport {
     }
 }
 
-/// Snapshot the workspaces of `opts` into `store`, holding its lock.
+/// Snapshot the workspaces of `opts` into `store`, taking its lock.
 pub fn run(store: &Store, opts: &SnapshotOptions) -> Result<RunReport> {
+    let note = format!(
+        "snapshot started {}",
+        timespec::format_local(timespec::now_ns())
+    );
+    let lock = store.lock(opts.lock_wait, &note)?;
+    run_locked(store, opts, &lock)
+}
+
+/// [`run`] for a caller that already holds the store lock.
+pub fn run_locked(store: &Store, opts: &SnapshotOptions, _lock: &LockGuard) -> Result<RunReport> {
     let excludes = Excludes::new(&opts.excludes)?;
     let started_ns = timespec::now_ns();
-    let _lock = store.lock(
-        opts.lock_wait,
-        &format!("snapshot started {}", timespec::format_local(started_ns)),
-    )?;
     let workspaces = if opts.workspaces.is_empty() {
         walk::discover(&opts.root)?
     } else {

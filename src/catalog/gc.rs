@@ -1,0 +1,332 @@
+//! The catalog side of garbage collection, inside one transaction.
+//!
+//! Liveness is decided locally, so the cost is proportional to what is
+//! freed, not to the store: a blob is dead when no snapshot has it as root
+//! and no `tree_refs` row points to it (both indexed). Forgetting a snapshot
+//! puts its root on a worklist; a dead blob's own references are deleted and
+//! its children go on the worklist in turn. Chunks indexed by a run whose
+//! snapshot never committed (crash, failed workspace) are found by sweeping
+//! only the packs created since the last gc (`meta.gc_swept_pack_id`).
+
+use std::collections::{HashMap, HashSet};
+
+use rusqlite::{params, OptionalExtension, Transaction};
+
+use super::{sql_err, Catalog};
+use crate::error::{Error, Result};
+use crate::id::{Id, PackId, SnapshotId};
+use crate::pack::format::RECORD_HEADER_BYTES;
+use crate::pack::{BlobKind, SealedPack};
+
+/// A blob that gc removed from the index.
+#[derive(Clone, Copy, Debug)]
+pub struct DeadBlob {
+    pub pack_row: i64,
+    /// Record bytes in its pack (header + payload).
+    pub bytes: u64,
+}
+
+/// How much of a pack is still in use.
+#[derive(Clone, Debug)]
+pub struct PackUsage {
+    pub row: i64,
+    pub id: PackId,
+    pub size_bytes: u64,
+    pub live_bytes: u64,
+    pub live_blobs: u64,
+}
+
+/// A live blob to move during repack.
+#[derive(Clone, Debug)]
+pub struct LiveBlob {
+    pub row: i64,
+    pub id: Id,
+    pub kind: BlobKind,
+    pub offset: u64,
+    pub stored_len: u32,
+    pub raw_len: u32,
+}
+
+/// An open gc transaction. Dropped without `commit`, it rolls back.
+pub struct GcTx<'a> {
+    tx: Transaction<'a>,
+    path: std::path::PathBuf,
+}
+
+impl Catalog {
+    /// Start the single gc transaction.
+    pub fn begin_gc(&mut self) -> Result<GcTx<'_>> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sql_err(&path))?;
+        Ok(GcTx { tx, path })
+    }
+}
+
+impl GcTx<'_> {
+    fn e(&self) -> impl Fn(rusqlite::Error) -> Error + '_ {
+        sql_err(&self.path)
+    }
+
+    /// Delete a snapshot row; returns its root blob row.
+    pub fn delete_snapshot(&self, id: &SnapshotId) -> Result<i64> {
+        let root: Option<i64> = self
+            .tx
+            .query_row(
+                "DELETE FROM snapshots WHERE snapshot_hash = ?1 RETURNING root_tree_id",
+                [&id.0 .0[..]],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.e())?;
+        root.ok_or_else(|| Error::NotFound(format!("snapshot {} is gone", id.0.short())))
+    }
+
+    /// Remove from the index every blob made unreachable by deleting the
+    /// snapshots whose roots are `roots`, plus chunks never referenced in
+    /// packs newer than the sweep watermark.
+    pub fn collect(&self, roots: Vec<i64>) -> Result<Vec<DeadBlob>> {
+        let e = self.e();
+        let mut dead = Vec::new();
+        let mut is_live = self
+            .tx
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM tree_refs WHERE blob_id = ?1)
+                     OR EXISTS (SELECT 1 FROM snapshots WHERE root_tree_id = ?1)",
+            )
+            .map_err(&e)?;
+        let mut children = self
+            .tx
+            .prepare_cached("SELECT blob_id FROM tree_refs WHERE tree_id = ?1")
+            .map_err(&e)?;
+        let mut del_refs = self
+            .tx
+            .prepare_cached("DELETE FROM tree_refs WHERE tree_id = ?1")
+            .map_err(&e)?;
+        let mut del_blob = self
+            .tx
+            .prepare_cached("DELETE FROM blobs WHERE id = ?1 RETURNING pack_id, stored_len")
+            .map_err(&e)?;
+        let mut work = roots;
+        let watermark = self.meta_i64("gc_swept_pack_id")?.unwrap_or(0);
+        {
+            let mut unswept = self
+                .tx
+                .prepare_cached(
+                    "SELECT b.id FROM blobs b WHERE b.pack_id > ?1 AND b.kind = 1
+                     AND NOT EXISTS (SELECT 1 FROM tree_refs r WHERE r.blob_id = b.id)",
+                )
+                .map_err(&e)?;
+            let rows = unswept
+                .query_map([watermark], |r| r.get::<_, i64>(0))
+                .map_err(&e)?;
+            for r in rows {
+                work.push(r.map_err(&e)?);
+            }
+        }
+        let mut seen = HashSet::new();
+        while let Some(blob) = work.pop() {
+            if !seen.insert(blob) {
+                continue;
+            }
+            let live: bool = is_live.query_row([blob], |r| r.get(0)).map_err(&e)?;
+            if live {
+                continue;
+            }
+            let kids = children
+                .query_map([blob], |r| r.get::<_, i64>(0))
+                .map_err(&e)?
+                .collect::<rusqlite::Result<Vec<i64>>>()
+                .map_err(&e)?;
+            del_refs.execute([blob]).map_err(&e)?;
+            let gone: Option<(i64, i64)> = del_blob
+                .query_row([blob], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+                .map_err(&e)?;
+            if let Some((pack_row, stored)) = gone {
+                dead.push(DeadBlob {
+                    pack_row,
+                    bytes: RECORD_HEADER_BYTES as u64 + stored.max(0) as u64,
+                });
+            }
+            // Children whose last reference was this blob may be dead now:
+            // check them (again).
+            for k in kids {
+                seen.remove(&k);
+                work.push(k);
+            }
+        }
+        Ok(dead)
+    }
+
+    /// Usage of the given packs after `collect`.
+    pub fn pack_usage(&self, rows: &HashSet<i64>) -> Result<Vec<PackUsage>> {
+        let e = self.e();
+        let mut stmt = self
+            .tx
+            .prepare_cached(
+                "SELECT p.pack_hash, p.size_bytes,
+                        COALESCE(SUM(b.stored_len), 0) + COUNT(b.id) * ?2, COUNT(b.id)
+                 FROM packs p LEFT JOIN blobs b ON b.pack_id = p.id
+                 WHERE p.id = ?1 GROUP BY p.id",
+            )
+            .map_err(&e)?;
+        let mut out = Vec::new();
+        let mut sorted: Vec<i64> = rows.iter().copied().collect();
+        sorted.sort_unstable();
+        for row in sorted {
+            let got: Option<(Vec<u8>, i64, i64, i64)> = stmt
+                .query_row(params![row, RECORD_HEADER_BYTES as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .optional()
+                .map_err(&e)?;
+            if let Some((hash, size, live, n)) = got {
+                out.push(PackUsage {
+                    row,
+                    id: PackId(Id::from_slice(&hash)?),
+                    size_bytes: size.max(0) as u64,
+                    live_bytes: live.max(0) as u64,
+                    live_blobs: n.max(0) as u64,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Live blobs of a pack, in file order.
+    pub fn live_blobs(&self, pack_row: i64) -> Result<Vec<LiveBlob>> {
+        let e = self.e();
+        let mut stmt = self
+            .tx
+            .prepare_cached(
+                "SELECT id, hash, kind, offset, stored_len, raw_len FROM blobs
+                 WHERE pack_id = ?1 ORDER BY offset",
+            )
+            .map_err(&e)?;
+        let rows = stmt
+            .query_map([pack_row], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, u8>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, i64>(5)?,
+                ))
+            })
+            .map_err(&e)?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (row, hash, kind, offset, stored, raw) = r.map_err(&e)?;
+            out.push(LiveBlob {
+                row,
+                id: Id::from_slice(&hash)?,
+                kind: BlobKind::from_code(kind)
+                    .ok_or_else(|| Error::corrupt(format!("blob row {row} has kind {kind}")))?,
+                offset: offset.max(0) as u64,
+                stored_len: stored as u32,
+                raw_len: raw as u32,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Index a pack written by repack (its blobs are moved with `move_blobs`).
+    pub fn add_pack(&self, sealed: &SealedPack, now_ns: i64) -> Result<i64> {
+        self.tx
+            .execute(
+                "INSERT INTO packs (pack_hash, size_bytes, record_count, created_ns) VALUES (?1, ?2, ?3, ?4)",
+                params![&sealed.id.0 .0[..], sealed.size_bytes as i64, sealed.records.len() as i64, now_ns],
+            )
+            .map_err(self.e())?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    /// Point moved blobs at their new pack: `moves` maps blob id → (pack row, offset).
+    pub fn move_blobs(&self, moves: &HashMap<Id, (i64, u64)>) -> Result<()> {
+        let e = self.e();
+        let mut stmt = self
+            .tx
+            .prepare_cached("UPDATE blobs SET pack_id = ?1, offset = ?2 WHERE hash = ?3")
+            .map_err(&e)?;
+        for (id, (pack, offset)) in moves {
+            let n = stmt
+                .execute(params![pack, *offset as i64, &id.0[..]])
+                .map_err(&e)?;
+            if n != 1 {
+                return Err(Error::corrupt(format!("repack: blob {id} not indexed")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Delete a pack row; it must hold no blob any more.
+    pub fn delete_pack(&self, row: i64) -> Result<()> {
+        let left: i64 = self
+            .tx
+            .query_row(
+                "SELECT COUNT(*) FROM blobs WHERE pack_id = ?1",
+                [row],
+                |r| r.get(0),
+            )
+            .map_err(self.e())?;
+        if left != 0 {
+            return Err(Error::corrupt(format!(
+                "pack row {row} still holds {left} blobs"
+            )));
+        }
+        self.tx
+            .execute("DELETE FROM packs WHERE id = ?1", [row])
+            .map_err(self.e())?;
+        Ok(())
+    }
+
+    /// Every pack the catalog knows.
+    pub fn pack_ids(&self) -> Result<HashSet<PackId>> {
+        let e = self.e();
+        let mut stmt = self.tx.prepare("SELECT pack_hash FROM packs").map_err(&e)?;
+        let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0)).map_err(&e)?;
+        let mut out = HashSet::new();
+        for r in rows {
+            out.insert(PackId(Id::from_slice(&r.map_err(&e)?)?));
+        }
+        Ok(out)
+    }
+
+    /// Remember that packs up to the newest one have been swept.
+    pub fn mark_swept(&self) -> Result<()> {
+        let max: i64 = self
+            .tx
+            .query_row("SELECT COALESCE(MAX(id), 0) FROM packs", [], |r| r.get(0))
+            .map_err(self.e())?;
+        self.tx
+            .execute(
+                "INSERT INTO meta (key, value) VALUES ('gc_swept_pack_id', ?1)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [max.to_string()],
+            )
+            .map_err(self.e())?;
+        Ok(())
+    }
+
+    fn meta_i64(&self, key: &str) -> Result<Option<i64>> {
+        let v: Option<String> = self
+            .tx
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(self.e())?;
+        v.map(|v| {
+            v.parse()
+                .map_err(|_| Error::corrupt(format!("meta {key} is not a number")))
+        })
+        .transpose()
+    }
+
+    pub fn commit(self) -> Result<()> {
+        let path = self.path.clone();
+        self.tx.commit().map_err(sql_err(&path))
+    }
+}

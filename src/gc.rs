@@ -1,0 +1,316 @@
+//! `prune` and `forget`: drop snapshots, then collect what nothing references.
+//!
+//! Crash order (each step leaves a consistent store):
+//! 1. open one catalog transaction; delete snapshot rows; collect dead blobs
+//!    (see `catalog/gc.rs`); nothing is visible yet;
+//! 2. repack: copy the live records of mostly-dead packs into new packs,
+//!    each verified (decompressed and re-hashed) on the way, sealed and
+//!    fsynced (a crash here leaves orphan packs: removed by the next gc);
+//! 3. point moved blobs at the new packs, delete emptied pack rows, commit
+//!    (a crash before this leaves the old state intact);
+//! 4. only then delete the old pack files (a crash here leaves orphan
+//!    files, which are not in the catalog: removed by the next gc).
+//!
+//! Pack files unknown to the catalog are removed only under the exclusive
+//! lock, which every writer holds, so no pack of a running snapshot is
+//! mistaken for an orphan.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs;
+use std::time::Duration;
+
+use crate::catalog::{GcTx, SnapshotRow};
+use crate::durable;
+use crate::error::{Error, Result};
+use crate::id::PackId;
+use crate::lock::LockGuard;
+use crate::pack::format::{self, RecordHeader};
+use crate::pack::{pack_path, PackWriter};
+use crate::retention::{self, KeepPolicy};
+use crate::store::Store;
+use crate::timespec;
+use crate::workspace::WorkspaceName;
+
+/// Default share of dead bytes above which a pack is rewritten.
+pub const DEFAULT_MAX_UNUSED_PERCENT: f64 = 10.0;
+
+/// What `prune` should do.
+#[derive(Clone, Debug)]
+pub struct PruneOptions {
+    /// Only these workspaces; empty means every workspace in the store.
+    pub workspaces: Vec<WorkspaceName>,
+    pub policy: KeepPolicy,
+    /// Rewrite packs whose dead share exceeds this (0–100).
+    pub max_unused_percent: f64,
+    /// Decide and estimate, change nothing.
+    pub dry_run: bool,
+}
+
+/// What a prune or forget did (or, in a dry run, would do).
+#[derive(Debug, Default)]
+pub struct GcReport {
+    pub dry_run: bool,
+    pub forgotten: Vec<SnapshotRow>,
+    pub kept: u64,
+    pub blobs_deleted: u64,
+    /// Bytes of dead records removed from the index.
+    pub dead_bytes: u64,
+    pub packs_deleted: u64,
+    pub packs_rewritten: u64,
+    pub packs_written: u64,
+    pub orphan_packs_removed: u64,
+    /// Pack bytes freed on disk (estimated in a dry run).
+    pub bytes_freed: u64,
+}
+
+/// Apply the retention policy per workspace, then collect garbage.
+pub fn prune(store: &Store, opts: &PruneOptions, lock_wait: Duration) -> Result<GcReport> {
+    let lock = store.lock(lock_wait, "prune")?;
+    prune_locked(store, opts, &lock)
+}
+
+/// [`prune`] for a caller that already holds the store lock
+/// (`snapshot --prune`).
+pub fn prune_locked(store: &Store, opts: &PruneOptions, _lock: &LockGuard) -> Result<GcReport> {
+    let mut catalog = store.catalog(true)?;
+    let all = catalog.snapshots(None)?;
+    let mut by_ws: BTreeMap<WorkspaceName, Vec<(SnapshotRow, i64)>> = BTreeMap::new();
+    for s in all {
+        if opts.workspaces.is_empty() || opts.workspaces.contains(&s.workspace) {
+            by_ws
+                .entry(s.workspace.clone())
+                .or_default()
+                .push((s.clone(), s.time_ns));
+        }
+    }
+    for ws in &opts.workspaces {
+        if !by_ws.contains_key(ws) {
+            return Err(Error::NotFound(format!("no snapshots of workspace {ws}")));
+        }
+    }
+    let mut forget = Vec::new();
+    let mut kept = 0;
+    for snaps in by_ws.values() {
+        for d in retention::decide(snaps, &opts.policy) {
+            if d.keep {
+                kept += 1;
+            } else {
+                forget.push(d.item);
+            }
+        }
+    }
+    let tx = catalog.begin_gc()?;
+    let mut report = collect(store, tx, forget, opts.max_unused_percent, opts.dry_run)?;
+    report.kept = kept;
+    Ok(report)
+}
+
+/// Forget exactly these snapshots (ids or unique prefixes), then collect
+/// garbage, rewriting every pack that held their now-dead data so the bytes
+/// are really gone from disk.
+pub fn forget(
+    store: &Store,
+    ids: &[String],
+    dry_run: bool,
+    lock_wait: Duration,
+) -> Result<GcReport> {
+    let _lock = store.lock(lock_wait, "forget")?;
+    let mut catalog = store.catalog(true)?;
+    let all = catalog.snapshots(None)?;
+    let mut rows: Vec<SnapshotRow> = Vec::new();
+    for id in ids {
+        let p = id.to_ascii_lowercase();
+        if p.len() < 4 || !p.bytes().all(|c| c.is_ascii_hexdigit()) {
+            return Err(Error::invalid(
+                "snapshot id",
+                format!("{id:?}: give at least 4 hex digits, as `wsnap list` shows"),
+            ));
+        }
+        let hits: Vec<&SnapshotRow> = all
+            .iter()
+            .filter(|s| s.id.0.to_hex().starts_with(&p))
+            .collect();
+        match hits.as_slice() {
+            [one] => {
+                if !rows.iter().any(|r| r.id == one.id) {
+                    rows.push((*one).clone());
+                }
+            }
+            [] => return Err(Error::NotFound(format!("no snapshot has id {id}"))),
+            _ => {
+                return Err(Error::invalid(
+                    "snapshot id",
+                    format!("{id} matches {} snapshots; give more digits", hits.len()),
+                ))
+            }
+        }
+    }
+    let tx = catalog.begin_gc()?;
+    collect(store, tx, rows, 0.0, dry_run)
+}
+
+fn collect(
+    store: &Store,
+    tx: GcTx<'_>,
+    forget: Vec<SnapshotRow>,
+    max_unused_percent: f64,
+    dry_run: bool,
+) -> Result<GcReport> {
+    let mut report = GcReport {
+        dry_run,
+        ..GcReport::default()
+    };
+    let mut roots = Vec::with_capacity(forget.len());
+    for s in &forget {
+        roots.push(tx.delete_snapshot(&s.id)?);
+    }
+    report.forgotten = forget;
+    let dead = tx.collect(roots)?;
+    report.blobs_deleted = dead.len() as u64;
+    report.dead_bytes = dead.iter().map(|d| d.bytes).sum();
+    let touched: HashSet<i64> = dead.iter().map(|d| d.pack_row).collect();
+    let usage = tx.pack_usage(&touched)?;
+    let threshold = max_unused_percent.clamp(0.0, 100.0) / 100.0;
+    let mut delete = Vec::new();
+    let mut rewrite = Vec::new();
+    for u in usage {
+        let overhead = (format::HEADER_BYTES + format::FOOTER_BYTES) as u64;
+        let unused = u.size_bytes.saturating_sub(u.live_bytes + overhead) as f64;
+        if u.live_blobs == 0 {
+            delete.push(u);
+        } else if unused > threshold * u.size_bytes as f64 {
+            rewrite.push(u);
+        }
+    }
+    report.packs_deleted = delete.len() as u64;
+    report.packs_rewritten = rewrite.len() as u64;
+    if dry_run {
+        report.bytes_freed = delete.iter().map(|u| u.size_bytes).sum::<u64>()
+            + rewrite
+                .iter()
+                .map(|u| u.size_bytes.saturating_sub(u.live_bytes))
+                .sum::<u64>();
+        return Ok(report); // tx dropped: rolled back
+    }
+
+    // Step 2: repack live records into new packs, verified on the way.
+    let mut writer = PackWriter::new(&store.tmp_dir(), &store.packs_dir());
+    let mut moves: Vec<(crate::id::Id, u64)> = Vec::new();
+    let mut sealed = Vec::new();
+    let target = store.params().pack_target_bytes;
+    for u in &rewrite {
+        for b in tx.live_blobs(u.row)? {
+            let (header, raw) = store.packs().read_blob(&u.id, b.offset, &b.id)?;
+            if header.kind != b.kind
+                || header.raw_len != b.raw_len
+                || header.stored_len != b.stored_len
+            {
+                return Err(Error::corrupt(format!(
+                    "repack: blob {} disagrees with the catalog",
+                    b.id
+                )));
+            }
+            // Re-store the verified bytes with the same compression.
+            let (compression, payload) = match header.compression {
+                format::Compression::None => (format::Compression::None, raw),
+                format::Compression::Zstd => format::compress(&raw, store.params().zstd_level),
+            };
+            let h = RecordHeader {
+                kind: header.kind,
+                compression,
+                raw_len: header.raw_len,
+                stored_len: payload.len() as u32,
+                id: b.id,
+            };
+            let offset = writer.append(h, &payload)?;
+            moves.push((b.id, offset));
+            if writer.len_bytes() >= target {
+                sealed.push((
+                    writer.seal()?.expect("non-empty"),
+                    std::mem::take(&mut moves),
+                ));
+            }
+        }
+    }
+    if let Some(p) = writer.seal()? {
+        sealed.push((p, std::mem::take(&mut moves)));
+    }
+    // Step 3: one commit switches every reference.
+    let now = timespec::now_ns();
+    let mut all_moves = HashMap::new();
+    for (pack, blobs) in &sealed {
+        let row = tx.add_pack(pack, now)?;
+        for (id, offset) in blobs {
+            all_moves.insert(*id, (row, *offset));
+        }
+    }
+    tx.move_blobs(&all_moves)?;
+    let mut old_files = Vec::new();
+    for u in delete.iter().chain(rewrite.iter()) {
+        tx.delete_pack(u.row)?;
+        old_files.push((u.id, u.size_bytes));
+    }
+    report.packs_written = sealed.len() as u64;
+    let known = {
+        let mut k = tx.pack_ids()?;
+        for (p, _) in &sealed {
+            k.insert(p.id);
+        }
+        k
+    };
+    tx.mark_swept()?;
+    tx.commit()?;
+    // Step 4: the catalog no longer references the old packs: delete them.
+    let mut freed: u64 = 0;
+    for (id, size) in old_files {
+        remove_pack(store, &id)?;
+        freed += size;
+    }
+    let written: u64 = sealed.iter().map(|(p, _)| p.size_bytes).sum();
+    let (orphans, orphan_bytes) = remove_orphans(store, &known)?;
+    report.orphan_packs_removed = orphans;
+    report.bytes_freed = (freed + orphan_bytes).saturating_sub(written);
+    Ok(report)
+}
+
+fn remove_pack(store: &Store, id: &PackId) -> Result<()> {
+    let path = pack_path(&store.packs_dir(), id);
+    match fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::store_write(&path, e)),
+    }
+    let dir = path.parent().expect("pack has a directory");
+    durable::sync_dir(dir).map_err(|e| Error::store_write(dir, e))
+}
+
+/// Delete pack files the catalog does not know (left by a crash after a
+/// pack's rename and before its commit). Caller holds the exclusive lock.
+fn remove_orphans(store: &Store, known: &HashSet<PackId>) -> Result<(u64, u64)> {
+    let packs = store.packs_dir();
+    let mut n = 0;
+    let mut bytes = 0;
+    let Ok(fans) = fs::read_dir(&packs) else {
+        return Ok((0, 0));
+    };
+    for fan in fans.flatten() {
+        let Ok(files) = fs::read_dir(fan.path()) else {
+            continue;
+        };
+        for f in files.flatten() {
+            let name = f.file_name();
+            let Some(hex) = name.to_str().and_then(|s| s.strip_suffix(".pack")) else {
+                continue;
+            };
+            let Ok(id) = crate::id::Id::from_hex(hex) else {
+                continue;
+            };
+            if !known.contains(&PackId(id)) {
+                bytes += f.metadata().map(|m| m.len()).unwrap_or(0);
+                remove_pack(store, &PackId(id))?;
+                n += 1;
+            }
+        }
+    }
+    Ok((n, bytes))
+}
