@@ -166,6 +166,7 @@ fn collect(
     }
     report.forgotten = forget;
     let dead = tx.collect(roots)?;
+    crate::failpoint::crash_point("gc.collected");
     report.blobs_deleted = dead.len() as u64;
     report.dead_bytes = dead.iter().map(|d| d.bytes).sum();
     let touched: HashSet<i64> = dead.iter().map(|d| d.pack_row).collect();

@@ -37,6 +37,8 @@
 
 mod codec;
 mod durable;
+#[doc(hidden)]
+pub mod failpoint;
 pub mod lock;
 
 pub mod catalog;

@@ -1,0 +1,36 @@
+//! Crash points for crash tests.
+//!
+//! `WSNAP_CRASH_AT=name` (or `name:n`) makes the process kill itself with
+//! SIGKILL the first (n-th) time execution reaches [`crash_point`]`(name)`:
+//! no destructor, no flush, exactly as a power cut or the OOM killer would
+//! leave things. Points sit between the durability steps of the snapshot
+//! writer and of gc; `tests/crash.rs` walks through them. Unset (always, in
+//! production), a point costs one cached check.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+static TARGET: OnceLock<Option<(String, u64)>> = OnceLock::new();
+static HITS: AtomicU64 = AtomicU64::new(0);
+
+fn target() -> &'static Option<(String, u64)> {
+    TARGET.get_or_init(|| {
+        let v = std::env::var("WSNAP_CRASH_AT").ok()?;
+        match v.rsplit_once(':') {
+            Some((name, n)) => Some((name.to_string(), n.parse().unwrap_or(1))),
+            None => Some((v, 1)),
+        }
+    })
+}
+
+/// Die here if the environment asks for it.
+pub fn crash_point(name: &str) {
+    if let Some((want, n)) = target() {
+        if want == name && HITS.fetch_add(1, Ordering::SeqCst) + 1 == *n {
+            // SAFETY: plain syscalls on our own pid.
+            unsafe {
+                libc::kill(libc::getpid(), libc::SIGKILL);
+            }
+        }
+    }
+}
