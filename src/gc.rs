@@ -230,11 +230,13 @@ fn collect(
                     writer.seal()?.expect("non-empty"),
                     std::mem::take(&mut moves),
                 ));
+                crate::failpoint::crash_point("gc.repack_sealed");
             }
         }
     }
     if let Some(p) = writer.seal()? {
         sealed.push((p, std::mem::take(&mut moves)));
+        crate::failpoint::crash_point("gc.repack_sealed");
     }
     // Step 3: one commit switches every reference.
     let now = timespec::now_ns();
@@ -260,11 +262,14 @@ fn collect(
         k
     };
     tx.mark_swept()?;
+    crate::failpoint::crash_point("gc.before_commit");
     tx.commit()?;
+    crate::failpoint::crash_point("gc.committed");
     // Step 4: the catalog no longer references the old packs: delete them.
     let mut freed: u64 = 0;
     for (id, size) in old_files {
         remove_pack(store, &id)?;
+        crate::failpoint::crash_point("gc.old_pack_removed");
         freed += size;
     }
     let written: u64 = sealed.iter().map(|(p, _)| p.size_bytes).sum();
@@ -309,6 +314,7 @@ fn remove_orphans(store: &Store, known: &HashSet<PackId>) -> Result<(u64, u64)> 
             if !known.contains(&PackId(id)) {
                 bytes += f.metadata().map(|m| m.len()).unwrap_or(0);
                 remove_pack(store, &PackId(id))?;
+                crate::failpoint::crash_point("gc.orphan_removed");
                 n += 1;
             }
         }

@@ -249,8 +249,10 @@ impl WriterState {
         let Some(sealed) = self.packs.seal()? else {
             return Ok(());
         };
+        crate::failpoint::crash_point("snapshot.pack_sealed");
         // The pack is durable; only now may rows point into it.
         self.catalog.insert_pack(&sealed, timespec::now_ns())?;
+        crate::failpoint::crash_point("snapshot.pack_indexed");
         for t in self.open_trees.drain(..) {
             self.sealed_trees.push(PendingTree {
                 kind: t.kind,
