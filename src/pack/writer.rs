@@ -178,6 +178,7 @@ fn seal_pack(mut pack: OpenPack, packs_dir: &Path) -> Result<SealedPack> {
     // Crash order: fsync data → rename → fsync dir. A crash before the rename
     // leaves a tmp file (removed by the next writer); after it, a complete pack
     // that no catalog row references yet (an orphan, removed by gc).
+    crate::failpoint::crash_point("pack.before_rename");
     let committed = durable::commit_file(&file, &tmp_path, &final_path);
     if let Err(e) = committed {
         let _ = std::fs::remove_file(&tmp_path);

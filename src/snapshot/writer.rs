@@ -273,8 +273,10 @@ impl WriterState {
 
     fn commit(&mut self, row: &SnapshotRow, skips: &[(Vec<u8>, String)]) -> Result<()> {
         self.seal_and_index()?;
+        crate::failpoint::crash_point("snapshot.before_commit");
         self.catalog
             .commit_snapshot(&self.sealed_trees, row, skips)?;
+        crate::failpoint::crash_point("snapshot.committed");
         let mut pending = self.pending.lock().expect("pending poisoned");
         for t in self.sealed_trees.drain(..) {
             pending.remove(&t.id);
