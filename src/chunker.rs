@@ -85,9 +85,11 @@ pub struct StreamChunker<R> {
 }
 
 impl<R: Read> StreamChunker<R> {
-    /// `buffer_bytes` is raised to at least two maximum-size chunks.
+    /// `buffer_bytes` is the initial buffer (at least 4 KiB); it grows to two
+    /// maximum-size chunks when the stream turns out longer. Size it from the
+    /// file's length so small files do not pay for a large buffer.
     pub fn new(reader: R, params: ChunkerParams, buffer_bytes: usize) -> StreamChunker<R> {
-        let cap = buffer_bytes.max(2 * params.max_bytes as usize);
+        let cap = buffer_bytes.max(4096);
         StreamChunker {
             reader,
             params,
@@ -113,6 +115,11 @@ impl<R: Read> StreamChunker<R> {
         self.buf.copy_within(self.start..self.end, 0);
         self.end -= self.start;
         self.start = 0;
+        let min_cap = 2 * self.params.max_bytes as usize;
+        if self.end == self.buf.len() && self.buf.len() < min_cap {
+            // Longer than the first buffer: make room for a whole max chunk.
+            self.buf.resize(min_cap, 0);
+        }
         while !self.eof && self.end < self.buf.len() {
             match self.reader.read(&mut self.buf[self.end..]) {
                 Ok(0) => self.eof = true,

@@ -189,8 +189,21 @@ impl Footer {
 /// Compress `raw` with zstd at `level`; keep it raw unless that saves at
 /// least 1/32 of the bytes (decompression is not free).
 pub fn compress(raw: &[u8], level: i32) -> (Compression, Vec<u8>) {
+    thread_local! {
+        // A zstd context allocates its tables on creation: reuse one per
+        // thread (per level) instead of paying that for every small blob.
+        static CCTX: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+            const { std::cell::RefCell::new(None) };
+    }
     if raw.len() >= 64 {
-        if let Ok(z) = zstd::bulk::compress(raw, level) {
+        let z = CCTX.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.as_ref().is_none_or(|(l, _)| *l != level) {
+                *c = Some((level, zstd::bulk::Compressor::new(level).ok()?));
+            }
+            c.as_mut().and_then(|(_, z)| z.compress(raw).ok())
+        });
+        if let Some(z) = z {
             if z.len() <= raw.len() - raw.len() / 32 {
                 return (Compression::Zstd, z);
             }
@@ -212,7 +225,20 @@ pub fn decode_payload(header: &RecordHeader, stored: &[u8]) -> Result<Vec<u8>> {
     let raw = match header.compression {
         Compression::None => stored.to_vec(),
         Compression::Zstd => {
-            let raw = zstd::bulk::decompress(stored, header.raw_len as usize)
+            thread_local! {
+                static DCTX: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+                    const { std::cell::RefCell::new(None) };
+            }
+            let raw = DCTX
+                .with(|d| {
+                    let mut d = d.borrow_mut();
+                    if d.is_none() {
+                        *d = Some(zstd::bulk::Decompressor::new()?);
+                    }
+                    d.as_mut()
+                        .expect("just set")
+                        .decompress(stored, header.raw_len as usize)
+                })
                 .map_err(|e| Error::corrupt(format!("blob {}: zstd: {e}", header.id)))?;
             if raw.len() != header.raw_len as usize {
                 return Err(Error::corrupt(format!(

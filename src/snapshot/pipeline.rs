@@ -143,7 +143,11 @@ pub(crate) fn store_file(
             }
             Err(e) => return Ok(Err(e)),
         };
-        let mut chunker = StreamChunker::new(&file, params, DEFAULT_BUFFER_BYTES);
+        // One byte more than the size, so EOF is seen in the first fill.
+        let buffer = (before.size() as usize)
+            .saturating_add(1)
+            .min(DEFAULT_BUFFER_BYTES);
+        let mut chunker = StreamChunker::new(&file, params, buffer);
         let mut cuts = Vec::new();
         let mut chunks = Vec::new();
         let mut added = 0u64;
