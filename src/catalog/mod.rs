@@ -456,6 +456,14 @@ impl Catalog {
         tx.commit().map_err(&e)
     }
 
+    /// Copy the WAL into the database file and truncate it (end of a write
+    /// run), so the WAL does not grow across runs.
+    pub fn checkpoint(&self) -> Result<()> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .map_err(sql_err(&self.path))
+    }
+
     /// Record a finished run.
     pub fn insert_run(&mut self, run: &RunRow) -> Result<()> {
         self.conn

@@ -192,7 +192,12 @@ impl WriterState {
                     let r = self
                         .check()
                         .and_then(|_| self.seal_and_index())
-                        .and_then(|_| self.catalog.insert_run(&run));
+                        .and_then(|_| self.catalog.insert_run(&run))
+                        // Best effort: a reader holding an old snapshot only
+                        // makes the checkpoint partial; nothing is lost.
+                        .map(|_| {
+                            let _ = self.catalog.checkpoint();
+                        });
                     let r = self.latch_keep(r);
                     let _ = reply.send(r);
                 }

@@ -1,0 +1,94 @@
+//! Stores written by older releases stay readable.
+//!
+//! `tests/fixtures/store-v1/` was written by wsnap 0.1.0 (format version 1)
+//! with `tests/fixtures/make-store-v1.sh` and is frozen: a change of format
+//! must keep this test passing (read the old version) and add a fixture for
+//! the new one.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use assert_cmd::Command;
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), &dest).unwrap();
+        }
+    }
+}
+
+fn files_with_hashes(root: &Path, prefix: &str, out: &mut BTreeMap<String, String>) {
+    for e in std::fs::read_dir(root).unwrap() {
+        let e = e.unwrap();
+        let name = format!("{prefix}/{}", e.file_name().to_str().unwrap());
+        let t = e.file_type().unwrap();
+        if t.is_dir() {
+            files_with_hashes(&e.path(), &name, out);
+        } else if t.is_file() {
+            let bytes = std::fs::read(e.path()).unwrap();
+            out.insert(name, blake3::hash(&bytes).to_hex().to_string());
+        }
+    }
+}
+
+#[test]
+fn store_v1_restores_byte_identical() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    copy_dir(&fixtures.join("store-v1"), &store);
+
+    let out = Command::cargo_bin("wsnap")
+        .unwrap()
+        .args(["--store"])
+        .arg(&store)
+        .args(["list", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 8, "4 workspaces × 2 snapshots");
+
+    let mut expected = BTreeMap::new();
+    for line in std::fs::read_to_string(fixtures.join("store-v1.b3")).unwrap().lines() {
+        let (hash, path) = line.split_once("  ").unwrap();
+        expected.insert(path.trim_start_matches('.').to_string(), hash.to_string());
+    }
+    let mut got = BTreeMap::new();
+    for ws in ["alice/notes", "alice/thesis", "bob_lab/rna_seq", "carol/thesis"] {
+        let target = tmp.path().join("restore").join(ws);
+        Command::cargo_bin("wsnap")
+            .unwrap()
+            .arg("--store")
+            .arg(&store)
+            .args(["restore", ws, "--at", "2026-11-26T12:05:00Z", "--to"])
+            .arg(&target)
+            .assert()
+            .success();
+        files_with_hashes(&target, &format!("/{ws}"), &mut got);
+        let link = tmp.path().join("restore/alice/thesis/latest.csv");
+        if ws == "alice/thesis" {
+            assert_eq!(std::fs::read_link(link).unwrap(), Path::new("data/results.csv"));
+        }
+    }
+    assert_eq!(got, expected);
+
+    // The older snapshot of alice/notes has the todo list before its edit.
+    let older = tmp.path().join("older");
+    Command::cargo_bin("wsnap")
+        .unwrap()
+        .arg("--store")
+        .arg(&store)
+        .args(["restore", "alice/notes", "--at", "2026-11-26T12:00:00Z", "--to"])
+        .arg(&older)
+        .assert()
+        .success();
+    let todo = std::fs::read_to_string(older.join("todo.md")).unwrap();
+    assert!(!todo.ends_with("ok\n"));
+}
