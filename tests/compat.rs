@@ -51,17 +51,33 @@ fn store_v1_restores_byte_identical() {
         .args(["list", "--json"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(list.as_array().unwrap().len(), 8, "4 workspaces × 2 snapshots");
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        8,
+        "4 workspaces × 2 snapshots"
+    );
 
     let mut expected = BTreeMap::new();
-    for line in std::fs::read_to_string(fixtures.join("store-v1.b3")).unwrap().lines() {
+    for line in std::fs::read_to_string(fixtures.join("store-v1.b3"))
+        .unwrap()
+        .lines()
+    {
         let (hash, path) = line.split_once("  ").unwrap();
         expected.insert(path.trim_start_matches('.').to_string(), hash.to_string());
     }
     let mut got = BTreeMap::new();
-    for ws in ["alice/notes", "alice/thesis", "bob_lab/rna_seq", "carol/thesis"] {
+    for ws in [
+        "alice/notes",
+        "alice/thesis",
+        "bob_lab/rna_seq",
+        "carol/thesis",
+    ] {
         let target = tmp.path().join("restore").join(ws);
         Command::cargo_bin("wsnap")
             .unwrap()
@@ -74,7 +90,10 @@ fn store_v1_restores_byte_identical() {
         files_with_hashes(&target, &format!("/{ws}"), &mut got);
         let link = tmp.path().join("restore/alice/thesis/latest.csv");
         if ws == "alice/thesis" {
-            assert_eq!(std::fs::read_link(link).unwrap(), Path::new("data/results.csv"));
+            assert_eq!(
+                std::fs::read_link(link).unwrap(),
+                Path::new("data/results.csv")
+            );
         }
     }
     assert_eq!(got, expected);
@@ -85,7 +104,13 @@ fn store_v1_restores_byte_identical() {
         .unwrap()
         .arg("--store")
         .arg(&store)
-        .args(["restore", "alice/notes", "--at", "2026-11-26T12:00:00Z", "--to"])
+        .args([
+            "restore",
+            "alice/notes",
+            "--at",
+            "2026-11-26T12:00:00Z",
+            "--to",
+        ])
         .arg(&older)
         .assert()
         .success();
