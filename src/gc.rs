@@ -61,6 +61,8 @@ pub struct GcReport {
     pub orphan_packs_removed: u64,
     /// Pack bytes freed on disk (estimated in a dry run).
     pub bytes_freed: u64,
+    /// A reader was active, so old pack files were left for the next gc.
+    pub pack_deletion_deferred: bool,
 }
 
 /// Apply the retention policy per workspace, then collect garbage.
@@ -265,14 +267,20 @@ fn collect(
     crate::failpoint::crash_point("gc.before_commit");
     tx.commit()?;
     crate::failpoint::crash_point("gc.committed");
-    // Step 4: the catalog no longer references the old packs: delete them.
+    // Step 4: the catalog no longer references the old packs: delete them,
+    // unless a reader (restore, ls) still works from an older catalog view;
+    // then they stay as orphans, deleted by the next gc.
+    let written: u64 = sealed.iter().map(|(p, _)| p.size_bytes).sum();
+    let Some(_readers) = store.readers_exclusive_now()? else {
+        report.pack_deletion_deferred = true;
+        return Ok(report);
+    };
     let mut freed: u64 = 0;
     for (id, size) in old_files {
         remove_pack(store, &id)?;
         crate::failpoint::crash_point("gc.old_pack_removed");
         freed += size;
     }
-    let written: u64 = sealed.iter().map(|(p, _)| p.size_bytes).sum();
     let (orphans, orphan_bytes) = remove_orphans(store, &known)?;
     report.orphan_packs_removed = orphans;
     report.bytes_freed = (freed + orphan_bytes).saturating_sub(written);

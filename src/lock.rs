@@ -22,8 +22,12 @@ pub struct LockGuard {
 }
 
 fn try_flock(file: &File) -> std::io::Result<bool> {
+    try_flock_mode(file, libc::LOCK_EX)
+}
+
+fn try_flock_mode(file: &File, mode: libc::c_int) -> std::io::Result<bool> {
     // SAFETY: flock on a valid, owned file descriptor.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    let rc = unsafe { libc::flock(file.as_raw_fd(), mode | libc::LOCK_NB) };
     if rc == 0 {
         return Ok(true);
     }
@@ -70,4 +74,45 @@ pub fn exclusive(lock_path: &Path, wait: Duration, holder_note: &str) -> Result<
     let _ = file.seek(SeekFrom::Start(0));
     let _ = writeln!(file, "pid {} {}", std::process::id(), holder_note);
     Ok(LockGuard { _file: file })
+}
+
+fn open_lock_file(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(FILE_MODE)
+        .open(path)
+}
+
+/// Readers' lock (`STORE/readers`): `restore` and `ls` hold it shared while
+/// they read, gc takes it exclusive (without waiting) only to delete pack
+/// files. A reader therefore never loses a pack its catalog view names;
+/// gc leaves such packs for its next run instead of waiting.
+pub fn readers_shared(path: &Path, wait: Duration) -> Result<LockGuard> {
+    let file = open_lock_file(path).map_err(|e| Error::store_read(path, e))?;
+    let deadline = Instant::now() + wait;
+    loop {
+        if try_flock_mode(&file, libc::LOCK_SH).map_err(|e| Error::store_read(path, e))? {
+            return Ok(LockGuard { _file: file });
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Locked {
+                path: path.parent().map(PathBuf::from).unwrap_or_default(),
+                holder: "garbage collection is deleting packs".into(),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The readers' lock, exclusive, if no reader holds it right now.
+pub fn readers_exclusive_now(path: &Path) -> Result<Option<LockGuard>> {
+    let file = open_lock_file(path).map_err(|e| Error::store_write(path, e))?;
+    if try_flock(&file).map_err(|e| Error::store_write(path, e))? {
+        Ok(Some(LockGuard { _file: file }))
+    } else {
+        Ok(None)
+    }
 }

@@ -21,7 +21,7 @@ use std::sync::Mutex;
 
 use rayon::prelude::*;
 
-use crate::catalog::{Catalog, CatalogPool, SnapshotRow};
+use crate::catalog::{Catalog, PinnedCatalog, SnapshotRow};
 use crate::chunklist;
 use crate::error::{Error, Result};
 use crate::id::{ChunkId, Id};
@@ -195,7 +195,7 @@ pub struct RestoreReport {
 
 struct Ctx<'a> {
     store: &'a Store,
-    pool: CatalogPool,
+    pool: PinnedCatalog,
     overwrite: bool,
     as_root: bool,
     files: AtomicU64,
@@ -207,14 +207,28 @@ struct Ctx<'a> {
 
 /// Restore `snap` (or a path in it) into `opts.target`.
 pub fn restore(store: &Store, snap: &SnapshotRow, opts: &RestoreOptions) -> Result<RestoreReport> {
-    let node = {
-        let cat = store.catalog(false)?;
-        resolve(store, &cat, snap, opts.path.as_deref().unwrap_or(b""))?
-    };
+    // Readers' lock first, then one pinned catalog view: gc cannot delete a
+    // pack this view names until we are done.
+    let _readers = store.read_guard()?;
+    let pinned = PinnedCatalog::open(&store.catalog_path())?;
+    let node = pinned.with(|cat| {
+        let still_there = cat
+            .snapshots(Some(&snap.workspace))?
+            .iter()
+            .any(|s| s.id == snap.id);
+        if !still_there {
+            return Err(Error::NotFound(format!(
+                "snapshot {} of {} was forgotten meanwhile",
+                snap.id.0.short(),
+                snap.workspace
+            )));
+        }
+        resolve(store, cat, snap, opts.path.as_deref().unwrap_or(b""))
+    })?;
     prepare_target(&opts.target, opts.overwrite)?;
     let ctx = Ctx {
         store,
-        pool: CatalogPool::new(&store.catalog_path()),
+        pool: pinned,
         overwrite: opts.overwrite,
         // SAFETY: geteuid has no preconditions.
         as_root: unsafe { libc::geteuid() } == 0,

@@ -6,6 +6,7 @@
 //!   packs/xx/<id>.pack  immutable pack files, 0600
 //!   tmp/                packs being written; garbage after a crash
 //!   lock                flock target; holds the writer's pid
+//!   readers             flock target: shared by readers, exclusive while gc deletes packs
 //! ```
 //!
 //! A path that exists but is not a store is refused and never written into.
@@ -27,7 +28,7 @@ use crate::tree::Tree;
 
 const CATALOG: &str = "catalog.sqlite";
 /// Entries a store directory may hold before its catalog exists (crashed init).
-const INIT_LEFTOVERS: &[&str] = &["packs", "tmp", "lock", "catalog.sqlite.tmp"];
+const INIT_LEFTOVERS: &[&str] = &["packs", "tmp", "lock", "readers", "catalog.sqlite.tmp"];
 
 /// An opened store.
 pub struct Store {
@@ -68,9 +69,11 @@ impl Store {
             let p = dir.join(sub);
             durable::create_private_dir(&p).map_err(w(&p))?;
         }
-        let lock_path = dir.join("lock");
-        if !lock_path.exists() {
-            drop(durable::create_private_file(&lock_path).map_err(w(&lock_path))?);
+        for name in ["lock", "readers"] {
+            let lock_path = dir.join(name);
+            if !lock_path.exists() {
+                drop(durable::create_private_file(&lock_path).map_err(w(&lock_path))?);
+            }
         }
         durable::sync_dir(dir).map_err(w(dir))?;
         if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -139,6 +142,17 @@ impl Store {
             }
         }
         Ok(guard)
+    }
+
+    /// Hold the readers' lock while reading packs (restore, ls): gc will not
+    /// delete a pack file meanwhile.
+    pub fn read_guard(&self) -> Result<LockGuard> {
+        lock::readers_shared(&self.dir.join("readers"), Duration::from_secs(60))
+    }
+
+    /// The readers' lock, exclusive, if no reader is active (gc only).
+    pub(crate) fn readers_exclusive_now(&self) -> Result<Option<LockGuard>> {
+        lock::readers_exclusive_now(&self.dir.join("readers"))
     }
 
     /// Read and decode a tree through `catalog`.

@@ -615,3 +615,31 @@ impl CatalogPool {
         out
     }
 }
+
+/// One read-only connection held in a single read transaction, shared by
+/// the threads of a restore: every lookup sees the same catalog state, even
+/// while a prune commits beside it.
+pub struct PinnedCatalog {
+    inner: std::sync::Mutex<Catalog>,
+}
+
+impl PinnedCatalog {
+    /// Open and pin the catalog's current state.
+    pub fn open(path: &Path) -> Result<PinnedCatalog> {
+        let cat = Catalog::open(path, false)?;
+        cat.conn.execute_batch("BEGIN").map_err(sql_err(path))?;
+        // The read transaction (and its snapshot of the WAL) starts at the
+        // first read.
+        cat.conn
+            .query_row("SELECT COUNT(*) FROM meta", [], |_| Ok(()))
+            .map_err(sql_err(path))?;
+        Ok(PinnedCatalog {
+            inner: std::sync::Mutex::new(cat),
+        })
+    }
+
+    /// Run `f` with the pinned connection.
+    pub fn with<T>(&self, f: impl FnOnce(&Catalog) -> Result<T>) -> Result<T> {
+        f(&self.inner.lock().expect("catalog lock poisoned"))
+    }
+}

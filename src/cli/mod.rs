@@ -175,6 +175,7 @@ fn run(cli: Cli) -> Result<u8> {
             let ws = args::workspace(workspace)?;
             let sel = which.selector()?;
             let store = Store::open(store_dir)?;
+            let _readers = store.read_guard()?;
             let cat = store.catalog(false)?;
             let snap = restore::select(&cat, &ws, &sel)?;
             let p = args::path_bytes(path).unwrap_or_default();
@@ -302,6 +303,7 @@ fn gc_json(r: &gc::GcReport) -> serde_json::Value {
         "packs_written": r.packs_written,
         "orphan_packs_removed": r.orphan_packs_removed,
         "bytes_freed": r.bytes_freed,
+        "pack_deletion_deferred": r.pack_deletion_deferred,
     })
 }
 
@@ -339,6 +341,12 @@ fn print_gc_report(r: &gc::GcReport) {
             r.packs_written,
             r.orphan_packs_removed,
             size(r.bytes_freed)
+        );
+    }
+    if r.pack_deletion_deferred {
+        let _ = writeln!(
+            out,
+            "note: a restore was reading the store; old pack files stay until the next prune"
         );
     }
 }
