@@ -42,6 +42,7 @@ pub mod failpoint;
 pub mod lock;
 
 pub mod catalog;
+pub mod check;
 pub mod chunker;
 pub mod chunklist;
 pub mod error;

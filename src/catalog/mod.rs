@@ -563,6 +563,108 @@ impl Catalog {
             .map_err(sql_err(&self.path))
     }
 
+    /// Every pack with its recorded size.
+    pub fn all_packs(&self) -> Result<Vec<(PackId, u64)>> {
+        let e = sql_err(&self.path);
+        let mut stmt = self
+            .conn
+            .prepare("SELECT pack_hash, size_bytes FROM packs ORDER BY id")
+            .map_err(&e)?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(&e)?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (h, size) = r.map_err(&e)?;
+            out.push((PackId(Id::from_slice(&h)?), size.max(0) as u64));
+        }
+        Ok(out)
+    }
+
+    /// Indexed blobs of one pack: (id, kind, offset, stored_len, raw_len).
+    #[allow(clippy::type_complexity)]
+    pub fn blobs_in_pack(&self, pack: &PackId) -> Result<Vec<(Id, BlobKind, u64, u32, u32)>> {
+        let e = sql_err(&self.path);
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT b.hash, b.kind, b.offset, b.stored_len, b.raw_len FROM blobs b
+                 JOIN packs p ON p.id = b.pack_id WHERE p.pack_hash = ?1 ORDER BY b.offset",
+            )
+            .map_err(&e)?;
+        let rows = stmt
+            .query_map([&pack.0 .0[..]], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, u8>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            })
+            .map_err(&e)?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (h, k, off, st, raw) = r.map_err(&e)?;
+            let id = Id::from_slice(&h)?;
+            let kind = BlobKind::from_code(k)
+                .ok_or_else(|| Error::corrupt(format!("catalog: blob {id} has kind {k}")))?;
+            out.push((
+                id,
+                kind,
+                off.max(0) as u64,
+                st.clamp(0, u32::MAX as i64) as u32,
+                raw.clamp(0, u32::MAX as i64) as u32,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// References and roots that point at nothing (should never happen).
+    pub fn dangling_references(&self) -> Result<Vec<String>> {
+        let e = sql_err(&self.path);
+        let mut out = Vec::new();
+        let n: i64 = self
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM tree_refs r WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE b.id = r.blob_id)
+                    OR NOT EXISTS (SELECT 1 FROM blobs b WHERE b.id = r.tree_id)",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(&e)?;
+        if n > 0 {
+            out.push(format!(
+                "catalog: {n} tree references point at unindexed blobs"
+            ));
+        }
+        let n: i64 = self
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM snapshots s WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE b.id = s.root_tree_id)",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(&e)?;
+        if n > 0 {
+            out.push(format!(
+                "catalog: {n} snapshots have an unindexed root tree"
+            ));
+        }
+        let n: i64 = self
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM blobs b WHERE NOT EXISTS (SELECT 1 FROM packs p WHERE p.id = b.pack_id)",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(&e)?;
+        if n > 0 {
+            out.push(format!("catalog: {n} blobs point at unknown packs"));
+        }
+        Ok(out)
+    }
+
     /// Sum of pack sizes in bytes.
     pub fn pack_bytes(&self) -> Result<u64> {
         let n: i64 = self

@@ -86,6 +86,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Verify the store: catalog against packs; with --read-data every blob
+    Check {
+        /// Read every pack whole, decompress and re-hash every blob
+        #[arg(long)]
+        read_data: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Restore a snapshot (or a path in it) into a directory
     Restore {
         /// USER/PROJECT

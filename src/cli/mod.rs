@@ -113,6 +113,57 @@ fn run(cli: Cli) -> Result<u8> {
             }
             Ok(exit::OK)
         }
+        Command::Check { read_data, json } => {
+            let store = Store::open(store_dir)?;
+            let r = wsnap::check::check(&store, *read_data)?;
+            if *json {
+                output::print_json(&serde_json::json!({
+                    "ok": r.findings.is_empty(),
+                    "packs": r.packs,
+                    "blobs": r.blobs,
+                    "snapshots": r.snapshots,
+                    "bytes_read": r.bytes_read,
+                    "findings": r.findings.iter().map(|f| serde_json::json!({"problem": f.problem, "affects": f.affects})).collect::<Vec<_>>(),
+                    "orphan_packs": r.orphan_packs,
+                }));
+            } else {
+                let mut out = io::stdout().lock();
+                for f in &r.findings {
+                    let _ = writeln!(out, "damaged: {}", f.problem);
+                    for a in &f.affects {
+                        let _ = writeln!(out, "  breaks {a}");
+                    }
+                }
+                for o in &r.orphan_packs {
+                    let _ = writeln!(
+                        out,
+                        "note: pack file unknown to the catalog (removed by the next prune): {o}"
+                    );
+                }
+                let _ = writeln!(
+                    out,
+                    "check: {} packs, {} blobs, {} snapshots{}: {}",
+                    r.packs,
+                    r.blobs,
+                    r.snapshots,
+                    if *read_data {
+                        format!(", {} read and verified", size(r.bytes_read))
+                    } else {
+                        String::new()
+                    },
+                    if r.findings.is_empty() {
+                        "no problems found".to_string()
+                    } else {
+                        format!("{} problems found", r.findings.len())
+                    }
+                );
+            }
+            Ok(if r.findings.is_empty() {
+                exit::OK
+            } else {
+                exit::PARTIAL
+            })
+        }
         Command::Forget {
             snapshots,
             dry_run,

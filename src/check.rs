@@ -1,0 +1,259 @@
+//! `check`: is every byte the catalog promises really in the packs?
+//!
+//! Without `read_data`: every pack the catalog lists exists with its size,
+//! every indexed blob's record header is where the catalog says, with the
+//! same id, kind and lengths; every reference and snapshot root is indexed;
+//! pack files the catalog does not know are reported. With `read_data`:
+//! every pack is read whole, its footer hash (its id) verified, and every
+//! indexed blob decompressed and re-hashed. Each damaged blob is named with
+//! the snapshots and paths it breaks.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fs;
+use std::os::unix::fs::FileExt;
+
+use crate::catalog::{Catalog, SnapshotRow};
+use crate::chunklist;
+use crate::error::Result;
+use crate::id::{Id, PackId};
+use crate::pack::format::{self, RecordHeader, RECORD_HEADER_BYTES};
+use crate::pack::{pack_path, BlobKind};
+use crate::store::Store;
+use crate::tree::{EntryKind, FileContent};
+
+/// One problem found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    /// What is wrong, naming the pack or blob.
+    pub problem: String,
+    /// Snapshots (short id and workspace) and paths it breaks.
+    pub affects: Vec<String>,
+}
+
+/// Everything `check` found.
+#[derive(Debug, Default)]
+pub struct CheckReport {
+    pub packs: u64,
+    pub blobs: u64,
+    pub snapshots: u64,
+    pub bytes_read: u64,
+    pub findings: Vec<Finding>,
+    /// Pack files the catalog does not know (left by a crash; removed by prune).
+    pub orphan_packs: Vec<String>,
+}
+
+/// Check `store`.
+pub fn check(store: &Store, read_data: bool) -> Result<CheckReport> {
+    let _readers = store.read_guard()?;
+    let cat = store.catalog(false)?;
+    let mut report = CheckReport::default();
+    let mut damaged: BTreeMap<Id, String> = BTreeMap::new();
+    let mut problems: Vec<String> = Vec::new();
+
+    let packs = cat.all_packs()?;
+    report.packs = packs.len() as u64;
+    let mut known = HashSet::new();
+    for (pack, size) in &packs {
+        known.insert(*pack);
+        let path = pack_path(&store.packs_dir(), pack);
+        let blobs = cat.blobs_in_pack(pack)?;
+        report.blobs += blobs.len() as u64;
+        let file = match fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) => {
+                problems.push(format!("pack {} is missing: {e}", path.display()));
+                for b in blobs {
+                    damaged.insert(b.0, format!("its pack {} is missing", pack.0.short()));
+                }
+                continue;
+            }
+        };
+        let actual = file.metadata().map(|m| m.len()).unwrap_or(0);
+        if actual != *size {
+            problems.push(format!(
+                "pack {} has {actual} bytes, catalog says {size}",
+                path.display()
+            ));
+        }
+        if read_data {
+            let bytes = match fs::read(&path) {
+                Ok(b) => b,
+                Err(e) => {
+                    problems.push(format!("pack {} unreadable: {e}", path.display()));
+                    continue;
+                }
+            };
+            report.bytes_read += bytes.len() as u64;
+            if let Err(e) = format::scan(&bytes) {
+                problems.push(format!("pack {}: {e}", path.display()));
+            }
+            for (id, kind, offset, stored, raw) in blobs {
+                if let Err(e) = check_record(&bytes, id, kind, offset, stored, raw, true) {
+                    damaged.insert(id, e);
+                }
+            }
+        } else {
+            for (id, kind, offset, stored, raw) in blobs {
+                let mut h = [0u8; RECORD_HEADER_BYTES];
+                let r = file
+                    .read_exact_at(&mut h, offset)
+                    .map_err(|e| e.to_string())
+                    .and_then(|_| check_record(&h, id, kind, 0, stored, raw, false));
+                if let Err(e) = r {
+                    damaged.insert(id, e);
+                }
+            }
+        }
+    }
+    for r in cat.dangling_references()? {
+        problems.push(r);
+    }
+    report.orphan_packs = orphan_packs(store, &known);
+    let snapshots = cat.snapshots(None)?;
+    report.snapshots = snapshots.len() as u64;
+    let affects = if damaged.is_empty() {
+        BTreeMap::new()
+    } else {
+        who_uses(store, &cat, &snapshots, &damaged.keys().copied().collect())
+    };
+    for p in problems {
+        report.findings.push(Finding {
+            problem: p,
+            affects: Vec::new(),
+        });
+    }
+    for (id, why) in damaged {
+        report.findings.push(Finding {
+            problem: format!("blob {id}: {why}"),
+            affects: affects
+                .get(&id)
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+        });
+    }
+    Ok(report)
+}
+
+/// Check the record of blob `id` in `bytes` at `offset` (the header, and
+/// with `payload` the decompressed, re-hashed data).
+fn check_record(
+    bytes: &[u8],
+    id: Id,
+    kind: BlobKind,
+    offset: u64,
+    stored: u32,
+    raw: u32,
+    payload: bool,
+) -> std::result::Result<(), String> {
+    let start = usize::try_from(offset).map_err(|_| "offset out of range".to_string())?;
+    let hend = start
+        .checked_add(RECORD_HEADER_BYTES)
+        .ok_or("offset out of range")?;
+    let hbytes = bytes
+        .get(start..hend)
+        .ok_or("record header beyond the end of the pack")?;
+    let h = RecordHeader::decode(hbytes).map_err(|e| e.to_string())?;
+    if h.id != id || h.kind != kind || h.stored_len != stored || h.raw_len != raw {
+        return Err(format!(
+            "record at offset {offset} does not match the catalog"
+        ));
+    }
+    if payload {
+        let pend = hend
+            .checked_add(stored as usize)
+            .ok_or("length out of range")?;
+        let data = bytes
+            .get(hend..pend)
+            .ok_or("payload beyond the end of the pack")?;
+        let raw = format::decode_payload(&h, data).map_err(|e| e.to_string())?;
+        if kind == BlobKind::Tree {
+            crate::tree::Tree::decode(&raw).map_err(|e| e.to_string())?;
+        } else if kind == BlobKind::ChunkList {
+            chunklist::decode(&raw).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
+}
+
+fn orphan_packs(store: &Store, known: &HashSet<PackId>) -> Vec<String> {
+    let mut out = Vec::new();
+    let Ok(fans) = fs::read_dir(store.packs_dir()) else {
+        return out;
+    };
+    for fan in fans.flatten() {
+        let Ok(files) = fs::read_dir(fan.path()) else {
+            continue;
+        };
+        for f in files.flatten() {
+            let name = f.file_name();
+            let hex = name.to_str().and_then(|s| s.strip_suffix(".pack"));
+            match hex.map(Id::from_hex) {
+                Some(Ok(id)) if known.contains(&PackId(id)) => {}
+                _ => out.push(f.path().display().to_string()),
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// For each damaged id: the snapshots and paths whose data uses it.
+fn who_uses(
+    store: &Store,
+    cat: &Catalog,
+    snapshots: &[SnapshotRow],
+    bad: &BTreeSet<Id>,
+) -> BTreeMap<Id, BTreeSet<String>> {
+    let mut out: BTreeMap<Id, BTreeSet<String>> = BTreeMap::new();
+    for s in snapshots {
+        let label = format!("snapshot {} of {}", s.id.0.short(), s.workspace);
+        let mut stack = vec![(s.root.0, String::new())];
+        while let Some((tree_id, path)) = stack.pop() {
+            let shown = if path.is_empty() {
+                "/".to_string()
+            } else {
+                path.clone()
+            };
+            if bad.contains(&tree_id) {
+                out.entry(tree_id)
+                    .or_default()
+                    .insert(format!("{label}: {shown} (directory)"));
+                continue;
+            }
+            let Ok(tree) = store.read_tree(cat, &crate::id::TreeId(tree_id)) else {
+                continue;
+            };
+            for e in &tree.entries {
+                let p = format!("{path}/{}", String::from_utf8_lossy(&e.name));
+                match &e.kind {
+                    EntryKind::Dir { tree } => stack.push((tree.0, p)),
+                    EntryKind::File { content } => {
+                        let mut ids: Vec<Id> = Vec::new();
+                        match content {
+                            FileContent::Chunks(c) => ids.extend(c.iter().map(|c| c.0)),
+                            FileContent::Lists(l) => {
+                                for list in l {
+                                    ids.push(list.0);
+                                    if let Ok(raw) =
+                                        store.read_blob(cat, &list.0, BlobKind::ChunkList)
+                                    {
+                                        if let Ok(c) = chunklist::decode(&raw) {
+                                            ids.extend(c.iter().map(|c| c.0));
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        for id in ids.into_iter().filter(|i| bad.contains(i)) {
+                            out.entry(id).or_default().insert(format!("{label}: {p}"));
+                        }
+                    }
+                    EntryKind::Symlink { .. } => {}
+                }
+            }
+        }
+    }
+    out
+}
