@@ -79,6 +79,7 @@ impl Writer {
                     open_chunks: Vec::new(),
                     sealed_trees: Vec::new(),
                     failure: None,
+                    first_error: None,
                 }
                 .run(rx)
             })
@@ -157,6 +158,7 @@ struct WriterState {
     open_chunks: Vec<Id>,
     sealed_trees: Vec<PendingTree>,
     failure: Option<String>,
+    first_error: Option<Error>,
 }
 
 impl WriterState {
@@ -205,7 +207,12 @@ impl WriterState {
         }
     }
 
-    fn check(&self) -> Result<()> {
+    /// The first failure is handed, as it was, to the next request; later
+    /// requests get a short reminder.
+    fn check(&mut self) -> Result<()> {
+        if let Some(e) = self.first_error.take() {
+            return Err(e);
+        }
         match &self.failure {
             None => Ok(()),
             Some(msg) => Err(Error::store_write(
@@ -217,7 +224,10 @@ impl WriterState {
 
     fn latch(&mut self, r: Result<()>) {
         if let Err(e) = r {
-            self.failure = Some(e.to_string());
+            if self.failure.is_none() {
+                self.failure = Some(e.to_string());
+                self.first_error = Some(e);
+            }
         }
     }
 
