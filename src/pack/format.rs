@@ -187,29 +187,49 @@ impl Footer {
 }
 
 /// Compress `raw` with zstd at `level`; keep it raw unless that saves at
-/// least 1/32 of the bytes (decompression is not free).
+/// least 1/32 of the bytes (decompression is not free). Blobs over 16 KiB
+/// whose two 2 KiB samples do not compress at all (random data: images,
+/// compressed archives, encrypted files) are stored raw without compressing
+/// the whole: on a research tree that halves the CPU of a first snapshot.
 pub fn compress(raw: &[u8], level: i32) -> (Compression, Vec<u8>) {
-    thread_local! {
-        // A zstd context allocates its tables on creation: reuse one per
-        // thread (per level) instead of paying that for every small blob.
-        static CCTX: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
-            const { std::cell::RefCell::new(None) };
+    const SAMPLE: usize = 2048;
+    if raw.len() > 16 * 1024 {
+        let q = raw.len() / 4;
+        let incompressible = [&raw[q..q + SAMPLE], &raw[3 * q..3 * q + SAMPLE]]
+            .iter()
+            .all(|s| zstd_compress(s, 1).is_none_or(|z| z.len() >= SAMPLE - SAMPLE / 64));
+        if incompressible {
+            return (Compression::None, raw.to_vec());
+        }
     }
     if raw.len() >= 64 {
-        let z = CCTX.with(|c| {
-            let mut c = c.borrow_mut();
-            if c.as_ref().is_none_or(|(l, _)| *l != level) {
-                *c = Some((level, zstd::bulk::Compressor::new(level).ok()?));
-            }
-            c.as_mut().and_then(|(_, z)| z.compress(raw).ok())
-        });
-        if let Some(z) = z {
+        if let Some(z) = zstd_compress(raw, level) {
             if z.len() <= raw.len() - raw.len() / 32 {
                 return (Compression::Zstd, z);
             }
         }
     }
     (Compression::None, raw.to_vec())
+}
+
+fn zstd_compress(raw: &[u8], level: i32) -> Option<Vec<u8>> {
+    thread_local! {
+        // A zstd context allocates its tables on creation: keep one per
+        // thread and level instead of paying that for every small blob.
+        static CCTX: std::cell::RefCell<Vec<(i32, zstd::bulk::Compressor<'static>)>> =
+            const { std::cell::RefCell::new(Vec::new()) };
+    }
+    CCTX.with(|c| {
+        let mut c = c.borrow_mut();
+        let i = match c.iter().position(|(l, _)| *l == level) {
+            Some(i) => i,
+            None => {
+                c.push((level, zstd::bulk::Compressor::new(level).ok()?));
+                c.len() - 1
+            }
+        };
+        c[i].1.compress(raw).ok()
+    })
 }
 
 /// Turn a stored payload back into the blob's bytes and verify its id.
