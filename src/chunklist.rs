@@ -48,7 +48,8 @@ pub fn split(chunks: &[ChunkId]) -> Vec<EncodedList> {
     out
 }
 
-fn encode(ids: &[ChunkId]) -> EncodedList {
+/// Encode one list (exposed for the fuzz target's canonical check).
+pub fn encode(ids: &[ChunkId]) -> EncodedList {
     let mut w = Writer::with_capacity(9 + ids.len() * 32);
     w.bytes(MAGIC);
     w.u8(LIST_VERSION);

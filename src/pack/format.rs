@@ -92,6 +92,12 @@ impl RecordHeader {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<RecordHeader> {
+        if bytes.len() != RECORD_HEADER_BYTES {
+            return Err(Error::corrupt(format!(
+                "pack record header of {} bytes, expected {RECORD_HEADER_BYTES}",
+                bytes.len()
+            )));
+        }
         let mut r = Reader::new(bytes, "pack record header");
         let kind_code = r.u8()?;
         let comp_code = r.u8()?;
