@@ -623,3 +623,135 @@ pub fn assert_trees_equal(a: &Path, b: &Path) {
 pub fn assert_entries_equal(a: &Path, b: &Path) {
     assert_eq!(meta(a), meta(b), "{} vs {}", a.display(), b.display());
 }
+
+// ---------------------------------------------------------------------------
+// Prune, forget and crash tests
+// ---------------------------------------------------------------------------
+
+/// `wsnap --store STORE` as a `std::process::Command`, without the retention
+/// default (`SCITEX_MAX_SNAPSHOTS`) or a crash point (`WSNAP_CRASH_AT`) from
+/// the caller's environment, and with `TZ=UTC` so retention's local-time
+/// buckets are the UTC ones (callers may set another `TZ`).
+pub fn gc_std_cmd(env: &TestEnv) -> std::process::Command {
+    let mut c = env.std_cmd();
+    c.env_remove("SCITEX_MAX_SNAPSHOTS")
+        .env_remove("WSNAP_CRASH_AT")
+        .env("TZ", "UTC");
+    c
+}
+
+/// [`gc_std_cmd`] wrapped with the default [`RUN_TIMEOUT`].
+pub fn gc_cmd(env: &TestEnv) -> Command {
+    with_timeout(gc_std_cmd(env))
+}
+
+/// A UTC instant in ns.
+pub fn utc_ns(y: i32, mo: u32, d: u32, h: u32, mi: u32, sec: u32) -> i64 {
+    use chrono::TimeZone;
+    chrono::Utc
+        .with_ymd_and_hms(y, mo, d, h, mi, sec)
+        .single()
+        .expect("valid UTC time")
+        .timestamp_nanos_opt()
+        .expect("in range")
+}
+
+/// `ns` as RFC 3339 in UTC (`2026-03-02T10:20:00Z`), for `--time`.
+pub fn rfc3339(ns: i64) -> String {
+    chrono::DateTime::from_timestamp(
+        ns.div_euclid(1_000_000_000),
+        ns.rem_euclid(1_000_000_000) as u32,
+    )
+    .expect("in range")
+    .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+/// `snapshot --root ROOT --json --time TIME [--workspace W]...` (every
+/// workspace when `workspaces` is empty), asserting exit 0: the report.
+#[track_caller]
+pub fn snapshot_at(env: &TestEnv, workspaces: &[&str], time_ns: i64) -> Value {
+    let mut c = gc_cmd(env);
+    c.arg("snapshot")
+        .arg("--root")
+        .arg(&env.root)
+        .arg("--json")
+        .arg("--time")
+        .arg(rfc3339(time_ns));
+    for w in workspaces {
+        c.args(["--workspace", w]);
+    }
+    expect_code(&mut c, 0).json()
+}
+
+/// `list --json`: every snapshot of the store.
+#[track_caller]
+pub fn list_json(env: &TestEnv) -> Vec<Value> {
+    let mut c = gc_cmd(env);
+    c.args(["list", "--json"]);
+    expect_code(&mut c, 0)
+        .json()
+        .as_array()
+        .expect("list --json is an array")
+        .clone()
+}
+
+/// `user/project` of a snapshot object (from `list --json` or a report).
+pub fn ws_of(snap: &Value) -> String {
+    format!("{}/{}", s(snap, "user"), s(snap, "project"))
+}
+
+/// Every regular file below `dir` (recursively), sorted.
+pub fn all_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in fs::read_dir(&d).unwrap_or_else(|e| panic!("read_dir {}: {e}", d.display())) {
+            let p = e.unwrap().path();
+            let m = fs::symlink_metadata(&p).unwrap();
+            if m.is_dir() {
+                todo.push(p);
+            } else if m.is_file() {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// True when `needle` occurs in `haystack`.
+pub fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// For every regular file below `dir` and every needle it contains: a line
+/// `path holds needle #i`. Empty when no file holds any needle.
+pub fn files_containing(dir: &Path, needles: &[Vec<u8>]) -> Vec<String> {
+    let mut hits = Vec::new();
+    for f in all_files(dir) {
+        let bytes = fs::read(&f).unwrap_or_else(|e| panic!("read {}: {e}", f.display()));
+        for (i, n) in needles.iter().enumerate() {
+            if contains_bytes(&bytes, n) {
+                hits.push(format!("{} holds needle #{i}", f.display()));
+            }
+        }
+    }
+    hits
+}
+
+/// Name, size and BLAKE3 of every pack file: equal before and after means
+/// the packs were not touched.
+pub fn pack_fingerprint(store: &Path) -> Vec<(PathBuf, u64, String)> {
+    pack_files(store)
+        .into_iter()
+        .filter(|p| p.is_file())
+        .map(|p| {
+            let bytes = fs::read(&p).unwrap();
+            (
+                p,
+                bytes.len() as u64,
+                blake3::hash(&bytes).to_hex().to_string(),
+            )
+        })
+        .collect()
+}
