@@ -335,7 +335,9 @@ fn restore_entry(ctx: &Ctx<'_>, e: &Entry, dir: &Path, rel: &[u8]) -> Result<()>
                 Err(err) if err.kind() == io::ErrorKind::AlreadyExists && ctx.overwrite => {}
                 Err(err) => return Err(twrite(&path)(err)),
             }
-            let sub = ctx.pool.with(|c| ctx.store.read_tree(c, tree));
+            let sub = ctx
+                .read(&tree.0, BlobKind::Tree)
+                .and_then(|raw| Tree::decode(&raw).map_err(|e| e.to_string()));
             match sub {
                 Ok(sub) => restore_children(ctx, &sub, &path, &rel)?,
                 Err(err) => ctx.damage(rel.clone(), format!("directory listing lost: {err}")),
@@ -405,16 +407,22 @@ fn for_each_chunk(
     content: &FileContent,
     mut write: impl FnMut(&[u8]) -> Result<()>,
 ) -> std::result::Result<Result<()>, String> {
-    let read = |id: &Id, kind: BlobKind| {
-        ctx.pool
-            .with(|cat| ctx.store.read_blob(cat, id, kind))
-            .map_err(|e| format!("{kind:?} {} unreadable: {e}", id.short()))
-    };
+    let read = |id: &Id, kind: BlobKind| ctx.read(id, kind);
     let mut feed = |chunks: &[ChunkId]| -> std::result::Result<Result<()>, String> {
-        for c in chunks {
-            let data = read(&c.0, BlobKind::Chunk)?;
-            if let Err(e) = write(&data) {
-                return Ok(Err(e));
+        // Read, decompress and verify a few chunks in parallel, write in order.
+        for batch in chunks.chunks(RESTORE_BATCH) {
+            let data: Vec<_> = if batch.len() == 1 {
+                vec![read(&batch[0].0, BlobKind::Chunk)]
+            } else {
+                batch
+                    .par_iter()
+                    .map(|c| read(&c.0, BlobKind::Chunk))
+                    .collect()
+            };
+            for d in data {
+                if let Err(e) = write(&d?) {
+                    return Ok(Err(e));
+                }
             }
         }
         Ok(Ok(()))
@@ -435,7 +443,18 @@ fn for_each_chunk(
     }
 }
 
+/// Chunks of one file read in parallel (at most 8 × 128 KiB in memory).
+const RESTORE_BATCH: usize = 8;
+
 impl Ctx<'_> {
+    /// Look the blob up under the catalog lock, read it outside it.
+    fn read(&self, id: &Id, kind: BlobKind) -> std::result::Result<Vec<u8>, String> {
+        self.pool
+            .with(|cat| cat.blob_location(id))
+            .and_then(|loc| self.store.read_blob_at(id, kind, loc))
+            .map_err(|e| format!("{kind:?} {} unreadable: {e}", id.short()))
+    }
+
     fn damage(&self, path: Vec<u8>, why: String) {
         self.damaged
             .lock()

@@ -17,7 +17,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::catalog::{Catalog, StoreParams};
+use crate::catalog::{BlobLocation, Catalog, StoreParams};
 use crate::durable;
 use crate::error::{Error, Result};
 use crate::id::{Id, TreeId};
@@ -163,9 +163,20 @@ impl Store {
 
     /// Read one blob, verified against its id.
     pub fn read_blob(&self, catalog: &Catalog, id: &Id, kind: BlobKind) -> Result<Vec<u8>> {
-        let loc = catalog
-            .blob_location(id)?
-            .ok_or_else(|| Error::corrupt(format!("{kind:?} {id} is not in the catalog")))?;
+        let loc = catalog.blob_location(id)?;
+        self.read_blob_at(id, kind, loc)
+    }
+
+    /// Read one blob whose location was looked up already (so the catalog
+    /// connection is not held while the pack is read and decompressed).
+    pub fn read_blob_at(
+        &self,
+        id: &Id,
+        kind: BlobKind,
+        loc: Option<BlobLocation>,
+    ) -> Result<Vec<u8>> {
+        let loc =
+            loc.ok_or_else(|| Error::corrupt(format!("{kind:?} {id} is not in the catalog")))?;
         if loc.kind != kind {
             return Err(Error::corrupt(format!(
                 "blob {id} is a {:?}, expected {kind:?}",
