@@ -85,7 +85,7 @@ pub fn check(store: &Store, read_data: bool) -> Result<CheckReport> {
             };
             report.bytes_read += bytes.len() as u64;
             if let Err(e) = format::scan(&bytes) {
-                problems.push(format!("pack {}: {e}", path.display()));
+                problems.push(format!("pack {}: {}", path.display(), e.detail()));
             }
             for (id, kind, offset, stored, raw) in blobs {
                 if let Err(e) = check_record(&bytes, id, kind, offset, stored, raw, true) {
@@ -154,7 +154,7 @@ fn check_record(
     let hbytes = bytes
         .get(start..hend)
         .ok_or("record header beyond the end of the pack")?;
-    let h = RecordHeader::decode(hbytes).map_err(|e| e.to_string())?;
+    let h = RecordHeader::decode(hbytes).map_err(|e| e.detail())?;
     if h.id != id || h.kind != kind || h.stored_len != stored || h.raw_len != raw {
         return Err(format!(
             "record at offset {offset} does not match the catalog"
@@ -167,11 +167,11 @@ fn check_record(
         let data = bytes
             .get(hend..pend)
             .ok_or("payload beyond the end of the pack")?;
-        let raw = format::decode_payload(&h, data).map_err(|e| e.to_string())?;
+        let raw = format::decode_payload(&h, data).map_err(|e| e.detail())?;
         if kind == BlobKind::Tree {
-            crate::tree::Tree::decode(&raw).map_err(|e| e.to_string())?;
+            crate::tree::Tree::decode(&raw).map_err(|e| e.detail())?;
         } else if kind == BlobKind::ChunkList {
-            chunklist::decode(&raw).map_err(|e| e.to_string())?;
+            chunklist::decode(&raw).map_err(|e| e.detail())?;
         }
     }
     Ok(())

@@ -117,6 +117,14 @@ impl Error {
         }
     }
 
+    /// The message without the advice to run `check` (for `check` itself).
+    pub fn detail(&self) -> String {
+        match self {
+            Error::Corrupt { what } => what.clone(),
+            e => e.to_string(),
+        }
+    }
+
     pub(crate) fn corrupt(what: impl Into<String>) -> Error {
         Error::Corrupt { what: what.into() }
     }
