@@ -26,6 +26,7 @@ use crate::id::PackId;
 use crate::lock::LockGuard;
 use crate::pack::format::{self, RecordHeader};
 use crate::pack::{pack_path, PackWriter};
+use crate::restore::by_id_prefix;
 use crate::retention::{self, KeepPolicy};
 use crate::store::Store;
 use crate::timespec;
@@ -121,30 +122,9 @@ pub fn forget(
     let all = catalog.snapshots(None)?;
     let mut rows: Vec<SnapshotRow> = Vec::new();
     for id in ids {
-        let p = id.to_ascii_lowercase();
-        if p.len() < 4 || !p.bytes().all(|c| c.is_ascii_hexdigit()) {
-            return Err(Error::invalid(
-                "snapshot id",
-                format!("{id:?}: give at least 4 hex digits, as `wsnap list` shows"),
-            ));
-        }
-        let hits: Vec<&SnapshotRow> = all
-            .iter()
-            .filter(|s| s.id.0.to_hex().starts_with(&p))
-            .collect();
-        match hits.as_slice() {
-            [one] => {
-                if !rows.iter().any(|r| r.id == one.id) {
-                    rows.push((*one).clone());
-                }
-            }
-            [] => return Err(Error::NotFound(format!("no snapshot has id {id}"))),
-            _ => {
-                return Err(Error::invalid(
-                    "snapshot id",
-                    format!("{id} matches {} snapshots; give more digits", hits.len()),
-                ))
-            }
+        let one = by_id_prefix(&all, id, "")?;
+        if !rows.iter().any(|r| r.id == one.id) {
+            rows.push(one.clone());
         }
     }
     let tx = catalog.begin_gc()?;

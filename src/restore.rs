@@ -65,32 +65,40 @@ pub fn select(catalog: &Catalog, ws: &WorkspaceName, sel: &Selector) -> Result<S
                 }
             }
         }
-        Selector::Id(prefix) => {
-            let p = prefix.to_ascii_lowercase();
-            if p.len() < 4 || !p.bytes().all(|c| c.is_ascii_hexdigit()) {
-                return Err(Error::invalid(
-                    "snapshot id",
-                    format!("{prefix:?}: give at least 4 hex digits, as `wsnap list` shows"),
-                ));
-            }
-            let hits: Vec<&SnapshotRow> = all
-                .iter()
-                .filter(|s| s.id.0.to_hex().starts_with(&p))
-                .collect();
-            match hits.as_slice() {
-                [one] => Ok((*one).clone()),
-                [] => Err(Error::NotFound(format!(
-                    "no snapshot of {ws} has id {prefix}"
-                ))),
-                _ => Err(Error::invalid(
-                    "snapshot id",
-                    format!(
-                        "{prefix} matches {} snapshots; give more digits",
-                        hits.len()
-                    ),
-                )),
-            }
-        }
+        Selector::Id(prefix) => by_id_prefix(&all, prefix, &format!("of {ws} ")).cloned(),
+    }
+}
+
+/// The one snapshot among `all` whose id starts with `prefix` (at least 4
+/// hex digits). `scope` completes "no snapshot {scope}has id …".
+pub fn by_id_prefix<'a>(
+    all: &'a [SnapshotRow],
+    prefix: &str,
+    scope: &str,
+) -> Result<&'a SnapshotRow> {
+    let p = prefix.to_ascii_lowercase();
+    if p.len() < 4 || !p.bytes().all(|c| c.is_ascii_hexdigit()) {
+        return Err(Error::invalid(
+            "snapshot id",
+            format!("{prefix:?}: give at least 4 hex digits, as `wsnap list` shows"),
+        ));
+    }
+    let hits: Vec<&SnapshotRow> = all
+        .iter()
+        .filter(|s| s.id.0.to_hex().starts_with(&p))
+        .collect();
+    match hits.as_slice() {
+        [one] => Ok(one),
+        [] => Err(Error::NotFound(format!(
+            "no snapshot {scope}has id {prefix}"
+        ))),
+        _ => Err(Error::invalid(
+            "snapshot id",
+            format!(
+                "{prefix} matches {} snapshots; give more digits",
+                hits.len()
+            ),
+        )),
     }
 }
 
