@@ -44,6 +44,16 @@ fn run(cli: Cli) -> Result<u8> {
         }
         Command::Snapshot(a) => {
             let opts = a.options()?;
+            // Refuse a bad root before creating a store for it.
+            if !opts.root.is_dir() {
+                return Err(Error::Invalid {
+                    what: "workspace root",
+                    detail: format!(
+                        "{} is not a directory (set --root or SCITEX_WORKSPACE_ROOT)",
+                        opts.root.display()
+                    ),
+                });
+            }
             let store = match Store::open(store_dir) {
                 Ok(s) => s,
                 Err(Error::NoStore { .. }) => {
