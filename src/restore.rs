@@ -14,7 +14,7 @@ use std::ffi::{CString, OsStr};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -292,8 +292,6 @@ fn prepare_target(target: &Path, overwrite: bool) -> Result<()> {
         Err(e) => Err(terr(e.to_string())),
     }
 }
-
-use std::os::unix::fs::DirBuilderExt;
 
 fn twrite(path: &Path) -> impl Fn(io::Error) -> Error + '_ {
     move |source| Error::TargetWrite {

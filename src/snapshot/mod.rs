@@ -19,7 +19,7 @@ mod writer;
 use std::ffi::OsStr;
 use std::fs::{self, Metadata};
 use std::io;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -433,7 +433,7 @@ fn snap_entry(
     if ft.is_symlink() {
         return match fs::read_link(&abs) {
             Ok(target) => {
-                let target = target.into_os_string().into_vec_bytes();
+                let target = target.into_os_string().into_vec();
                 if target.is_empty() || target.len() > crate::tree::MAX_TARGET_BYTES {
                     ctx.skip(&rel, "symlink target too long".into(), true);
                     return Ok(None);
@@ -525,15 +525,4 @@ fn file_content(ctx: &WalkCtx<'_>, chunks: Vec<ChunkId>) -> Result<FileContent> 
         lists.push(l.id);
     }
     Ok(FileContent::Lists(lists))
-}
-
-trait IntoVecBytes {
-    fn into_vec_bytes(self) -> Vec<u8>;
-}
-
-impl IntoVecBytes for std::ffi::OsString {
-    fn into_vec_bytes(self) -> Vec<u8> {
-        use std::os::unix::ffi::OsStringExt;
-        self.into_vec()
-    }
 }
