@@ -34,3 +34,25 @@ pub fn crash_point(name: &str) {
         }
     }
 }
+
+/// Wait here if the environment asks for it: `WSNAP_PAUSE_AT=name:FILE`
+/// creates `FILE.reached` when execution reaches `pause_point(name)` and
+/// waits until `FILE` is removed. Lets tests interleave two processes at an
+/// exact point (a restore paused while a prune runs).
+pub fn pause_point(name: &str) {
+    let Ok(v) = std::env::var("WSNAP_PAUSE_AT") else {
+        return;
+    };
+    let Some((want, file)) = v.split_once(':') else {
+        return;
+    };
+    if want != name {
+        return;
+    }
+    let file = std::path::Path::new(file);
+    let _ = std::fs::write(format!("{}.reached", file.display()), b"");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while file.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -233,6 +233,7 @@ pub fn restore(store: &Store, snap: &SnapshotRow, opts: &RestoreOptions) -> Resu
         }
         resolve(store, cat, snap, opts.path.as_deref().unwrap_or(b""))
     })?;
+    crate::failpoint::pause_point("restore.pinned");
     prepare_target(&opts.target, opts.overwrite)?;
     let ctx = Ctx {
         store,

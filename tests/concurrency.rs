@@ -1,0 +1,96 @@
+//! Readers beside writers: a restore that is under way when a prune commits
+//! finishes from the catalog state it started with, and the prune never
+//! deletes a pack under it.
+//!
+//! The restore is paused at an exact point with `WSNAP_PAUSE_AT`
+//! (`src/failpoint.rs`): right after it pinned its catalog view.
+
+mod common;
+
+use common::*;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+#[test]
+fn restore_during_prune_sees_one_consistent_snapshot() {
+    let env = TestEnv::new();
+    let ws = env.ws("u", "p");
+    let mut saved = Vec::new();
+    let mut ids = Vec::new();
+    for t in 0..4u64 {
+        write(&ws.join("data.bin"), &random_bytes(100 + t, 300 * KIB));
+        write(&ws.join("notes.txt"), format!("tick {t}\n").as_bytes());
+        let copy = env.path(format!("copy{t}"));
+        copy_tree(&ws, &copy);
+        saved.push(copy);
+        let w = env.snapshot_ws("u/p", &["--time", &format!("2026-01-01T00:0{t}:00Z")]);
+        ids.push(s(&w, "id").to_string());
+    }
+
+    // Restore the oldest snapshot, paused once its catalog view is pinned.
+    let gate = env.path("gate");
+    write(&gate, b"");
+    let reached = env.path("gate.reached");
+    let target = env.path("restored");
+    let mut cmd = env.std_cmd();
+    cmd.args(["restore", "u/p", "--snapshot", &ids[0], "--to"])
+        .arg(&target)
+        .env(
+            "WSNAP_PAUSE_AT",
+            format!("restore.pinned:{}", gate.display()),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = cmd.spawn().expect("start restore");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !reached.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "restore never reached its pause point"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // Meanwhile a prune forgets that very snapshot and rewrites every pack.
+    let mut c = env.cmd();
+    c.args(["prune", "--keep-last", "1", "--max-unused", "0", "--json"]);
+    let r = expect_code(&mut c, 0).json();
+    assert_eq!(r["forgotten"].as_array().unwrap().len(), 3, "{r:#}");
+    assert_eq!(
+        r["pack_deletion_deferred"], true,
+        "a reader was active: {r:#}"
+    );
+
+    // The restore goes on from its pinned view, with every pack still there.
+    std::fs::remove_file(&gate).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "restore during prune failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_trees_equal(&saved[0], &target);
+
+    // The next gc removes what the reader kept alive; the rest is intact.
+    let mut c = env.cmd();
+    c.args(["prune", "--keep-last", "1", "--json"]);
+    let r = expect_code(&mut c, 0).json();
+    assert!(u(&r, "orphan_packs_removed") > 0, "{r:#}");
+    assert_eq!(r["pack_deletion_deferred"], false);
+    let latest = env.path("latest");
+    env.restore("u/p", &ids[3], &latest, &[]);
+    assert_trees_equal(&saved[3], &latest);
+    let mut c = env.cmd();
+    c.args(["check", "--read-data"]);
+    expect_code(&mut c, 0);
+    // Nothing of the forgotten ticks' data is left on disk.
+    let gone = &random_bytes(100, 300 * KIB)[4096..4160];
+    for p in pack_files(&env.store) {
+        let bytes = std::fs::read(&p).unwrap();
+        assert!(
+            !bytes.windows(gone.len()).any(|w| w == gone),
+            "{}",
+            p.display()
+        );
+    }
+}
