@@ -412,21 +412,44 @@ fn print_gc_report(r: &gc::GcReport) {
     }
 }
 
-fn snapshot_report_json(report: &snapshot::RunReport, secs: f64) -> serde_json::Value {
-    let (mut ok, mut failed, mut files, mut bytes, mut added, mut skipped) =
-        (0, 0, 0u64, 0u64, 0u64, 0usize);
-    for w in &report.workspaces {
-        match &w.outcome {
-            WorkspaceOutcome::Committed { row, skips } => {
-                ok += 1;
-                files += row.stats.files;
-                bytes += row.stats.size_bytes;
-                added += row.stats.bytes_added;
-                skipped += skips.iter().filter(|s| s.missing).count();
+/// The summary line's figures.
+struct Totals {
+    ok: u64,
+    failed: u64,
+    files: u64,
+    bytes: u64,
+    added: u64,
+    skipped: usize,
+}
+
+impl Totals {
+    fn of(report: &snapshot::RunReport) -> Totals {
+        let mut t = Totals {
+            ok: 0,
+            failed: 0,
+            files: 0,
+            bytes: 0,
+            added: 0,
+            skipped: 0,
+        };
+        for w in &report.workspaces {
+            match &w.outcome {
+                WorkspaceOutcome::Committed { row, skips } => {
+                    t.ok += 1;
+                    t.files += row.stats.files;
+                    t.bytes += row.stats.size_bytes;
+                    t.added += row.stats.bytes_added;
+                    t.skipped += skips.iter().filter(|s| s.missing).count();
+                }
+                WorkspaceOutcome::Failed { .. } => t.failed += 1,
             }
-            WorkspaceOutcome::Failed { .. } => failed += 1,
         }
+        t
     }
+}
+
+fn snapshot_report_json(report: &snapshot::RunReport, secs: f64) -> serde_json::Value {
+    let t = Totals::of(report);
     let list: Vec<_> = report
             .workspaces
             .iter()
@@ -457,31 +480,18 @@ fn snapshot_report_json(report: &snapshot::RunReport, secs: f64) -> serde_json::
         "workspaces": list,
         "summary": {
             "workspaces": report.workspaces.len(),
-            "ok": ok,
-            "failed": failed,
-            "entries_skipped": skipped,
-            "files": files,
-            "size_bytes": bytes,
-            "bytes_added": added,
+            "ok": t.ok,
+            "failed": t.failed,
+            "entries_skipped": t.skipped,
+            "files": t.files,
+            "size_bytes": t.bytes,
+            "bytes_added": t.added,
         },
     })
 }
 
 fn print_snapshot_report(report: &snapshot::RunReport, secs: f64) {
-    let (mut ok, mut failed, mut files, mut bytes, mut added, mut skipped) =
-        (0, 0, 0u64, 0u64, 0u64, 0usize);
-    for w in &report.workspaces {
-        match &w.outcome {
-            WorkspaceOutcome::Committed { row, skips } => {
-                ok += 1;
-                files += row.stats.files;
-                bytes += row.stats.size_bytes;
-                added += row.stats.bytes_added;
-                skipped += skips.iter().filter(|s| s.missing).count();
-            }
-            WorkspaceOutcome::Failed { .. } => failed += 1,
-        }
-    }
+    let t = Totals::of(report);
     let mut out = io::stdout().lock();
     for w in &report.workspaces {
         match &w.outcome {
@@ -520,12 +530,12 @@ fn print_snapshot_report(report: &snapshot::RunReport, secs: f64) {
         out,
         "summary: {} workspaces, {} ok, {} failed, {} entries skipped; {} files, {}, {} new, {:.2} s",
         report.workspaces.len(),
-        ok,
-        failed,
-        skipped,
-        files,
-        size(bytes),
-        size(added),
+        t.ok,
+        t.failed,
+        t.skipped,
+        t.files,
+        size(t.bytes),
+        size(t.added),
         secs
     );
 }
