@@ -94,3 +94,61 @@ fn restore_during_prune_sees_one_consistent_snapshot() {
         );
     }
 }
+
+/// A file that changes while it is read is read again, and the snapshot
+/// holds the new version, never a mix of the two.
+#[test]
+fn file_changed_during_read_is_read_again() {
+    let env = TestEnv::new();
+    let ws = env.ws("u", "p");
+    let old = random_bytes(1, 2 * MIB);
+    write(&ws.join("growing.bin"), &old);
+
+    let gate = env.path("gate");
+    write(&gate, b"");
+    let reached = env.path("gate.reached");
+    let mut cmd = env.std_cmd();
+    cmd.args(["snapshot", "--root"])
+        .arg(&env.root)
+        .arg("--json")
+        .env(
+            "WSNAP_PAUSE_AT",
+            format!("snapshot.file_read:{}", gate.display()),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = cmd.spawn().expect("start snapshot");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !reached.exists() {
+        assert!(Instant::now() < deadline, "snapshot never read the file");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The whole file has been read once; now it changes under the reader.
+    let mut new = old.clone();
+    new[MIB..MIB + 4096].copy_from_slice(&random_bytes(2, 4096));
+    new.extend_from_slice(&random_bytes(3, 100 * KIB));
+    write(&ws.join("growing.bin"), &new);
+    std::fs::remove_file(&gate).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let w = &report["workspaces"][0];
+    assert_eq!(
+        u(w, "bytes_read"),
+        (old.len() + new.len()) as u64,
+        "read twice: {w:#}"
+    );
+    assert_eq!(
+        w["skips"].as_array().unwrap().len(),
+        0,
+        "second read was stable: {w:#}"
+    );
+
+    let target = env.path("restored");
+    env.restore("u/p", s(w, "id"), &target, &[]);
+    assert_eq!(std::fs::read(target.join("growing.bin")).unwrap(), new);
+}

@@ -182,6 +182,7 @@ pub(crate) fn store_file(
             .bytes_read
             .fetch_add(chunker.bytes_read(), Ordering::Relaxed);
         counters.bytes_added.fetch_add(added, Ordering::Relaxed);
+        crate::failpoint::pause_point("snapshot.file_read");
         let after = match file.metadata() {
             Ok(m) => m,
             Err(e) => return Ok(Err(e)),
