@@ -152,3 +152,67 @@ fn file_changed_during_read_is_read_again() {
     env.restore("u/p", s(w, "id"), &target, &[]);
     assert_eq!(std::fs::read(target.join("growing.bin")).unwrap(), new);
 }
+
+/// Two cron runs overlap: the second exits 75 naming the first's pid, or
+/// with `--lock-wait` waits for it and then runs.
+#[test]
+fn overlapping_snapshots_exit_75_or_wait() {
+    let env = TestEnv::new();
+    write(&env.ws("u", "p").join("f.txt"), b"data");
+    env.snapshot(&[]); // create the store
+
+    let gate = env.path("gate");
+    write(&gate, b"");
+    let reached = env.path("gate.reached");
+    write(
+        &env.ws("u", "p").join("g.txt"),
+        b"new file, so the first run reads",
+    );
+    let mut first = env.std_cmd();
+    first
+        .args(["snapshot", "--root"])
+        .arg(&env.root)
+        .env(
+            "WSNAP_PAUSE_AT",
+            format!("snapshot.file_read:{}", gate.display()),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let first = first.spawn().expect("start first run");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !reached.exists() {
+        assert!(Instant::now() < deadline, "first run never got going");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let mut second = env.cmd();
+    second.args(["snapshot", "--root"]).arg(&env.root);
+    let out = expect_code(&mut second, 75);
+    assert!(
+        out.stderr.contains(&format!("pid {}", first.id())),
+        "names the holder: {out}"
+    );
+
+    let mut waiting = env.std_cmd();
+    waiting
+        .args(["snapshot", "--lock-wait", "60s", "--json", "--root"])
+        .arg(&env.root)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let waiting = waiting.spawn().expect("start waiting run");
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::remove_file(&gate).unwrap();
+    assert!(first.wait_with_output().unwrap().status.success());
+    let out = waiting.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut list = env.cmd();
+    list.args(["list", "--json"]);
+    assert_eq!(
+        expect_code(&mut list, 0).json().as_array().unwrap().len(),
+        3
+    );
+}
