@@ -116,11 +116,7 @@ fn run(cli: Cli) -> Result<u8> {
             let opts = retention.options(ws, *dry_run)?;
             let store = Store::open(store_dir)?;
             let r = gc::prune(&store, &opts, args::parse_duration(lock_wait)?)?;
-            if *json {
-                output::print_json(&gc_json(&r));
-            } else {
-                print_gc_report(&r);
-            }
+            show_gc(&r, *json);
             Ok(exit::OK)
         }
         Command::Check { read_data, json } => {
@@ -187,11 +183,7 @@ fn run(cli: Cli) -> Result<u8> {
                 *dry_run,
                 args::parse_duration(lock_wait)?,
             )?;
-            if *json {
-                output::print_json(&gc_json(&r));
-            } else {
-                print_gc_report(&r);
-            }
+            show_gc(&r, *json);
             Ok(exit::OK)
         }
         Command::List { workspace, json } => {
@@ -349,6 +341,14 @@ fn run(cli: Cli) -> Result<u8> {
                 exit::PARTIAL
             })
         }
+    }
+}
+
+fn show_gc(r: &gc::GcReport, json: bool) {
+    if json {
+        output::print_json(&gc_json(r));
+    } else {
+        print_gc_report(r);
     }
 }
 
