@@ -22,7 +22,8 @@ use std::time::Duration;
 use crate::catalog::{GcTx, SnapshotRow};
 use crate::durable;
 use crate::error::{Error, Result};
-use crate::id::PackId;
+use crate::id::{PackId, SnapshotId};
+use crate::journal;
 use crate::lock::LockGuard;
 use crate::pack::format::{self, RecordHeader};
 use crate::pack::{pack_path, PackWriter};
@@ -143,8 +144,13 @@ fn collect(
         ..GcReport::default()
     };
     let mut roots = Vec::with_capacity(forget.len());
+    let mut journals: BTreeMap<String, HashSet<SnapshotId>> = BTreeMap::new();
     for s in &forget {
-        roots.push(tx.delete_snapshot(&s.id)?);
+        let (root, journal) = tx.delete_snapshot(&s.id)?;
+        roots.push(root);
+        if let Some(j) = journal {
+            journals.entry(j).or_default().insert(s.id);
+        }
     }
     report.forgotten = forget;
     let dead = tx.collect(roots)?;
@@ -244,6 +250,11 @@ fn collect(
         k
     };
     tx.mark_swept()?;
+    // The journals lose the forgotten snapshots before the catalog does: a
+    // crash in between leaves them in the catalog only (forgotten by the next
+    // prune), never resurrected by `repair` from a journal.
+    journal::drop_records(store.dir(), &store.params(), &journals)?;
+    crate::failpoint::crash_point("gc.journal_rewritten");
     crate::failpoint::crash_point("gc.before_commit");
     tx.commit()?;
     crate::failpoint::crash_point("gc.committed");

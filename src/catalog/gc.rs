@@ -70,18 +70,18 @@ impl GcTx<'_> {
         sql_err(&self.path)
     }
 
-    /// Delete a snapshot row; returns its root blob row.
-    pub fn delete_snapshot(&self, id: &SnapshotId) -> Result<i64> {
-        let root: Option<i64> = self
+    /// Delete a snapshot row; returns its root blob row and its journal file.
+    pub fn delete_snapshot(&self, id: &SnapshotId) -> Result<(i64, Option<String>)> {
+        let row: Option<(i64, Option<String>)> = self
             .tx
             .query_row(
-                "DELETE FROM snapshots WHERE snapshot_hash = ?1 RETURNING root_tree_id",
+                "DELETE FROM snapshots WHERE snapshot_hash = ?1 RETURNING root_tree_id, journal",
                 [&id.0 .0[..]],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()
             .map_err(self.e())?;
-        root.ok_or_else(|| Error::NotFound(format!("snapshot {} is gone", id.0.short())))
+        row.ok_or_else(|| Error::NotFound(format!("snapshot {} is gone", id.0.short())))
     }
 
     /// Remove from the index every blob made unreachable by deleting the

@@ -86,6 +86,13 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Rebuild the catalog from the packs and journals (catalog lost or damaged)
+    Repair {
+        #[arg(long, default_value = "0s")]
+        lock_wait: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Verify the store: catalog against packs; with --read-data every blob
     Check {
         /// Read every pack whole, decompress and re-hash every blob
