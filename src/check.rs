@@ -158,6 +158,7 @@ fn check_journals(store: &Store, cat: &Catalog) -> Result<Vec<String>> {
     }
     let in_catalog: BTreeMap<SnapshotId, Option<String>> =
         cat.snapshot_journals()?.into_iter().collect();
+    let pending = cat.pending_journals()?;
     let mut recorded: BTreeMap<SnapshotId, Vec<String>> = BTreeMap::new();
     let mut closed: BTreeSet<SnapshotId> = BTreeSet::new();
     for path in journal::list(store.dir())? {
@@ -166,7 +167,8 @@ fn check_journals(store: &Store, cat: &Catalog) -> Result<Vec<String>> {
             .expect("name")
             .to_string_lossy()
             .into_owned();
-        let open = name.ends_with(".open");
+        // Records a writer is about to commit, or a gc is about to drop.
+        let open = name.ends_with(".open") || pending.contains(&name);
         let d = journal::read(&path)?;
         if let Some(why) = &d.damage {
             problems.push(format!("journal {}: {why}", path.display()));

@@ -250,14 +250,20 @@ fn collect(
         k
     };
     tx.mark_swept()?;
-    // The journals lose the forgotten snapshots before the catalog does: a
-    // crash in between leaves them in the catalog only (forgotten by the next
-    // prune), never resurrected by `repair` from a journal.
-    journal::drop_records(store.dir(), &store.params(), &journals)?;
-    crate::failpoint::crash_point("gc.journal_rewritten");
+    let pending: Vec<String> = journals.keys().cloned().collect();
+    tx.set_pending_journals(&pending)?;
     crate::failpoint::crash_point("gc.before_commit");
     tx.commit()?;
     crate::failpoint::crash_point("gc.committed");
+    // The journals lose the forgotten snapshots after the catalog does; the
+    // commit recorded which files to rewrite, so a crash here is finished
+    // by the next writer (`Store::lock`), and `repair` never brings a
+    // forgotten snapshot back.
+    if !pending.is_empty() {
+        journal::drop_records(store.dir(), &store.params(), &journals)?;
+        crate::failpoint::crash_point("gc.journal_rewritten");
+        store.catalog(true)?.clear_pending_journals()?;
+    }
     // Step 4: the catalog no longer references the old packs: delete them,
     // unless a reader (restore, ls) still works from an older catalog view;
     // then they stay as orphans, deleted by the next gc.

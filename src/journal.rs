@@ -11,9 +11,12 @@
 //! the catalog commits it, so every committed snapshot has a record. A crash
 //! between the two leaves a record the catalog lacks, only ever in a `.open`
 //! file: the next writer [`reconcile`]s such files (keeps the records the
-//! catalog has, renames the file). `prune`/`forget` rewrite a journal without
-//! the forgotten records *before* committing the catalog: a forgotten
-//! snapshot never comes back through `repair`.
+//! catalog has, renames the file). `prune`/`forget` commit the catalog first,
+//! naming in that same transaction the journal files to rewrite
+//! (`meta.journals_pending`), then drop the forgotten records; a crash in
+//! between is finished by the next writer ([`keep_committed`]). So a
+//! forgotten snapshot never comes back through `repair`, and a committed
+//! one is never missing from the journals.
 //!
 //! The catalog stays the truth while it is healthy; journals are read only
 //! by `repair` and compared by `check`.
@@ -387,6 +390,32 @@ pub fn drop_records(
     Ok(())
 }
 
+/// Rewrite the journal files `names` keeping only the records the catalog
+/// has (a gc that died between its commit and its journal rewrite).
+pub fn keep_committed(
+    store_dir: &Path,
+    params: &StoreParams,
+    names: &[String],
+    committed: impl Fn(&SnapshotId) -> Result<bool>,
+) -> Result<()> {
+    let d = dir(store_dir);
+    for name in names {
+        let path = d.join(name);
+        if !path.exists() {
+            continue;
+        }
+        let decoded = read(&path)?;
+        let mut keep = Vec::new();
+        for r in decoded.records {
+            if committed(&r.id)? {
+                keep.push(r);
+            }
+        }
+        rewrite(&path, params, &keep)?;
+    }
+    Ok(())
+}
+
 /// Finish the `.open` journals of crashed runs: keep the records whose
 /// snapshot the catalog has (`committed`), write them as `<name>.wsj`, and
 /// delete the `.open` file. Called by every writer under the lock.
@@ -395,6 +424,15 @@ pub fn reconcile(
     params: &StoreParams,
     committed: impl Fn(&SnapshotId) -> Result<bool>,
 ) -> Result<u64> {
+    let d = dir(store_dir);
+    if let Ok(rd) = fs::read_dir(&d) {
+        for e in rd.flatten() {
+            if e.file_name().to_str().is_some_and(|n| n.ends_with(".tmp")) {
+                // A rewrite that died before its rename.
+                fs::remove_file(e.path()).map_err(|err| Error::store_write(e.path(), err))?;
+            }
+        }
+    }
     let mut n = 0;
     for path in list(store_dir)? {
         let name = path

@@ -14,9 +14,10 @@
 //! 3. decode every tree and chunk list and index its references; a
 //!    reference to a blob that is in no pack marks the tree broken, and so
 //!    every tree above it;
-//! 4. insert every snapshot found in the journals (and in the old catalog,
-//!    if it still reads); one whose root tree is lost cannot be inserted and
-//!    is reported; one whose tree is broken is inserted marked `damaged`;
+//! 4. insert every snapshot of the old catalog if it still lists them, else
+//!    every snapshot found in the journals; one whose root tree is lost
+//!    cannot be inserted and is reported; one whose tree is broken is
+//!    inserted marked `damaged`;
 //! 5. write one fresh journal with every recovered snapshot, move the old
 //!    catalog and old journals to `damaged/repair-<time>/`, and rename the
 //!    new catalog into place.
@@ -114,23 +115,31 @@ pub fn repair(dir: &Path, lock_wait: Duration) -> Result<RepairReport> {
     // it still opens.
     let old_path = dir.join("catalog.sqlite");
     let old = if old_path.exists() {
-        Catalog::open(&old_path, false).ok()
+        // Writable only to fold its WAL into the main file: from here on
+        // `catalog.sqlite` alone is complete, so replacing it later never
+        // pairs the new file with an old WAL.
+        Catalog::open(&old_path, true)
+            .ok()
+            .filter(|c| c.checkpoint().is_ok())
     } else {
         None
     };
     let mut candidates: BTreeMap<crate::id::SnapshotId, SnapshotRow> = BTreeMap::new();
     let mut params: Option<(StoreParams, String)> = None;
+    // A catalog that still lists its snapshots is the truth about which
+    // exist: journal records it lacks are of runs that never committed or
+    // of snapshots a gc was forgetting.
+    let mut trust_catalog = false;
     if let Some(old) = &old {
         params = Some((old.params(), "the old catalog".into()));
         if let Ok(rows) = old.snapshots(None) {
+            trust_catalog = true;
             for r in rows {
-                candidates.insert(
-                    r.id,
-                    SnapshotRow {
-                        damaged: false,
-                        ..r
-                    },
-                );
+                let r = SnapshotRow {
+                    damaged: false,
+                    ..r
+                };
+                candidates.insert(r.id, r);
             }
         }
     }
@@ -148,8 +157,10 @@ pub fn repair(dir: &Path, lock_wait: Duration) -> Result<RepairReport> {
                 params = Some((p, format!("journal {}", path.display())));
             }
         }
-        for r in d.records {
-            candidates.entry(r.id).or_insert(r);
+        if !trust_catalog {
+            for r in d.records {
+                candidates.entry(r.id).or_insert(r);
+            }
         }
     }
     let (params, from) = params.unwrap_or((
@@ -269,17 +280,29 @@ pub fn repair(dir: &Path, lock_wait: Duration) -> Result<RepairReport> {
     let mut recovered = report.snapshots.clone();
     recovered.sort_by_key(|s| (s.started_ns, s.id));
     journal::rewrite(&jdir.join(&new_journal), &params, &recovered)?;
+    // The old catalog is kept (hard links), its WAL and index removed, and
+    // the new file renamed over it: at every instant `catalog.sqlite` is the
+    // old complete file or the new one.
     let mut moved = false;
     for suffix in ["", "-wal", "-shm"] {
         let p = PathBuf::from(format!("{}{suffix}", old_path.display()));
         if p.exists() {
-            move_aside(&p, &aside.join(format!("catalog.sqlite{suffix}")))?;
+            keep_aside(&p, &aside.join(format!("catalog.sqlite{suffix}")))?;
             moved = true;
         }
     }
-    crate::failpoint::crash_point("repair.old_catalog_moved");
+    for suffix in ["-wal", "-shm"] {
+        let p = PathBuf::from(format!("{}{suffix}", old_path.display()));
+        match fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::store_write(&p, e)),
+        }
+    }
+    crate::failpoint::crash_point("repair.old_catalog_kept");
     let file = fs::File::open(&new_path).map_err(|e| Error::store_read(&new_path, e))?;
     durable::commit_file(&file, &new_path, &old_path).map_err(w(&old_path))?;
+    crate::failpoint::crash_point("repair.catalog_replaced");
     for path in journal_files {
         move_aside(
             &path,
@@ -369,6 +392,19 @@ fn salvage(bytes: &[u8]) -> Vec<(usize, RecordHeader)> {
         }
     }
     out
+}
+
+/// A durable second name (or copy) of `from` at `to`; `from` stays.
+fn keep_aside(from: &Path, to: &Path) -> Result<()> {
+    let d = to.parent().expect("has a parent");
+    durable::create_private_dir(d).map_err(|e| Error::store_write(d, e))?;
+    if fs::hard_link(from, to).is_err() {
+        fs::copy(from, to).map_err(|e| Error::store_write(to, e))?;
+        fs::File::open(to)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| Error::store_write(to, e))?;
+    }
+    durable::sync_dir(d).map_err(|e| Error::store_write(d, e))
 }
 
 fn move_aside(from: &Path, to: &Path) -> Result<()> {

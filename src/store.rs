@@ -162,6 +162,13 @@ impl Store {
             catalog.migrate_v1(V1_JOURNAL)?;
         }
         journal::reconcile(&self.dir, &self.params, |id| catalog.has_snapshot(id))?;
+        let pending = catalog.pending_journals()?;
+        if !pending.is_empty() {
+            journal::keep_committed(&self.dir, &self.params, &pending, |id| {
+                catalog.has_snapshot(id)
+            })?;
+            catalog.clear_pending_journals()?;
+        }
         Ok(guard)
     }
 

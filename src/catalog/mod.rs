@@ -310,6 +310,20 @@ impl Catalog {
         Ok(())
     }
 
+    /// Journal files that may still hold records of snapshots a committed
+    /// gc deleted (see [`GcTx::set_pending_journals`]).
+    pub fn pending_journals(&self) -> Result<Vec<String>> {
+        pending_journals_in(&self.conn).map_err(sql_err(&self.path))
+    }
+
+    /// The pending journals were rewritten.
+    pub fn clear_pending_journals(&self) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM meta WHERE key = 'journals_pending'", [])
+            .map_err(sql_err(&self.path))?;
+        Ok(())
+    }
+
     /// Whether the catalog has the snapshot.
     pub fn has_snapshot(&self, id: &SnapshotId) -> Result<bool> {
         let mut stmt = self
@@ -392,12 +406,14 @@ impl Catalog {
         let path = self.path.clone();
         let e = sql_err(&path);
         let tx = self.conn.transaction().map_err(&e)?;
-        tx.execute(
-            "INSERT INTO packs (pack_hash, size_bytes, record_count, created_ns) VALUES (?1, ?2, ?3, ?4)",
-            params![&pack.id.0 .0[..], i64_of(pack.size_bytes), pack.records.len() as i64, now_ns],
+        let pack_row = upsert_pack(
+            &tx,
+            &pack.id,
+            pack.size_bytes,
+            pack.records.len() as u64,
+            now_ns,
         )
         .map_err(&e)?;
-        let pack_row = tx.last_insert_rowid();
         {
             let mut ins = tx
                 .prepare_cached(
@@ -771,6 +787,41 @@ impl Catalog {
             .map_err(sql_err(&self.path))?;
         Ok(n.max(0) as u64)
     }
+}
+
+/// Index a pack, or find its row if a byte-identical pack (same id) is
+/// indexed already: after crashed runs the same never-committed trees are
+/// written again into the same bytes, and the rename replaced the file
+/// with itself.
+fn upsert_pack(
+    conn: &Connection,
+    id: &PackId,
+    size: u64,
+    records: u64,
+    now_ns: i64,
+) -> rusqlite::Result<i64> {
+    conn.execute(
+        "INSERT INTO packs (pack_hash, size_bytes, record_count, created_ns) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(pack_hash) DO NOTHING",
+        params![&id.0 .0[..], i64_of(size), i64_of(records), now_ns],
+    )?;
+    conn.query_row(
+        "SELECT id FROM packs WHERE pack_hash = ?1",
+        [&id.0 .0[..]],
+        |r| r.get(0),
+    )
+}
+
+fn pending_journals_in(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let v: Option<String> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'journals_pending'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(v.map(|v| v.lines().map(str::to_string).collect())
+        .unwrap_or_default())
 }
 
 fn ensure_workspace(tx: &rusqlite::Transaction<'_>, w: &WorkspaceName) -> rusqlite::Result<i64> {

@@ -42,13 +42,7 @@ impl Rebuild<'_> {
 
     /// Index a verified pack; returns its row.
     pub fn add_pack(&self, id: &PackId, size: u64, records: u64, now_ns: i64) -> Result<i64> {
-        self.tx
-            .execute(
-                "INSERT INTO packs (pack_hash, size_bytes, record_count, created_ns) VALUES (?1, ?2, ?3, ?4)",
-                params![&id.0 .0[..], i64_of(size), i64_of(records), now_ns],
-            )
-            .map_err(self.e())?;
-        Ok(self.tx.last_insert_rowid())
+        super::upsert_pack(&self.tx, id, size, records, now_ns).map_err(self.e())
     }
 
     /// Index a verified record (the first copy of a blob wins).
