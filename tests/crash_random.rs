@@ -125,7 +125,7 @@ fn run_child(env: &TestEnv, args: &[String], kill_after: Option<Duration>) -> (b
     let mut c = env.std_cmd();
     c.args(args).stdout(Stdio::null()).stderr(Stdio::piped());
     let t0 = Instant::now();
-    let mut child = c.spawn().expect("spawn wsnap");
+    let child = c.spawn().expect("spawn wsnap");
     if let Some(d) = kill_after {
         std::thread::sleep(d);
         // SAFETY: signalling our own child, not yet reaped.
