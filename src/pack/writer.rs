@@ -155,6 +155,26 @@ fn write_hashed(pack: &mut OpenPack, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+fn read_back(file: &File, id: &PackId, records: &[(u64, RecordHeader)]) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    let len = file
+        .metadata()
+        .map_err(|e| Error::corrupt(e.to_string()))?
+        .len();
+    let mut bytes = vec![0u8; len as usize];
+    file.read_exact_at(&mut bytes, 0)
+        .map_err(|e| Error::corrupt(e.to_string()))?;
+    let (read_id, read_records) = format::scan(&bytes)?;
+    if read_id != *id || read_records != records {
+        return Err(Error::corrupt("records differ from those written"));
+    }
+    for (offset, h) in records {
+        let start = *offset as usize + format::RECORD_HEADER_BYTES;
+        format::decode_payload(h, &bytes[start..start + h.stored_len as usize])?;
+    }
+    Ok(())
+}
+
 fn seal_pack(mut pack: OpenPack, packs_dir: &Path) -> Result<SealedPack> {
     let id = PackId(Id(*pack.hasher.finalize().as_bytes()));
     let footer = Footer {
@@ -169,6 +189,17 @@ fn seal_pack(mut pack: OpenPack, packs_dir: &Path) -> Result<SealedPack> {
         .file
         .into_inner()
         .map_err(|e| Error::store_write(&tmp_path, e.into_error()))?;
+    // Read-back: what the file holds must decode to exactly what we meant
+    // to write (every record decompressed and re-hashed) before any catalog
+    // row may point into it. Catches a bad buffer, compressor or file system
+    // before the damage is referenced.
+    if let Err(e) = read_back(&file, &id, &pack.records) {
+        let _ = std::fs::remove_file(&tmp_path);
+        return Err(Error::store_write(
+            &tmp_path,
+            std::io::Error::other(format!("the sealed pack does not read back: {e}")),
+        ));
+    }
     let final_path = pack_path(packs_dir, &id);
     let fan_dir = final_path.parent().expect("pack path has a parent");
     if !fan_dir.is_dir() {
