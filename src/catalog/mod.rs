@@ -11,9 +11,11 @@
 //! catalog. WAL mode lets read-only commands run beside a writer.
 
 mod gc;
+mod query;
 mod schema;
 
 pub use gc::{DeadBlob, GcTx, LiveBlob, PackUsage};
+pub use query::{BlobSize, SnapshotRoot, WorkspaceSummary};
 
 pub use schema::FORMAT_VERSION;
 
