@@ -249,7 +249,10 @@ fn diff_entries(
             && c.new.as_ref().is_some_and(|n| n.kind == EntryType::Dir)
             && !c.mode_changed;
         if !dir_inside_only {
-            out.push(Change { path: path.clone(), ..c });
+            out.push(Change {
+                path: path.clone(),
+                ..c
+            });
         }
     }
     let (sa, sb) = (subtree(a), subtree(b));

@@ -36,7 +36,7 @@ use crate::store::Store;
 use crate::workspace::WorkspaceName;
 
 /// Per-workspace figures.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WorkspaceStats {
     pub workspace: WorkspaceName,
     pub snapshots: u64,
@@ -172,7 +172,9 @@ fn compute(cat: &Catalog, only: Option<&WorkspaceName>) -> Result<StatsReport> {
             workspace: name,
             snapshots: group.len() as u64,
             latest_size_bytes: group.last().map_or(0, |s| s.size_bytes),
-            ..WorkspaceStats::default()
+            total_size_bytes: 0,
+            unique_bytes: 0,
+            unique_content_bytes: 0,
         };
         for s in group.iter() {
             ws.total_size_bytes += s.size_bytes;

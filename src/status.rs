@@ -377,8 +377,7 @@ pub fn status(store: &Store, opts: &StatusOptions) -> Result<StatusReport> {
                     });
                 }
             }
-            let done: HashSet<&WorkspaceName> =
-                recent.iter().map(|(w, _)| w).collect();
+            let done: HashSet<&WorkspaceName> = recent.iter().map(|(w, _)| w).collect();
             not_in_last_run = on_disk
                 .iter()
                 .filter(|w| !done.contains(w))
@@ -475,11 +474,14 @@ fn fs_space(dir: &Path) -> Result<(u64, u64)> {
     if rc != 0 {
         return Err(Error::store_read(dir, std::io::Error::last_os_error()));
     }
-    let frsize = st.f_frsize as u64;
-    Ok((
-        (st.f_blocks as u64).saturating_mul(frsize),
-        (st.f_bavail as u64).saturating_mul(frsize),
-    ))
+    // The field types differ between platforms (u32 or u64): widen them all.
+    #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+    let (frsize, blocks, bavail) = (
+        u64::from(st.f_frsize),
+        u64::from(st.f_blocks),
+        u64::from(st.f_bavail),
+    );
+    Ok((blocks.saturating_mul(frsize), bavail.saturating_mul(frsize)))
 }
 
 /// `1.5 KiB`-style sizes (the same as the CLI's).
@@ -582,13 +584,21 @@ pub fn prometheus_text(level: Level, report: Option<&StatusReport>, now_ns: i64)
             "gauge",
             "Start of the last snapshot run (Unix time).",
         );
-        p.sample("wsnap_last_run_start_time_seconds", &[], secs(run.started_ns));
+        p.sample(
+            "wsnap_last_run_start_time_seconds",
+            &[],
+            secs(run.started_ns),
+        );
         p.metric(
             "wsnap_last_run_end_time_seconds",
             "gauge",
             "End of the last snapshot run (Unix time).",
         );
-        p.sample("wsnap_last_run_end_time_seconds", &[], secs(run.finished_ns));
+        p.sample(
+            "wsnap_last_run_end_time_seconds",
+            &[],
+            secs(run.finished_ns),
+        );
         p.metric(
             "wsnap_last_run_workspaces",
             "gauge",
@@ -640,13 +650,21 @@ pub fn prometheus_text(level: Level, report: Option<&StatusReport>, now_ns: i64)
         "gauge",
         "Bytes available on the store's file system.",
     );
-    p.sample("wsnap_filesystem_avail_bytes", &[], r.space.avail_bytes as f64);
+    p.sample(
+        "wsnap_filesystem_avail_bytes",
+        &[],
+        r.space.avail_bytes as f64,
+    );
     p.metric(
         "wsnap_filesystem_size_bytes",
         "gauge",
         "Size of the store's file system in bytes.",
     );
-    p.sample("wsnap_filesystem_size_bytes", &[], r.space.size_bytes as f64);
+    p.sample(
+        "wsnap_filesystem_size_bytes",
+        &[],
+        r.space.size_bytes as f64,
+    );
     p.metric(
         "wsnap_filesystem_min_free_bytes",
         "gauge",
@@ -694,7 +712,7 @@ pub fn prometheus_text(level: Level, report: Option<&StatusReport>, now_ns: i64)
         if let Some(t) = w.newest_ns {
             p.sample(
                 "wsnap_workspace_last_snapshot_time_seconds",
-                &[("user", u), ("project", pr)],
+                &[("user", u.as_str()), ("project", pr.as_str())],
                 secs(t),
             );
         }
@@ -707,7 +725,7 @@ pub fn prometheus_text(level: Level, report: Option<&StatusReport>, now_ns: i64)
     for (u, pr, w) in &names {
         p.sample(
             "wsnap_workspace_snapshots",
-            &[("user", u), ("project", pr)],
+            &[("user", u.as_str()), ("project", pr.as_str())],
             w.snapshots as f64,
         );
     }
@@ -721,7 +739,7 @@ pub fn prometheus_text(level: Level, report: Option<&StatusReport>, now_ns: i64)
             let bad = matches!(w.state, WorkspaceState::Stale | WorkspaceState::Missing);
             p.sample(
                 "wsnap_workspace_stale",
-                &[("user", u), ("project", pr)],
+                &[("user", u.as_str()), ("project", pr.as_str())],
                 if bad { 1.0 } else { 0.0 },
             );
         }
@@ -744,7 +762,10 @@ mod tests {
         assert_eq!(MinFree::parse("10%").unwrap(), MinFree::Percent(10.0));
         assert_eq!(MinFree::parse("0").unwrap(), MinFree::Bytes(0));
         assert_eq!(MinFree::parse("2K").unwrap(), MinFree::Bytes(2048));
-        assert_eq!(MinFree::parse("1.5GiB").unwrap(), MinFree::Bytes(1_610_612_736));
+        assert_eq!(
+            MinFree::parse("1.5GiB").unwrap(),
+            MinFree::Bytes(1_610_612_736)
+        );
         assert_eq!(MinFree::parse("3 MB").unwrap(), MinFree::Bytes(3_000_000));
         for bad in ["", "%", "101%", "-1%", "ten", "5 parsecs"] {
             assert!(MinFree::parse(bad).is_err(), "{bad}");

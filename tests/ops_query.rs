@@ -9,7 +9,6 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 
 use common::*;
 
@@ -83,8 +82,14 @@ fn status_ok_when_every_workspace_is_fresh() {
     env.snapshot(&[]);
     let out = status(&env, &["--min-free", "0"], 0);
     let first = out.stdout.lines().next().unwrap();
-    assert!(first.starts_with("WSNAP OK - 2 workspaces, last run "), "{out}");
-    assert!(first.contains("| workspaces=2 stale=0 missing=0 failed=0"), "{out}");
+    assert!(
+        first.starts_with("WSNAP OK - 2 workspaces, last run "),
+        "{out}"
+    );
+    assert!(
+        first.contains("| workspaces=2 stale=0 missing=0 failed=0"),
+        "{out}"
+    );
 
     let v = status_json(&env, &["--min-free", "0"], 0);
     assert!(problems(&v).is_empty(), "{v:#}");
@@ -99,7 +104,12 @@ fn status_ok_when_every_workspace_is_fresh() {
     // Store size: the packs on disk plus the catalog files.
     let store = &v["store"];
     assert_eq!(u(store, "pack_bytes"), pack_bytes(&env.store));
-    assert!(u(store, "catalog_bytes") >= fs::metadata(env.store.join("catalog.sqlite")).unwrap().len());
+    assert!(
+        u(store, "catalog_bytes")
+            >= fs::metadata(env.store.join("catalog.sqlite"))
+                .unwrap()
+                .len()
+    );
     assert_eq!(
         u(store, "size_bytes"),
         u(store, "pack_bytes") + u(store, "catalog_bytes") + u(store, "tmp_bytes")
@@ -120,12 +130,21 @@ fn status_warns_on_a_stale_workspace() {
     env.snapshot(&["--workspace", "bob/lab"]);
     snapshot_at(&env, &["alice/thesis"], hour_ago_ns());
     let out = status(&env, &["--min-free", "0"], 1);
-    assert!(out.stdout.starts_with("WSNAP WARNING - 1 workspace with no snapshot in the last 15m"), "{out}");
+    assert!(
+        out.stdout
+            .starts_with("WSNAP WARNING - 1 workspace with no snapshot in the last 15m"),
+        "{out}"
+    );
     assert!(out.stdout.contains("stale: alice/thesis"), "{out}");
     let v = status_json(&env, &["--min-free", "0"], 1);
     assert_eq!(in_state(&v, "stale"), set(&["alice/thesis"]));
     assert_eq!(in_state(&v, "ok"), set(&["bob/lab"]));
-    let stale = v["workspaces"].as_array().unwrap().iter().find(|w| w["state"] == "stale").unwrap();
+    let stale = v["workspaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["state"] == "stale")
+        .unwrap();
     let age = stale["age_seconds"].as_f64().unwrap();
     assert!((3590.0..3700.0).contains(&age), "{stale:#}");
     // A larger --max-age accepts it.
@@ -140,8 +159,15 @@ fn status_warns_on_a_workspace_without_snapshot_and_ignores_deleted_ones() {
     write(&env.ws("carol", "new").join("c.txt"), b"carol");
     let v = status_json(&env, &["--min-free", "0"], 1);
     assert_eq!(in_state(&v, "missing"), set(&["carol/new"]));
-    assert!(problems(&v).iter().any(|p| p == "WARNING 1 workspace never snapshotted"), "{v:#}");
-    assert!(status(&env, &["--min-free", "0"], 1).stdout.contains("missing: carol/new"));
+    assert!(
+        problems(&v)
+            .iter()
+            .any(|p| p == "WARNING 1 workspace never snapshotted"),
+        "{v:#}"
+    );
+    assert!(status(&env, &["--min-free", "0"], 1)
+        .stdout
+        .contains("missing: carol/new"));
 
     // A deleted project keeps its snapshots but raises no alarm, even
     // once they are old.
@@ -159,21 +185,39 @@ fn status_is_critical_when_the_last_run_failed_a_workspace() {
     two_workspaces(&env);
     // A named workspace that does not exist fails; the other commits.
     let mut c = env.cmd();
-    c.args(["snapshot", "--root"])
-        .arg(&env.root)
-        .args(["--workspace", "alice/thesis", "--workspace", "ghost/gone"]);
+    c.args(["snapshot", "--root"]).arg(&env.root).args([
+        "--workspace",
+        "alice/thesis",
+        "--workspace",
+        "ghost/gone",
+    ]);
     expect_code(&mut c, 1);
     let out = status(&env, &["--min-free", "0"], 2);
-    assert!(out.stdout.starts_with("WSNAP CRITICAL - last run failed 1 workspace"), "{out}");
+    assert!(
+        out.stdout
+            .starts_with("WSNAP CRITICAL - last run failed 1 workspace"),
+        "{out}"
+    );
     let v = status_json(&env, &["--min-free", "0"], 2);
     let run = &v["last_run"];
-    assert_eq!((u(run, "workspaces_ok"), u(run, "workspaces_failed")), (1, 1));
+    assert_eq!(
+        (u(run, "workspaces_ok"), u(run, "workspaces_failed")),
+        (1, 1)
+    );
     // bob/lab was not part of that run, and has never been snapshotted.
-    let not_in: BTreeSet<String> = run["not_in_run"].as_array().unwrap().iter().map(ws_of).collect();
+    let not_in: BTreeSet<String> = run["not_in_run"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(ws_of)
+        .collect();
     assert_eq!(not_in, set(&["bob/lab"]));
     assert_eq!(in_state(&v, "missing"), set(&["bob/lab"]));
     // Worst first: the CRITICAL problem leads.
-    assert!(problems(&v)[0].starts_with("CRITICAL last run failed 1 workspace"), "{v:#}");
+    assert!(
+        problems(&v)[0].starts_with("CRITICAL last run failed 1 workspace"),
+        "{v:#}"
+    );
 
     // The next full run succeeds: OK again.
     env.snapshot(&[]);
@@ -188,11 +232,21 @@ fn status_is_critical_on_low_disk_space() {
     let v = status_json(&env, &["--min-free", "100%"], 2);
     let p = problems(&v);
     assert_eq!(p.len(), 1, "{v:#}");
-    assert!(p[0].starts_with("CRITICAL only ") && p[0].contains("free on the store's file system"), "{v:#}");
-    assert_eq!(u(&v["filesystem"], "min_free_bytes"), u(&v["filesystem"], "size_bytes"));
+    assert!(
+        p[0].starts_with("CRITICAL only ") && p[0].contains("free on the store's file system"),
+        "{v:#}"
+    );
+    assert_eq!(
+        u(&v["filesystem"], "min_free_bytes"),
+        u(&v["filesystem"], "size_bytes")
+    );
     // An absolute threshold above the free space does the same.
     let avail = u(&v["filesystem"], "avail_bytes");
-    status_json(&env, &["--min-free", &format!("{}", avail + 1024 * 1024 * 1024)], 2);
+    status_json(
+        &env,
+        &["--min-free", &format!("{}", avail + 1024 * 1024 * 1024)],
+        2,
+    );
     status_json(&env, &["--min-free", "1K"], 0);
 }
 
@@ -202,7 +256,10 @@ fn status_is_critical_without_a_recent_run() {
     two_workspaces(&env);
     expect_code(env.cmd().arg("init"), 0);
     let v = status_json(&env, &["--min-free", "0"], 2);
-    assert!(problems(&v).contains(&"CRITICAL no snapshot run recorded in this store".to_string()), "{v:#}");
+    assert!(
+        problems(&v).contains(&"CRITICAL no snapshot run recorded in this store".to_string()),
+        "{v:#}"
+    );
     assert!(v["last_run"].is_null());
     assert_eq!(in_state(&v, "missing"), set(&["alice/thesis", "bob/lab"]));
 
@@ -212,7 +269,8 @@ fn status_is_critical_without_a_recent_run() {
     assert!(
         problems(&v)
             .iter()
-            .any(|p| p.starts_with("CRITICAL last run finished ") && p.ends_with(" ago (more than 1s)")),
+            .any(|p| p.starts_with("CRITICAL last run finished ")
+                && p.ends_with(" ago (more than 1s)")),
         "{v:#}"
     );
 }
@@ -223,21 +281,34 @@ fn status_is_unknown_when_it_cannot_tell() {
     two_workspaces(&env);
     // No store.
     let out = status(&env, &[], 3);
-    assert!(out.stdout.starts_with("WSNAP UNKNOWN - no wsnap store at "), "{out}");
+    assert!(
+        out.stdout.starts_with("WSNAP UNKNOWN - no wsnap store at "),
+        "{out}"
+    );
     let v = status_json(&env, &[], 3);
     assert!(problems(&v)[0].contains("no wsnap store"), "{v:#}");
     // Bad thresholds are UNKNOWN too (a check that cannot run is not OK).
     env.snapshot(&[]);
     let out = status(&env, &["--max-age", "soon"], 3);
-    assert!(out.stdout.starts_with("WSNAP UNKNOWN - invalid --max-age"), "{out}");
+    assert!(
+        out.stdout.starts_with("WSNAP UNKNOWN - invalid --max-age"),
+        "{out}"
+    );
     let out = status(&env, &["--min-free", "lots"], 3);
-    assert!(out.stdout.starts_with("WSNAP UNKNOWN - invalid --min-free"), "{out}");
+    assert!(
+        out.stdout.starts_with("WSNAP UNKNOWN - invalid --min-free"),
+        "{out}"
+    );
     // A root that cannot be listed: missing workspaces are unknown.
     let mut c = env.cmd();
-    c.args(["status", "--min-free", "0", "--json", "--root"]).arg(env.path("no-such-root"));
+    c.args(["status", "--min-free", "0", "--json", "--root"])
+        .arg(env.path("no-such-root"));
     let v = expect_code(&mut c, 3).json();
     assert_eq!(v["root_readable"], false);
-    assert!(problems(&v)[0].starts_with("UNKNOWN cannot list the workspace root"), "{v:#}");
+    assert!(
+        problems(&v)[0].starts_with("UNKNOWN cannot list the workspace root"),
+        "{v:#}"
+    );
     assert_eq!(in_state(&v, "ok"), set(&["alice/thesis", "bob/lab"]));
 }
 
@@ -246,7 +317,10 @@ fn status_answers_while_the_writer_lock_is_held() {
     let env = TestEnv::new();
     two_workspaces(&env);
     env.snapshot(&[]);
-    let lock = fs::OpenOptions::new().write(true).open(env.store.join("lock")).unwrap();
+    let lock = fs::OpenOptions::new()
+        .write(true)
+        .open(env.store.join("lock"))
+        .unwrap();
     // SAFETY: flock on an open file descriptor we own.
     let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     assert_eq!(rc, 0);
@@ -308,7 +382,9 @@ fn parse_labels(s: &str) -> Result<(BTreeMap<String, String>, &str), String> {
         if !is_label_name(name) || name.starts_with("__") {
             return Err(format!("bad label name {name:?}"));
         }
-        rest = rest[eq + 1..].strip_prefix('"').ok_or("label value not quoted")?;
+        rest = rest[eq + 1..]
+            .strip_prefix('"')
+            .ok_or("label value not quoted")?;
         let mut value = String::new();
         let mut chars = rest.char_indices();
         let end = loop {
@@ -387,7 +463,9 @@ fn parse_exposition(text: &str) -> Result<Vec<Sample>, String> {
         if line.starts_with('#') || line.trim().is_empty() {
             continue;
         }
-        let name_end = line.find(['{', ' ']).ok_or_else(|| err("no value".into()))?;
+        let name_end = line
+            .find(['{', ' '])
+            .ok_or_else(|| err("no value".into()))?;
         let name = &line[..name_end];
         if !is_metric_name(name) {
             return Err(err(format!("bad metric name {name:?}")));
@@ -397,9 +475,11 @@ fn parse_exposition(text: &str) -> Result<Vec<Sample>, String> {
         }
         let (labels, rest) = parse_labels(&line[name_end..]).map_err(err)?;
         let mut fields = rest.split_whitespace();
-        let value = parse_value(fields.next().ok_or_else(|| err("no value".into()))?).map_err(err)?;
+        let value =
+            parse_value(fields.next().ok_or_else(|| err("no value".into()))?).map_err(err)?;
         if let Some(ts) = fields.next() {
-            ts.parse::<i64>().map_err(|e| err(format!("timestamp: {e}")))?;
+            ts.parse::<i64>()
+                .map_err(|e| err(format!("timestamp: {e}")))?;
         }
         if fields.next().is_some() {
             return Err(err("trailing fields".into()));
@@ -430,15 +510,15 @@ fn the_validator_rejects_broken_expositions() {
     let ok = "# HELP a_b x\n# TYPE a_b gauge\na_b{l=\"q\\\"\\\\\\n\"} 1.5\n";
     assert_eq!(parse_exposition(ok).unwrap()[0].labels["l"], "q\"\\\n");
     for bad in [
-        "a 1\n",                                         // no TYPE
-        "# TYPE a gauge\na 1",                           // no final newline
-        "# TYPE 1a gauge\n1a 1\n",                       // bad name
-        "# TYPE a gauge\na{l=\"x\\t\"} 1\n",             // bad escape
-        "# TYPE a gauge\na{l=x} 1\n",                    // unquoted
-        "# TYPE a gauge\na one\n",                       // not a float
+        "a 1\n",                                                    // no TYPE
+        "# TYPE a gauge\na 1",                                      // no final newline
+        "# TYPE 1a gauge\n1a 1\n",                                  // bad name
+        "# TYPE a gauge\na{l=\"x\\t\"} 1\n",                        // bad escape
+        "# TYPE a gauge\na{l=x} 1\n",                               // unquoted
+        "# TYPE a gauge\na one\n",                                  // not a float
         "# TYPE a gauge\n# TYPE b gauge\na 1\nb 1\na{x=\"1\"} 2\n", // not contiguous
-        "# TYPE a gauge\na 1\n# HELP a late\n",          // HELP after samples
-        "# TYPE a gauge\na 1\na 2\n",                    // duplicate
+        "# TYPE a gauge\na 1\n# HELP a late\n",                     // HELP after samples
+        "# TYPE a gauge\na 1\na 2\n",                               // duplicate
     ] {
         assert!(parse_exposition(bad).is_err(), "accepted {bad:?}");
     }
@@ -454,24 +534,39 @@ fn prometheus_file_is_valid_and_carries_the_figures() {
     write(&env.ws("alice", "thesis").join("a.txt"), b"alice");
     snapshot_at(&env, &["alice/thesis"], hour_ago_ns());
     let mut c = env.cmd();
-    c.arg("snapshot").arg("--root").arg(&env.root).arg("--workspace");
+    c.arg("snapshot")
+        .arg("--root")
+        .arg(&env.root)
+        .arg("--workspace");
     c.arg(format!("{odd_user}/{odd_project}"));
     expect_code(&mut c, 0);
 
     let dir = env.path("textfile");
     fs::create_dir(&dir).unwrap();
     let prom = dir.join("wsnap.prom");
-    let v = status_json(&env, &["--min-free", "0", "--prometheus", prom.to_str().unwrap()], 1);
+    let v = status_json(
+        &env,
+        &["--min-free", "0", "--prometheus", prom.to_str().unwrap()],
+        1,
+    );
     let text = fs::read_to_string(&prom).unwrap();
     let samples = parse_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     // Atomic replace: only the final file is left, readable by node_exporter.
-    let names: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names, ["wsnap.prom"]);
-    assert_eq!(fs::metadata(&prom).unwrap().permissions().mode() & 0o777, 0o644);
+    assert_eq!(
+        fs::metadata(&prom).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
 
     let get = |name: &str, labels: &[(&str, &str)]| -> f64 {
-        let want: BTreeMap<String, String> =
-            labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let want: BTreeMap<String, String> = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         samples
             .iter()
             .find(|s| s.name == name && s.labels == want)
@@ -483,7 +578,10 @@ fn prometheus_file_is_valid_and_carries_the_figures() {
     assert_eq!(get("wsnap_workspaces", &[("state", "stale")]), 1.0);
     assert_eq!(get("wsnap_workspaces", &[("state", "ok")]), 1.0);
     assert_eq!(get("wsnap_last_run_workspaces", &[("result", "ok")]), 1.0);
-    assert_eq!(get("wsnap_last_run_workspaces", &[("result", "failed")]), 0.0);
+    assert_eq!(
+        get("wsnap_last_run_workspaces", &[("result", "failed")]),
+        0.0
+    );
     assert_eq!(
         get("wsnap_store_size_bytes", &[("part", "packs")]),
         u(&v["store"], "pack_bytes") as f64
@@ -500,17 +598,35 @@ fn prometheus_file_is_valid_and_carries_the_figures() {
     assert_eq!(get("wsnap_workspace_stale", &alice), 1.0);
     let t = get("wsnap_workspace_last_snapshot_time_seconds", &alice);
     assert!((t - hour_ago_ns() as f64 / 1e9).abs() < 120.0, "{t}");
-    assert!(text.contains("user=\"o\\\"brien\\\\x\",project=\"line\\nbreak\""), "{text}");
+    assert!(
+        text.contains("user=\"o\\\"brien\\\\x\",project=\"line\\nbreak\""),
+        "{text}"
+    );
 
     // The store gone: the file still says UNKNOWN, replacing the old one.
     fs::rename(&env.store, env.path("moved")).unwrap();
     status(&env, &["--prometheus", prom.to_str().unwrap()], 3);
     let samples = parse_exposition(&fs::read_to_string(&prom).unwrap()).unwrap();
-    assert_eq!(samples.iter().find(|s| s.name == "wsnap_status").unwrap().value, 3.0);
+    assert_eq!(
+        samples
+            .iter()
+            .find(|s| s.name == "wsnap_status")
+            .unwrap()
+            .value,
+        3.0
+    );
     // An unwritable destination is reported, and the check is UNKNOWN.
     fs::rename(env.path("moved"), &env.store).unwrap();
-    let out = status(&env, &["--min-free", "0", "--prometheus", "/nonexistent-dir/x.prom"], 3);
-    assert!(out.stdout.contains("cannot write the Prometheus file /nonexistent-dir/x.prom"), "{out}");
+    let out = status(
+        &env,
+        &["--min-free", "0", "--prometheus", "/nonexistent-dir/x.prom"],
+        3,
+    );
+    assert!(
+        out.stdout
+            .contains("cannot write the Prometheus file /nonexistent-dir/x.prom"),
+        "{out}"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -567,13 +683,19 @@ fn stats_figures_match_known_data() {
         let w = ws_stats(&v, ws);
         assert_eq!(u(w, "unique_content_bytes"), 0, "{w:#}");
         // Only its own directory listing (inodes and ctimes differ).
-        assert!(u(w, "unique_bytes") > 0 && u(w, "unique_bytes") < 4 * k as u64, "{w:#}");
+        assert!(
+            u(w, "unique_bytes") > 0 && u(w, "unique_bytes") < 4 * k as u64,
+            "{w:#}"
+        );
         assert_eq!(u(w, "latest_size_bytes"), 200 * k as u64);
     }
     let w = ws_stats(&v, "c/r");
     let unique = u(w, "unique_content_bytes");
     assert!(unique >= 200 * k as u64, "{w:#}");
-    assert!(unique < 200 * k as u64 + 2 * k as u64, "{w:#}: ~7 record headers at most");
+    assert!(
+        unique < 200 * k as u64 + 2 * k as u64,
+        "{w:#}: ~7 record headers at most"
+    );
 
     // An unchanged second snapshot doubles the logical size of a/p only.
     env.snapshot(&["--workspace", "a/p"]);
@@ -582,7 +704,10 @@ fn stats_figures_match_known_data() {
     assert_eq!(u(&v2, "latest_logical_bytes"), 700 * k as u64);
     assert_eq!(u(&v2, "chunk_raw_bytes"), 400 * k as u64);
     let w = ws_stats(&v2, "a/p");
-    assert_eq!((u(w, "snapshots"), u(w, "total_size_bytes")), (2, 400 * k as u64));
+    assert_eq!(
+        (u(w, "snapshots"), u(w, "total_size_bytes")),
+        (2, 400 * k as u64)
+    );
 
     // unique_bytes is what forgetting the workspace frees from the
     // referenced data.
@@ -609,19 +734,32 @@ fn stats_figures_match_known_data() {
 fn stats_of_one_workspace_and_human_output() {
     let env = TestEnv::new();
     two_workspaces(&env);
-    write(&env.ws("alice", "thesis").join("big.bin"), &random_bytes(9, 300 * KIB));
+    write(
+        &env.ws("alice", "thesis").join("big.bin"),
+        &random_bytes(9, 300 * KIB),
+    );
     env.snapshot(&[]);
     let v = stats_json(&env, &["alice/thesis"]);
     assert_eq!(v["workspaces"].as_array().unwrap().len(), 1);
     assert_eq!(ws_of(&v["workspaces"][0]), "alice/thesis");
-    assert_eq!(u(&v, "snapshots"), 2, "store-wide figures cover the whole store");
+    assert_eq!(
+        u(&v, "snapshots"),
+        2,
+        "store-wide figures cover the whole store"
+    );
     let out = expect_code(env.cmd().args(["stats"]), 0);
     assert!(out.stdout.contains("dedup ratio:"), "{out}");
     assert!(out.stdout.contains("KiB"), "{out}");
     assert!(out.stdout.contains("alice/thesis"), "{out}");
     let out = expect_code(env.cmd().args(["stats", "nobody/here"]), 2);
-    assert!(out.stderr.contains("no snapshots of workspace nobody/here"), "{out}");
-    let out = expect_code(env.cmd().arg("--store").arg(env.path("none")).arg("stats"), 3);
+    assert!(
+        out.stderr.contains("no snapshots of workspace nobody/here"),
+        "{out}"
+    );
+    let out = expect_code(
+        bare_cmd().arg("--store").arg(env.path("none")).arg("stats"),
+        3,
+    );
     assert!(out.stderr.contains("no wsnap store"), "{out}");
 }
 
@@ -687,23 +825,61 @@ fn diff_lists_every_kind_of_change_and_skips_equal_subtrees() {
     .collect();
     assert_eq!(changes(&v), want, "{v:#}");
     let by_path = |p: &str| -> Value {
-        v["changes"].as_array().unwrap().iter().find(|c| c["path"] == p).unwrap().clone()
+        v["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["path"] == p)
+            .unwrap()
+            .clone()
     };
     let a_txt = by_path("a.txt");
-    assert_eq!((a_txt["content_changed"].clone(), a_txt["mode_changed"].clone()), (true.into(), false.into()));
+    assert_eq!(
+        (
+            a_txt["content_changed"].clone(),
+            a_txt["mode_changed"].clone()
+        ),
+        (true.into(), false.into())
+    );
     assert_eq!(a_txt["size_change"], 12);
-    assert_eq!((u(&a_txt["old"], "size"), u(&a_txt["new"], "size")), (14, 26));
+    assert_eq!(
+        (u(&a_txt["old"], "size"), u(&a_txt["new"], "size")),
+        (14, 26)
+    );
     let script = by_path("script.sh");
-    assert_eq!((script["content_changed"].clone(), script["mode_changed"].clone()), (false.into(), true.into()));
-    assert_eq!((s(&script["old"], "mode"), s(&script["new"], "mode")), ("0644", "0755"));
+    assert_eq!(
+        (
+            script["content_changed"].clone(),
+            script["mode_changed"].clone()
+        ),
+        (false.into(), true.into())
+    );
+    assert_eq!(
+        (s(&script["old"], "mode"), s(&script["new"], "mode")),
+        ("0644", "0755")
+    );
     let x = by_path("x");
-    assert_eq!((s(&x["old"], "type"), s(&x["new"], "type")), ("file", "dir"));
+    assert_eq!(
+        (s(&x["old"], "type"), s(&x["new"], "type")),
+        ("file", "dir")
+    );
     let link = by_path("link");
-    assert_eq!((s(&link["old"], "target"), s(&link["new"], "target")), ("a.txt", "new.txt"));
+    assert_eq!(
+        (s(&link["old"], "target"), s(&link["new"], "target")),
+        ("a.txt", "new.txt")
+    );
     assert!(by_path("old.txt")["new"].is_null());
     assert!(by_path("new.txt")["old"].is_null());
     let sum = &v["summary"];
-    assert_eq!((u(sum, "added"), u(sum, "removed"), u(sum, "modified"), u(sum, "type_changed")), (3, 2, 3, 1));
+    assert_eq!(
+        (
+            u(sum, "added"),
+            u(sum, "removed"),
+            u(sum, "modified"),
+            u(sum, "type_changed")
+        ),
+        (3, 2, 3, 1)
+    );
     assert_eq!(s(&v["from"], "id"), a);
     assert_eq!(s(&v["to"], "id"), b);
     // Two roots, two versions of dir/, and the new x/; dir/sub has the same
@@ -731,9 +907,16 @@ fn diff_lists_every_kind_of_change_and_skips_equal_subtrees() {
         "T x  file -> dir",
         "+ x/inner.txt  (6 B)",
     ] {
-        assert!(out.stdout.lines().any(|l| l.starts_with(line)), "no line {line:?} in\n{out}");
+        assert!(
+            out.stdout.lines().any(|l| l.starts_with(line)),
+            "no line {line:?} in\n{out}"
+        );
     }
-    assert!(out.stdout.contains("3 added, 2 removed, 3 modified, 1 type changes"), "{out}");
+    assert!(
+        out.stdout
+            .contains("3 added, 2 removed, 3 modified, 1 type changes"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -748,20 +931,42 @@ fn diff_takes_times_like_at() {
     snapshot_at(&env, &["bob/lab"], t2);
     // Times between snapshots select the newest at or before them.
     let v = diff_json(&env, "bob/lab", "2026-03-02T10:03:00Z", "latest");
-    assert_eq!(changes(&v), BTreeMap::from([("data.csv".to_string(), "modified".to_string())]));
+    assert_eq!(
+        changes(&v),
+        BTreeMap::from([("data.csv".to_string(), "modified".to_string())])
+    );
     assert_eq!(u(&v["from"], "time_ns"), t1 as u64);
     assert_eq!(u(&v["to"], "time_ns"), t2 as u64);
-    let ids: Vec<String> = list_json(&env).iter().map(|x| s(x, "id").to_string()).collect();
-    assert_eq!(diff_json(&env, "bob/lab", &ids[0], &ids[1])["changes"], v["changes"]);
+    let ids: Vec<String> = list_json(&env)
+        .iter()
+        .map(|x| s(x, "id").to_string())
+        .collect();
+    assert_eq!(
+        diff_json(&env, "bob/lab", &ids[0], &ids[1])["changes"],
+        v["changes"]
+    );
 
     // Unusable selectors are bad input (exit 2) with a clear message.
-    let out = expect_code(env.cmd().args(["diff", "bob/lab", "yesterday", "latest"]), 2);
+    let out = expect_code(
+        env.cmd().args(["diff", "bob/lab", "yesterday", "latest"]),
+        2,
+    );
     assert!(out.stderr.contains("give a snapshot id"), "{out}");
-    let out = expect_code(env.cmd().args(["diff", "bob/lab", "2026-03-01T00:00:00Z", "latest"]), 2);
-    assert!(out.stderr.contains("no snapshot of bob/lab at or before"), "{out}");
+    let out = expect_code(
+        env.cmd()
+            .args(["diff", "bob/lab", "2026-03-01T00:00:00Z", "latest"]),
+        2,
+    );
+    assert!(
+        out.stderr.contains("no snapshot of bob/lab at or before"),
+        "{out}"
+    );
     let out = expect_code(env.cmd().args(["diff", "bob/lab", "ffff", "latest"]), 2);
     assert!(out.stderr.contains("has id ffff"), "{out}");
-    expect_code(env.cmd().args(["diff", "nobody/here", "latest", "latest"]), 2);
+    expect_code(
+        env.cmd().args(["diff", "nobody/here", "latest", "latest"]),
+        2,
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -824,7 +1029,10 @@ fn log_finds_every_snapshot_where_a_nested_path_changed() {
     assert_eq!(events(&v), want, "{v:#}");
     assert_eq!(u(&v, "snapshots_examined"), 8);
     let e = &v["events"][1];
-    assert_eq!((e["content_changed"].as_bool(), e["size_change"].as_i64()), (Some(true), Some(9)));
+    assert_eq!(
+        (e["content_changed"].as_bool(), e["size_change"].as_i64()),
+        (Some(true), Some(9))
+    );
     assert_eq!(s(&v["events"][2]["new"], "mode"), "0755");
     assert_eq!(s(&v["events"][3]["old"], "type"), "file");
     assert_eq!(s(&v, "path"), "src/analysis.py");
@@ -833,19 +1041,36 @@ fn log_finds_every_snapshot_where_a_nested_path_changed() {
     let dir = log_json(&env, "alice/thesis", "src");
     let times: Vec<i64> = events(&dir).iter().map(|e| e.0).collect();
     // (The chmod at 20 changes the file's entry, so src/ too.)
-    assert_eq!(times, [at(0), at(5), at(15), at(20), at(25), at(30), at(35)], "{dir:#}");
+    assert_eq!(
+        times,
+        [at(0), at(5), at(15), at(20), at(25), at(30), at(35)],
+        "{dir:#}"
+    );
 
     // Human output: one line per event with size and mode.
-    let out = expect_code(env.cmd().args(["log", "alice/thesis", "src/analysis.py"]), 0);
+    let out = expect_code(
+        env.cmd().args(["log", "alice/thesis", "src/analysis.py"]),
+        0,
+    );
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines.len(), 6, "{out}");
-    assert!(lines[1].contains("added") && lines[1].contains("9 B") && lines[1].contains("0644"), "{out}");
-    assert!(lines[3].contains("mode") && lines[3].contains("0644 -> 0755"), "{out}");
+    assert!(
+        lines[1].contains("added") && lines[1].contains("9 B") && lines[1].contains("0644"),
+        "{out}"
+    );
+    assert!(
+        lines[3].contains("mode") && lines[3].contains("0644 -> 0755"),
+        "{out}"
+    );
     assert!(lines[4].contains("removed"), "{out}");
 
     // Never there: bad input.
     let out = expect_code(env.cmd().args(["log", "alice/thesis", "src/nothing.py"]), 2);
-    assert!(out.stderr.contains("src/nothing.py is in no snapshot of alice/thesis"), "{out}");
+    assert!(
+        out.stderr
+            .contains("src/nothing.py is in no snapshot of alice/thesis"),
+        "{out}"
+    );
     expect_code(env.cmd().args(["log", "alice/thesis", "../etc"]), 2);
     expect_code(env.cmd().args(["log", "alice/thesis", "/"]), 2);
 }
@@ -866,4 +1091,38 @@ fn log_stops_at_unchanged_directories() {
     // Every root once, and the path's three directories only for the first
     // snapshot: later ones stop at deep/, whose id did not change.
     assert_eq!(u(&v, "trees_read"), n as u64 + 3, "{v:#}");
+}
+
+#[test]
+fn stats_counts_content_below_a_shared_tree_as_shared() {
+    // Hard links give two workspaces an identical subdirectory tree (same
+    // inode, ctime, mtime): the tree itself is shared, and so is all below it.
+    let env = TestEnv::new();
+    let a = env.ws("a", "p");
+    let b = env.ws("b", "q");
+    write(&a.join("sub/data.bin"), &random_bytes(7, 150 * KIB));
+    fs::create_dir(b.join("sub")).unwrap();
+    fs::hard_link(a.join("sub/data.bin"), b.join("sub/data.bin")).unwrap();
+    write(&a.join("own.bin"), &random_bytes(8, 40 * KIB));
+    env.snapshot(&[]);
+    let v = stats_json(&env, &[]);
+    assert_eq!(u(&v, "chunk_raw_bytes"), 190 * KIB as u64, "{v:#}");
+    let (wa, wb) = (ws_stats(&v, "a/p"), ws_stats(&v, "b/q"));
+    assert_eq!(u(wb, "unique_content_bytes"), 0, "{v:#}");
+    let own = u(wa, "unique_content_bytes");
+    assert!((40 * KIB as u64..41 * KIB as u64).contains(&own), "{v:#}");
+    // b/q alone holds only its root listing: sub/ is the same tree as a/p's.
+    let b_id = list_json(&env)
+        .into_iter()
+        .find(|x| ws_of(x) == "b/q")
+        .map(|x| s(&x, "id").to_string())
+        .unwrap();
+    let b_unique = u(wb, "unique_bytes");
+    expect_code(env.cmd().args(["forget", "--snapshot", &b_id]), 0);
+    let after = stats_json(&env, &[]);
+    assert_eq!(
+        u(&v, "referenced_bytes") - u(&after, "referenced_bytes"),
+        b_unique
+    );
+    assert_eq!(u(&after, "metadata_blobs"), u(&v, "metadata_blobs") - 1);
 }

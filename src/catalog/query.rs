@@ -177,7 +177,10 @@ impl Catalog {
 
     /// Call `f` with every snapshot's workspace row, time, logical size and
     /// root row, ordered by workspace then time (streamed).
-    pub fn for_each_snapshot_root(&self, mut f: impl FnMut(SnapshotRoot) -> Result<()>) -> Result<()> {
+    pub fn for_each_snapshot_root(
+        &self,
+        mut f: impl FnMut(SnapshotRoot) -> Result<()>,
+    ) -> Result<()> {
         let e = sql_err(&self.path);
         let mut stmt = self
             .conn

@@ -289,7 +289,7 @@ fn run(cli: Cli) -> Result<u8> {
             min_free,
             prometheus,
             json,
-        } => Ok(query::status(
+        } => Ok(query::run_status(
             store_dir,
             root,
             max_age,
@@ -297,18 +297,20 @@ fn run(cli: Cli) -> Result<u8> {
             prometheus.as_deref(),
             *json,
         )),
-        Command::Stats { workspace, json } => query::stats(store_dir, workspace.as_ref(), *json),
+        Command::Stats { workspace, json } => {
+            query::run_stats(store_dir, workspace.as_ref(), *json)
+        }
         Command::Diff {
             workspace,
             from,
             to,
             json,
-        } => query::diff(store_dir, workspace, from, to, *json),
+        } => query::run_diff(store_dir, workspace, from, to, *json),
         Command::Log {
             workspace,
             path,
             json,
-        } => query::log(store_dir, workspace, path, *json),
+        } => query::run_log(store_dir, workspace, path, *json),
         Command::Restore {
             workspace,
             which,

@@ -11,13 +11,13 @@ use serde_json::{json, Value};
 use wsnap::catalog::PinnedCatalog;
 use wsnap::diff::{self, Change, ChangeKind, EntryState};
 use wsnap::status::{self, Level, MinFree, StatusOptions, StatusReport, WorkspaceState};
-use wsnap::{restore, stats, timespec, Error, Result, Store, WorkspaceName};
+use wsnap::{restore, timespec, Error, Result, Store, WorkspaceName};
 
 use super::args;
 use super::output::{self, exit, lossy, size};
 
 /// `status`: never fails; every error is UNKNOWN (exit 3) with a summary line.
-pub fn status(
+pub fn run_status(
     store_dir: &Path,
     root: &Path,
     max_age: &str,
@@ -58,7 +58,12 @@ pub fn status(
             level = level.max(Level::Unknown);
         }
     }
-    let summary = summary_line(level, report.as_ref(), error.as_deref(), prom_error.as_deref());
+    let summary = summary_line(
+        level,
+        report.as_ref(),
+        error.as_deref(),
+        prom_error.as_deref(),
+    );
     if json {
         output::print_json(&status_json(
             level,
@@ -298,10 +303,10 @@ fn ratio_text(r: Option<f64>) -> String {
 }
 
 /// `stats [USER/PROJECT]`.
-pub fn stats(store_dir: &Path, workspace: Option<&OsString>, json: bool) -> Result<u8> {
+pub fn run_stats(store_dir: &Path, workspace: Option<&OsString>, json: bool) -> Result<u8> {
     let ws = workspace.map(args::workspace).transpose()?;
     let store = Store::open(store_dir)?;
-    let r = stats::stats(&store, ws.as_ref())?;
+    let r = wsnap::stats::stats(&store, ws.as_ref())?;
     if json {
         output::print_json(&json!({
             "snapshots": r.snapshots,
@@ -456,7 +461,13 @@ fn change_text(c: &Change) -> String {
 }
 
 /// `diff USER/PROJECT FROM TO`.
-pub fn diff(store_dir: &Path, workspace: &OsString, from: &str, to: &str, json: bool) -> Result<u8> {
+pub fn run_diff(
+    store_dir: &Path,
+    workspace: &OsString,
+    from: &str,
+    to: &str,
+    json: bool,
+) -> Result<u8> {
     let ws = args::workspace(workspace)?;
     let (sel_from, sel_to) = (diff::parse_selector(from)?, diff::parse_selector(to)?);
     let store = Store::open(store_dir)?;
@@ -525,7 +536,7 @@ pub fn diff(store_dir: &Path, workspace: &OsString, from: &str, to: &str, json: 
 }
 
 /// `log USER/PROJECT PATH`.
-pub fn log(store_dir: &Path, workspace: &OsString, path: &OsString, json: bool) -> Result<u8> {
+pub fn run_log(store_dir: &Path, workspace: &OsString, path: &OsString, json: bool) -> Result<u8> {
     let ws = args::workspace(workspace)?;
     let path = path.as_bytes().to_vec();
     let store = Store::open(store_dir)?;
@@ -569,7 +580,11 @@ pub fn log(store_dir: &Path, workspace: &OsString, path: &OsString, json: bool) 
         let detail = match c.kind {
             ChangeKind::Modified if c.content_changed => {
                 let d = c.size_change();
-                let mut s = format!("{}{}", if d < 0 { "-" } else { "+" }, size(d.unsigned_abs()));
+                let mut s = format!(
+                    "{}{}",
+                    if d < 0 { "-" } else { "+" },
+                    size(d.unsigned_abs())
+                );
                 if c.mode_changed {
                     s += &format!(
                         ", mode {:04o} -> {:04o}",
