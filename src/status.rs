@@ -409,7 +409,7 @@ pub fn status(store: &Store, opts: &StatusOptions) -> Result<StatusReport> {
     }
 
     // Worst first; the summary line lists them in this order.
-    problems.sort_by(|a, b| b.level.cmp(&a.level));
+    problems.sort_by_key(|p| std::cmp::Reverse(p.level));
     let level = problems.first().map_or(Level::Ok, |p| p.level);
     Ok(StatusReport {
         level,

@@ -443,11 +443,7 @@ fn parse_exposition(text: &str) -> Result<Vec<Sample>, String> {
                 return Err(err("HELP/TYPE after samples".into()));
             }
             match kw {
-                "HELP" => {
-                    if !helped.insert(name) {
-                        return Err(err("second HELP".into()));
-                    }
-                }
+                "HELP" if !helped.insert(name.clone()) => return Err(err("second HELP".into())),
                 "TYPE" => {
                     if !["counter", "gauge", "histogram", "summary", "untyped"].contains(&arg) {
                         return Err(err(format!("bad type {arg:?}")));
