@@ -11,10 +11,12 @@
 //! catalog. WAL mode lets read-only commands run beside a writer.
 
 mod gc;
+mod query;
 mod rebuild;
 mod schema;
 
 pub use gc::{DeadBlob, GcTx, LiveBlob, PackUsage};
+pub use query::{BlobSize, SnapshotRoot, WorkspaceSummary};
 pub use rebuild::{ancestors, Rebuild, RefBlob};
 
 pub use schema::FORMAT_VERSION;

@@ -2,6 +2,7 @@
 
 mod args;
 mod output;
+mod query;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -363,6 +364,34 @@ fn run(cli: Cli) -> Result<u8> {
             }
             Ok(exit::OK)
         }
+        Command::Status {
+            root,
+            max_age,
+            min_free,
+            prometheus,
+            json,
+        } => Ok(query::run_status(
+            store_dir,
+            root,
+            max_age,
+            min_free,
+            prometheus.as_deref(),
+            *json,
+        )),
+        Command::Stats { workspace, json } => {
+            query::run_stats(store_dir, workspace.as_ref(), *json)
+        }
+        Command::Diff {
+            workspace,
+            from,
+            to,
+            json,
+        } => query::run_diff(store_dir, workspace, from, to, *json),
+        Command::Log {
+            workspace,
+            path,
+            json,
+        } => query::run_log(store_dir, workspace, path, *json),
         Command::Restore {
             workspace,
             which,
