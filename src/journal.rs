@@ -450,10 +450,16 @@ pub fn reconcile(
                 keep.push(r);
             }
         }
-        rewrite(&path.with_file_name(final_name), params, &keep)?;
-        fs::remove_file(&path).map_err(|e| Error::store_write(&path, e))?;
-        let d = path.parent().expect("dir");
-        durable::sync_dir(d).map_err(|e| Error::store_write(d, e))?;
+        // Two atomic steps, so at every instant exactly one file holds the
+        // run's records: trim the `.open` file in place, then rename it.
+        rewrite(&path, params, &keep)?;
+        crate::failpoint::crash_point("journal.reconcile_trimmed");
+        if !keep.is_empty() {
+            let to = path.with_file_name(final_name);
+            fs::rename(&path, &to).map_err(|e| Error::store_write(&path, e))?;
+            let d = path.parent().expect("dir");
+            durable::sync_dir(d).map_err(|e| Error::store_write(d, e))?;
+        }
         n += 1;
     }
     Ok(n)

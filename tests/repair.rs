@@ -316,3 +316,44 @@ fn crashed_run_journal_is_reconciled_by_the_next_writer() {
     repair(&env, 0);
     assert_eq!(listed(&env).len(), 2);
 }
+
+/// Reconciling a crashed run's journal used to write `<run>.wsj` and then
+/// delete `<run>.wsj.open`: a kill in between left every record twice
+/// (found by `tests/crash_random.rs`: "recorded in 2 journals"). Now the
+/// `.open` file is trimmed in place and then renamed.
+#[test]
+fn a_kill_while_reconciling_never_duplicates_records() {
+    let env = TestEnv::new();
+    write(&env.ws("a", "p").join("x.txt"), b"one");
+    write(&env.ws("b", "p").join("y.txt"), b"two");
+    env.snapshot(&[]);
+    write(&env.ws("a", "p").join("x.txt"), b"one, changed");
+    write(&env.ws("b", "p").join("y.txt"), b"two, changed");
+    let crash = |spec: &str| {
+        let mut c = env.std_cmd();
+        c.env("WSNAP_CRASH_AT", spec)
+            .arg("snapshot")
+            .arg("--root")
+            .arg(&env.root);
+        let st = c.status().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&st),
+            Some(9),
+            "{spec}"
+        );
+    };
+    // a/p commits; b/p's record is journaled, then the run dies.
+    crash("snapshot.journaled:2");
+    assert_eq!(listed(&env).len(), 3);
+    // The next writer dies while reconciling that journal.
+    crash("journal.reconcile_trimmed");
+    assert_eq!(check_code(&env).code, 0, "{}", check_code(&env));
+    env.snapshot(&[]);
+    let out = check_code(&env);
+    assert_eq!(out.code, 0, "{out}");
+    let n = listed(&env).len();
+    assert_eq!(n, 5);
+    remove_catalog(&env.store);
+    repair(&env, 0);
+    assert_eq!(listed(&env).len(), n);
+}
