@@ -156,6 +156,9 @@ fn random_kills(target: u64) {
     let mut rng = Rng(seed | 1);
     let env = TestEnv::new();
     setup(&env);
+    let mut c = env.cmd();
+    c.arg("init");
+    expect_code(&mut c, 0);
     let t0 = utc_ns(2026, 11, 1, 0, 0, 0);
     let mut states: BTreeMap<(String, i64), Listing> = BTreeMap::new();
     let root = env.root.to_str().unwrap().to_string();
