@@ -518,13 +518,16 @@ fn copy_store(from: &Path, to: &Path) {
     }
 }
 
+/// (workspace row, user, project, root row, root id, files, dirs, size bytes)
+type LatestRow = (i64, Vec<u8>, Vec<u8>, i64, Vec<u8>, i64, i64, i64);
+
 /// Give every workspace without a snapshot at `time_ns` one, by SQL: a copy
 /// of its newest snapshot row (same root tree), as a no-change tick makes.
 fn complete_tick(store: &Path, time_ns: i64) -> (usize, f64) {
     let t = Instant::now();
     let mut c = Connection::open(store.join("catalog.sqlite")).expect("open");
     let tx = c.transaction().expect("begin");
-    let rows: Vec<(i64, Vec<u8>, Vec<u8>, i64, Vec<u8>, i64, i64, i64)> = {
+    let rows: Vec<LatestRow> = {
         let mut q = tx
             .prepare(
                 "SELECT w.id, w.user, w.project, s.root_tree_id, b.hash, s.files, s.dirs, s.size_bytes

@@ -1,8 +1,8 @@
 //! Microbenchmarks against their physical floors (issue #4, section 2).
 //!
-//! Run: `nice cargo bench --bench micro` (about 8 minutes on the 2-core dev
-//! machine the first time, of which ~3 building the cached data under
-//! `target/bench-data/`; later runs reuse it). A filter runs one group:
+//! Run: `nice cargo bench --bench micro` (17 minutes on the 2-core dev
+//! machine at load 13 the first time, of which ~4 building the cached data
+//! under `target/bench-data/`; later runs reuse it). A filter runs one group:
 //! `cargo bench --bench micro -- catalog_lookup`. Groups:
 //!
 //! - `chunk_hash`: FastCDC + BLAKE3 over a seeded 64 MiB mixed buffer, as
