@@ -77,25 +77,32 @@ pub fn prune(store: &Store, opts: &PruneOptions, lock_wait: Duration) -> Result<
 /// (`snapshot --prune`).
 pub fn prune_locked(store: &Store, opts: &PruneOptions, _lock: &LockGuard) -> Result<GcReport> {
     let mut catalog = store.catalog(true)?;
-    let all = catalog.snapshots(None)?;
-    let mut by_ws: BTreeMap<WorkspaceName, Vec<(SnapshotRow, i64)>> = BTreeMap::new();
-    for s in all {
-        if opts.workspaces.is_empty() || opts.workspaces.contains(&s.workspace) {
-            by_ws
-                .entry(s.workspace.clone())
-                .or_default()
-                .push((s.clone(), s.time_ns));
-        }
-    }
-    for ws in &opts.workspaces {
-        if !by_ws.contains_key(ws) {
-            return Err(Error::NotFound(format!("no snapshots of workspace {ws}")));
-        }
-    }
+    // One workspace at a time: memory holds one workspace's snapshots and
+    // the ones to forget, never the whole table (2.9 M rows at 10,000
+    // workspaces × 288).
+    let names = if opts.workspaces.is_empty() {
+        catalog.workspaces()?
+    } else {
+        let mut w = opts.workspaces.clone();
+        w.sort();
+        w.dedup();
+        w
+    };
     let mut forget = Vec::new();
     let mut kept = 0;
-    for snaps in by_ws.values() {
-        for d in retention::decide(snaps, &opts.policy) {
+    for ws in &names {
+        let snaps: Vec<(SnapshotRow, i64)> = catalog
+            .snapshots(Some(ws))?
+            .into_iter()
+            .map(|s| {
+                let t = s.time_ns;
+                (s, t)
+            })
+            .collect();
+        if snaps.is_empty() {
+            return Err(Error::NotFound(format!("no snapshots of workspace {ws}")));
+        }
+        for d in retention::decide(&snaps, &opts.policy) {
             if d.keep {
                 kept += 1;
             } else {

@@ -592,6 +592,45 @@ impl Catalog {
 
     /// Snapshots, oldest first; of one workspace or of all.
     pub fn snapshots(&self, workspace: Option<&WorkspaceName>) -> Result<Vec<SnapshotRow>> {
+        match workspace {
+            // Two statements, not one with `?1 IS NULL OR …`: SQLite cannot
+            // use an index for that, and scanned every snapshot of the store
+            // for each workspace (166 s at 2.9 M snapshots, per workspace).
+            Some(w) => self.select_snapshots(
+                "WHERE w.user = ?1 AND w.project = ?2 ORDER BY s.time_ns, s.id",
+                params![w.user, w.project],
+            ),
+            None => self.select_snapshots("ORDER BY w.user, w.project, s.time_ns, s.id", params![]),
+        }
+    }
+
+    /// The user/project pairs that have snapshots.
+    pub fn workspaces(&self) -> Result<Vec<WorkspaceName>> {
+        let e = sql_err(&self.path);
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT user, project FROM workspaces w
+                 WHERE EXISTS (SELECT 1 FROM snapshots s WHERE s.workspace_id = w.id)
+                 ORDER BY user, project",
+            )
+            .map_err(&e)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(WorkspaceName {
+                    user: r.get(0)?,
+                    project: r.get(1)?,
+                })
+            })
+            .map_err(&e)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(&e)
+    }
+
+    fn select_snapshots(
+        &self,
+        tail: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<SnapshotRow>> {
         let damaged = if self.version >= 2 { "s.damaged" } else { "0" };
         let sql = format!(
             "SELECT s.snapshot_hash, w.user, w.project, s.time_ns, s.started_ns, s.finished_ns,
@@ -600,19 +639,14 @@ impl Catalog {
                    FROM snapshots s
                    JOIN workspaces w ON w.id = s.workspace_id
                    JOIN blobs b ON b.id = s.root_tree_id
-                   WHERE (?1 IS NULL OR (w.user = ?1 AND w.project = ?2))
-                   ORDER BY w.user, w.project, s.time_ns, s.id"
+                   {tail}"
         );
         let mut stmt = self
             .conn
             .prepare_cached(&sql)
             .map_err(sql_err(&self.path))?;
-        let (u, p) = match workspace {
-            Some(w) => (Some(w.user.as_slice()), Some(w.project.as_slice())),
-            None => (None, None),
-        };
         let rows = stmt
-            .query_map(params![u, p], |r| {
+            .query_map(args, |r| {
                 let n = |i: usize| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
                 Ok((
                     r.get::<_, Vec<u8>>(0)?,
@@ -657,8 +691,12 @@ impl Catalog {
 
     /// The most recently taken snapshot of a workspace (the stat-cache parent).
     pub fn last_taken(&self, workspace: &WorkspaceName) -> Result<Option<SnapshotRow>> {
-        let all = self.snapshots(Some(workspace))?;
-        Ok(all.into_iter().max_by_key(|s| (s.started_ns, s.time_ns)))
+        let mut one = self.select_snapshots(
+            "WHERE w.user = ?1 AND w.project = ?2
+             ORDER BY s.started_ns DESC, s.time_ns DESC, s.id DESC LIMIT 1",
+            params![workspace.user, workspace.project],
+        )?;
+        Ok(one.pop())
     }
 
     /// Skip list of a snapshot.
