@@ -50,6 +50,7 @@ pub fn exclusive(lock_path: &Path, wait: Duration, holder_note: &str) -> Result<
         .open(lock_path)
         .map_err(|e| Error::store_write(lock_path, e))?;
     let deadline = Instant::now() + wait;
+    let mut told = false;
     loop {
         if try_flock(&file).map_err(|e| Error::store_write(lock_path, e))? {
             break;
@@ -66,6 +67,17 @@ pub fn exclusive(lock_path: &Path, wait: Duration, holder_note: &str) -> Result<
                     holder.to_string()
                 },
             });
+        }
+        if !told {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let _ = file.seek(SeekFrom::Start(0));
+            tracing::info!(
+                "store is locked ({}); waiting up to {}",
+                holder.trim(),
+                humantime::format_duration(wait)
+            );
+            told = true;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
