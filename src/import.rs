@@ -108,10 +108,13 @@ pub fn split_name(name: &[u8]) -> Option<(&[u8], &str)> {
         return None;
     }
     let (prefix, ts) = (&name[..name.len() - TS - 1], &name[name.len() - TS..]);
-    let ok = ts
-        .iter()
-        .enumerate()
-        .all(|(i, &c)| if i == 8 { c == b'_' } else { c.is_ascii_digit() });
+    let ok = ts.iter().enumerate().all(|(i, &c)| {
+        if i == 8 {
+            c == b'_'
+        } else {
+            c.is_ascii_digit()
+        }
+    });
     if !ok || prefix.is_empty() {
         return None;
     }
@@ -174,7 +177,10 @@ pub fn plan(old_root: &Path, known: &Known) -> Result<Vec<Backup>> {
     let rd = fs::read_dir(old_root).map_err(|e| {
         Error::invalid(
             "old backup root",
-            format!("{}: {e} (give the directory holding the old rsync backups)", old_root.display()),
+            format!(
+                "{}: {e} (give the directory holding the old rsync backups)",
+                old_root.display()
+            ),
         )
     })?;
     let mut entries: Vec<fs::DirEntry> = rd.flatten().collect();

@@ -85,7 +85,11 @@ fn crafted(env: &TestEnv) -> PathBuf {
         &[("results/r.csv", b"1,2,3\n"), ("empty", b"")],
     );
     // One `_`: its only split is taken though no such workspace exists.
-    backup(&old, "carol_notes_20260101_120000", &[("n.md", b"# notes\n")]);
+    backup(
+        &old,
+        "carol_notes_20260101_120000",
+        &[("n.md", b"# notes\n")],
+    );
     // Both x/y_z and x_y/z exist.
     backup(&old, "x_y_z_20260101_120000", &[("f", b"x")]);
     // No split is known and there are several `_`.
@@ -117,7 +121,10 @@ fn dry_run_prints_the_plan_and_writes_nothing() {
         .map(|(a, b)| (a.to_string(), b.to_string()))
     );
     let bob = status_of(&r, "bob_smith_data_2024_20260101_120000");
-    assert_eq!((s(bob, "user"), s(bob, "project")), ("bob_smith", "data_2024"));
+    assert_eq!(
+        (s(bob, "user"), s(bob, "project")),
+        ("bob_smith", "data_2024")
+    );
     assert!(s(bob, "time").starts_with("2026-01-01T12:00:00"), "{bob:#}");
     let xyz = status_of(&r, "x_y_z_20260101_120000");
     let mut cands: Vec<&str> = xyz["candidates"]
@@ -145,10 +152,7 @@ fn dry_run_prints_the_plan_and_writes_nothing() {
         ),
         "{out}"
     );
-    assert!(
-        out.stdout.contains("--map x_y_z=USER/PROJECT"),
-        "{out}"
-    );
+    assert!(out.stdout.contains("--map x_y_z=USER/PROJECT"), "{out}");
     assert!(out.stdout.contains("dry run: 4 backups to import"), "{out}");
     assert!(!env.store.exists());
 
@@ -173,15 +177,31 @@ fn import_restores_each_backup_at_its_time_and_reruns_are_idempotent() {
 
     // Each imported backup restores byte-identically at its time.
     for (ws, at, dir) in [
-        ("alice/thesis", "20260101_120000", "alice_thesis_20260101_120000"),
-        ("alice/thesis", "2026-01-01 12:05", "alice_thesis_20260101_120500"),
-        ("alice/thesis", "2026-01-01 12:09", "alice_thesis_20260101_120500"),
+        (
+            "alice/thesis",
+            "20260101_120000",
+            "alice_thesis_20260101_120000",
+        ),
+        (
+            "alice/thesis",
+            "2026-01-01 12:05",
+            "alice_thesis_20260101_120500",
+        ),
+        (
+            "alice/thesis",
+            "2026-01-01 12:09",
+            "alice_thesis_20260101_120500",
+        ),
         (
             "bob_smith/data_2024",
             "20260101_120000",
             "bob_smith_data_2024_20260101_120000",
         ),
-        ("carol/notes", "20260101_120000", "carol_notes_20260101_120000"),
+        (
+            "carol/notes",
+            "20260101_120000",
+            "carol_notes_20260101_120000",
+        ),
     ] {
         let target = env.path(format!("restore-{}-{}", dir, at.replace([' ', ':'], "_")));
         let mut c = env.cmd();
@@ -200,10 +220,18 @@ fn import_restores_each_backup_at_its_time_and_reruns_are_idempotent() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| (s["user"].as_str().unwrap(), &s["time"].as_str().unwrap()[..19]))
+        .map(|s| {
+            (
+                s["user"].as_str().unwrap(),
+                &s["time"].as_str().unwrap()[..19],
+            )
+        })
         .collect();
     assert_eq!(times.len(), 4, "{list:#}");
-    assert!(times.contains(&("alice", "2026-01-01T12:05:00")), "{times:?}");
+    assert!(
+        times.contains(&("alice", "2026-01-01T12:05:00")),
+        "{times:?}"
+    );
 
     // Again: everything is there already; still exit 1 for the ambiguous.
     let packs = pack_bytes(&env.store);
@@ -274,7 +302,10 @@ fn imported_data_dedups_with_snapshots_and_other_backups() {
 fn import_refuses_a_missing_old_root_and_a_bad_map() {
     let env = TestEnv::new();
     let mut c = env.cmd();
-    c.arg("import-rsync").arg(env.path("nope")).arg("--root").arg(&env.root);
+    c.arg("import-rsync")
+        .arg(env.path("nope"))
+        .arg("--root")
+        .arg(&env.root);
     let out = expect_code(&mut c, 2);
     assert!(out.stderr.contains("old backup root"), "{out}");
     let old = old_root(&env);
@@ -301,7 +332,11 @@ fn completions_for_every_shell_and_a_man_page() {
     let script = dir.path().join("wsnap.bash");
     let out = expect_code(bare_cmd().args(["completions", "bash"]), 0);
     fs::write(&script, &out.stdout).unwrap();
-    let check = StdCommand::new("bash").arg("-n").arg(&script).output().unwrap();
+    let check = StdCommand::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .unwrap();
     assert!(
         check.status.success(),
         "bash -n: {}",
@@ -312,7 +347,10 @@ fn completions_for_every_shell_and_a_man_page() {
 
     for cmd in ["man", "man-page"] {
         let out = expect_code(bare_cmd().arg(cmd), 0);
-        assert!(out.stdout.starts_with(".ie") || out.stdout.contains(".TH wsnap"), "{out}");
+        assert!(
+            out.stdout.starts_with(".ie") || out.stdout.contains(".TH wsnap"),
+            "{out}"
+        );
         for word in ["snapshot", "import\\-rsync", "SCITEX_BACKUP_ROOT"] {
             assert!(out.stdout.contains(word), "man page lacks {word}");
         }
@@ -331,29 +369,49 @@ fn first_snapshot(env: &TestEnv, flags: &[&str]) -> Out {
 #[test]
 fn quiet_drops_warnings_verbose_adds_info_and_results_stay_on_stdout() {
     let plain = first_snapshot(&TestEnv::new(), &[]);
-    assert!(plain.stderr.contains("warning: created new store"), "{plain}");
+    assert!(
+        plain.stderr.contains("warning: created new store"),
+        "{plain}"
+    );
     assert!(!plain.stderr.contains("info:"), "{plain}");
     // Not a terminal: every log line starts with a local timestamp and pid.
     let line = plain.stderr.lines().next().unwrap();
     let (ts, rest) = line.split_once(' ').unwrap();
-    assert!(ts.len() >= 23 && ts.as_bytes()[4] == b'-' && ts.as_bytes()[10] == b'T', "{line}");
+    assert!(
+        ts.len() >= 23 && ts.as_bytes()[4] == b'-' && ts.as_bytes()[10] == b'T',
+        "{line}"
+    );
     assert!(rest.starts_with(&"wsnap["), "{line}");
 
     let quiet = first_snapshot(&TestEnv::new(), &["-q"]);
     assert_eq!(quiet.stderr, "", "{quiet}");
     let verbose = first_snapshot(&TestEnv::new(), &["-v"]);
-    assert!(verbose.stderr.contains("warning: created new store"), "{verbose}");
-    assert!(verbose.stderr.contains("info: eve/p: snapshot"), "{verbose}");
+    assert!(
+        verbose.stderr.contains("warning: created new store"),
+        "{verbose}"
+    );
+    assert!(
+        verbose.stderr.contains("info: snapshot of 1 workspaces"),
+        "{verbose}"
+    );
+    assert!(
+        verbose.stderr.contains("info: snapshot run finished in"),
+        "{verbose}"
+    );
     assert!(!verbose.stderr.contains("debug:"), "{verbose}");
     let debug = first_snapshot(&TestEnv::new(), &["-vv"]);
     assert!(debug.stderr.contains("debug: eve/p: walking"), "{debug}");
+    assert!(debug.stderr.contains("debug: eve/p: snapshot"), "{debug}");
 
     // The same results on stdout whatever the log level.
     for out in [&plain, &quiet, &verbose, &debug] {
         let lines: Vec<&str> = out.stdout.lines().collect();
         assert_eq!(lines.len(), 2, "{out}");
         assert!(lines[0].starts_with("ok      eve/p  snapshot "), "{out}");
-        assert!(lines[1].starts_with("summary: 1 workspaces, 1 ok, 0 failed"), "{out}");
+        assert!(
+            lines[1].starts_with("summary: 1 workspaces, 1 ok, 0 failed"),
+            "{out}"
+        );
     }
     // Errors are never silenced.
     let env = TestEnv::new();
@@ -368,7 +426,9 @@ fn quiet_drops_warnings_verbose_adds_info_and_results_stay_on_stdout() {
 // ---------------------------------------------------------------------------
 
 fn deploy(rel: &str) -> String {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy").join(rel);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy")
+        .join(rel);
     fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
@@ -396,7 +456,10 @@ fn cron_field_ok(field: &str, lo: u32, hi: u32) -> bool {
 /// The wsnap arguments of the cron job line.
 fn cron_job() -> (Vec<String>, Vec<(String, String)>) {
     let text = deploy("cron.d/wsnap");
-    assert!(text.ends_with('\n'), "cron ignores a last line without newline");
+    assert!(
+        text.ends_with('\n'),
+        "cron ignores a last line without newline"
+    );
     let mut env = Vec::new();
     let mut jobs = Vec::new();
     for line in text.lines().map(str::trim) {
@@ -413,7 +476,10 @@ fn cron_job() -> (Vec<String>, Vec<(String, String)>) {
     let fields: Vec<&str> = jobs[0].split_whitespace().collect();
     let bounds = [(0, 59), (0, 23), (1, 31), (1, 12), (0, 7)];
     for (f, (lo, hi)) in fields.iter().zip(bounds) {
-        assert!(cron_field_ok(f, lo, hi), "bad cron time field {f:?} in {jobs:?}");
+        assert!(
+            cron_field_ok(f, lo, hi),
+            "bad cron time field {f:?} in {jobs:?}"
+        );
     }
     assert_eq!(&fields[..5], ["*/5", "*", "*", "*", "*"], "every 5 minutes");
     assert_eq!(fields[5], "root", "/etc/cron.d lines name the user");
@@ -435,16 +501,26 @@ fn cron_job() -> (Vec<String>, Vec<(String, String)>) {
 fn cron_file_runs_snapshot_prune_every_five_minutes() {
     let (args, vars) = cron_job();
     assert_eq!(args[0], "wsnap");
-    assert_eq!(&args[1..3], ["snapshot", "--prune"]);
+    assert_eq!(&args[1..4], ["-v", "snapshot", "--prune"]);
     let wait = args
         .iter()
         .position(|a| a == "--lock-wait")
         .map(|i| args[i + 1].clone())
         .expect("--lock-wait");
     let secs = humantime::parse_duration(&wait).unwrap().as_secs();
-    assert!((60..300).contains(&secs), "lock wait {wait} should end before the next tick");
-    for k in ["SCITEX_WORKSPACE_ROOT", "SCITEX_BACKUP_ROOT", "SCITEX_MAX_SNAPSHOTS"] {
-        assert!(vars.iter().any(|(n, _)| n == k), "{k} not set in the cron file");
+    assert!(
+        (60..300).contains(&secs),
+        "lock wait {wait} should end before the next tick"
+    );
+    for k in [
+        "SCITEX_WORKSPACE_ROOT",
+        "SCITEX_BACKUP_ROOT",
+        "SCITEX_MAX_SNAPSHOTS",
+    ] {
+        assert!(
+            vars.iter().any(|(n, _)| n == k),
+            "{k} not set in the cron file"
+        );
     }
     // The job's exact arguments work with the binary, through the same
     // variables (pointed at a temp dir).
@@ -459,7 +535,10 @@ fn cron_file_runs_snapshot_prune_every_five_minutes() {
         .env("SCITEX_BACKUP_ROOT", &env.store)
         .args(&args[1..]);
     let out = expect_code(&mut c, 0);
-    assert!(out.stdout.contains("prune: forgot 0 snapshots, kept 1"), "{out}");
+    assert!(
+        out.stdout.contains("prune: forgot 0 snapshots, kept 1"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -473,10 +552,17 @@ fn systemd_units_match_cron_and_verify() {
         .expect("ExecStart");
     let exec_args: Vec<&str> = exec.split_whitespace().collect();
     assert!(exec_args[0].ends_with("/wsnap"));
-    assert_eq!(exec_args[1..], cron_args[1..], "service and cron run the same command");
+    assert_eq!(
+        exec_args[1..],
+        cron_args[1..],
+        "service and cron run the same command"
+    );
     for (k, v) in &cron_vars {
         if k.starts_with("SCITEX_") {
-            assert!(service.contains(&format!("Environment={k}={v}")), "{k} in service");
+            assert!(
+                service.contains(&format!("Environment={k}={v}")),
+                "{k} in service"
+            );
         }
     }
     assert!(service.contains("StandardOutput=append:/app/logs/workspace-backups.log"));
@@ -511,7 +597,10 @@ fn systemd_units_match_cron_and_verify() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && err.trim().is_empty(), "systemd-analyze verify:\n{err}");
+    assert!(
+        out.status.success() && err.trim().is_empty(),
+        "systemd-analyze verify:\n{err}"
+    );
     let cal = StdCommand::new("systemd-analyze")
         .args(["calendar", "--iterations=2", "*:0/5"])
         .output()
@@ -524,9 +613,14 @@ fn logrotate_entry() {
     let conf = deploy("logrotate.d/wsnap");
     assert!(conf.starts_with('#') || conf.contains("/app/logs/workspace-backups.log {"));
     for d in ["daily", "rotate 14", "compress", "missingok", "notifempty"] {
-        assert!(conf.lines().any(|l| l.trim() == d), "logrotate entry lacks {d}");
+        assert!(
+            conf.lines().any(|l| l.trim() == d),
+            "logrotate entry lacks {d}"
+        );
     }
-    assert!(conf.lines().any(|l| l.trim() == "copytruncate" || l.trim().starts_with("create")));
+    assert!(conf
+        .lines()
+        .any(|l| l.trim() == "copytruncate" || l.trim().starts_with("create")));
     let have = StdCommand::new("logrotate").arg("--version").output();
     if !have.is_ok_and(|o| o.status.success()) {
         eprintln!("logrotate not installed: skipping `logrotate -d`");
@@ -536,8 +630,11 @@ fn logrotate_entry() {
     let log = dir.path().join("workspace-backups.log");
     fs::write(&log, "line\n").unwrap();
     let conf_path = dir.path().join("wsnap.conf");
-    fs::write(&conf_path, conf.replace("/app/logs/workspace-backups.log", log.to_str().unwrap()))
-        .unwrap();
+    fs::write(
+        &conf_path,
+        conf.replace("/app/logs/workspace-backups.log", log.to_str().unwrap()),
+    )
+    .unwrap();
     let out = StdCommand::new("logrotate")
         .arg("-d")
         .arg("-s")
@@ -546,5 +643,8 @@ fn logrotate_entry() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && !err.contains("error"), "logrotate -d:\n{err}");
+    assert!(
+        out.status.success() && !err.contains("error"),
+        "logrotate -d:\n{err}"
+    );
 }

@@ -23,13 +23,13 @@ enum Done {
 pub fn import_rsync(store_dir: &Path, a: &ImportArgs) -> Result<u8> {
     let old_root = &a.old_backup_root;
     if !old_root.is_dir() {
-        return Err(Error::invalid(
-            "old backup root",
-            format!(
+        return Err(Error::Invalid {
+            what: "old backup root",
+            detail: format!(
                 "{} is not a directory (give the directory holding the old rsync backups)",
                 old_root.display()
             ),
-        ));
+        });
     }
     let mappings = a.mappings()?;
     let lock_wait = super::args::parse_duration(&a.lock_wait)?;
@@ -268,11 +268,26 @@ pub fn completions(shell: clap_complete::Shell) -> u8 {
 }
 
 /// `wsnap man`: the roff man page on stdout.
-pub fn man() -> Result<u8> {
+pub fn man() -> u8 {
+    // Rendering into memory cannot fail; a closed stdout is not worth a message.
     let mut buf = Vec::new();
-    clap_mangen::Man::new(Cli::command())
-        .render(&mut buf)
-        .map_err(|e| Error::invalid("man page", e.to_string()))?;
+    let _ = clap_mangen::Man::new(Cli::command()).render(&mut buf);
+    buf.extend_from_slice(MAN_ENVIRONMENT.as_bytes());
     let _ = io::stdout().lock().write_all(&buf);
-    Ok(exit::OK)
+    exit::OK
 }
+
+/// What clap_mangen does not render: the environment, and where the rest is.
+const MAN_ENVIRONMENT: &str = r#".SH ENVIRONMENT
+.TP
+\fBSCITEX_BACKUP_ROOT\fR
+The store directory (\fB\-\-store\fR); default /app/backups/snapshots.
+.TP
+\fBSCITEX_WORKSPACE_ROOT\fR
+The workspace root holding <user>/<project>/ (\fB\-\-root\fR); default /app/data/users.
+.TP
+\fBSCITEX_MAX_SNAPSHOTS\fR
+Snapshots kept per workspace by prune and snapshot \-\-prune when no keep flag is given; default 288.
+.SH SEE ALSO
+\fBwsnap COMMAND \-\-help\fR for each command's options; docs/ADMIN.md for installation, scheduling, monitoring, restore and migration.
+"#;

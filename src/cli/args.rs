@@ -123,9 +123,7 @@ pub enum Command {
     /// Import old rsync backups (<user>_<project>_<YYYYmmdd_HHMMSS>/) as snapshots
     ImportRsync(ImportArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
-    Completions {
-        shell: clap_complete::Shell,
-    },
+    Completions { shell: clap_complete::Shell },
     /// Print the man page (roff): `wsnap man > /usr/local/share/man/man1/wsnap.1`
     #[command(alias = "man-page")]
     Man,

@@ -90,6 +90,14 @@ fn run(cli: Cli) -> Result<u8> {
             })?;
             let secs = t0.elapsed().as_secs_f64();
             log_snapshot_problems(&report);
+            let t = Totals::of(&report);
+            tracing::info!(
+                "snapshot run finished in {secs:.1} s: {} ok, {} failed, {} entries skipped, {} new",
+                t.ok,
+                t.failed,
+                t.skipped,
+                size(t.added)
+            );
             let gc = match &prune_opts {
                 // Retention runs only after a fully successful snapshot.
                 Some(p) if report.all_ok() => Some(progress::run("prune", "packs", |pr| {
@@ -367,7 +375,7 @@ fn run(cli: Cli) -> Result<u8> {
         }
         Command::ImportRsync(a) => admin::import_rsync(store_dir, a),
         Command::Completions { shell } => Ok(admin::completions(*shell)),
-        Command::Man => admin::man(),
+        Command::Man => Ok(admin::man()),
     }
 }
 
@@ -377,7 +385,7 @@ fn log_snapshot_problems(report: &snapshot::RunReport) {
     for w in &report.workspaces {
         match &w.outcome {
             WorkspaceOutcome::Committed { row, skips } => {
-                tracing::info!(
+                tracing::debug!(
                     "{}: snapshot {} committed, {} files, {} new",
                     w.workspace,
                     row.id.0.short(),
@@ -426,6 +434,14 @@ fn gc_json(r: &gc::GcReport) -> serde_json::Value {
 }
 
 fn print_gc_report(r: &gc::GcReport) {
+    tracing::info!(
+        "prune {}: {} snapshots forgotten, {} packs deleted, {} rewritten, {} freed",
+        if r.dry_run { "(dry run)" } else { "finished" },
+        r.forgotten.len(),
+        r.packs_deleted,
+        r.packs_rewritten,
+        size(r.bytes_freed)
+    );
     let mut out = io::stdout().lock();
     let verb = if r.dry_run { "would forget" } else { "forgot" };
     for s in &r.forgotten {

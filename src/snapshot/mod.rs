@@ -124,7 +124,13 @@ pub fn run(store: &Store, opts: &SnapshotOptions) -> Result<RunReport> {
 /// [`run`] for a caller that already holds the store lock.
 pub fn run_locked(store: &Store, opts: &SnapshotOptions, lock: &LockGuard) -> Result<RunReport> {
     let excludes = Excludes::new(&opts.excludes)?;
-    run_inner(store, &sources(opts)?, &excludes, lock, &Progress::default())
+    run_inner(
+        store,
+        &sources(opts)?,
+        &excludes,
+        lock,
+        &Progress::default(),
+    )
 }
 
 /// One directory to snapshot as a workspace.
