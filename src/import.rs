@@ -12,7 +12,9 @@
 //!    ambiguous: reported, never guessed.
 //!
 //! A backup whose workspace already has a snapshot at exactly that time is
-//! skipped, so an import can be run again after a failure. Imports go
+//! skipped, so an import can be run again after a failure; an ambiguous
+//! name counts as done when exactly one of its splits has a snapshot at
+//! that time (an earlier run was given its `--map`). Imports go
 //! through the normal snapshot pipeline (same chunk store, so they dedup
 //! with everything), oldest first per workspace so each backup's parent is
 //! the one before it.
@@ -184,7 +186,7 @@ pub fn plan(old_root: &Path, known: &Known) -> Result<Vec<Backup>> {
         )
     })?;
     let mut entries: Vec<fs::DirEntry> = rd.flatten().collect();
-    entries.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+    entries.sort_by_key(|e| e.file_name());
     let mut planned: BTreeSet<(WorkspaceName, i64)> = BTreeSet::new();
     let mut out = Vec::with_capacity(entries.len());
     for de in entries {
@@ -225,14 +227,20 @@ fn decide(
             }
         }
     };
+    let has = |w: &WorkspaceName| known.times.get(w).is_some_and(|t| t.contains(&time_ns));
     let workspace = match resolve(prefix, known) {
         Ok(w) => w,
-        Err(v) => return v,
+        Err(v) => {
+            // Settled by an earlier run (with --map): exactly one split
+            // already has a snapshot at this very time.
+            let done: Vec<WorkspaceName> = splits(prefix).into_iter().filter(has).collect();
+            return match <[WorkspaceName; 1]>::try_from(done) {
+                Ok([workspace]) => Verdict::Exists { workspace, time_ns },
+                Err(_) => v,
+            };
+        }
     };
-    let exists = known
-        .times
-        .get(&workspace)
-        .is_some_and(|t| t.contains(&time_ns));
+    let exists = has(&workspace);
     if exists || !planned.insert((workspace.clone(), time_ns)) {
         Verdict::Exists { workspace, time_ns }
     } else {

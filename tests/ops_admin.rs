@@ -252,6 +252,11 @@ fn import_restores_each_backup_at_its_time_and_reruns_are_idempotent() {
     assert_eq!(u(&r["summary"], "exists"), 4, "{r:#}");
     let p = status_of(&r, "p_q_r_20260101_120000");
     assert_eq!((s(p, "user"), s(p, "project")), ("p_q", "r"));
+    // Without the maps again: what they settled counts as done, exit 0.
+    let r = import(&env, &old, &[], 0);
+    assert_eq!(u(&r["summary"], "exists"), 6, "{r:#}");
+    let x = status_of(&r, "x_y_z_20260101_120000");
+    assert_eq!((s(x, "status"), s(x, "user")), ("exists", "x_y"), "{r:#}");
     // A workspace the store knows resolves later names without a map.
     fs::remove_dir_all(env.root.join("x")).unwrap();
     backup(&old, "x_y_z_20260102_000000", &[("f", b"later")]);
@@ -381,7 +386,7 @@ fn quiet_drops_warnings_verbose_adds_info_and_results_stay_on_stdout() {
         ts.len() >= 23 && ts.as_bytes()[4] == b'-' && ts.as_bytes()[10] == b'T',
         "{line}"
     );
-    assert!(rest.starts_with(&"wsnap["), "{line}");
+    assert!(rest.starts_with("wsnap["), "{line}");
 
     let quiet = first_snapshot(&TestEnv::new(), &["-q"]);
     assert_eq!(quiet.stderr, "", "{quiet}");

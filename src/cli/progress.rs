@@ -32,13 +32,16 @@ pub fn run<T>(what: &str, unit: &'static str, f: impl FnOnce(&Progress) -> T) ->
     if !ENABLED.load(Ordering::Relaxed) || !io::stderr().is_terminal() {
         return f(&progress);
     }
-    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    // Styled while hidden, so the first frame drawn is already ours.
+    let bar = ProgressBar::hidden();
     bar.set_prefix(what.to_string());
+    let mut known = None;
+    draw(&bar, &mut known, progress.counts(), unit);
+    bar.set_draw_target(ProgressDrawTarget::stderr());
     *ACTIVE.lock().expect("progress bar lock") = Some(bar.clone());
     let done = AtomicBool::new(false);
     let out = std::thread::scope(|s| {
         s.spawn(|| {
-            let mut known = None;
             while !done.load(Ordering::Relaxed) {
                 draw(&bar, &mut known, progress.counts(), unit);
                 std::thread::sleep(Duration::from_millis(100));
