@@ -379,6 +379,11 @@ fn quiet_drops_warnings_verbose_adds_info_and_results_stay_on_stdout() {
         "{plain}"
     );
     assert!(!plain.stderr.contains("info:"), "{plain}");
+    // No progress bar off a terminal: no carriage returns, no escapes.
+    assert!(
+        !plain.stderr.contains('\r') && !plain.stderr.contains('\x1b'),
+        "{plain}"
+    );
     // Not a terminal: every log line starts with a local timestamp and pid.
     let line = plain.stderr.lines().next().unwrap();
     let (ts, rest) = line.split_once(' ').unwrap();
