@@ -15,7 +15,8 @@ use std::os::unix::fs::FileExt;
 use crate::catalog::{Catalog, SnapshotRow};
 use crate::chunklist;
 use crate::error::Result;
-use crate::id::{Id, PackId};
+use crate::id::{Id, PackId, SnapshotId};
+use crate::journal;
 use crate::pack::format::{self, RecordHeader, RECORD_HEADER_BYTES};
 use crate::pack::{pack_path, BlobKind};
 use crate::progress::Progress;
@@ -124,6 +125,14 @@ pub fn check_with_progress(
     report.orphan_packs = orphan_packs(store, &known);
     let snapshots = cat.snapshots(None)?;
     report.snapshots = snapshots.len() as u64;
+    for s in snapshots.iter().filter(|s| s.damaged) {
+        problems.push(format!(
+            "snapshot {} of {} is marked damaged: `repair` found data of it missing, so it restores only in part",
+            s.id.0.short(),
+            s.workspace
+        ));
+    }
+    problems.extend(check_journals(store, &cat)?);
     let affects = if damaged.is_empty() {
         BTreeMap::new()
     } else {
@@ -147,6 +156,75 @@ pub fn check_with_progress(
         });
     }
     Ok(report)
+}
+
+/// Journals against the catalog: every snapshot has exactly one record, and
+/// no finished journal holds a snapshot the catalog does not have (`repair`
+/// would bring it back). Runs beside writers: a snapshot appends its record
+/// before its catalog commit, a prune drops records before its commit, so
+/// the catalog view is taken first and mismatches are confirmed against a
+/// fresh view taken after the journals were read.
+fn check_journals(store: &Store, cat: &Catalog) -> Result<Vec<String>> {
+    let mut problems = Vec::new();
+    if cat.version() < 2 {
+        return Ok(problems);
+    }
+    let in_catalog: BTreeMap<SnapshotId, Option<String>> =
+        cat.snapshot_journals()?.into_iter().collect();
+    let pending = cat.pending_journals()?;
+    let mut recorded: BTreeMap<SnapshotId, Vec<String>> = BTreeMap::new();
+    let mut closed: BTreeSet<SnapshotId> = BTreeSet::new();
+    for path in journal::list(store.dir())? {
+        let name = path
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        // Records a writer is about to commit, or a gc is about to drop.
+        let open = name.ends_with(".open") || pending.contains(&name);
+        let d = journal::read(&path)?;
+        if let Some(why) = &d.damage {
+            problems.push(format!("journal {}: {why}", path.display()));
+        } else if d.torn_tail && !open {
+            problems.push(format!("journal {}: cut short", path.display()));
+        }
+        let base = name.strip_suffix(".open").unwrap_or(&name).to_string();
+        for r in d.records {
+            if !open {
+                closed.insert(r.id);
+            }
+            recorded.entry(r.id).or_default().push(base.clone());
+        }
+    }
+    let fresh = store.catalog(false)?;
+    for (id, journal) in &in_catalog {
+        let files = recorded.get(id).map(Vec::as_slice).unwrap_or_default();
+        let problem = match journal {
+            None => Some("no journal file recorded in the catalog".to_string()),
+            Some(j) if !files.contains(j) => {
+                Some(format!("its record is missing from journal {j}"))
+            }
+            Some(_) if files.len() > 1 => Some(format!("recorded in {} journals", files.len())),
+            Some(_) => None,
+        };
+        if let Some(p) = problem {
+            if fresh.has_snapshot(id)? {
+                problems.push(format!(
+                    "snapshot {}: {p}; a lost catalog could not be rebuilt with it (run check again if a prune was running)",
+                    id.0.short()
+                ));
+            }
+        }
+    }
+    for id in closed {
+        if !in_catalog.contains_key(&id) && !fresh.has_snapshot(&id)? {
+            problems.push(format!(
+                "journal records snapshot {} that the catalog does not have: `repair` would bring it back",
+                id.0.short()
+            ));
+        }
+    }
+    Ok(problems)
 }
 
 /// Check the record of blob `id` in `bytes` at `offset` (the header, and

@@ -36,6 +36,10 @@ pub enum Error {
     #[error("{path} exists but is not a wsnap store ({reason}); refusing to touch it. Pick an empty or absent directory for a new store")]
     NotAStore { path: PathBuf, reason: String },
 
+    /// A store whose catalog is missing or unreadable; `repair` rebuilds it.
+    #[error("store {path}: {reason}. Rebuild the catalog from the packs with `wsnap --store {path} repair` (the old file is kept aside)")]
+    CatalogDamaged { path: PathBuf, reason: String },
+
     /// No store at the path.
     #[error("no wsnap store at {path}: create it with `wsnap --store {path} init`")]
     NoStore { path: PathBuf },
@@ -70,7 +74,7 @@ pub enum Error {
     Corrupt { what: String },
 
     /// The SQLite catalog reported an error.
-    #[error("catalog {path}: {source}")]
+    #[error("catalog {path}: {source}{}", catalog_hint(source))]
     Catalog {
         path: PathBuf,
         source: rusqlite::Error,
@@ -93,6 +97,15 @@ pub enum Error {
     TargetWrite { path: PathBuf, source: io::Error },
 }
 
+fn catalog_hint(e: &rusqlite::Error) -> &'static str {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseCorrupt) | Some(rusqlite::ErrorCode::NotADatabase) => {
+            " (the catalog is damaged: `wsnap repair` rebuilds it from the packs)"
+        }
+        _ => "",
+    }
+}
+
 fn disk_hint(e: &io::Error) -> &'static str {
     match e.raw_os_error() {
         Some(libc::ENOSPC) | Some(libc::EDQUOT) => " (disk full: free space and run again)",
@@ -108,6 +121,7 @@ impl Error {
             Error::Invalid { .. } | Error::NotFound(_) | Error::Target { .. } => ErrorKind::Input,
             Error::NotAStore { .. }
             | Error::NoStore { .. }
+            | Error::CatalogDamaged { .. }
             | Error::UnsupportedVersion { .. }
             | Error::StoreRead { .. }
             | Error::Corrupt { .. }

@@ -56,3 +56,21 @@ pub fn pause_point(name: &str) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// Damage here if the environment asks for it: `WSNAP_FLIP_AT=name` flips
+/// one bit in the middle of `file` when execution reaches
+/// `flip_point(name)`, standing for a bad disk, controller or page cache
+/// between a write and its read-back.
+pub fn flip_point(name: &str, file: &std::fs::File) {
+    use std::os::unix::fs::FileExt;
+    if std::env::var("WSNAP_FLIP_AT").ok().as_deref() != Some(name) {
+        return;
+    }
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let at = len / 2;
+    let mut b = [0u8; 1];
+    if file.read_exact_at(&mut b, at).is_ok() {
+        b[0] ^= 0x04;
+        let _ = file.write_all_at(&b, at);
+    }
+}

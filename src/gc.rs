@@ -22,7 +22,8 @@ use std::time::Duration;
 use crate::catalog::{GcTx, SnapshotRow};
 use crate::durable;
 use crate::error::{Error, Result};
-use crate::id::PackId;
+use crate::id::{PackId, SnapshotId};
+use crate::journal;
 use crate::lock::LockGuard;
 use crate::pack::format::{self, RecordHeader};
 use crate::pack::{pack_path, PackWriter};
@@ -163,8 +164,13 @@ fn collect(
         ..GcReport::default()
     };
     let mut roots = Vec::with_capacity(forget.len());
+    let mut journals: BTreeMap<String, HashSet<SnapshotId>> = BTreeMap::new();
     for s in &forget {
-        roots.push(tx.delete_snapshot(&s.id)?);
+        let (root, journal) = tx.delete_snapshot(&s.id)?;
+        roots.push(root);
+        if let Some(j) = journal {
+            journals.entry(j).or_default().insert(s.id);
+        }
     }
     report.forgotten = forget;
     let dead = tx.collect(roots)?;
@@ -269,9 +275,20 @@ fn collect(
         k
     };
     tx.mark_swept()?;
+    let pending: Vec<String> = journals.keys().cloned().collect();
+    tx.set_pending_journals(&pending)?;
     crate::failpoint::crash_point("gc.before_commit");
     tx.commit()?;
     crate::failpoint::crash_point("gc.committed");
+    // The journals lose the forgotten snapshots after the catalog does; the
+    // commit recorded which files to rewrite, so a crash here is finished
+    // by the next writer (`Store::lock`), and `repair` never brings a
+    // forgotten snapshot back.
+    if !pending.is_empty() {
+        journal::drop_records(store.dir(), &store.params(), &journals)?;
+        crate::failpoint::crash_point("gc.journal_rewritten");
+        store.catalog(true)?.clear_pending_journals()?;
+    }
     // Step 4: the catalog no longer references the old packs: delete them,
     // unless a reader (restore, ls) still works from an older catalog view;
     // then they stay as orphans, deleted by the next gc.

@@ -21,14 +21,24 @@ use crate::catalog::{BlobLocation, Catalog, StoreParams};
 use crate::durable;
 use crate::error::{Error, Result};
 use crate::id::{Id, TreeId};
+use crate::journal;
 use crate::lock::{self, LockGuard};
 use crate::pack::{BlobKind, PackFiles};
 use crate::timespec;
 use crate::tree::Tree;
 
 const CATALOG: &str = "catalog.sqlite";
+/// The journal holding the snapshots of a store upgraded from version 1.
+const V1_JOURNAL: &str = "00000000000000000000-v1.wsj";
 /// Entries a store directory may hold before its catalog exists (crashed init).
-const INIT_LEFTOVERS: &[&str] = &["packs", "tmp", "lock", "readers", "catalog.sqlite.tmp"];
+const INIT_LEFTOVERS: &[&str] = &[
+    "packs",
+    "tmp",
+    "journal",
+    "lock",
+    "readers",
+    "catalog.sqlite.tmp",
+];
 
 /// An opened store.
 pub struct Store {
@@ -131,8 +141,9 @@ impl Store {
         Catalog::open(&self.catalog_path(), writable)
     }
 
-    /// Take the exclusive writer lock, waiting up to `wait`. Also clears
-    /// `tmp/`, whose files can only be leftovers of a crashed writer.
+    /// Take the exclusive writer lock, waiting up to `wait`. Then, as the
+    /// only writer: clear `tmp/` (leftovers of a crashed writer), upgrade a
+    /// version-1 catalog, and finish the journals of crashed runs.
     pub fn lock(&self, wait: Duration, note: &str) -> Result<LockGuard> {
         let guard = lock::exclusive(&self.dir.join("lock"), wait, note)?;
         let tmp = self.tmp_dir();
@@ -140,6 +151,23 @@ impl Store {
             for e in rd.flatten() {
                 fs::remove_file(e.path()).map_err(|e2| Error::store_write(e.path(), e2))?;
             }
+        }
+        let mut catalog = self.catalog(true)?;
+        if catalog.version() == 1 {
+            // Every existing snapshot goes into one journal, durable before
+            // the catalog says version 2. A crash in between rewrites the
+            // same file next time.
+            let path = journal::dir(&self.dir).join(V1_JOURNAL);
+            journal::rewrite(&path, &self.params, &catalog.snapshots(None)?)?;
+            catalog.migrate_v1(V1_JOURNAL)?;
+        }
+        journal::reconcile(&self.dir, &self.params, |id| catalog.has_snapshot(id))?;
+        let pending = catalog.pending_journals()?;
+        if !pending.is_empty() {
+            journal::keep_committed(&self.dir, &self.params, &pending, |id| {
+                catalog.has_snapshot(id)
+            })?;
+            catalog.clear_pending_journals()?;
         }
         Ok(guard)
     }
@@ -193,6 +221,23 @@ impl Store {
     }
 }
 
+/// Whether `dir` holds wsnap pack files (`packs/xx/*.pack`) or journals:
+/// then a missing or unreadable catalog is damage to repair, not a
+/// foreign directory.
+pub(crate) fn holds_store_data(dir: &Path) -> bool {
+    let has = |d: &Path, suffix: &str| {
+        fs::read_dir(d).is_ok_and(|rd| {
+            rd.flatten()
+                .any(|e| e.file_name().to_str().is_some_and(|n| n.ends_with(suffix)))
+        })
+    };
+    let packs = fs::read_dir(dir.join("packs")).is_ok_and(|rd| {
+        rd.flatten()
+            .any(|fan| fan.file_name().len() == 2 && has(&fan.path(), ".pack"))
+    });
+    packs || has(&dir.join("journal"), ".wsj")
+}
+
 enum State {
     Absent,
     Empty,
@@ -226,6 +271,12 @@ fn classify(dir: &Path) -> Result<State> {
         if !leftover || (e.path().is_dir() && !empty_subdir) {
             foreign.push(name.to_string_lossy().into_owned());
         }
+    }
+    if holds_store_data(dir) {
+        return Err(Error::CatalogDamaged {
+            path: dir.to_path_buf(),
+            reason: "catalog.sqlite is missing but packs are here".into(),
+        });
     }
     if foreign.is_empty() {
         Ok(State::Empty)

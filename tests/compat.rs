@@ -37,12 +37,58 @@ fn files_with_hashes(root: &Path, prefix: &str, out: &mut BTreeMap<String, Strin
     }
 }
 
+fn fixtures() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn wsnap(store: &Path) -> Command {
+    let mut c = Command::cargo_bin("wsnap").unwrap();
+    c.arg("--store").arg(store);
+    c
+}
+
 #[test]
 fn store_v1_restores_byte_identical() {
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
-    copy_dir(&fixtures.join("store-v1"), &store);
+    copy_dir(&fixtures().join("store-v1"), &store);
+    // Readers never write: the v1 catalog stays v1.
+    let before = std::fs::read(store.join("catalog.sqlite")).unwrap();
+    assert_restores_v1(tmp.path(), &store);
+    assert_eq!(std::fs::read(store.join("catalog.sqlite")).unwrap(), before);
+    assert!(!store.join("journal").exists());
+}
+
+/// The first writer upgrades a v1 store to v2: every old snapshot gets a
+/// journal record, so a lost catalog is rebuilt with all of them.
+#[test]
+fn store_v1_is_upgraded_by_a_writer_and_then_repairable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    copy_dir(&fixtures().join("store-v1"), &store);
+    wsnap(&store)
+        .args(["prune", "--keep-last", "100"])
+        .assert()
+        .success();
+    let journals: Vec<_> = std::fs::read_dir(store.join("journal")).unwrap().collect();
+    assert_eq!(journals.len(), 1);
+    wsnap(&store)
+        .args(["check", "--read-data"])
+        .assert()
+        .success();
+    assert_restores_v1(tmp.path(), &store);
+    for f in ["catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm"] {
+        let _ = std::fs::remove_file(store.join(f));
+    }
+    wsnap(&store).args(["repair"]).assert().success();
+    std::fs::remove_dir_all(tmp.path().join("restore")).unwrap();
+    std::fs::remove_dir_all(tmp.path().join("older")).unwrap();
+    assert_restores_v1(tmp.path(), &store);
+}
+
+fn assert_restores_v1(tmp: &Path, store: &Path) {
+    let fixtures = fixtures();
+    let store = store.to_path_buf();
 
     let out = Command::cargo_bin("wsnap")
         .unwrap()
@@ -78,7 +124,7 @@ fn store_v1_restores_byte_identical() {
         "bob_lab/rna_seq",
         "carol/thesis",
     ] {
-        let target = tmp.path().join("restore").join(ws);
+        let target = tmp.join("restore").join(ws);
         Command::cargo_bin("wsnap")
             .unwrap()
             .arg("--store")
@@ -88,7 +134,7 @@ fn store_v1_restores_byte_identical() {
             .assert()
             .success();
         files_with_hashes(&target, &format!("/{ws}"), &mut got);
-        let link = tmp.path().join("restore/alice/thesis/latest.csv");
+        let link = tmp.join("restore/alice/thesis/latest.csv");
         if ws == "alice/thesis" {
             assert_eq!(
                 std::fs::read_link(link).unwrap(),
@@ -99,7 +145,7 @@ fn store_v1_restores_byte_identical() {
     assert_eq!(got, expected);
 
     // The older snapshot of alice/notes has the todo list before its edit.
-    let older = tmp.path().join("older");
+    let older = tmp.join("older");
     Command::cargo_bin("wsnap")
         .unwrap()
         .arg("--store")

@@ -70,18 +70,18 @@ impl GcTx<'_> {
         sql_err(&self.path)
     }
 
-    /// Delete a snapshot row; returns its root blob row.
-    pub fn delete_snapshot(&self, id: &SnapshotId) -> Result<i64> {
-        let root: Option<i64> = self
+    /// Delete a snapshot row; returns its root blob row and its journal file.
+    pub fn delete_snapshot(&self, id: &SnapshotId) -> Result<(i64, Option<String>)> {
+        let row: Option<(i64, Option<String>)> = self
             .tx
             .query_row(
-                "DELETE FROM snapshots WHERE snapshot_hash = ?1 RETURNING root_tree_id",
+                "DELETE FROM snapshots WHERE snapshot_hash = ?1 RETURNING root_tree_id, journal",
                 [&id.0 .0[..]],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()
             .map_err(self.e())?;
-        root.ok_or_else(|| Error::NotFound(format!("snapshot {} is gone", id.0.short())))
+        row.ok_or_else(|| Error::NotFound(format!("snapshot {} is gone", id.0.short())))
     }
 
     /// Remove from the index every blob made unreachable by deleting the
@@ -236,13 +236,14 @@ impl GcTx<'_> {
 
     /// Index a pack written by repack (its blobs are moved with `move_blobs`).
     pub fn add_pack(&self, sealed: &SealedPack, now_ns: i64) -> Result<i64> {
-        self.tx
-            .execute(
-                "INSERT INTO packs (pack_hash, size_bytes, record_count, created_ns) VALUES (?1, ?2, ?3, ?4)",
-                params![&sealed.id.0 .0[..], sealed.size_bytes as i64, sealed.records.len() as i64, now_ns],
-            )
-            .map_err(self.e())?;
-        Ok(self.tx.last_insert_rowid())
+        super::upsert_pack(
+            &self.tx,
+            &sealed.id,
+            sealed.size_bytes,
+            sealed.records.len() as u64,
+            now_ns,
+        )
+        .map_err(self.e())
     }
 
     /// Point moved blobs at their new pack: `moves` maps blob id → (pack row, offset).
@@ -307,6 +308,27 @@ impl GcTx<'_> {
                 "INSERT INTO meta (key, value) VALUES ('gc_swept_pack_id', ?1)
                  ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 [max.to_string()],
+            )
+            .map_err(self.e())?;
+        Ok(())
+    }
+
+    /// Record, in this transaction, the journal files that still hold
+    /// records of the snapshots it deletes: they are rewritten after the
+    /// commit, or by the next writer if this process dies first.
+    pub fn set_pending_journals(&self, names: &[String]) -> Result<()> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        let mut all = super::pending_journals_in(&self.tx).map_err(self.e())?;
+        all.extend(names.iter().cloned());
+        all.sort();
+        all.dedup();
+        self.tx
+            .execute(
+                "INSERT INTO meta (key, value) VALUES ('journals_pending', ?1)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [all.join("\n")],
             )
             .map_err(self.e())?;
         Ok(())

@@ -11,9 +11,13 @@
 //! catalog. WAL mode lets read-only commands run beside a writer.
 
 mod gc;
+mod query;
+mod rebuild;
 mod schema;
 
 pub use gc::{DeadBlob, GcTx, LiveBlob, PackUsage};
+pub use query::{BlobSize, SnapshotRoot, WorkspaceSummary};
+pub use rebuild::{ancestors, Rebuild, RefBlob};
 
 pub use schema::FORMAT_VERSION;
 
@@ -79,6 +83,8 @@ pub struct SnapshotRow {
     pub finished_ns: i64,
     pub root: TreeId,
     pub stats: SnapshotStats,
+    /// `repair` found blobs of this snapshot missing: it restores only in part.
+    pub damaged: bool,
 }
 
 /// A blob with references (a tree or a chunk list) written to a sealed
@@ -111,6 +117,7 @@ pub struct Catalog {
     conn: Connection,
     path: PathBuf,
     params: StoreParams,
+    version: i64,
 }
 
 fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
@@ -147,6 +154,8 @@ impl Catalog {
                 .map_err(sql_err(&tmp))?;
             let tx = conn.transaction().map_err(sql_err(&tmp))?;
             tx.execute_batch(schema::SCHEMA_V1).map_err(sql_err(&tmp))?;
+            tx.execute_batch(schema::MIGRATE_V1_TO_V2)
+                .map_err(sql_err(&tmp))?;
             let c = params.chunker;
             for (k, v) in [
                 ("format_version", FORMAT_VERSION.to_string()),
@@ -187,9 +196,18 @@ impl Catalog {
         };
         let conn = Connection::open_with_flags(path, flags).map_err(sql_err(path))?;
         let store_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-        let not_store = |reason: String| Error::NotAStore {
-            path: store_dir.clone(),
-            reason,
+        let not_store = |reason: String| {
+            if crate::store::holds_store_data(&store_dir) {
+                Error::CatalogDamaged {
+                    path: store_dir.clone(),
+                    reason,
+                }
+            } else {
+                Error::NotAStore {
+                    path: store_dir.clone(),
+                    reason,
+                }
+            }
         };
         let app_id: i32 = conn
             .pragma_query_value(None, "application_id", |r| r.get(0))
@@ -211,12 +229,13 @@ impl Catalog {
             conn,
             path: path.to_path_buf(),
             params: StoreParams::DEFAULT,
+            version: FORMAT_VERSION,
         };
         let version: i64 = cat
             .meta_value("format_version")?
             .parse()
             .map_err(|_| Error::corrupt("catalog meta format_version is not a number"))?;
-        if version != FORMAT_VERSION {
+        if !(schema::OLDEST_READABLE..=FORMAT_VERSION).contains(&version) {
             return Err(Error::UnsupportedVersion {
                 path: store_dir,
                 found: version,
@@ -228,6 +247,7 @@ impl Catalog {
                 },
             });
         }
+        cat.version = version;
         let num = |k: &str| -> Result<u64> {
             cat.meta_value(k)?
                 .parse()
@@ -260,6 +280,82 @@ impl Catalog {
 
     pub fn params(&self) -> StoreParams {
         self.params
+    }
+
+    /// The catalog's format version (older ones are upgraded by the next writer).
+    pub fn version(&self) -> i64 {
+        self.version
+    }
+
+    /// Upgrade a version-1 catalog to the current version. The caller holds
+    /// the writer lock and has made `journal` (holding every snapshot of the
+    /// catalog) durable first.
+    pub fn migrate_v1(&mut self, journal: &str) -> Result<()> {
+        if self.version != 1 {
+            return Ok(());
+        }
+        let path = self.path.clone();
+        let e = sql_err(&path);
+        let tx = self.conn.transaction().map_err(&e)?;
+        tx.execute_batch(schema::MIGRATE_V1_TO_V2).map_err(&e)?;
+        tx.execute("UPDATE snapshots SET journal = ?1", [journal])
+            .map_err(&e)?;
+        tx.execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'format_version'",
+            [FORMAT_VERSION.to_string()],
+        )
+        .map_err(&e)?;
+        tx.pragma_update(None, "user_version", FORMAT_VERSION)
+            .map_err(&e)?;
+        tx.commit().map_err(&e)?;
+        self.version = FORMAT_VERSION;
+        Ok(())
+    }
+
+    /// Journal files that may still hold records of snapshots a committed
+    /// gc deleted (see [`GcTx::set_pending_journals`]).
+    pub fn pending_journals(&self) -> Result<Vec<String>> {
+        pending_journals_in(&self.conn).map_err(sql_err(&self.path))
+    }
+
+    /// The pending journals were rewritten.
+    pub fn clear_pending_journals(&self) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM meta WHERE key = 'journals_pending'", [])
+            .map_err(sql_err(&self.path))?;
+        Ok(())
+    }
+
+    /// Whether the catalog has the snapshot.
+    pub fn has_snapshot(&self, id: &SnapshotId) -> Result<bool> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT 1 FROM snapshots WHERE snapshot_hash = ?1")
+            .map_err(sql_err(&self.path))?;
+        stmt.exists([&id.0 .0[..]]).map_err(sql_err(&self.path))
+    }
+
+    /// Every snapshot id with the journal file that records it.
+    pub fn snapshot_journals(&self) -> Result<Vec<(SnapshotId, Option<String>)>> {
+        if self.version < 2 {
+            return Ok(Vec::new());
+        }
+        let e = sql_err(&self.path);
+        let mut stmt = self
+            .conn
+            .prepare("SELECT snapshot_hash, journal FROM snapshots")
+            .map_err(&e)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Option<String>>(1)?))
+            })
+            .map_err(&e)?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (h, j) = r.map_err(&e)?;
+            out.push((SnapshotId(Id::from_slice(&h)?), j));
+        }
+        Ok(out)
     }
 
     /// Where blob `id` is stored, if it is indexed.
@@ -312,12 +408,14 @@ impl Catalog {
         let path = self.path.clone();
         let e = sql_err(&path);
         let tx = self.conn.transaction().map_err(&e)?;
-        tx.execute(
-            "INSERT INTO packs (pack_hash, size_bytes, record_count, created_ns) VALUES (?1, ?2, ?3, ?4)",
-            params![&pack.id.0 .0[..], i64_of(pack.size_bytes), pack.records.len() as i64, now_ns],
+        let pack_row = upsert_pack(
+            &tx,
+            &pack.id,
+            pack.size_bytes,
+            pack.records.len() as u64,
+            now_ns,
         )
         .map_err(&e)?;
-        let pack_row = tx.last_insert_rowid();
         {
             let mut ins = tx
                 .prepare_cached(
@@ -351,7 +449,14 @@ impl Catalog {
         trees: &[PendingTree],
         row: &SnapshotRow,
         skips: &[(Vec<u8>, String)],
+        journal: &str,
     ) -> Result<()> {
+        if self.version != FORMAT_VERSION {
+            return Err(Error::corrupt(format!(
+                "catalog is version {}; take the writer lock to upgrade it first",
+                self.version
+            )));
+        }
         let path = self.path.clone();
         let e = sql_err(&path);
         let tx = self.conn.transaction().map_err(&e)?;
@@ -421,8 +526,8 @@ impl Catalog {
         tx.execute(
             "INSERT INTO snapshots (snapshot_hash, workspace_id, time_ns, started_ns, finished_ns,
                  root_tree_id, files, dirs, symlinks, size_bytes, bytes_added, bytes_read,
-                 skipped, special, excluded)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                 skipped, special, excluded, journal, damaged)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
             params![
                 &row.id.0 .0[..],
                 ws,
@@ -438,7 +543,9 @@ impl Catalog {
                 i64_of(s.bytes_read),
                 i64_of(s.skipped),
                 i64_of(s.special),
-                i64_of(s.excluded)
+                i64_of(s.excluded),
+                journal,
+                row.damaged
             ],
         )
         .map_err(&e)?;
@@ -485,16 +592,21 @@ impl Catalog {
 
     /// Snapshots, oldest first; of one workspace or of all.
     pub fn snapshots(&self, workspace: Option<&WorkspaceName>) -> Result<Vec<SnapshotRow>> {
-        let sql =
+        let damaged = if self.version >= 2 { "s.damaged" } else { "0" };
+        let sql = format!(
             "SELECT s.snapshot_hash, w.user, w.project, s.time_ns, s.started_ns, s.finished_ns,
                           b.hash, s.files, s.dirs, s.symlinks, s.size_bytes, s.bytes_added,
-                          s.bytes_read, s.skipped, s.special, s.excluded
+                          s.bytes_read, s.skipped, s.special, s.excluded, {damaged}
                    FROM snapshots s
                    JOIN workspaces w ON w.id = s.workspace_id
                    JOIN blobs b ON b.id = s.root_tree_id
                    WHERE (?1 IS NULL OR (w.user = ?1 AND w.project = ?2))
-                   ORDER BY w.user, w.project, s.time_ns, s.id";
-        let mut stmt = self.conn.prepare_cached(sql).map_err(sql_err(&self.path))?;
+                   ORDER BY w.user, w.project, s.time_ns, s.id"
+        );
+        let mut stmt = self
+            .conn
+            .prepare_cached(&sql)
+            .map_err(sql_err(&self.path))?;
         let (u, p) = match workspace {
             Some(w) => (Some(w.user.as_slice()), Some(w.project.as_slice())),
             None => (None, None),
@@ -521,12 +633,13 @@ impl Catalog {
                         special: n(14)?,
                         excluded: n(15)?,
                     },
+                    r.get::<_, i64>(16)? != 0,
                 ))
             })
             .map_err(sql_err(&self.path))?;
         let mut out = Vec::new();
         for row in rows {
-            let (hash, user, project, time_ns, started_ns, finished_ns, root, stats) =
+            let (hash, user, project, time_ns, started_ns, finished_ns, root, stats, damaged) =
                 row.map_err(sql_err(&self.path))?;
             out.push(SnapshotRow {
                 id: SnapshotId(Id::from_slice(&hash)?),
@@ -536,6 +649,7 @@ impl Catalog {
                 finished_ns,
                 root: TreeId(Id::from_slice(&root)?),
                 stats,
+                damaged,
             });
         }
         Ok(out)
@@ -675,6 +789,41 @@ impl Catalog {
             .map_err(sql_err(&self.path))?;
         Ok(n.max(0) as u64)
     }
+}
+
+/// Index a pack, or find its row if a byte-identical pack (same id) is
+/// indexed already: after crashed runs the same never-committed trees are
+/// written again into the same bytes, and the rename replaced the file
+/// with itself.
+fn upsert_pack(
+    conn: &Connection,
+    id: &PackId,
+    size: u64,
+    records: u64,
+    now_ns: i64,
+) -> rusqlite::Result<i64> {
+    conn.execute(
+        "INSERT INTO packs (pack_hash, size_bytes, record_count, created_ns) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(pack_hash) DO NOTHING",
+        params![&id.0 .0[..], i64_of(size), i64_of(records), now_ns],
+    )?;
+    conn.query_row(
+        "SELECT id FROM packs WHERE pack_hash = ?1",
+        [&id.0 .0[..]],
+        |r| r.get(0),
+    )
+}
+
+fn pending_journals_in(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let v: Option<String> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'journals_pending'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(v.map(|v| v.lines().map(str::to_string).collect())
+        .unwrap_or_default())
 }
 
 fn ensure_workspace(tx: &rusqlite::Transaction<'_>, w: &WorkspaceName) -> rusqlite::Result<i64> {

@@ -1,4 +1,4 @@
-//! Catalog schema, version 1, and the checks made when opening one.
+//! Catalog schema, version 2, and the checks made when opening one.
 //!
 //! `PRAGMA application_id` marks the file as a wsnap catalog; `meta` holds the
 //! format version and the per-store parameters that must never change
@@ -11,7 +11,20 @@ pub const APPLICATION_ID: i32 = 0x7773_6e70;
 
 /// Version 1: the first catalog format (packs, blobs, tree_refs,
 /// workspaces, snapshots, snapshot_skips, runs).
-pub const FORMAT_VERSION: i64 = 1;
+/// Version 2: snapshots name their journal file (`journal/`, read by
+/// `repair`) and carry a `damaged` mark set by `repair`.
+pub const FORMAT_VERSION: i64 = 2;
+
+/// The oldest version this build reads (and upgrades when it writes).
+pub const OLDEST_READABLE: i64 = 1;
+
+/// From version 1 to 2, in the upgrading writer's transaction (the journal
+/// file holding the existing snapshots is written before it commits).
+pub const MIGRATE_V1_TO_V2: &str = r#"
+ALTER TABLE snapshots ADD COLUMN journal TEXT;           -- journal file name
+ALTER TABLE snapshots ADD COLUMN damaged INTEGER NOT NULL DEFAULT 0;
+                                                        -- 1: repair found data missing
+"#;
 
 pub const SCHEMA_V1: &str = r#"
 CREATE TABLE meta (

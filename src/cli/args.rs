@@ -94,6 +94,13 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Rebuild the catalog from the packs and journals (catalog lost or damaged)
+    Repair {
+        #[arg(long, default_value = "0s")]
+        lock_wait: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Verify the store: catalog against packs; with --read-data every blob
     Check {
         /// Read every pack whole, decompress and re-hash every blob
@@ -117,6 +124,57 @@ pub enum Command {
         /// Restore into a non-empty target, replacing conflicting entries
         #[arg(long)]
         overwrite: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Monitoring check: last run, stale or missing workspaces, store size,
+    /// free space. Exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (Nagios)
+    Status {
+        /// Workspace root holding <user>/<project>/ directories
+        #[arg(long, env = "SCITEX_WORKSPACE_ROOT", default_value = "/app/data/users")]
+        root: PathBuf,
+        /// A workspace's newest snapshot may be this old (and the last run
+        /// must have finished this recently)
+        #[arg(long, value_name = "DURATION", default_value = "15m")]
+        max_age: String,
+        /// CRITICAL below this much free space on the store's file system
+        /// (10%, 5GiB, 500M)
+        #[arg(long, value_name = "SIZE|PERCENT", default_value = "10%")]
+        min_free: String,
+        /// Also write the figures atomically to FILE in the Prometheus text
+        /// format (node_exporter textfile collector)
+        #[arg(long, value_name = "FILE")]
+        prometheus: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Logical vs stored size, dedup and compression ratios, and the bytes
+    /// only each workspace references
+    Stats {
+        /// Only this workspace (USER/PROJECT) in the per-workspace list
+        workspace: Option<OsString>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Files added, removed, modified, and mode or type changes between two
+    /// snapshots
+    Diff {
+        /// USER/PROJECT
+        workspace: OsString,
+        /// Snapshot id (prefix) or TIME (as --at: newest at or before)
+        from: String,
+        /// Snapshot id (prefix) or TIME
+        to: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every snapshot in which PATH changed (content, mode, appeared,
+    /// disappeared), oldest first
+    Log {
+        /// USER/PROJECT
+        workspace: OsString,
+        /// File or directory inside the workspace
+        path: OsString,
         #[arg(long)]
         json: bool,
     },

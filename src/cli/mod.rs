@@ -5,6 +5,7 @@ mod args;
 mod logging;
 mod output;
 mod progress;
+mod query;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -147,6 +148,86 @@ fn run(cli: Cli) -> Result<u8> {
             show_gc(&r, *json);
             Ok(exit::OK)
         }
+        Command::Repair { lock_wait, json } => {
+            let r = wsnap::repair::repair(store_dir, args::parse_duration(lock_wait)?)?;
+            let damaged = r.snapshots.iter().filter(|s| s.damaged).count();
+            if *json {
+                output::print_json(&serde_json::json!({
+                    "ok": r.damaged_packs.is_empty() && r.lost.is_empty() && damaged == 0 && r.journal_problems.is_empty(),
+                    "packs": r.packs,
+                    "blobs": r.blobs,
+                    "missing_refs": r.missing_refs,
+                    "damaged_packs": r.damaged_packs.iter().map(|d| serde_json::json!({
+                        "path": d.path.display().to_string(),
+                        "problem": d.problem,
+                        "records_saved": d.records_saved,
+                        "moved_to": d.moved_to.display().to_string(),
+                    })).collect::<Vec<_>>(),
+                    "snapshots": r.snapshots.iter().map(output::snapshot_json).collect::<Vec<_>>(),
+                    "lost": r.lost.iter().map(output::snapshot_json).collect::<Vec<_>>(),
+                    "journal_problems": r.journal_problems,
+                    "moved_aside": r.moved_aside.as_ref().map(|p| p.display().to_string()),
+                    "params_from": r.params_from,
+                }));
+            } else {
+                let mut out = io::stdout().lock();
+                for d in &r.damaged_packs {
+                    let _ = writeln!(
+                        out,
+                        "damaged pack {}: {}; {} intact records copied to a new pack; file moved to {}",
+                        d.path.display(),
+                        d.problem,
+                        d.records_saved,
+                        d.moved_to.display()
+                    );
+                }
+                for p in &r.journal_problems {
+                    let _ = writeln!(out, "damaged journal {p}");
+                }
+                for s in r.snapshots.iter().filter(|s| s.damaged) {
+                    let _ = writeln!(
+                        out,
+                        "DAMAGED snapshot {} of {} at {}: some of its data is in no pack; restore recovers the rest",
+                        s.id.0.short(),
+                        s.workspace,
+                        timespec::format_local(s.time_ns)
+                    );
+                }
+                for s in &r.lost {
+                    let _ = writeln!(
+                        out,
+                        "LOST snapshot {} of {} at {}: its root tree is in no pack (its journal record is kept under damaged/)",
+                        s.id.0.short(),
+                        s.workspace,
+                        timespec::format_local(s.time_ns)
+                    );
+                }
+                if let Some(p) = &r.moved_aside {
+                    let _ = writeln!(
+                        out,
+                        "old catalog, journals and damaged files kept in {}",
+                        p.display()
+                    );
+                }
+                let _ = writeln!(
+                    out,
+                    "repair: {} packs, {} blobs indexed; {} snapshots recovered ({} damaged), {} lost; parameters from {}",
+                    r.packs,
+                    r.blobs,
+                    r.snapshots.len(),
+                    damaged,
+                    r.lost.len(),
+                    r.params_from
+                );
+            }
+            Ok(
+                if r.lost.is_empty() && damaged == 0 && r.damaged_packs.is_empty() {
+                    exit::OK
+                } else {
+                    exit::PARTIAL
+                },
+            )
+        }
         Command::Check { read_data, json } => {
             let store = Store::open(store_dir)?;
             let r = progress::run("check", "packs", |p| {
@@ -237,13 +318,14 @@ fn run(cli: Cli) -> Result<u8> {
                 for s in &rows {
                     let _ = writeln!(
                         out,
-                        "{:<8}  {:<19}  {:<24}  {:>8}  {:>10}  {:>10}",
+                        "{:<8}  {:<19}  {:<24}  {:>8}  {:>10}  {:>10}{}",
                         s.id.0.short(),
                         timespec::format_local(s.time_ns),
                         s.workspace.to_string(),
                         s.stats.files,
                         size(s.stats.size_bytes),
-                        size(s.stats.bytes_added)
+                        size(s.stats.bytes_added),
+                        if s.damaged { "  DAMAGED" } else { "" }
                     );
                 }
             }
@@ -312,6 +394,34 @@ fn run(cli: Cli) -> Result<u8> {
             }
             Ok(exit::OK)
         }
+        Command::Status {
+            root,
+            max_age,
+            min_free,
+            prometheus,
+            json,
+        } => Ok(query::run_status(
+            store_dir,
+            root,
+            max_age,
+            min_free,
+            prometheus.as_deref(),
+            *json,
+        )),
+        Command::Stats { workspace, json } => {
+            query::run_stats(store_dir, workspace.as_ref(), *json)
+        }
+        Command::Diff {
+            workspace,
+            from,
+            to,
+            json,
+        } => query::run_diff(store_dir, workspace, from, to, *json),
+        Command::Log {
+            workspace,
+            path,
+            json,
+        } => query::run_log(store_dir, workspace, path, *json),
         Command::Restore {
             workspace,
             which,

@@ -75,6 +75,7 @@ pub fn snapshot_json(s: &SnapshotRow) -> serde_json::Value {
         "skipped": s.stats.skipped,
         "special_skipped": s.stats.special,
         "excluded": s.stats.excluded,
+        "damaged": s.damaged,
     })
 }
 

@@ -155,6 +155,51 @@ fn write_hashed(pack: &mut OpenPack, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Read the written pack back record by record (memory: one record):
+/// every header must be the one written, every payload must decompress and
+/// hash to its id, and the whole file must hash to the pack id.
+fn read_back(file: &File, id: &PackId, records: &[(u64, RecordHeader)]) -> Result<()> {
+    use std::io::Read;
+    let bad = |what: String| Error::corrupt(what);
+    let mut r = std::io::BufReader::with_capacity(1 << 20, file);
+    std::io::Seek::seek(&mut r, std::io::SeekFrom::Start(0)).map_err(|e| bad(e.to_string()))?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; HEADER_BYTES];
+    r.read_exact(&mut buf).map_err(|e| bad(e.to_string()))?;
+    format::decode_pack_header(&buf)?;
+    hasher.update(&buf);
+    let mut pos = HEADER_BYTES as u64;
+    for (offset, want) in records {
+        if *offset != pos {
+            return Err(bad(format!("record expected at {offset}, found at {pos}")));
+        }
+        let n = format::RECORD_HEADER_BYTES + want.stored_len as usize;
+        buf.resize(n, 0);
+        r.read_exact(&mut buf).map_err(|e| bad(e.to_string()))?;
+        hasher.update(&buf);
+        let (h, payload) = buf.split_at(format::RECORD_HEADER_BYTES);
+        if RecordHeader::decode(h)? != *want {
+            return Err(bad(format!("record header at {offset} differs")));
+        }
+        format::decode_payload(want, payload)?;
+        pos += n as u64;
+    }
+    if PackId(Id(*hasher.finalize().as_bytes())) != *id {
+        return Err(bad("pack bytes hash to another id".into()));
+    }
+    buf.resize(format::FOOTER_BYTES, 0);
+    r.read_exact(&mut buf).map_err(|e| bad(e.to_string()))?;
+    let footer = format::Footer::decode(&buf)?;
+    if footer.pack_id != *id || footer.record_count != records.len() as u64 {
+        return Err(bad("footer differs".into()));
+    }
+    let mut rest = [0u8; 1];
+    if r.read(&mut rest).map_err(|e| bad(e.to_string()))? != 0 {
+        return Err(bad("bytes after the footer".into()));
+    }
+    Ok(())
+}
+
 fn seal_pack(mut pack: OpenPack, packs_dir: &Path) -> Result<SealedPack> {
     let id = PackId(Id(*pack.hasher.finalize().as_bytes()));
     let footer = Footer {
@@ -169,6 +214,18 @@ fn seal_pack(mut pack: OpenPack, packs_dir: &Path) -> Result<SealedPack> {
         .file
         .into_inner()
         .map_err(|e| Error::store_write(&tmp_path, e.into_error()))?;
+    // Read-back: what the file holds must decode to exactly what we meant
+    // to write (every record decompressed and re-hashed) before any catalog
+    // row may point into it. Catches a bad buffer, compressor or file system
+    // before the damage is referenced.
+    crate::failpoint::flip_point("pack.before_read_back", &file);
+    if let Err(e) = read_back(&file, &id, &pack.records) {
+        let _ = std::fs::remove_file(&tmp_path);
+        return Err(Error::store_write(
+            &tmp_path,
+            std::io::Error::other(format!("the sealed pack does not read back: {e}")),
+        ));
+    }
     let final_path = pack_path(packs_dir, &id);
     let fan_dir = final_path.parent().expect("pack path has a parent");
     if !fan_dir.is_dir() {

@@ -35,6 +35,7 @@ use crate::codec::Writer as Enc;
 use crate::error::Result;
 use crate::id::ChunkId;
 use crate::id::{Id, SnapshotId, TreeId};
+use crate::journal::RunJournal;
 use crate::lock::LockGuard;
 use crate::pack::{BlobKind, PackWriter};
 use crate::progress::Progress;
@@ -189,6 +190,7 @@ fn run_inner(
     let writer = writer::Writer::spawn(
         store.catalog(true)?,
         PackWriter::new(&store.tmp_dir(), &store.packs_dir()),
+        RunJournal::new(store.dir(), params, started_ns),
         pending.clone(),
         params.pack_target_bytes,
     );
@@ -310,6 +312,7 @@ fn snapshot_workspace(
         finished_ns: timespec::now_ns(),
         root,
         stats,
+        damaged: false,
     };
     let skip_rows = skips
         .iter()
@@ -323,7 +326,12 @@ fn snapshot_workspace(
 }
 
 /// The snapshot's id: BLAKE3 of its identifying fields.
-fn snapshot_id(ws: &WorkspaceName, time_ns: i64, started_ns: i64, root: &TreeId) -> SnapshotId {
+pub(crate) fn snapshot_id(
+    ws: &WorkspaceName,
+    time_ns: i64,
+    started_ns: i64,
+    root: &TreeId,
+) -> SnapshotId {
     let mut e = Enc::default();
     e.bytes(b"wsnap snapshot v1\0");
     e.u32(ws.user.len() as u32);

@@ -24,6 +24,7 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use crate::catalog::{Catalog, PendingTree, RunRow, SnapshotRow};
 use crate::error::{Error, Result};
 use crate::id::Id;
+use crate::journal::RunJournal;
 use crate::pack::{BlobKind, PackWriter, RecordHeader};
 use crate::timespec;
 
@@ -63,6 +64,7 @@ impl Writer {
     pub fn spawn(
         catalog: Catalog,
         packs: PackWriter,
+        journal: RunJournal,
         pending: Pending,
         target_bytes: u64,
     ) -> Writer {
@@ -73,6 +75,7 @@ impl Writer {
                 WriterState {
                     catalog,
                     packs,
+                    journal,
                     pending,
                     target_bytes,
                     open_trees: Vec::new(),
@@ -152,6 +155,7 @@ struct OpenTree {
 struct WriterState {
     catalog: Catalog,
     packs: PackWriter,
+    journal: RunJournal,
     pending: Pending,
     target_bytes: u64,
     open_trees: Vec<OpenTree>,
@@ -194,6 +198,7 @@ impl WriterState {
                     let r = self
                         .check()
                         .and_then(|_| self.seal_and_index())
+                        .and_then(|_| self.journal.close())
                         .and_then(|_| self.catalog.insert_run(&run))
                         // Best effort: a reader holding an old snapshot only
                         // makes the checkpoint partial; nothing is lost.
@@ -289,8 +294,12 @@ impl WriterState {
     fn commit(&mut self, row: &SnapshotRow, skips: &[(Vec<u8>, String)]) -> Result<()> {
         self.seal_and_index()?;
         crate::failpoint::crash_point("snapshot.before_commit");
+        // The journal record is durable before the catalog row exists, so a
+        // lost catalog can always be rebuilt with every committed snapshot.
+        self.journal.append(row)?;
+        crate::failpoint::crash_point("snapshot.journaled");
         self.catalog
-            .commit_snapshot(&self.sealed_trees, row, skips)?;
+            .commit_snapshot(&self.sealed_trees, row, skips, self.journal.name())?;
         crate::failpoint::crash_point("snapshot.committed");
         let mut pending = self.pending.lock().expect("pending poisoned");
         for t in self.sealed_trees.drain(..) {
