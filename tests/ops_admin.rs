@@ -303,6 +303,36 @@ fn imported_data_dedups_with_snapshots_and_other_backups() {
     }
 }
 
+/// `rsync --link-dest` backups share inodes: the stat cache (each import's
+/// parent is the previous backup) skips reading unchanged files.
+#[test]
+fn hard_linked_backups_are_read_once() {
+    let env = TestEnv::new();
+    let old = old_root(&env);
+    let first = backup(
+        &old,
+        "fay_lab_20260101_120000",
+        &[("a.bin", &random_bytes(3, 512 * KIB)), ("b.txt", b"b\n")],
+    );
+    let second = old.join("fay_lab_20260101_120500");
+    fs::create_dir(&second).unwrap();
+    for name in ["a.bin", "b.txt"] {
+        fs::hard_link(first.join(name), second.join(name)).unwrap();
+    }
+    write(&second.join("new.txt"), b"only in the second\n");
+    wait_out_racy_window(&old);
+    let r = import(&env, &old, &[], 0);
+    let read = |name: &str| u(&status_of(&r, name)["snapshot"], "bytes_read");
+    assert_eq!(read("fay_lab_20260101_120000"), 512 * KIB as u64 + 2);
+    assert_eq!(read("fay_lab_20260101_120500"), 19, "{r:#}");
+    let target = env.path("second");
+    let mut c = env.cmd();
+    c.args(["restore", "fay/lab", "--at", "20260101_120500", "--to"])
+        .arg(&target);
+    expect_code(&mut c, 0);
+    assert_trees_equal(&second, &target);
+}
+
 #[test]
 fn import_refuses_a_missing_old_root_and_a_bad_map() {
     let env = TestEnv::new();
