@@ -91,14 +91,6 @@ fn run(cli: Cli) -> Result<u8> {
             })?;
             let secs = t0.elapsed().as_secs_f64();
             log_snapshot_problems(&report);
-            let t = Totals::of(&report);
-            tracing::info!(
-                "snapshot run finished in {secs:.1} s: {} ok, {} failed, {} entries skipped, {} new",
-                t.ok,
-                t.failed,
-                t.skipped,
-                size(t.added)
-            );
             let gc = match &prune_opts {
                 // Retention runs only after a fully successful snapshot.
                 Some(p) if report.all_ok() => Some(progress::run("prune", "packs", |pr| {
@@ -121,6 +113,15 @@ fn run(cli: Cli) -> Result<u8> {
                     println!("prune: skipped because the snapshot had failures");
                 }
             }
+            // Last, so in a log it closes the run's lines.
+            let t = Totals::of(&report);
+            tracing::info!(
+                "snapshot run finished in {secs:.1} s: {} ok, {} failed, {} entries skipped, {} new",
+                t.ok,
+                t.failed,
+                t.skipped,
+                size(t.added)
+            );
             Ok(if report.all_ok() {
                 exit::OK
             } else {
