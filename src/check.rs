@@ -19,6 +19,7 @@ use crate::id::{Id, PackId, SnapshotId};
 use crate::journal;
 use crate::pack::format::{self, RecordHeader, RECORD_HEADER_BYTES};
 use crate::pack::{pack_path, BlobKind};
+use crate::progress::Progress;
 use crate::store::Store;
 use crate::tree::{EntryKind, FileContent};
 
@@ -45,6 +46,16 @@ pub struct CheckReport {
 
 /// Check `store`.
 pub fn check(store: &Store, read_data: bool) -> Result<CheckReport> {
+    check_with_progress(store, read_data, &Progress::default())
+}
+
+/// [`check`], counting the packs it has checked (and their bytes) into
+/// `progress`.
+pub fn check_with_progress(
+    store: &Store,
+    read_data: bool,
+    progress: &Progress,
+) -> Result<CheckReport> {
     let _readers = store.read_guard()?;
     let cat = store.catalog(false)?;
     let mut report = CheckReport::default();
@@ -53,8 +64,10 @@ pub fn check(store: &Store, read_data: bool) -> Result<CheckReport> {
 
     let packs = cat.all_packs()?;
     report.packs = packs.len() as u64;
+    progress.expect(report.packs, packs.iter().map(|(_, size)| size).sum());
     let mut known = HashSet::new();
     for (pack, size) in &packs {
+        progress.add(1, *size);
         known.insert(*pack);
         let path = pack_path(&store.packs_dir(), pack);
         let blobs = cat.blobs_in_pack(pack)?;

@@ -27,6 +27,7 @@ use crate::journal;
 use crate::lock::LockGuard;
 use crate::pack::format::{self, RecordHeader};
 use crate::pack::{pack_path, PackWriter};
+use crate::progress::Progress;
 use crate::restore::by_id_prefix;
 use crate::retention::{self, KeepPolicy};
 use crate::store::Store;
@@ -75,7 +76,18 @@ pub fn prune(store: &Store, opts: &PruneOptions, lock_wait: Duration) -> Result<
 
 /// [`prune`] for a caller that already holds the store lock
 /// (`snapshot --prune`).
-pub fn prune_locked(store: &Store, opts: &PruneOptions, _lock: &LockGuard) -> Result<GcReport> {
+pub fn prune_locked(store: &Store, opts: &PruneOptions, lock: &LockGuard) -> Result<GcReport> {
+    prune_locked_with_progress(store, opts, lock, &Progress::default())
+}
+
+/// [`prune_locked`], counting the packs it rewrites (and their bytes) into
+/// `progress`.
+pub fn prune_locked_with_progress(
+    store: &Store,
+    opts: &PruneOptions,
+    _lock: &LockGuard,
+    progress: &Progress,
+) -> Result<GcReport> {
     let mut catalog = store.catalog(true)?;
     // One workspace at a time: memory holds one workspace's snapshots and
     // the ones to forget, never the whole table (2.9 M rows at 10,000
@@ -111,7 +123,14 @@ pub fn prune_locked(store: &Store, opts: &PruneOptions, _lock: &LockGuard) -> Re
         }
     }
     let tx = catalog.begin_gc()?;
-    let mut report = collect(store, tx, forget, opts.max_unused_percent, opts.dry_run)?;
+    let mut report = collect(
+        store,
+        tx,
+        forget,
+        opts.max_unused_percent,
+        opts.dry_run,
+        progress,
+    )?;
     report.kept = kept;
     Ok(report)
 }
@@ -136,7 +155,7 @@ pub fn forget(
         }
     }
     let tx = catalog.begin_gc()?;
-    collect(store, tx, rows, 0.0, dry_run)
+    collect(store, tx, rows, 0.0, dry_run, &Progress::default())
 }
 
 fn collect(
@@ -145,6 +164,7 @@ fn collect(
     forget: Vec<SnapshotRow>,
     max_unused_percent: f64,
     dry_run: bool,
+    progress: &Progress,
 ) -> Result<GcReport> {
     let mut report = GcReport {
         dry_run,
@@ -194,6 +214,10 @@ fn collect(
     let mut moves: Vec<(crate::id::Id, u64)> = Vec::new();
     let mut sealed = Vec::new();
     let target = store.params().pack_target_bytes;
+    progress.expect(
+        rewrite.len() as u64,
+        rewrite.iter().map(|u| u.size_bytes).sum(),
+    );
     for u in &rewrite {
         for b in tx.live_blobs(u.row)? {
             let (header, raw) = store.packs().read_blob(&u.id, b.offset, &b.id)?;
@@ -228,6 +252,7 @@ fn collect(
                 crate::failpoint::crash_point("gc.repack_sealed");
             }
         }
+        progress.add(1, u.size_bytes);
     }
     if let Some(p) = writer.seal()? {
         sealed.push((p, std::mem::take(&mut moves)));

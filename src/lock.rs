@@ -21,6 +21,15 @@ pub struct LockGuard {
     _file: File,
 }
 
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        // Clear the holder note while still holding the lock, so a later
+        // holder that writes none (`flock(1)` during a store copy) is not
+        // reported as this finished run.
+        let _ = self._file.set_len(0);
+    }
+}
+
 fn try_flock(file: &File) -> std::io::Result<bool> {
     try_flock_mode(file, libc::LOCK_EX)
 }
@@ -50,6 +59,7 @@ pub fn exclusive(lock_path: &Path, wait: Duration, holder_note: &str) -> Result<
         .open(lock_path)
         .map_err(|e| Error::store_write(lock_path, e))?;
     let deadline = Instant::now() + wait;
+    let mut told = false;
     loop {
         if try_flock(&file).map_err(|e| Error::store_write(lock_path, e))? {
             break;
@@ -61,11 +71,23 @@ pub fn exclusive(lock_path: &Path, wait: Duration, holder_note: &str) -> Result<
             return Err(Error::Locked {
                 path: lock_path.parent().map(PathBuf::from).unwrap_or_default(),
                 holder: if holder.is_empty() {
-                    "holder unknown".into()
+                    "holder unknown: not a wsnap run, e.g. `flock` held while the store is copied"
+                        .into()
                 } else {
                     holder.to_string()
                 },
             });
+        }
+        if !told {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let _ = file.seek(SeekFrom::Start(0));
+            tracing::info!(
+                "store is locked ({}); waiting up to {}",
+                holder.trim(),
+                humantime::format_duration(wait)
+            );
+            told = true;
         }
         std::thread::sleep(Duration::from_millis(50));
     }

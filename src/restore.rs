@@ -26,6 +26,7 @@ use crate::chunklist;
 use crate::error::{Error, Result};
 use crate::id::{ChunkId, Id};
 use crate::pack::BlobKind;
+use crate::progress::Progress;
 use crate::store::Store;
 use crate::timespec::{self, TimeSpec};
 use crate::tree::{validate_name, Entry, EntryKind, FileContent, Tree};
@@ -203,6 +204,7 @@ pub struct RestoreReport {
 
 struct Ctx<'a> {
     store: &'a Store,
+    progress: &'a Progress,
     pool: PinnedCatalog,
     overwrite: bool,
     as_root: bool,
@@ -215,6 +217,16 @@ struct Ctx<'a> {
 
 /// Restore `snap` (or a path in it) into `opts.target`.
 pub fn restore(store: &Store, snap: &SnapshotRow, opts: &RestoreOptions) -> Result<RestoreReport> {
+    restore_with_progress(store, snap, opts, &Progress::default())
+}
+
+/// [`restore`], counting files and bytes written into `progress`.
+pub fn restore_with_progress(
+    store: &Store,
+    snap: &SnapshotRow,
+    opts: &RestoreOptions,
+    progress: &Progress,
+) -> Result<RestoreReport> {
     // Readers' lock first, then one pinned catalog view: gc cannot delete a
     // pack this view names until we are done.
     let _readers = store.read_guard()?;
@@ -235,8 +247,14 @@ pub fn restore(store: &Store, snap: &SnapshotRow, opts: &RestoreOptions) -> Resu
     })?;
     crate::failpoint::pause_point("restore.pinned");
     prepare_target(&opts.target, opts.overwrite)?;
+    match &node {
+        Node::Root(_) => progress.expect(snap.stats.files, snap.stats.size_bytes),
+        Node::Entry(e) if matches!(e.kind, EntryKind::File { .. }) => progress.expect(1, e.size),
+        Node::Entry(_) => {}
+    }
     let ctx = Ctx {
         store,
+        progress,
         pool: pinned,
         overwrite: opts.overwrite,
         // SAFETY: geteuid has no preconditions.
@@ -364,6 +382,7 @@ fn restore_entry(ctx: &Ctx<'_>, e: &Entry, dir: &Path, rel: &[u8]) -> Result<()>
             let fed = for_each_chunk(ctx, content, |data| {
                 f.write_all(data).map_err(twrite(&path))?;
                 written += data.len() as u64;
+                ctx.progress.add(0, data.len() as u64);
                 Ok(())
             });
             match fed {
@@ -392,6 +411,7 @@ fn restore_entry(ctx: &Ctx<'_>, e: &Entry, dir: &Path, rel: &[u8]) -> Result<()>
             set_mtime(&f, e.mtime_ns).map_err(twrite(&path))?;
             ctx.files.fetch_add(1, Ordering::Relaxed);
             ctx.bytes.fetch_add(written, Ordering::Relaxed);
+            ctx.progress.add(1, 0);
         }
         EntryKind::Symlink { target } => {
             std::os::unix::fs::symlink(OsStr::from_bytes(target), &path).map_err(twrite(&path))?;

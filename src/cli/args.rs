@@ -30,6 +30,14 @@ pub struct Cli {
     )]
     pub store: PathBuf,
 
+    /// More log detail on stderr: -v info, -vv debug, -vvv trace
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Log errors only (no warnings) on stderr; results still go to stdout
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -170,6 +178,57 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Import old rsync backups (<user>_<project>_<YYYYmmdd_HHMMSS>/) as snapshots
+    ImportRsync(ImportArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff): `wsnap man > /usr/local/share/man/man1/wsnap.1`
+    #[command(alias = "man-page")]
+    Man,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// Directory holding the old <user>_<project>_<YYYYmmdd_HHMMSS>/ backups
+    pub old_backup_root: PathBuf,
+    /// Workspace root: its <user>/<project>/ directories decide how names with
+    /// '_' split
+    #[arg(long, env = "SCITEX_WORKSPACE_ROOT", default_value = "/app/data/users")]
+    pub root: PathBuf,
+    /// Take PREFIX (the backup name without its _YYYYmmdd_HHMMSS) as
+    /// USER/PROJECT; for names that stay ambiguous; repeatable
+    #[arg(long = "map", value_name = "PREFIX=USER/PROJECT")]
+    pub maps: Vec<OsString>,
+    /// Print the plan (directory -> workspace @ time); write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Wait this long for another run's lock (e.g. 10m), then exit 75
+    #[arg(long, default_value = "0s")]
+    pub lock_wait: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl ImportArgs {
+    /// The `--map` options as prefix bytes → workspace.
+    pub fn mappings(&self) -> Result<std::collections::BTreeMap<Vec<u8>, WorkspaceName>> {
+        let mut out = std::collections::BTreeMap::new();
+        for m in &self.maps {
+            let b = m.as_bytes();
+            let Some(eq) = b.iter().rposition(|&c| c == b'=') else {
+                return Err(Error::Invalid {
+                    what: "--map",
+                    detail: format!(
+                        "{:?}: expected PREFIX=USER/PROJECT",
+                        String::from_utf8_lossy(b)
+                    ),
+                });
+            };
+            let ws = WorkspaceName::parse(std::ffi::OsStr::from_bytes(&b[eq + 1..]))?;
+            out.insert(b[..eq].to_vec(), ws);
+        }
+        Ok(out)
+    }
 }
 
 #[derive(Args, Debug)]

@@ -1,7 +1,10 @@
 //! Subcommand dispatch: options in, library calls, results out, one exit code.
 
+mod admin;
 mod args;
+mod logging;
 mod output;
+mod progress;
 mod query;
 
 use std::io::{self, Write};
@@ -19,10 +22,12 @@ use output::{exit, lossy, size};
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    logging::init(cli.verbose, cli.quiet);
+    progress::set_enabled(!cli.quiet);
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            let _ = writeln!(io::stderr(), "wsnap: error: {e}");
+            tracing::error!("{e}");
             ExitCode::from(output::code_for(e.kind()))
         }
     }
@@ -59,7 +64,7 @@ fn run(cli: Cli) -> Result<u8> {
                 Ok(s) => s,
                 Err(Error::NoStore { .. }) => {
                     Store::init(store_dir)?;
-                    eprintln!("wsnap: created new store {}", store_dir.display());
+                    tracing::warn!("created new store {}", store_dir.display());
                     Store::open(store_dir)?
                 }
                 Err(e) => return Err(e),
@@ -75,11 +80,22 @@ fn run(cli: Cli) -> Result<u8> {
                 timespec::format_local(timespec::now_ns())
             );
             let lock = store.lock(opts.lock_wait, &note)?;
-            let report = snapshot::run_locked(&store, &opts, &lock)?;
+            let sources = snapshot::sources(&opts)?;
+            tracing::info!(
+                "snapshot of {} workspaces into {}",
+                sources.len(),
+                store_dir.display()
+            );
+            let report = progress::run("snapshot", "files", |p| {
+                snapshot::run_sources_locked(&store, &sources, &opts.excludes, &lock, p)
+            })?;
             let secs = t0.elapsed().as_secs_f64();
+            log_snapshot_problems(&report);
             let gc = match &prune_opts {
                 // Retention runs only after a fully successful snapshot.
-                Some(p) if report.all_ok() => Some(gc::prune_locked(&store, p, &lock)?),
+                Some(p) if report.all_ok() => Some(progress::run("prune", "packs", |pr| {
+                    gc::prune_locked_with_progress(&store, p, &lock, pr)
+                })?),
                 _ => None,
             };
             drop(lock);
@@ -97,6 +113,15 @@ fn run(cli: Cli) -> Result<u8> {
                     println!("prune: skipped because the snapshot had failures");
                 }
             }
+            // Last, so in a log it closes the run's lines.
+            let t = Totals::of(&report);
+            tracing::info!(
+                "snapshot run finished in {secs:.1} s: {} ok, {} failed, {} entries skipped, {} new",
+                t.ok,
+                t.failed,
+                t.skipped,
+                size(t.added)
+            );
             Ok(if report.all_ok() {
                 exit::OK
             } else {
@@ -116,7 +141,11 @@ fn run(cli: Cli) -> Result<u8> {
                 .collect::<Result<Vec<_>>>()?;
             let opts = retention.options(ws, *dry_run)?;
             let store = Store::open(store_dir)?;
-            let r = gc::prune(&store, &opts, args::parse_duration(lock_wait)?)?;
+            let lock = store.lock(args::parse_duration(lock_wait)?, "prune")?;
+            let r = progress::run("prune", "packs", |p| {
+                gc::prune_locked_with_progress(&store, &opts, &lock, p)
+            })?;
+            drop(lock);
             show_gc(&r, *json);
             Ok(exit::OK)
         }
@@ -202,7 +231,9 @@ fn run(cli: Cli) -> Result<u8> {
         }
         Command::Check { read_data, json } => {
             let store = Store::open(store_dir)?;
-            let r = wsnap::check::check(&store, *read_data)?;
+            let r = progress::run("check", "packs", |p| {
+                wsnap::check::check_with_progress(&store, *read_data, p)
+            })?;
             if *json {
                 output::print_json(&serde_json::json!({
                     "ok": r.findings.is_empty(),
@@ -410,7 +441,9 @@ fn run(cli: Cli) -> Result<u8> {
                 overwrite: *overwrite,
             };
             let t0 = std::time::Instant::now();
-            let r = restore::restore(&store, &snap, &opts)?;
+            let r = progress::run("restore", "files", |p| {
+                restore::restore_with_progress(&store, &snap, &opts, p)
+            })?;
             let secs = t0.elapsed().as_secs_f64();
             if *json {
                 output::print_json(&serde_json::json!({
@@ -425,7 +458,7 @@ fn run(cli: Cli) -> Result<u8> {
                 }));
             } else {
                 for (p, why) in &r.damaged {
-                    eprintln!("wsnap: damaged: {}: {why}", lossy(p));
+                    tracing::error!("damaged: {}: {why}", lossy(p));
                 }
                 println!(
                     "restored {} snapshot {} ({}) into {}: {} files, {} dirs, {} symlinks, {} in {:.1} s{}",
@@ -450,6 +483,39 @@ fn run(cli: Cli) -> Result<u8> {
             } else {
                 exit::PARTIAL
             })
+        }
+        Command::ImportRsync(a) => admin::import_rsync(store_dir, a),
+        Command::Completions { shell } => Ok(admin::completions(*shell)),
+        Command::Man => Ok(admin::man()),
+    }
+}
+
+/// Failed workspaces and skipped files, as log lines (with a timestamp in
+/// the cron log); the report on stdout lists them too.
+fn log_snapshot_problems(report: &snapshot::RunReport) {
+    for w in &report.workspaces {
+        match &w.outcome {
+            WorkspaceOutcome::Committed { row, skips } => {
+                tracing::debug!(
+                    "{}: snapshot {} committed, {} files, {} new",
+                    w.workspace,
+                    row.id.0.short(),
+                    row.stats.files,
+                    size(row.stats.bytes_added)
+                );
+                for s in skips {
+                    tracing::warn!(
+                        "{}: {} {}: {}",
+                        w.workspace,
+                        if s.missing { "skipped" } else { "warning" },
+                        lossy(&s.path),
+                        s.reason
+                    );
+                }
+            }
+            WorkspaceOutcome::Failed { reason } => {
+                tracing::error!("{}: snapshot failed: {reason}", w.workspace)
+            }
         }
     }
 }
@@ -479,6 +545,14 @@ fn gc_json(r: &gc::GcReport) -> serde_json::Value {
 }
 
 fn print_gc_report(r: &gc::GcReport) {
+    tracing::info!(
+        "prune {}: {} snapshots forgotten, {} packs deleted, {} rewritten, {} freed",
+        if r.dry_run { "(dry run)" } else { "finished" },
+        r.forgotten.len(),
+        r.packs_deleted,
+        r.packs_rewritten,
+        size(r.bytes_freed)
+    );
     let mut out = io::stdout().lock();
     let verb = if r.dry_run { "would forget" } else { "forgot" };
     for s in &r.forgotten {

@@ -38,6 +38,7 @@ use crate::id::{Id, SnapshotId, TreeId};
 use crate::journal::RunJournal;
 use crate::lock::LockGuard;
 use crate::pack::{BlobKind, PackWriter};
+use crate::progress::Progress;
 use crate::store::Store;
 use crate::timespec;
 use crate::tree::{Entry, EntryKind, FileContent, Tree, FLAG_CHANGED_DURING_READ};
@@ -122,14 +123,68 @@ pub fn run(store: &Store, opts: &SnapshotOptions) -> Result<RunReport> {
 }
 
 /// [`run`] for a caller that already holds the store lock.
-pub fn run_locked(store: &Store, opts: &SnapshotOptions, _lock: &LockGuard) -> Result<RunReport> {
+pub fn run_locked(store: &Store, opts: &SnapshotOptions, lock: &LockGuard) -> Result<RunReport> {
     let excludes = Excludes::new(&opts.excludes)?;
-    let started_ns = timespec::now_ns();
+    run_inner(
+        store,
+        &sources(opts)?,
+        &excludes,
+        lock,
+        &Progress::default(),
+    )
+}
+
+/// One directory to snapshot as a workspace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Source {
+    pub workspace: WorkspaceName,
+    /// Whose contents become the snapshot: `<root>/<user>/<project>` for a
+    /// normal run, any directory for an import (e.g. an old rsync copy).
+    pub dir: PathBuf,
+    /// Recorded snapshot time; `None` means when its walk started.
+    pub time_ns: Option<i64>,
+}
+
+/// What [`run`] would snapshot: the named workspaces (or every one under
+/// the root), each from `<root>/<user>/<project>` at `opts.time_ns`.
+pub fn sources(opts: &SnapshotOptions) -> Result<Vec<Source>> {
     let workspaces = if opts.workspaces.is_empty() {
         walk::discover(&opts.root)?
     } else {
         opts.workspaces.clone()
     };
+    Ok(workspaces
+        .into_iter()
+        .map(|ws| Source {
+            dir: ws.dir_under(&opts.root),
+            workspace: ws,
+            time_ns: opts.time_ns,
+        })
+        .collect())
+}
+
+/// Snapshot each source in order, as one run, under a lock the caller
+/// holds; `progress` counts files and their bytes as they are walked.
+/// Sources of one workspace must come in time order, oldest first: each
+/// snapshot's parent (the stat cache) is the one taken before it.
+pub fn run_sources_locked(
+    store: &Store,
+    sources: &[Source],
+    excludes: &[String],
+    lock: &LockGuard,
+    progress: &Progress,
+) -> Result<RunReport> {
+    run_inner(store, sources, &Excludes::new(excludes)?, lock, progress)
+}
+
+fn run_inner(
+    store: &Store,
+    sources: &[Source],
+    excludes: &Excludes,
+    _lock: &LockGuard,
+    progress: &Progress,
+) -> Result<RunReport> {
+    let started_ns = timespec::now_ns();
     let params = store.params();
     let pending: writer::Pending = Arc::new(Mutex::new(Default::default()));
     let writer = writer::Writer::spawn(
@@ -146,11 +201,11 @@ pub fn run_locked(store: &Store, opts: &SnapshotOptions, _lock: &LockGuard) -> R
         tx: writer.sender(),
         zstd_level: params.zstd_level,
     };
-    let mut reports = Vec::with_capacity(workspaces.len());
-    for ws in workspaces {
-        let outcome = snapshot_workspace(store, &pool, &sink, &writer, &excludes, opts, &ws)?;
+    let mut reports = Vec::with_capacity(sources.len());
+    for src in sources {
+        let outcome = snapshot_workspace(store, &pool, &sink, &writer, excludes, src, progress)?;
         reports.push(WorkspaceReport {
-            workspace: ws,
+            workspace: src.workspace.clone(),
             outcome,
         });
     }
@@ -184,20 +239,28 @@ fn snapshot_workspace(
     sink: &BlobSink<'_>,
     writer: &writer::Writer,
     excludes: &Excludes,
-    opts: &SnapshotOptions,
-    ws: &WorkspaceName,
+    src: &Source,
+    progress: &Progress,
 ) -> Result<WorkspaceOutcome> {
-    let dir = ws.dir_under(&opts.root);
+    let (ws, dir) = (&src.workspace, &src.dir);
     let failed = |reason: String| Ok(WorkspaceOutcome::Failed { reason });
-    match fs::symlink_metadata(&dir) {
+    match fs::symlink_metadata(dir) {
         Ok(m) if m.is_dir() => {}
         Ok(_) => return failed(format!("{} is not a directory", dir.display())),
         Err(e) => return failed(format!("{}: {e}", dir.display())),
     }
-    if let Err(e) = fs::read_dir(&dir) {
+    if let Err(e) = fs::read_dir(dir) {
         return failed(format!("{}: {e}", dir.display()));
     }
     let parent = pool.with(|c| c.last_taken(ws))?;
+    tracing::debug!(
+        "{ws}: walking {}{}",
+        dir.display(),
+        parent.as_ref().map_or(String::new(), |p| format!(
+            ", parent snapshot {}",
+            p.id.0.short()
+        ))
+    );
     let started_ns = timespec::now_ns();
     let ctx = WalkCtx {
         store,
@@ -205,12 +268,13 @@ fn snapshot_workspace(
         sink,
         excludes,
         params: store.params().chunker,
+        progress,
         parent_started_ns: parent.as_ref().map_or(i64::MIN, |p| p.started_ns),
         counters: Counters::default(),
         stats: Stats::default(),
         skips: Mutex::new(Vec::new()),
     };
-    let root = match snap_dir(&ctx, &dir, b"", parent.as_ref().map(|p| p.root)) {
+    let root = match snap_dir(&ctx, dir, b"", parent.as_ref().map(|p| p.root)) {
         Ok(Some(root)) => root,
         Ok(None) => {
             writer.discard()?;
@@ -228,7 +292,7 @@ fn snapshot_workspace(
     let mut skips = ctx.skips.into_inner().expect("skips poisoned");
     skips.sort_by(|a, b| a.path.cmp(&b.path));
     let s = &ctx.stats;
-    let time_ns = opts.time_ns.unwrap_or(started_ns);
+    let time_ns = src.time_ns.unwrap_or(started_ns);
     let stats = SnapshotStats {
         files: s.files.load(Ordering::Relaxed),
         dirs: s.dirs.load(Ordering::Relaxed),
@@ -296,6 +360,7 @@ struct WalkCtx<'a> {
     sink: &'a BlobSink<'a>,
     excludes: &'a Excludes,
     params: ChunkerParams,
+    progress: &'a Progress,
     parent_started_ns: i64,
     counters: Counters,
     stats: Stats,
@@ -479,6 +544,7 @@ fn snap_entry(
     if let Some(p) = parent_entry.filter(|p| reuse::can_reuse(p, &key, ctx.parent_started_ns)) {
         ctx.stats.files.fetch_add(1, Ordering::Relaxed);
         ctx.stats.size_bytes.fetch_add(p.size, Ordering::Relaxed);
+        ctx.progress.add(1, p.size);
         let mut e = entry_from(name.to_vec(), &meta, p.size, p.kind.clone());
         e.flags = 0;
         return Ok(Some(e));
@@ -489,6 +555,7 @@ fn snap_entry(
             ctx.stats
                 .size_bytes
                 .fetch_add(content.size, Ordering::Relaxed);
+            ctx.progress.add(1, content.size);
             let file_content = file_content(ctx, content.chunks)?;
             let mut e = entry_from(
                 name.to_vec(),
