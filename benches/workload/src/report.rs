@@ -344,7 +344,9 @@ const COLORS: &[&str] = &[
 /// Store size (allocated bytes) over ticks per tool, log-scale y, by hand.
 fn svg(tools: &[Tool], series: &[(u64, Floor)], ticks: u64) -> String {
     let (w, h, l, r, t, b) = (900.0, 520.0, 90.0, 170.0, 30.0, 50.0);
-    let mut lines: Vec<(String, &str, Vec<(u64, f64)>, bool)> = Vec::new();
+    // (label, colour, points, dashed)
+    type Line<'a> = (String, &'a str, Vec<(u64, f64)>, bool);
+    let mut lines: Vec<Line> = Vec::new();
     for (i, tool) in tools.iter().enumerate() {
         let pts = tool
             .du

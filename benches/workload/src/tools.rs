@@ -82,6 +82,9 @@ struct Copy {
     on_disk: bool,
 }
 
+/// A verified restore: (files, bytes) compared, or what differed.
+pub type Verified = Result<(u64, u64), String>;
+
 pub struct TickRec {
     pub tick: u64,
     pub usage: Usage,
@@ -96,7 +99,7 @@ pub struct Tool {
     pub ticks: Vec<TickRec>,
     pub du: Vec<(u64, Du)>,
     pub notes: Vec<String>,
-    pub restore: Option<(Usage, Result<(u64, u64), String>)>,
+    pub restore: Option<(Usage, Verified)>,
     pub prune: Vec<(String, Usage)>,
     pub du_after_prune: Option<Du>,
     pub snapshots_after_prune: Option<usize>,
@@ -275,10 +278,10 @@ impl Tool {
                     let out = fs::read_to_string(env.logs.join("restic.out")).unwrap_or_default();
                     if let Some(id) = out
                         .lines()
+                        .rev()
                         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
                         .filter(|v| v["message_type"] == "summary")
-                        .filter_map(|v| v["snapshot_id"].as_str().map(str::to_string))
-                        .last()
+                        .find_map(|v| v["snapshot_id"].as_str().map(str::to_string))
                     {
                         self.ids.insert((t, i), id);
                     }
