@@ -520,7 +520,7 @@ impl Workload {
         let mut r = Rng::new(self.opts.seed, &["init", &self.ws[wi].name()]);
         let mult = [1.6, 1.4, 1.2, 1.0, 1.0, 0.9, 0.8, 0.8, 0.7, 0.6][wi % 10];
         let pkgs = ["core", "io", "models", "train", "eval", "viz"];
-        for i in 0..self.n(860.0, mult) {
+        for i in 0..self.n(960.0, mult) {
             let pkg = pkgs[i % pkgs.len()];
             let rel = format!("src/{pkg}/mod_{i:04}.py");
             let d = {
