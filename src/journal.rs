@@ -404,16 +404,26 @@ pub fn keep_committed(
         if !path.exists() {
             continue;
         }
-        let decoded = read(&path)?;
-        let mut keep = Vec::new();
-        for r in decoded.records {
-            if committed(&r.id)? {
-                keep.push(r);
-            }
-        }
-        rewrite(&path, params, &keep)?;
+        trim_to(&path, params, &committed)?;
     }
     Ok(())
+}
+
+/// Rewrite journal `path` keeping only the records `committed` accepts;
+/// returns them.
+fn trim_to(
+    path: &Path,
+    params: &StoreParams,
+    committed: &impl Fn(&SnapshotId) -> Result<bool>,
+) -> Result<Vec<SnapshotRow>> {
+    let mut keep = Vec::new();
+    for r in read(path)?.records {
+        if committed(&r.id)? {
+            keep.push(r);
+        }
+    }
+    rewrite(path, params, &keep)?;
+    Ok(keep)
 }
 
 /// Finish the `.open` journals of crashed runs: keep the records whose
@@ -443,16 +453,9 @@ pub fn reconcile(
         let Some(final_name) = name.strip_suffix(".open") else {
             continue;
         };
-        let decoded = read(&path)?;
-        let mut keep = Vec::new();
-        for r in decoded.records {
-            if committed(&r.id)? {
-                keep.push(r);
-            }
-        }
         // Two atomic steps, so at every instant exactly one file holds the
         // run's records: trim the `.open` file in place, then rename it.
-        rewrite(&path, params, &keep)?;
+        let keep = trim_to(&path, params, &committed)?;
         crate::failpoint::crash_point("journal.reconcile_trimmed");
         if !keep.is_empty() {
             let to = path.with_file_name(final_name);

@@ -484,7 +484,7 @@ fn fs_space(dir: &Path) -> Result<(u64, u64)> {
     Ok((blocks.saturating_mul(frsize), bavail.saturating_mul(frsize)))
 }
 
-/// `1.5 KiB`-style sizes (the same as the CLI's).
+/// `1.5 KiB`-style sizes, as every command prints them.
 pub fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
     if bytes < 1024 {

@@ -89,8 +89,13 @@ fn assert_restores(env: &TestEnv, id: &str, ws: &str, expected: &Path) {
 fn lost_catalog_is_rebuilt_without_forgotten_snapshots() {
     let env = TestEnv::new();
     let mut states = history(&env);
-    // Forget one snapshot first: repair must not bring it back.
-    let forgotten = states.keys().nth(2).unwrap().clone();
+    // Forget one snapshot first (alice's oldest, so the next tick still
+    // has its parent): repair must not bring it back.
+    let forgotten = list_json(&env)
+        .iter()
+        .find(|s| ws_of(s) == "alice/thesis")
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .unwrap();
     let mut c = env.cmd();
     c.args(["forget", "--snapshot", &forgotten]);
     expect_code(&mut c, 0);

@@ -522,33 +522,7 @@ impl Catalog {
             .map_err(&e)?;
         let root =
             root.ok_or_else(|| Error::corrupt(format!("root tree {} is not stored", row.root)))?;
-        let s = row.stats;
-        tx.execute(
-            "INSERT INTO snapshots (snapshot_hash, workspace_id, time_ns, started_ns, finished_ns,
-                 root_tree_id, files, dirs, symlinks, size_bytes, bytes_added, bytes_read,
-                 skipped, special, excluded, journal, damaged)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-            params![
-                &row.id.0 .0[..],
-                ws,
-                row.time_ns,
-                row.started_ns,
-                row.finished_ns,
-                root,
-                i64_of(s.files),
-                i64_of(s.dirs),
-                i64_of(s.symlinks),
-                i64_of(s.size_bytes),
-                i64_of(s.bytes_added),
-                i64_of(s.bytes_read),
-                i64_of(s.skipped),
-                i64_of(s.special),
-                i64_of(s.excluded),
-                journal,
-                row.damaged
-            ],
-        )
-        .map_err(&e)?;
+        insert_snapshot(&tx, row, ws, root, journal).map_err(&e)?;
         let snap = tx.last_insert_rowid();
         {
             let mut ins = tx
@@ -827,6 +801,43 @@ impl Catalog {
             .map_err(sql_err(&self.path))?;
         Ok(n.max(0) as u64)
     }
+}
+
+/// Insert a snapshot row (its workspace and root tree rows are known).
+fn insert_snapshot(
+    conn: &Connection,
+    row: &SnapshotRow,
+    workspace_row: i64,
+    root_row: i64,
+    journal: &str,
+) -> rusqlite::Result<()> {
+    let s = row.stats;
+    conn.execute(
+        "INSERT INTO snapshots (snapshot_hash, workspace_id, time_ns, started_ns, finished_ns,
+             root_tree_id, files, dirs, symlinks, size_bytes, bytes_added, bytes_read,
+             skipped, special, excluded, journal, damaged)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+        params![
+            &row.id.0 .0[..],
+            workspace_row,
+            row.time_ns,
+            row.started_ns,
+            row.finished_ns,
+            root_row,
+            i64_of(s.files),
+            i64_of(s.dirs),
+            i64_of(s.symlinks),
+            i64_of(s.size_bytes),
+            i64_of(s.bytes_added),
+            i64_of(s.bytes_read),
+            i64_of(s.skipped),
+            i64_of(s.special),
+            i64_of(s.excluded),
+            journal,
+            row.damaged
+        ],
+    )?;
+    Ok(())
 }
 
 /// Index a pack, or find its row if a byte-identical pack (same id) is

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use super::{ensure_workspace, i64_of, sql_err, Catalog, SnapshotRow};
+use super::{ensure_workspace, i64_of, insert_snapshot, sql_err, Catalog, SnapshotRow};
 use crate::error::{Error, Result};
 use crate::id::{Id, PackId};
 use crate::pack::{BlobKind, RecordHeader};
@@ -170,35 +170,11 @@ impl Rebuild<'_> {
     ) -> Result<()> {
         let e = self.e();
         let ws = ensure_workspace(&self.tx, &row.workspace).map_err(&e)?;
-        let s = row.stats;
-        self.tx
-            .execute(
-                "INSERT OR IGNORE INTO snapshots (snapshot_hash, workspace_id, time_ns, started_ns,
-                     finished_ns, root_tree_id, files, dirs, symlinks, size_bytes, bytes_added,
-                     bytes_read, skipped, special, excluded, journal, damaged)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-                params![
-                    &row.id.0 .0[..],
-                    ws,
-                    row.time_ns,
-                    row.started_ns,
-                    row.finished_ns,
-                    root_row,
-                    i64_of(s.files),
-                    i64_of(s.dirs),
-                    i64_of(s.symlinks),
-                    i64_of(s.size_bytes),
-                    i64_of(s.bytes_added),
-                    i64_of(s.bytes_read),
-                    i64_of(s.skipped),
-                    i64_of(s.special),
-                    i64_of(s.excluded),
-                    journal,
-                    damaged
-                ],
-            )
-            .map_err(&e)?;
-        Ok(())
+        let row = SnapshotRow {
+            damaged,
+            ..row.clone()
+        };
+        insert_snapshot(&self.tx, &row, ws, root_row, journal).map_err(&e)
     }
 
     pub fn commit(self) -> Result<()> {

@@ -61,15 +61,7 @@ pub fn import_rsync(store_dir: &Path, a: &ImportArgs) -> Result<u8> {
         return Ok(report(&plan, &done, true, a.json));
     }
 
-    let store = match Store::open(store_dir) {
-        Ok(s) => s,
-        Err(Error::NoStore { .. }) => {
-            Store::init(store_dir)?;
-            tracing::warn!("created new store {}", store_dir.display());
-            Store::open(store_dir)?
-        }
-        Err(e) => return Err(e),
-    };
+    let store = super::open_or_create(store_dir)?;
     let note = format!(
         "import-rsync started {}",
         timespec::format_local(timespec::now_ns())

@@ -60,15 +60,7 @@ fn run(cli: Cli) -> Result<u8> {
                     ),
                 });
             }
-            let store = match Store::open(store_dir) {
-                Ok(s) => s,
-                Err(Error::NoStore { .. }) => {
-                    Store::init(store_dir)?;
-                    tracing::warn!("created new store {}", store_dir.display());
-                    Store::open(store_dir)?
-                }
-                Err(e) => return Err(e),
-            };
+            let store = open_or_create(store_dir)?;
             let prune_opts = if a.prune {
                 Some(a.retention.options(opts.workspaces.clone(), false)?)
             } else {
@@ -722,4 +714,17 @@ fn print_snapshot_report(report: &snapshot::RunReport, secs: f64) {
         size(t.added),
         secs
     );
+}
+
+/// Open the store, creating it (with a warning) if there is none yet:
+/// writers that import data start a store the way `init` would.
+pub(crate) fn open_or_create(store_dir: &std::path::Path) -> Result<Store> {
+    match Store::open(store_dir) {
+        Err(Error::NoStore { .. }) => {
+            Store::init(store_dir)?;
+            tracing::warn!("created new store {}", store_dir.display());
+            Store::open(store_dir)
+        }
+        r => r,
+    }
 }

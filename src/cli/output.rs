@@ -28,17 +28,7 @@ pub fn code_for(kind: ErrorKind) -> u8 {
 
 /// `1.5 KiB`-style sizes.
 pub fn size(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    format!("{v:.1} {}", UNITS[u])
+    wsnap::status::human_size(bytes)
 }
 
 pub fn lossy(b: &[u8]) -> String {
