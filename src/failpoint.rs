@@ -74,3 +74,14 @@ pub fn flip_point(name: &str, file: &std::fs::File) {
         let _ = file.write_all_at(&b, at);
     }
 }
+
+/// Test hook: `WSNAP_GROUP_ROWS=n` writes a run's group commit every `n`
+/// snapshots instead of every [`crate::snapshot`] default (1,000), so crash
+/// tests can stop a run between two groups.
+pub fn group_rows() -> Option<usize> {
+    std::env::var("WSNAP_GROUP_ROWS")
+        .ok()?
+        .parse()
+        .ok()
+        .filter(|&n| n > 0)
+}

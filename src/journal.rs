@@ -301,8 +301,9 @@ impl RunJournal {
         self.dir.join(format!("{}.open", self.name))
     }
 
-    /// Append one snapshot's record and make it durable.
-    pub fn append(&mut self, row: &SnapshotRow) -> Result<()> {
+    /// Append the records of a (group) commit and make them durable with one
+    /// `fdatasync`.
+    pub fn append_all(&mut self, rows: &[SnapshotRow]) -> Result<()> {
         if self.file.is_none() {
             durable::create_private_dir(&self.dir).map_err(|e| Error::store_write(&self.dir, e))?;
             let path = self.open_path();
@@ -316,7 +317,11 @@ impl RunJournal {
         }
         let path = self.open_path();
         let f = self.file.as_mut().expect("opened above");
-        f.write_all(&encode_record(row))
+        let mut buf = Vec::new();
+        for row in rows {
+            buf.extend_from_slice(&encode_record(row));
+        }
+        f.write_all(&buf)
             .map_err(|e| Error::store_write(&path, e))?;
         f.sync_data().map_err(|e| Error::store_write(&path, e))
     }

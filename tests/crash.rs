@@ -665,19 +665,28 @@ fn snapshot_crash_loop() {
     let base = build_base(3);
     let t_crash = tick_time(3);
     let t_next = tick_time(4);
-    let jobs: Vec<(&str, u64)> = SNAPSHOT_POINTS
+    // `group`: snapshots per group commit. 1 commits each workspace on its
+    // own (as a run does once a group is due), so `:2` stops a run between
+    // two commits; 0 keeps the default, one group for the whole run.
+    let jobs: Vec<(&str, u64, usize)> = SNAPSHOT_POINTS
         .iter()
-        .flat_map(|&p| [(p, 1), (p, 2)])
+        .flat_map(|&p| [(p, 1, 1), (p, 2, 1), (p, 1, 0)])
         .collect();
     let reached = Mutex::new(BTreeSet::new());
-    let kills = parallel(jobs, |(point, n)| {
+    let kills = parallel(jobs, |(point, n, group)| {
         let spec = format!("{point}:{n}");
-        let ctx = format!("snapshot with WSNAP_CRASH_AT={spec}");
+        let ctx = format!("snapshot with WSNAP_CRASH_AT={spec} WSNAP_GROUP_ROWS={group}");
         let env = fresh_copy(&base, true);
         let saved = edit_all_and_save(&env, 3, &[t_crash, t_next]);
         let root = env.root.to_str().unwrap().to_string();
         let crash_args = ["snapshot", "--root", &root, "--time", &rfc3339(t_crash)];
-        let fate = run_crashing(&env, &crash_args, &[], &spec);
+        let group_env = group.to_string();
+        let fate = run_crashing(
+            &env,
+            &crash_args,
+            &[("WSNAP_GROUP_ROWS", group_env.as_str())],
+            &spec,
+        );
         if fate.killed() {
             reached.lock().unwrap().insert(point);
         }
@@ -701,9 +710,14 @@ fn snapshot_crash_loop() {
                 "{ctx}: not killed, so all three must have committed"
             );
         }
-        if point == "snapshot.committed" {
+        if group == 1 && point == "snapshot.committed" {
             // Killed right after committing workspace n.
             assert_eq!(crashed, n as usize, "{ctx}");
+        }
+        if group == 0 && fate.killed() {
+            // One group: all three snapshots commit together or not at all.
+            let want = if point == "snapshot.committed" { 3 } else { 0 };
+            assert_eq!(crashed, want, "{ctx}: the group commit was not atomic");
         }
         assert_eq!(keys.len(), base_keys.len() + crashed + next, "{ctx}");
 
@@ -739,13 +753,13 @@ fn snapshot_prune_crash_loop() {
     let base = build_base(3);
     let t_crash = tick_time(3);
     let t_next = tick_time(4);
-    // Every point once; pack.before_rename:4 is gc's repack (the first
-    // three are the three workspaces' packs).
+    // Every point once; pack.before_rename:2 is gc's repack (the first is
+    // the pack the three workspaces share).
     let jobs: Vec<(&str, u64)> = SNAPSHOT_POINTS
         .iter()
         .chain(GC_POINTS.iter())
         .map(|&p| (p, 1))
-        .chain([("pack.before_rename", 4), ("gc.old_pack_removed", 3)])
+        .chain([("pack.before_rename", 2), ("gc.old_pack_removed", 3)])
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();

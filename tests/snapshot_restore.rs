@@ -1232,3 +1232,42 @@ fn tree_comparison_notices_every_kind_of_difference() {
         assert!(caught.is_err(), "assert_trees_equal missed: {what}");
     }
 }
+
+/// The workspaces of one run share a pack and one group commit: a tick of
+/// many workspaces costs a few fsyncs, not four per workspace. Each
+/// workspace still gets its own snapshot, and every one restores.
+#[test]
+fn workspaces_of_a_run_share_one_pack_and_one_commit() {
+    let env = TestEnv::new();
+    let names = ["ann/a", "bob/b", "cyd/c", "dee/d", "eve/e"];
+    for (i, w) in names.iter().enumerate() {
+        let (user, project) = w.split_once('/').unwrap();
+        write(
+            &env.ws(user, project).join("data.bin"),
+            &random_bytes(700 + i as u64, 20 * 1024),
+        );
+    }
+    let r = env.snapshot(&[]);
+    assert_eq!(r["workspaces"].as_array().unwrap().len(), names.len());
+    assert_eq!(pack_files(&env.store).len(), 1, "one pack for the run");
+    let journals: Vec<_> = fs::read_dir(env.store.join("journal"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(journals.len(), 1, "one journal for the run: {journals:?}");
+    let listed = list_json(&env);
+    assert_eq!(listed.len(), names.len());
+    for (i, w) in names.iter().enumerate() {
+        let target = env.path(format!("restored/{i}"));
+        let ws_report = &r["workspaces"][i];
+        let id = s(ws_report, "id");
+        let out = env.restore(w, id, &target, &[]);
+        assert_eq!(out.code, 0, "{out}");
+        let (user, project) = w.split_once('/').unwrap();
+        assert_trees_equal(&env.ws(user, project), &target);
+    }
+    // The group commit also recorded the run.
+    let st = env.cmd().args(["status", "--json"]).output().unwrap();
+    let st: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    assert_eq!(st["last_run"]["workspaces_ok"], names.len(), "{st:#}");
+}

@@ -451,6 +451,20 @@ impl Catalog {
         skips: &[(Vec<u8>, String)],
         journal: &str,
     ) -> Result<()> {
+        self.commit_snapshots(trees, &[(row.clone(), skips.to_vec())], journal, None)
+    }
+
+    /// Group commit: index `trees` with their references, insert every
+    /// snapshot of `snaps` with its skip list, and the `run` row if given,
+    /// in one transaction (one fsync). Fails, committing nothing, if any
+    /// reference or root is not indexed.
+    pub fn commit_snapshots(
+        &mut self,
+        trees: &[PendingTree],
+        snaps: &[(SnapshotRow, SkipList)],
+        journal: &str,
+        run: Option<&RunRow>,
+    ) -> Result<()> {
         if self.version != FORMAT_VERSION {
             return Err(Error::corrupt(format!(
                 "catalog is version {}; take the writer lock to upgrade it first",
@@ -460,71 +474,21 @@ impl Catalog {
         let path = self.path.clone();
         let e = sql_err(&path);
         let tx = self.conn.transaction().map_err(&e)?;
-        {
-            let mut pack_row = tx
-                .prepare_cached("SELECT id FROM packs WHERE pack_hash = ?1")
-                .map_err(&e)?;
-            let mut ins_tree = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO blobs (hash, kind, pack_id, offset, stored_len, raw_len)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        index_trees(&tx, trees, &path)?;
+        for (row, skips) in snaps {
+            let ws = ensure_workspace(&tx, &row.workspace).map_err(&e)?;
+            let root: Option<i64> = tx
+                .query_row(
+                    "SELECT id FROM blobs WHERE hash = ?1",
+                    [&row.root.0 .0[..]],
+                    |r| r.get(0),
                 )
+                .optional()
                 .map_err(&e)?;
-            let mut blob_row = tx
-                .prepare_cached("SELECT id FROM blobs WHERE hash = ?1")
-                .map_err(&e)?;
-            let mut ins_ref = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO tree_refs (tree_id, blob_id) VALUES (?1, ?2)",
-                )
-                .map_err(&e)?;
-            for t in trees {
-                let pack: i64 = pack_row
-                    .query_row([&t.pack.0 .0[..]], |r| r.get(0))
-                    .map_err(&e)?;
-                let inserted = ins_tree
-                    .execute(params![
-                        &t.id.0[..],
-                        t.kind as u8,
-                        pack,
-                        i64_of(t.offset),
-                        t.stored_len,
-                        t.raw_len
-                    ])
-                    .map_err(&e)?;
-                if inserted == 0 {
-                    continue; // already indexed, with its references
-                }
-                let tree_row = tx.last_insert_rowid();
-                for r in &t.refs {
-                    let blob: Option<i64> = blob_row
-                        .query_row([&r.0[..]], |row| row.get(0))
-                        .optional()
-                        .map_err(&e)?;
-                    let blob = blob.ok_or_else(|| {
-                        Error::corrupt(format!(
-                            "tree {} references blob {r} that is not stored",
-                            t.id
-                        ))
-                    })?;
-                    ins_ref.execute(params![tree_row, blob]).map_err(&e)?;
-                }
-            }
-        }
-        let ws = ensure_workspace(&tx, &row.workspace).map_err(&e)?;
-        let root: Option<i64> = tx
-            .query_row(
-                "SELECT id FROM blobs WHERE hash = ?1",
-                [&row.root.0 .0[..]],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(&e)?;
-        let root =
-            root.ok_or_else(|| Error::corrupt(format!("root tree {} is not stored", row.root)))?;
-        insert_snapshot(&tx, row, ws, root, journal).map_err(&e)?;
-        let snap = tx.last_insert_rowid();
-        {
+            let root = root
+                .ok_or_else(|| Error::corrupt(format!("root tree {} is not stored", row.root)))?;
+            insert_snapshot(&tx, row, ws, root, journal).map_err(&e)?;
+            let snap = tx.last_insert_rowid();
             let mut ins = tx
                 .prepare_cached(
                     "INSERT INTO snapshot_skips (snapshot_id, path, reason) VALUES (?1, ?2, ?3)",
@@ -533,6 +497,9 @@ impl Catalog {
             for (p, reason) in skips {
                 ins.execute(params![snap, p, reason]).map_err(&e)?;
             }
+        }
+        if let Some(run) = run {
+            insert_run(&tx, run).map_err(&e)?;
         }
         tx.commit().map_err(&e)
     }
@@ -547,21 +514,7 @@ impl Catalog {
 
     /// Record a finished run.
     pub fn insert_run(&mut self, run: &RunRow) -> Result<()> {
-        self.conn
-            .execute(
-                "INSERT INTO runs (started_ns, finished_ns, workspaces_ok, workspaces_failed, entries_skipped, error)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    run.started_ns,
-                    run.finished_ns,
-                    i64_of(run.workspaces_ok),
-                    i64_of(run.workspaces_failed),
-                    i64_of(run.entries_skipped),
-                    run.error
-                ],
-            )
-            .map_err(sql_err(&self.path))?;
-        Ok(())
+        insert_run(&self.conn, run).map_err(sql_err(&self.path))
     }
 
     /// Snapshots, oldest first; of one workspace or of all.
@@ -801,6 +754,80 @@ impl Catalog {
             .map_err(sql_err(&self.path))?;
         Ok(n.max(0) as u64)
     }
+}
+
+/// A snapshot's skipped entries: (path, reason).
+pub type SkipList = Vec<(Vec<u8>, String)>;
+
+/// Index pending trees (sealed, so their packs are indexed) with their
+/// references, inside the caller's transaction.
+fn index_trees(tx: &rusqlite::Transaction<'_>, trees: &[PendingTree], path: &Path) -> Result<()> {
+    let e = sql_err(path);
+    let mut pack_row = tx
+        .prepare_cached("SELECT id FROM packs WHERE pack_hash = ?1")
+        .map_err(&e)?;
+    let mut ins_tree = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO blobs (hash, kind, pack_id, offset, stored_len, raw_len)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .map_err(&e)?;
+    let mut blob_row = tx
+        .prepare_cached("SELECT id FROM blobs WHERE hash = ?1")
+        .map_err(&e)?;
+    let mut ins_ref = tx
+        .prepare_cached("INSERT OR IGNORE INTO tree_refs (tree_id, blob_id) VALUES (?1, ?2)")
+        .map_err(&e)?;
+    for t in trees {
+        let pack: i64 = pack_row
+            .query_row([&t.pack.0 .0[..]], |r| r.get(0))
+            .map_err(&e)?;
+        let inserted = ins_tree
+            .execute(params![
+                &t.id.0[..],
+                t.kind as u8,
+                pack,
+                i64_of(t.offset),
+                t.stored_len,
+                t.raw_len
+            ])
+            .map_err(&e)?;
+        if inserted == 0 {
+            continue; // already indexed, with its references
+        }
+        let tree_row = tx.last_insert_rowid();
+        for r in &t.refs {
+            let blob: Option<i64> = blob_row
+                .query_row([&r.0[..]], |row| row.get(0))
+                .optional()
+                .map_err(&e)?;
+            let blob = blob.ok_or_else(|| {
+                Error::corrupt(format!(
+                    "tree {} references blob {r} that is not stored",
+                    t.id
+                ))
+            })?;
+            ins_ref.execute(params![tree_row, blob]).map_err(&e)?;
+        }
+    }
+    Ok(())
+}
+
+/// Insert a finished run's row.
+fn insert_run(conn: &Connection, run: &RunRow) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO runs (started_ns, finished_ns, workspaces_ok, workspaces_failed, entries_skipped, error)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            run.started_ns,
+            run.finished_ns,
+            i64_of(run.workspaces_ok),
+            i64_of(run.workspaces_failed),
+            i64_of(run.entries_skipped),
+            run.error
+        ],
+    )?;
+    Ok(())
 }
 
 /// Insert a snapshot row (its workspace and root tree rows are known).

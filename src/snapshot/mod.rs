@@ -202,8 +202,19 @@ fn run_inner(
         zstd_level: params.zstd_level,
     };
     let mut reports = Vec::with_capacity(sources.len());
+    // Workspaces with a snapshot in the writer's group commit queue.
+    let mut queued = std::collections::BTreeSet::new();
     for src in sources {
+        if queued.contains(&src.workspace) {
+            // A second source for one workspace (import): its parent is
+            // queued; commit it so its trees can be read.
+            writer.flush()?;
+            queued.clear();
+        }
         let outcome = snapshot_workspace(store, &pool, &sink, &writer, excludes, src, progress)?;
+        if matches!(outcome, WorkspaceOutcome::Committed { .. }) {
+            queued.insert(src.workspace.clone());
+        }
         reports.push(WorkspaceReport {
             workspace: src.workspace.clone(),
             outcome,
