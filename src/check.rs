@@ -123,9 +123,8 @@ pub fn check_with_progress(
         problems.push(r);
     }
     report.orphan_packs = orphan_packs(store, &known);
-    let snapshots = cat.snapshots(None)?;
-    report.snapshots = snapshots.len() as u64;
-    for s in snapshots.iter().filter(|s| s.damaged) {
+    report.snapshots = cat.snapshot_count()?;
+    for s in cat.damaged_snapshots()? {
         problems.push(format!(
             "snapshot {} of {} is marked damaged: `repair` found data of it missing, so it restores only in part",
             s.id.0.short(),
@@ -136,6 +135,8 @@ pub fn check_with_progress(
     let affects = if damaged.is_empty() {
         BTreeMap::new()
     } else {
+        // Only now, with damage to explain, every snapshot is loaded.
+        let snapshots = cat.snapshots(None)?;
         who_uses(store, &cat, &snapshots, &damaged.keys().copied().collect())
     };
     for p in problems {
@@ -169,11 +170,17 @@ fn check_journals(store: &Store, cat: &Catalog) -> Result<Vec<String>> {
     if cat.version() < 2 {
         return Ok(problems);
     }
-    let in_catalog: BTreeMap<SnapshotId, Option<String>> =
-        cat.snapshot_journals()?.into_iter().collect();
-    let pending = cat.pending_journals()?;
-    let mut recorded: BTreeMap<SnapshotId, Vec<String>> = BTreeMap::new();
-    let mut closed: BTreeSet<SnapshotId> = BTreeSet::new();
+    // The catalog's view is taken before the journals are read (a snapshot
+    // is journaled before it commits, so every snapshot in this view has
+    // its record on disk by then), and streamed after.
+    let view = store.catalog(false)?;
+    view.pin_view()?;
+    let pending = view.pending_journals()?;
+    // Every record as (snapshot id, journal file index), sorted, then merged
+    // with the catalog's snapshots streamed in id order: ~40 bytes per
+    // snapshot, not a map of every catalog row.
+    let mut files: Vec<(String, bool)> = Vec::new();
+    let mut recorded: Vec<(SnapshotId, u32)> = Vec::new();
     for path in journal::list(store.dir())? {
         let name = path
             .file_name()
@@ -189,35 +196,61 @@ fn check_journals(store: &Store, cat: &Catalog) -> Result<Vec<String>> {
             problems.push(format!("journal {}: cut short", path.display()));
         }
         let base = name.strip_suffix(".open").unwrap_or(&name).to_string();
-        for r in d.records {
-            if !open {
-                closed.insert(r.id);
-            }
-            recorded.entry(r.id).or_default().push(base.clone());
-        }
+        let idx = u32::try_from(files.len()).expect("fewer than 4 G journal files");
+        files.push((base, open));
+        recorded.extend(d.records.into_iter().map(|r| (r.id, idx)));
     }
+    recorded.sort_unstable();
     let fresh = store.catalog(false)?;
-    for (id, journal) in &in_catalog {
-        let files = recorded.get(id).map(Vec::as_slice).unwrap_or_default();
+    let mut suspects: Vec<(SnapshotId, String)> = Vec::new();
+    let mut not_in_catalog: Vec<SnapshotId> = Vec::new();
+    let mut at = 0;
+    // Records of ids before `upto` that the catalog does not list.
+    let mut skip_unlisted = |at: &mut usize, upto: Option<&SnapshotId>| {
+        while *at < recorded.len() && upto.is_none_or(|u| recorded[*at].0 < *u) {
+            let id = recorded[*at].0;
+            let mut closed = false;
+            while *at < recorded.len() && recorded[*at].0 == id {
+                closed |= !files[recorded[*at].1 as usize].1;
+                *at += 1;
+            }
+            if closed {
+                not_in_catalog.push(id);
+            }
+        }
+    };
+    view.for_each_snapshot_journal(|id, journal| {
+        skip_unlisted(&mut at, Some(&id));
+        let start = at;
+        while at < recorded.len() && recorded[at].0 == id {
+            at += 1;
+        }
+        let mine = &recorded[start..at];
         let problem = match journal {
             None => Some("no journal file recorded in the catalog".to_string()),
-            Some(j) if !files.contains(j) => {
+            Some(j) if !mine.iter().any(|(_, f)| files[*f as usize].0 == j) => {
                 Some(format!("its record is missing from journal {j}"))
             }
-            Some(_) if files.len() > 1 => Some(format!("recorded in {} journals", files.len())),
+            Some(_) if mine.len() > 1 => Some(format!("recorded in {} journals", mine.len())),
             Some(_) => None,
         };
         if let Some(p) = problem {
-            if fresh.has_snapshot(id)? {
-                problems.push(format!(
-                    "snapshot {}: {p}; a lost catalog could not be rebuilt with it (run check again if a prune was running)",
-                    id.0.short()
-                ));
-            }
+            suspects.push((id, p));
+        }
+        Ok(())
+    })?;
+    skip_unlisted(&mut at, None);
+    // Confirm against a view taken after the journals were read.
+    for (id, p) in suspects {
+        if fresh.has_snapshot(&id)? {
+            problems.push(format!(
+                "snapshot {}: {p}; a lost catalog could not be rebuilt with it (run check again if a prune was running)",
+                id.0.short()
+            ));
         }
     }
-    for id in closed {
-        if !in_catalog.contains_key(&id) && !fresh.has_snapshot(&id)? {
+    for id in not_in_catalog {
+        if !fresh.has_snapshot(&id)? {
             problems.push(format!(
                 "journal records snapshot {} that the catalog does not have: `repair` would bring it back",
                 id.0.short()

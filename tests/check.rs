@@ -139,3 +139,85 @@ fn pack_damaged_before_read_back_is_never_referenced() {
     expect_code(&mut c, 0);
     assert_trees_equal(&ws, &target);
 }
+
+/// Journals against the catalog: `check` names a snapshot recorded twice,
+/// one whose record is gone, and a record of a snapshot the catalog does
+/// not have (which `repair` would bring back).
+#[test]
+fn journal_mismatches_are_found() {
+    let env = damaged_copies_base();
+    let jdir = env.store.join("journal");
+    let journals = || {
+        let mut v: Vec<_> = std::fs::read_dir(&jdir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        v.sort();
+        v
+    };
+    let problems = |env: &TestEnv| -> Vec<String> {
+        let out = check(env, false);
+        let j = out.json();
+        j["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["problem"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let two = journals();
+    assert_eq!(two.len(), 2, "one journal per run: {two:?}");
+    assert!(problems(&env).is_empty());
+
+    // Recorded twice: a copy of the first run's journal.
+    let copy = jdir.join("00000000000000000001-1.wsj");
+    std::fs::copy(&two[0], &copy).unwrap();
+    let p = problems(&env);
+    assert_eq!(p.len(), 2, "{p:#?}");
+    assert!(
+        p.iter().all(|m| m.contains("recorded in 2 journals")),
+        "{p:#?}"
+    );
+    std::fs::remove_file(&copy).unwrap();
+
+    // Missing: the second run's journal is gone.
+    let saved = std::fs::read(&two[1]).unwrap();
+    std::fs::remove_file(&two[1]).unwrap();
+    let p = problems(&env);
+    assert_eq!(p.len(), 2, "{p:#?}");
+    assert!(
+        p.iter()
+            .all(|m| m.contains("its record is missing from journal")),
+        "{p:#?}"
+    );
+    std::fs::write(&two[1], &saved).unwrap();
+    assert!(problems(&env).is_empty());
+
+    // Not in the catalog: forget alice's newest snapshot, then put back
+    // the journal that recorded it.
+    let newest = list_json(&env)
+        .into_iter()
+        .filter(|s| s["user"] == "alice")
+        .max_by_key(|s| s["time_ns"].as_i64().unwrap())
+        .unwrap();
+    let id = newest["id"].as_str().unwrap().to_string();
+    let holder = journals()
+        .into_iter()
+        .find(|j| {
+            let b = std::fs::read(j).unwrap();
+            let raw = (0..32)
+                .map(|i| u8::from_str_radix(&id[2 * i..2 * i + 2], 16).unwrap())
+                .collect::<Vec<u8>>();
+            b.windows(32).any(|w| w == raw.as_slice())
+        })
+        .expect("a journal holds the snapshot");
+    let before = std::fs::read(&holder).unwrap();
+    let mut c = env.cmd();
+    c.args(["forget", "--snapshot", &id]);
+    expect_code(&mut c, 0);
+    std::fs::write(&holder, &before).unwrap();
+    let p = problems(&env);
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert!(p[0].contains(&id[..8]), "{p:#?}");
+    assert!(p[0].contains("`repair` would bring it back"), "{p:#?}");
+}

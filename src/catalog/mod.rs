@@ -335,27 +335,66 @@ impl Catalog {
         stmt.exists([&id.0 .0[..]]).map_err(sql_err(&self.path))
     }
 
-    /// Every snapshot id with the journal file that records it.
-    pub fn snapshot_journals(&self) -> Result<Vec<(SnapshotId, Option<String>)>> {
+    /// Every snapshot's id and the journal file its record is in, in id
+    /// order, one row at a time (no list of every snapshot in memory).
+    pub fn for_each_snapshot_journal(
+        &self,
+        mut f: impl FnMut(SnapshotId, Option<&str>) -> Result<()>,
+    ) -> Result<()> {
         if self.version < 2 {
-            return Ok(Vec::new());
+            return Ok(());
         }
         let e = sql_err(&self.path);
         let mut stmt = self
             .conn
-            .prepare("SELECT snapshot_hash, journal FROM snapshots")
+            .prepare("SELECT snapshot_hash, journal FROM snapshots ORDER BY snapshot_hash")
             .map_err(&e)?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Option<String>>(1)?))
-            })
-            .map_err(&e)?;
-        let mut out = Vec::new();
-        for r in rows {
-            let (h, j) = r.map_err(&e)?;
-            out.push((SnapshotId(Id::from_slice(&h)?), j));
+        let mut rows = stmt.query([]).map_err(&e)?;
+        while let Some(r) = rows.next().map_err(&e)? {
+            let h: &[u8] = r
+                .get_ref(0)
+                .map_err(&e)?
+                .as_blob()
+                .map_err(|x| e(x.into()))?;
+            let j: Option<&str> = r
+                .get_ref(1)
+                .map_err(&e)?
+                .as_str_or_null()
+                .map_err(|x| e(x.into()))?;
+            f(SnapshotId(Id::from_slice(h)?), j)?;
         }
-        Ok(out)
+        Ok(())
+    }
+
+    /// Start a read transaction and take its view now: later reads on this
+    /// connection see the catalog as it is at this call, whatever writers
+    /// commit meanwhile (WAL). Ends when the connection is dropped.
+    pub fn pin_view(&self) -> Result<()> {
+        let e = sql_err(&self.path);
+        self.conn.execute_batch("BEGIN DEFERRED").map_err(&e)?;
+        self.conn
+            .query_row("SELECT COUNT(*) FROM meta", [], |_| Ok(()))
+            .map_err(&e)
+    }
+
+    /// How many snapshots the catalog lists.
+    pub fn snapshot_count(&self) -> Result<u64> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM snapshots", [], |r| r.get(0))
+            .map_err(sql_err(&self.path))?;
+        Ok(n.max(0) as u64)
+    }
+
+    /// Snapshots `repair` marked damaged, oldest first.
+    pub fn damaged_snapshots(&self) -> Result<Vec<SnapshotRow>> {
+        if self.version < 2 {
+            return Ok(Vec::new());
+        }
+        self.select_snapshots(
+            "WHERE s.damaged = 1 ORDER BY w.user, w.project, s.time_ns, s.id",
+            params![],
+        )
     }
 
     /// Where blob `id` is stored, if it is indexed.
