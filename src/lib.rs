@@ -65,7 +65,7 @@ pub mod tree;
 pub mod walk;
 pub mod workspace;
 
-pub use catalog::{SnapshotRow, SnapshotStats};
+pub use catalog::{SnapshotRow, SnapshotStats, StoreParams};
 pub use error::{Error, ErrorKind, Result};
 pub use id::{ChunkId, Id, ListId, PackId, SnapshotId, TreeId};
 pub use store::{InitOutcome, Store};

@@ -449,3 +449,42 @@ fn example_workspaces_snapshot_cleanly() {
     env.restore("alice/thesis", s(thesis, "id"), &target, &[]);
     assert_trees_equal(&examples.join("alice/thesis"), &target);
 }
+
+/// `init --compression-level` is recorded in the store and used by every
+/// snapshot; the default is level 1; re-running `init` keeps the level.
+#[test]
+fn init_compression_level_is_recorded_and_used() {
+    let text: Vec<u8> = (0..40_000u32)
+        .flat_map(|i| format!("{i},sample-{},{:.3}\n", i % 97, f64::from(i) * 0.37).into_bytes())
+        .collect();
+    let mut stored = Vec::new();
+    for level in [None, Some("19")] {
+        let env = TestEnv::new();
+        write(&env.ws("u", "p").join("table.csv"), &text);
+        let mut c = env.cmd();
+        c.arg("init");
+        if let Some(l) = level {
+            c.args(["--compression-level", l]);
+        }
+        expect_code(&mut c, 0);
+        let params = wsnap::Store::open(&env.store).unwrap().params();
+        assert_eq!(params.zstd_level, level.map_or(1, |l| l.parse().unwrap()));
+        env.snapshot(&[]);
+        stored.push(pack_bytes(&env.store));
+        // init again, with another level: the store keeps its own.
+        let mut c = env.cmd();
+        c.args(["init", "--compression-level", "5"]);
+        expect_code(&mut c, 0);
+        let again = wsnap::Store::open(&env.store).unwrap().params();
+        assert_eq!(again.zstd_level, params.zstd_level);
+    }
+    assert!(
+        stored[1] < stored[0],
+        "level 19 should store less than level 1: {stored:?}"
+    );
+    let env = TestEnv::new();
+    let mut c = env.cmd();
+    c.args(["init", "--compression-level", "0"]);
+    let out = expect_code(&mut c, 2);
+    assert!(out.stderr.contains("--compression-level"), "{out}");
+}

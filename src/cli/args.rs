@@ -45,7 +45,15 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Create an empty store (idempotent)
-    Init,
+    Init {
+        /// zstd level for the blobs of this store (1 fastest … 19 smallest).
+        /// On 32 KiB chunks level 1 stores ~0.5 % more than level 3 for
+        /// ~30 % less CPU (docs/BENCHMARKS.md); an existing store keeps its
+        /// level
+        #[arg(long, value_name = "LEVEL", default_value_t = wsnap::StoreParams::DEFAULT.zstd_level,
+              value_parser = clap::value_parser!(i32).range(1..=19))]
+        compression_level: i32,
+    },
     /// Snapshot every workspace under the root (or the ones named)
     Snapshot(SnapshotArgs),
     /// List snapshots: id, time, files, size, bytes added

@@ -36,8 +36,12 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<u8> {
     let store_dir = cli.store.as_path();
     match &cli.command {
-        Command::Init => {
-            match Store::init(store_dir)? {
+        Command::Init { compression_level } => {
+            let params = wsnap::StoreParams {
+                zstd_level: *compression_level,
+                ..wsnap::StoreParams::DEFAULT
+            };
+            match Store::init_with(store_dir, &params)? {
                 InitOutcome::Created => println!("created store {}", store_dir.display()),
                 InitOutcome::AlreadyExists => {
                     println!(
