@@ -211,7 +211,9 @@ impl Store {
                 loc.kind
             )));
         }
-        let (header, raw) = self.packs.read_blob(&loc.pack, loc.offset, id)?;
+        let (header, raw) =
+            self.packs
+                .read_blob_sized(&loc.pack, loc.offset, loc.stored_len, id)?;
         if header.kind != kind || header.raw_len != loc.raw_len {
             return Err(Error::corrupt(format!(
                 "blob {id}: pack record disagrees with catalog"

@@ -85,4 +85,39 @@ impl PackFiles {
         let raw = format::decode_payload(&header, &stored)?;
         Ok((header, raw))
     }
+
+    /// [`PackFiles::read_blob`] when the catalog gave the stored length:
+    /// header and payload in one `pread` (half the system calls of a
+    /// restore). The header must still agree, length included.
+    pub fn read_blob_sized(
+        &self,
+        pack: &PackId,
+        offset: u64,
+        stored_len: u32,
+        expected: &Id,
+    ) -> Result<(RecordHeader, Vec<u8>)> {
+        let file = self.file(pack)?;
+        let path = || self.path_of(pack);
+        let mut buf = vec![0u8; RECORD_HEADER_BYTES + stored_len as usize];
+        file.read_exact_at(&mut buf, offset).map_err(|e| {
+            Error::corrupt(format!(
+                "pack {}: blob {expected} at {offset}: {e}",
+                path().display()
+            ))
+        })?;
+        let (hbuf, stored) = buf.split_at(RECORD_HEADER_BYTES);
+        let header = RecordHeader::decode(hbuf)
+            .map_err(|e| Error::corrupt(format!("pack {} at {offset}: {e}", path().display())))?;
+        if header.id != *expected || header.stored_len != stored_len {
+            return Err(Error::corrupt(format!(
+                "pack {} at {offset} holds blob {} of {} bytes, catalog expects {} of {stored_len}",
+                path().display(),
+                header.id,
+                header.stored_len,
+                expected
+            )));
+        }
+        let raw = format::decode_payload(&header, stored)?;
+        Ok((header, raw))
+    }
 }
