@@ -47,6 +47,11 @@ fn series(env: &TestEnv, ws: &str, times: &[i64]) -> Vec<String> {
     times.iter().map(|&t| snap(env, ws, t)).collect()
 }
 
+/// `n` times from `t0`, `step` apart.
+fn every(t0: i64, step: i64, n: i64) -> Vec<i64> {
+    (0..n).map(|i| t0 + i * step).collect()
+}
+
 /// `prune --json ARGS` (exit 0): the report.
 #[track_caller]
 fn prune(env: &TestEnv, args: &[&str]) -> Value {
@@ -263,32 +268,20 @@ fn hourly_daily_weekly_monthly_and_unions() {
     );
 
     // And for real.
-    let r = prune(
-        &env,
-        &[
-            "--keep-last",
-            "2",
-            "--keep-daily",
-            "3",
-            "--keep-monthly",
-            "2",
-        ],
-    );
+    let policy = [
+        "--keep-last",
+        "2",
+        "--keep-daily",
+        "3",
+        "--keep-monthly",
+        "2",
+    ];
+    let r = prune(&env, &policy);
     let keep = pick(&ids, [10, 9, 6, 2]);
     assert_eq!(forgotten(&r), minus(&all(&ids), &keep), "{r:#}");
     assert_eq!(listed(&env, None), keep);
     // Applying the same policy again changes nothing.
-    let r = prune(
-        &env,
-        &[
-            "--keep-last",
-            "2",
-            "--keep-daily",
-            "3",
-            "--keep-monthly",
-            "2",
-        ],
-    );
+    let r = prune(&env, &policy);
     assert!(forgotten(&r).is_empty(), "{r:#}");
 }
 
@@ -354,16 +347,8 @@ fn retention_is_per_workspace() {
 fn the_newest_snapshot_of_each_workspace_is_always_kept() {
     let env = TestEnv::new();
     let t0 = utc_ns(2026, 1, 10, 8, 0, 0);
-    let a = series(
-        &env,
-        "a/b",
-        &(0..5).map(|i| t0 + i * MIN).collect::<Vec<_>>(),
-    );
-    let c = series(
-        &env,
-        "c/d",
-        &(0..3).map(|i| t0 - 40 * DAY + i * HOUR).collect::<Vec<_>>(),
-    );
+    let a = series(&env, "a/b", &every(t0, MIN, 5));
+    let c = series(&env, "c/d", &every(t0 - 40 * DAY, HOUR, 3));
     let newest: BTreeSet<String> = pick(&a, [4]).union(&pick(&c, [2])).cloned().collect();
     let everything: BTreeSet<String> = all(&a).union(&all(&c)).cloned().collect();
     for args in [
@@ -945,16 +930,8 @@ fn forget_refuses_unknown_short_and_ambiguous_ids() {
 fn snapshot_prune_prunes_in_the_same_run_unless_a_workspace_failed() {
     let env = TestEnv::new();
     let t0 = utc_ns(2026, 3, 2, 10, 0, 0);
-    let ab = series(
-        &env,
-        "a/b",
-        &(0..4).map(|i| t0 + i * HOUR).collect::<Vec<_>>(),
-    );
-    let cd = series(
-        &env,
-        "c/d",
-        &(0..4).map(|i| t0 + i * HOUR).collect::<Vec<_>>(),
-    );
+    let ab = series(&env, "a/b", &every(t0, HOUR, 4));
+    let cd = series(&env, "c/d", &every(t0, HOUR, 4));
 
     // Prune runs after the snapshot, in the same command, only for the
     // workspaces named.

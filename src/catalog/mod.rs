@@ -458,12 +458,7 @@ impl Catalog {
         )
         .map_err(&e)?;
         {
-            let mut ins = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO blobs (hash, kind, pack_id, offset, stored_len, raw_len)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )
-                .map_err(&e)?;
+            let mut ins = tx.prepare_cached(INSERT_BLOB).map_err(&e)?;
             for (offset, h) in &pack.records {
                 if h.kind.has_refs() {
                     continue; // indexed with its references at snapshot commit
@@ -797,6 +792,11 @@ impl Catalog {
     }
 }
 
+/// Index one blob (a no-op if its id is indexed already).
+const INSERT_BLOB: &str =
+    "INSERT OR IGNORE INTO blobs (hash, kind, pack_id, offset, stored_len, raw_len)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+
 /// A snapshot's skipped entries: (path, reason).
 pub type SkipList = Vec<(Vec<u8>, String)>;
 
@@ -807,12 +807,7 @@ fn index_trees(tx: &rusqlite::Transaction<'_>, trees: &[PendingTree], path: &Pat
     let mut pack_row = tx
         .prepare_cached("SELECT id FROM packs WHERE pack_hash = ?1")
         .map_err(&e)?;
-    let mut ins_tree = tx
-        .prepare_cached(
-            "INSERT OR IGNORE INTO blobs (hash, kind, pack_id, offset, stored_len, raw_len)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )
-        .map_err(&e)?;
+    let mut ins_tree = tx.prepare_cached(INSERT_BLOB).map_err(&e)?;
     let mut blob_row = tx
         .prepare_cached("SELECT id FROM blobs WHERE hash = ?1")
         .map_err(&e)?;
