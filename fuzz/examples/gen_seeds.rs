@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use wsnap::pack::format::{
     compress, encode_pack_header, BlobKind, Compression, Footer, RecordHeader,
 };
-use wsnap::tree::{Entry, EntryKind, Tree};
+use wsnap::tree::{Entry, EntryKind, FileContent, Tree};
 use wsnap::{ChunkId, Id, PackId, TreeId};
 
 fn write(dir: &Path, target: &str, name: &str, bytes: &[u8]) {
@@ -23,7 +23,10 @@ fn write(dir: &Path, target: &str, name: &str, bytes: &[u8]) {
 
 fn entry(name: &[u8], kind: EntryKind) -> Entry {
     let size = match &kind {
-        EntryKind::File { chunks } => chunks.len() as u64 * 4096,
+        EntryKind::File {
+            content: FileContent::Chunks(chunks),
+        } => chunks.len() as u64 * 4096,
+        EntryKind::File { .. } => 1 << 24,
         EntryKind::Symlink { target } => target.len() as u64,
         EntryKind::Dir { .. } => 0,
     };
@@ -76,19 +79,19 @@ fn main() {
 
     // Trees.
     let empty = Tree::default().encode();
-    let mut changed = entry(b"log.txt", EntryKind::File { chunks: vec![] });
+    let mut changed = entry(b"log.txt", EntryKind::File { content: FileContent::Chunks(vec![]) });
     changed.flags = wsnap::tree::FLAG_CHANGED_DURING_READ;
     changed.mode = 0o600;
     let full = Tree::from_unsorted(vec![
         entry(
             b"data.bin",
             EntryKind::File {
-                chunks: vec![ChunkId(Id::of(b"chunk-1")), ChunkId(Id::of(b"chunk-2"))],
+                content: FileContent::Chunks(vec![ChunkId(Id::of(b"chunk-1")), ChunkId(Id::of(b"chunk-2"))]),
             },
         ),
         entry(b"src", EntryKind::Dir { tree: TreeId(Id::of(b"subtree")) }),
         entry(b"latest", EntryKind::Symlink { target: b"../runs/2026-11-26".to_vec() }),
-        entry("r\u{e9}sum\u{e9} \x01".as_bytes(), EntryKind::File { chunks: vec![ChunkId(Id::of(b"c"))] }),
+        entry("r\u{e9}sum\u{e9} \x01".as_bytes(), EntryKind::File { content: FileContent::Chunks(vec![ChunkId(Id::of(b"c"))]) }),
         changed,
     ])
     .encode();
