@@ -147,6 +147,9 @@ fn main() {
 
 fn tick_run(args: &Args, out: &Path, wsnap: &Path, repo: &Path) -> i32 {
     let started = Instant::now();
+    // The checkout's commit now, when the binary under test was copied:
+    // commits made during a long run must not relabel it.
+    let wsnap_rev = git_rev(repo);
     let mut kinds = Vec::new();
     for t in args
         .tools
@@ -382,7 +385,7 @@ fn tick_run(args: &Args, out: &Path, wsnap: &Path, repo: &Path) -> i32 {
         verify_ws: env.ws[vws].clone(),
         mid,
         notes,
-        wsnap_rev: git_rev(repo),
+        wsnap_rev,
     };
     report::write(out, &meta, &tools, &w.floor, &floor_series, &tick_log);
     if !args.keep_data {
