@@ -179,9 +179,19 @@ fn check_journals(store: &Store, cat: &Catalog) -> Result<Vec<String>> {
     // Every record as (snapshot id, journal file index), sorted, then merged
     // with the catalog's snapshots streamed in id order: ~40 bytes per
     // snapshot, not a map of every catalog row.
+    let paths = journal::list(store.dir())?;
+    // Sized once from the files (a record takes at least
+    // `journal::MIN_RECORD_BYTES`): growing by doubling would hold up to
+    // twice the records' memory.
+    let bytes: u64 = paths
+        .iter()
+        .filter_map(|p| fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
     let mut files: Vec<(String, bool)> = Vec::new();
-    let mut recorded: Vec<(SnapshotId, u32)> = Vec::new();
-    for path in journal::list(store.dir())? {
+    let mut recorded: Vec<(SnapshotId, u32)> =
+        Vec::with_capacity(usize::try_from(bytes / journal::MIN_RECORD_BYTES).unwrap_or(0));
+    for path in paths {
         let name = path
             .file_name()
             .expect("name")

@@ -103,14 +103,9 @@ pub fn prune_locked_with_progress(
     let mut forget = Vec::new();
     let mut kept = 0;
     for ws in &names {
-        let snaps: Vec<(SnapshotRow, i64)> = catalog
-            .snapshots(Some(ws))?
-            .into_iter()
-            .map(|s| {
-                let t = s.time_ns;
-                (s, t)
-            })
-            .collect();
+        // Retention needs only (row, time): read from the index; full rows
+        // only for what is forgotten.
+        let snaps = catalog.snapshot_times(ws)?;
         if snaps.is_empty() {
             return Err(Error::NotFound(format!("no snapshots of workspace {ws}")));
         }
@@ -118,7 +113,7 @@ pub fn prune_locked_with_progress(
             if d.keep {
                 kept += 1;
             } else {
-                forget.push(d.item);
+                forget.push(catalog.snapshot_by_row(d.item)?);
             }
         }
     }

@@ -100,6 +100,10 @@ fn decode_header(bytes: &[u8]) -> Result<StoreParams> {
     })
 }
 
+/// The smallest record: one-byte user and project names.
+pub const MIN_RECORD_BYTES: u64 =
+    4 + (32 + 4 + 1 + 4 + 1 + 3 * 8 + 32 + 9 * 8) + CHECK_BYTES as u64;
+
 /// One record: `u32:len payload[len] check[8]`, check = BLAKE3(len ‖ payload).
 pub fn encode_record(row: &SnapshotRow) -> Vec<u8> {
     let mut p = Enc::with_capacity(256);
@@ -502,6 +506,14 @@ mod tests {
             },
             damaged: false,
         }
+    }
+
+    #[test]
+    fn the_smallest_record_is_min_record_bytes() {
+        let r = row(b"u", b"p", 5, [7; 32], 3);
+        assert_eq!(encode_record(&r).len() as u64, MIN_RECORD_BYTES);
+        let r = row(b"user", b"project", 5, [7; 32], 3);
+        assert!(encode_record(&r).len() as u64 > MIN_RECORD_BYTES);
     }
 
     proptest! {

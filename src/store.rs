@@ -161,6 +161,7 @@ impl Store {
             journal::rewrite(&path, &self.params, &catalog.snapshots(None)?)?;
             catalog.migrate_v1(V1_JOURNAL)?;
         }
+        catalog.ensure_indexes()?;
         journal::reconcile(&self.dir, &self.params, |id| catalog.has_snapshot(id))?;
         let pending = catalog.pending_journals()?;
         if !pending.is_empty() {

@@ -10,6 +10,8 @@ use std::path::Path;
 
 use assert_cmd::Command;
 
+mod common;
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
@@ -162,4 +164,39 @@ fn assert_restores_v1(tmp: &Path, store: &Path) {
         .success();
     let todo = std::fs::read_to_string(older.join("todo.md")).unwrap();
     assert!(!todo.ends_with("ok\n"));
+}
+
+/// A version-2 catalog made before the `snapshots_by_started` index (the
+/// stat-cache parent lookup) reads as it is, and its first writer adds the
+/// index; snapshots and their parents are unaffected.
+#[test]
+fn first_writer_adds_an_index_an_older_v2_catalog_lacks() {
+    let env = common::TestEnv::new();
+    common::write(&env.ws("u", "p").join("f.txt"), b"one");
+    common::wait_out_racy_window(&env.root);
+    env.snapshot(&[]);
+    let cat = env.store.join("catalog.sqlite");
+    let has_index = || {
+        let c = rusqlite::Connection::open(&cat).unwrap();
+        c.query_row(
+            "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'index' AND name = 'snapshots_by_started'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap()
+    };
+    assert_eq!(has_index(), 1, "new catalogs have it");
+    {
+        let c = rusqlite::Connection::open(&cat).unwrap();
+        c.execute_batch("DROP INDEX snapshots_by_started").unwrap();
+    }
+    // Readers do not need it.
+    assert_eq!(common::list_json(&env).len(), 1);
+    assert_eq!(has_index(), 0, "a reader must not change the catalog");
+    // The next writer creates it; the stat cache still finds the parent
+    // (nothing is read again).
+    let r = env.snapshot(&[]);
+    assert_eq!(has_index(), 1);
+    assert_eq!(common::u(&r["workspaces"][0], "bytes_read"), 0, "{r:#}");
+    assert_eq!(common::list_json(&env).len(), 2);
 }

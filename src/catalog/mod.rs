@@ -158,6 +158,8 @@ impl Catalog {
             tx.execute_batch(schema::SCHEMA_V1).map_err(sql_err(&tmp))?;
             tx.execute_batch(schema::MIGRATE_V1_TO_V2)
                 .map_err(sql_err(&tmp))?;
+            tx.execute_batch(schema::INDEXES_V2)
+                .map_err(sql_err(&tmp))?;
             let c = params.chunker;
             for (k, v) in [
                 ("format_version", FORMAT_VERSION.to_string()),
@@ -300,6 +302,7 @@ impl Catalog {
         let e = sql_err(&path);
         let tx = self.conn.transaction().map_err(&e)?;
         tx.execute_batch(schema::MIGRATE_V1_TO_V2).map_err(&e)?;
+        tx.execute_batch(schema::INDEXES_V2).map_err(&e)?;
         tx.execute("UPDATE snapshots SET journal = ?1", [journal])
             .map_err(&e)?;
         tx.execute(
@@ -312,6 +315,18 @@ impl Catalog {
         tx.commit().map_err(&e)?;
         self.version = FORMAT_VERSION;
         Ok(())
+    }
+
+    /// Create the indexes of [`schema::INDEXES_V2`] a catalog made by an
+    /// older build lacks (writer lock held; a few seconds once, at
+    /// millions of snapshots).
+    pub fn ensure_indexes(&mut self) -> Result<()> {
+        if self.version < 2 {
+            return Ok(());
+        }
+        self.conn
+            .execute_batch(schema::INDEXES_V2)
+            .map_err(sql_err(&self.path))
     }
 
     /// Journal files that may still hold records of snapshots a committed
@@ -660,6 +675,35 @@ impl Catalog {
             params![workspace.user, workspace.project],
         )?;
         Ok(one.pop())
+    }
+
+    /// Row ids and times of a workspace's snapshots, oldest first, from the
+    /// `snapshots_by_time` index alone (no snapshot row is read): what
+    /// retention needs.
+    pub fn snapshot_times(&self, workspace: &WorkspaceName) -> Result<Vec<(i64, i64)>> {
+        let e = sql_err(&self.path);
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT s.id, s.time_ns FROM snapshots s
+                 JOIN workspaces w ON w.id = s.workspace_id
+                 WHERE w.user = ?1 AND w.project = ?2
+                 ORDER BY s.time_ns, s.id",
+            )
+            .map_err(&e)?;
+        let rows = stmt
+            .query_map(params![workspace.user, workspace.project], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .map_err(&e)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(&e)
+    }
+
+    /// The snapshot with catalog row id `row`.
+    pub fn snapshot_by_row(&self, row: i64) -> Result<SnapshotRow> {
+        self.select_snapshots("WHERE s.id = ?1", params![row])?
+            .pop()
+            .ok_or_else(|| Error::NotFound(format!("snapshot row {row}")))
     }
 
     /// Skip list of a snapshot.

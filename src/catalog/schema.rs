@@ -26,6 +26,16 @@ ALTER TABLE snapshots ADD COLUMN damaged INTEGER NOT NULL DEFAULT 0;
                                                         -- 1: repair found data missing
 "#;
 
+/// Indexes added within version 2: they change no data and every SQLite
+/// maintains them, so older builds read and write a catalog that has them.
+/// Created with the catalog, and by the first writer of an older one.
+pub const INDEXES_V2: &str = r#"
+-- The stat-cache parent of each workspace's next snapshot (last started):
+-- one index step instead of sorting all of the workspace's snapshots.
+CREATE INDEX IF NOT EXISTS snapshots_by_started
+    ON snapshots(workspace_id, started_ns, time_ns);
+"#;
+
 pub const SCHEMA_V1: &str = r#"
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
