@@ -3,8 +3,8 @@
 //!
 //! Run: `nice cargo bench --bench catalog_scale` (not part of `cargo test`).
 //! `CATALOG_SCALE_WORKSPACES=200` makes a small store for a quick check.
-//! Everything lives under `target/bench-data/catalog-scale-<workspaces>/`:
-//! the generated store is built once (~10 minutes at full size) and reused;
+//! Everything lives under `target/bench-data/catalog-scale-v2-<workspaces>/`:
+//! the generated store is built once and reused;
 //! each run works on a copy (`work/`: catalog copied, packs hard-linked,
 //! which is safe because packs are immutable).
 //!
@@ -24,24 +24,31 @@
 //!    (8-byte payloads, stored raw), so the store holds
 //!    10,000 × 23 × (43 + 1) ≈ 10.1 M blobs and 10.1 M `tree_refs` rows.
 //!    Packs are written in time order (all workspaces' version 0 first),
-//!    as a real store would be;
+//!    as a real store would be. Each history snapshot has its real id
+//!    (`wsnap::snapshot_id`) and its record in the journal of its
+//!    synthetic tick, `journal/<time_ns>-gen.wsj` (one file per tick as
+//!    one per run, written by `wsnap::journal::rewrite` before the rows
+//!    are inserted), which its `snapshots.journal` names;
 //! 3. `meta.gc_swept_pack_id` is set to the newest pack, as after the
 //!    prune that follows every tick.
 //!
 //! Shortcuts, none visible to `check`: history chunks are not FastCDC
 //! cuts of a real file (restoring an old `history.bin` gives the
 //! concatenated payloads, verified like any chunk); old tree entries carry
-//! today's stat fields; no `runs` rows for the synthetic ticks.
+//! today's stat fields; no `runs` rows for the synthetic ticks; journal
+//! files are named by tick time, not by run start and pid.
 //!
 //! Each run then measures, through the real binary with its peak RSS
-//! (`/usr/bin/time`): a tick after editing `notes.txt` in 1 % of the
-//! workspaces, a prune to 288 per workspace (frees version 0), a second
-//! tick with no edits, a second prune (frees nothing), and `check`.
-//! Set `CATALOG_SCALE_TICK_SAMPLE=N` to time the ticks on N named
-//! workspaces only (`--workspace`), when a full tick is too slow to wait
-//! for; the other workspaces then get their tick's snapshot row by SQL (a
-//! copy of their newest row at the tick's time: what a no-change tick
-//! commits), so the prune still forgets one snapshot of every workspace.
+//! (`/usr/bin/time`): a full tick of every workspace after editing
+//! `notes.txt` in 1 % of them, a prune to 288 per workspace (frees version
+//! 0), a second full tick with no edits, a second prune (frees nothing),
+//! and `check`; the report also lists the generation's first snapshot and
+//! `check`. Set `CATALOG_SCALE_TICK_SAMPLE=N` to time the ticks on N named
+//! workspaces only (`--workspace`); the other workspaces then get their
+//! tick's snapshot by SQL (a copy of their newest row at the tick's time:
+//! what a no-change tick commits, recorded in a journal
+//! `journal/<time_ns>-sql.wsj`), so the prune still forgets one snapshot
+//! of every workspace.
 
 mod corpus;
 
@@ -54,10 +61,12 @@ use std::time::{Duration, Instant};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use corpus::Rng;
+use wsnap::catalog::StoreParams;
+use wsnap::journal;
 use wsnap::pack::format::{self, RecordHeader};
 use wsnap::pack::{BlobKind, Compression, PackWriter};
 use wsnap::tree::{Entry, EntryKind, FileContent, Tree};
-use wsnap::{ChunkId, Id, Store, TreeId};
+use wsnap::{ChunkId, Id, SnapshotRow, SnapshotStats, Store, TreeId, WorkspaceName};
 
 const SNAPSHOTS: usize = 288;
 const VERSIONS: usize = 23;
@@ -114,7 +123,12 @@ fn measure(args: &[String], log: &Path) -> Cost {
         .stderr(Stdio::from(err))
         .status()
         .expect("starting /usr/bin/time wsnap");
-    let text = fs::read_to_string(&timing).unwrap_or_default();
+    read_cost(&timing, status.code().unwrap_or(-1))
+}
+
+/// The cost `/usr/bin/time` wrote to `timing` (see [`measure`]).
+fn read_cost(timing: &Path, status: i32) -> Cost {
+    let text = fs::read_to_string(timing).unwrap_or_default();
     // On failure time writes "Command exited with non-zero status N" first.
     let nums: Vec<f64> = text
         .lines()
@@ -128,7 +142,7 @@ fn measure(args: &[String], log: &Path) -> Cost {
         wall_s: nums[0],
         cpu_s: nums[1] + nums[2],
         max_rss_mib: nums[3] / 1024.0,
-        status: status.code().unwrap_or(-1),
+        status,
     }
 }
 
@@ -138,18 +152,57 @@ fn rfc3339(ns: i64) -> String {
         .to_rfc3339()
 }
 
-/// Snapshot id as `snapshot::snapshot_id` computes it (docs/FORMAT.md).
-fn snapshot_hash(user: &[u8], project: &[u8], time_ns: i64, started_ns: i64, root: &Id) -> Id {
-    let mut b = Vec::with_capacity(120);
-    b.extend_from_slice(b"wsnap snapshot v1\0");
-    b.extend_from_slice(&(user.len() as u32).to_le_bytes());
-    b.extend_from_slice(user);
-    b.extend_from_slice(&(project.len() as u32).to_le_bytes());
-    b.extend_from_slice(project);
-    b.extend_from_slice(&time_ns.to_le_bytes());
-    b.extend_from_slice(&started_ns.to_le_bytes());
-    b.extend_from_slice(&root.0);
-    Id::of(&b)
+/// A snapshot row inserted by SQL, with the catalog rows it points to.
+struct SqlSnapshot {
+    row: SnapshotRow,
+    ws_row: i64,
+    root_row: i64,
+}
+
+/// Record `snaps` in a new journal file `journal/<name>` with the library's
+/// journal writer, then insert their catalog rows naming that file: the
+/// order a run follows (its records are durable before its catalog commit).
+/// Every snapshot is then in exactly one journal, as `check` requires.
+fn insert_journaled(
+    conn: &Connection,
+    store_dir: &Path,
+    store_params: &StoreParams,
+    name: &str,
+    snaps: &[SqlSnapshot],
+) {
+    let rows: Vec<SnapshotRow> = snaps.iter().map(|s| s.row.clone()).collect();
+    journal::rewrite(&journal::dir(store_dir).join(name), store_params, &rows)
+        .expect("writing a journal");
+    let mut ins = conn
+        .prepare_cached(
+            "INSERT INTO snapshots (snapshot_hash, workspace_id, time_ns, started_ns, finished_ns,
+                 root_tree_id, files, dirs, symlinks, size_bytes, bytes_added, bytes_read,
+                 skipped, special, excluded, journal, damaged)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, 0)",
+        )
+        .expect("prepare");
+    for s in snaps {
+        let (r, n) = (&s.row, s.row.stats);
+        ins.execute(params![
+            &r.id.0 .0[..],
+            s.ws_row,
+            r.time_ns,
+            r.started_ns,
+            r.finished_ns,
+            s.root_row,
+            n.files as i64,
+            n.dirs as i64,
+            n.symlinks as i64,
+            n.size_bytes as i64,
+            n.bytes_added as i64,
+            n.bytes_read as i64,
+            n.skipped as i64,
+            n.special as i64,
+            n.excluded as i64,
+            name
+        ])
+        .expect("snapshot row");
+    }
 }
 
 fn make_root(root: &Path, workspaces: usize) {
@@ -168,8 +221,7 @@ fn make_root(root: &Path, workspaces: usize) {
 }
 
 struct RealWs {
-    user: Vec<u8>,
-    project: Vec<u8>,
+    name: WorkspaceName,
     ws_row: i64,
     tree: Tree,
     ref_rows: Vec<i64>,
@@ -346,8 +398,7 @@ fn generate(dir: &Path, workspaces: usize) {
                 })
                 .collect();
             real.push(RealWs {
-                user,
-                project,
+                name: WorkspaceName::new(&user, &project).expect("workspace name"),
                 ws_row,
                 tree,
                 ref_rows,
@@ -422,38 +473,48 @@ fn generate(dir: &Path, workspaces: usize) {
     pb.flush(&tx);
     let packs_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    {
-        let mut ins = tx
-            .prepare(
-                "INSERT INTO snapshots (snapshot_hash, workspace_id, time_ns, started_ns, finished_ns,
-                     root_tree_id, files, dirs, symlinks, size_bytes, bytes_added, bytes_read,
-                     skipped, special, excluded)
-                 VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9, ?10, 0, 0, 0)",
-            )
-            .expect("prepare");
-        for s in 0..SNAPSHOTS - 1 {
-            let time = t0 + s as i64 * TICK_NS;
-            let v = version_of(s);
-            let new_version = s == 0 || version_of(s - 1) != v;
-            for (w, ws) in real.iter().enumerate() {
+    let store_params = store.params();
+    for s in 0..SNAPSHOTS - 1 {
+        let time = t0 + s as i64 * TICK_NS;
+        let v = version_of(s);
+        let new_version = s == 0 || version_of(s - 1) != v;
+        let snaps: Vec<SqlSnapshot> = real
+            .iter()
+            .enumerate()
+            .map(|(w, ws)| {
                 let (root_row, root_id) = tree_rows[w * VERSIONS + v];
-                let hash = snapshot_hash(&ws.user, &ws.project, time, time, &root_id);
-                let added = if new_version { 2500 } else { 0 };
-                ins.execute(params![
-                    &hash.0[..],
-                    ws.ws_row,
-                    time,
-                    time + 40_000_000,
+                let root = TreeId(root_id);
+                SqlSnapshot {
+                    row: SnapshotRow {
+                        id: wsnap::snapshot_id(&ws.name, time, time, &root),
+                        workspace: ws.name.clone(),
+                        time_ns: time,
+                        started_ns: time,
+                        finished_ns: time + 40_000_000,
+                        root,
+                        stats: SnapshotStats {
+                            files: ws.files as u64 + 1,
+                            dirs: ws.dirs as u64,
+                            size_bytes: (ws.size + (CHUNKS_PER_VERSION * 8) as i64) as u64,
+                            bytes_added: if new_version { 2500 } else { 0 },
+                            bytes_read: if new_version { 344 } else { 0 },
+                            ..SnapshotStats::default()
+                        },
+                        damaged: false,
+                    },
+                    ws_row: ws.ws_row,
                     root_row,
-                    ws.files + 1,
-                    ws.dirs,
-                    ws.size + (CHUNKS_PER_VERSION * 8) as i64,
-                    added,
-                    if new_version { 344 } else { 0 }
-                ])
-                .expect("snapshot row");
-            }
-        }
+                }
+            })
+            .collect();
+        // One journal per synthetic tick, as one per real run.
+        insert_journaled(
+            &tx,
+            &store_dir,
+            &store_params,
+            &format!("{time:020}-gen.wsj"),
+            &snaps,
+        );
     }
     tx.execute(
         "INSERT INTO meta (key, value) VALUES ('gc_swept_pack_id', (SELECT MAX(id) FROM packs))
@@ -554,31 +615,42 @@ fn complete_tick(store: &Path, time_ns: i64) -> (usize, f64) {
             .expect("query");
         rows.map(|r| r.expect("row")).collect()
     };
-    {
-        let mut ins = tx
-            .prepare(
-                "INSERT INTO snapshots (snapshot_hash, workspace_id, time_ns, started_ns, finished_ns,
-                     root_tree_id, files, dirs, symlinks, size_bytes, bytes_added, bytes_read,
-                     skipped, special, excluded)
-                 VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7, 0, ?8, 0, 0, 0, 0, 0)",
-            )
-            .expect("prepare");
-        for (ws, user, project, root_row, root, files, dirs, size) in &rows {
-            let root = Id::from_slice(root).expect("id");
-            let hash = snapshot_hash(user, project, time_ns, time_ns, &root);
-            ins.execute(params![
-                &hash.0[..],
-                ws,
-                time_ns,
-                time_ns + 40_000_000,
-                root_row,
-                files,
-                dirs,
-                size
-            ])
-            .expect("insert");
-        }
-    }
+    let snaps: Vec<SqlSnapshot> = rows
+        .iter()
+        .map(
+            |(ws_row, user, project, root_row, root, files, dirs, size)| {
+                let workspace = WorkspaceName::new(user, project).expect("workspace name");
+                let root = TreeId(Id::from_slice(root).expect("id"));
+                SqlSnapshot {
+                    row: SnapshotRow {
+                        id: wsnap::snapshot_id(&workspace, time_ns, time_ns, &root),
+                        workspace,
+                        time_ns,
+                        started_ns: time_ns,
+                        finished_ns: time_ns + 40_000_000,
+                        root,
+                        stats: SnapshotStats {
+                            files: *files as u64,
+                            dirs: *dirs as u64,
+                            size_bytes: *size as u64,
+                            ..SnapshotStats::default()
+                        },
+                        damaged: false,
+                    },
+                    ws_row: *ws_row,
+                    root_row: *root_row,
+                }
+            },
+        )
+        .collect();
+    let store_params = Store::open(store).expect("open store").params();
+    insert_journaled(
+        &tx,
+        store,
+        &store_params,
+        &format!("{time_ns:020}-sql.wsj"),
+        &snaps,
+    );
     tx.commit().expect("commit");
     (rows.len(), t.elapsed().as_secs_f64())
 }
@@ -617,7 +689,9 @@ fn main() {
     let sample: Option<usize> = std::env::var("CATALOG_SCALE_TICK_SAMPLE")
         .ok()
         .and_then(|v| v.parse().ok());
-    let dir = corpus::data_dir(&format!("catalog-scale-{workspaces}"));
+    // `-v2`: stores generated before the journals (catalog v1 rows, no
+    // journal records) fail `check` and must not be reused.
+    let dir = corpus::data_dir(&format!("catalog-scale-v2-{workspaces}"));
     let gen_dir = dir.join("gen");
     corpus::cached(&gen_dir, "catalog-scale store", |d| generate(d, workspaces));
     let generated = fs::read_to_string(gen_dir.join("generated.md")).unwrap_or_default();
@@ -737,6 +811,18 @@ fn main() {
         report,
         "| step | exit | wall s | CPU s | peak RSS MiB |\n|---|---:|---:|---:|---:|"
     );
+    for (name, file) in [
+        ("first snapshot (generation)", "first-snapshot.time"),
+        ("check of the generated store", "check-generated.time"),
+    ] {
+        let c = read_cost(&gen_dir.join(file), 0);
+        let _ = writeln!(
+            report,
+            "| {name} | | {:.2} | {:.2} | {:.1} |",
+            c.wall_s, c.cpu_s, c.max_rss_mib
+        );
+    }
+    let mut outputs = Vec::new();
     for (i, (name, args, tick_time)) in steps.iter().enumerate() {
         eprintln!(
             "{name}: wsnap {}",
@@ -750,14 +836,14 @@ fn main() {
         );
         eprintln!("{line}");
         let _ = writeln!(report, "{line}");
-        let tail: Vec<String> = fs::read_to_string(&log)
-            .unwrap_or_default()
-            .lines()
-            .rev()
-            .take(3)
-            .map(str::to_owned)
+        let text = fs::read_to_string(&log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail: Vec<String> = lines[lines.len().saturating_sub(3)..]
+            .iter()
+            .map(|l| l.to_string())
             .collect();
         eprintln!("  log tail: {}", tail.join(" / "));
+        outputs.push(format!("- {name}: {}", tail.join(" / ")));
         if let (Some(time), Some(_)) = (tick_time, sample) {
             let (n, secs) = complete_tick(&store, *time);
             let line =
@@ -766,6 +852,11 @@ fn main() {
             let _ = writeln!(report, "{line}");
         }
     }
+    let _ = writeln!(
+        report,
+        "\nlast lines of each step's output:\n{}",
+        outputs.join("\n")
+    );
     let _ = writeln!(report, "\nafter: {}", catalog_counts(&store));
     let _ = writeln!(report, "load after: {}", corpus::load_average());
     println!("\n{report}");

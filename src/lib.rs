@@ -71,3 +71,16 @@ pub use id::{ChunkId, Id, ListId, PackId, SnapshotId, TreeId};
 pub use store::{InitOutcome, Store};
 pub use timespec::TimeSpec;
 pub use workspace::WorkspaceName;
+
+/// The id of a snapshot: BLAKE3 of its workspace, times and root tree (see
+/// *Snapshot id* in `docs/FORMAT.md`). Journal records are checked against
+/// it; tools that write snapshot rows and journals themselves (the
+/// `catalog_scale` bench's generator) compute it here.
+pub fn snapshot_id(
+    workspace: &WorkspaceName,
+    time_ns: i64,
+    started_ns: i64,
+    root: &TreeId,
+) -> SnapshotId {
+    snapshot::snapshot_id(workspace, time_ns, started_ns, root)
+}
