@@ -317,7 +317,7 @@ impl Catalog {
         Ok(())
     }
 
-    /// Create the indexes of [`schema::INDEXES_V2`] a catalog made by an
+    /// Create the indexes added within version 2 (`schema::INDEXES_V2`) a catalog made by an
     /// older build lacks (writer lock held; a few seconds once, at
     /// millions of snapshots).
     pub fn ensure_indexes(&mut self) -> Result<()> {
