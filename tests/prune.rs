@@ -47,6 +47,16 @@ fn series(env: &TestEnv, ws: &str, times: &[i64]) -> Vec<String> {
     times.iter().map(|&t| snap(env, ws, t)).collect()
 }
 
+/// A union of rules, checked dry and for real.
+const UNION_POLICY: [&str; 6] = [
+    "--keep-last",
+    "2",
+    "--keep-daily",
+    "3",
+    "--keep-monthly",
+    "2",
+];
+
 /// `n` times from `t0`, `step` apart.
 fn every(t0: i64, step: i64, n: i64) -> Vec<i64> {
     (0..n).map(|i| t0 + i * step).collect()
@@ -223,17 +233,7 @@ fn hourly_daily_weekly_monthly_and_unions() {
         (&["--keep-monthly", "2"], &[10, 2]),
         (&["--keep-monthly", "12"], &[10, 2]),
         // Unions.
-        (
-            &[
-                "--keep-last",
-                "2",
-                "--keep-daily",
-                "3",
-                "--keep-monthly",
-                "2",
-            ],
-            &[10, 9, 6, 2],
-        ),
+        (&UNION_POLICY, &[10, 9, 6, 2]),
         (
             &["--keep-hourly", "2", "--keep-weekly", "3"],
             &[10, 9, 3, 1],
@@ -268,20 +268,12 @@ fn hourly_daily_weekly_monthly_and_unions() {
     );
 
     // And for real.
-    let policy = [
-        "--keep-last",
-        "2",
-        "--keep-daily",
-        "3",
-        "--keep-monthly",
-        "2",
-    ];
-    let r = prune(&env, &policy);
+    let r = prune(&env, &UNION_POLICY);
     let keep = pick(&ids, [10, 9, 6, 2]);
     assert_eq!(forgotten(&r), minus(&all(&ids), &keep), "{r:#}");
     assert_eq!(listed(&env, None), keep);
     // Applying the same policy again changes nothing.
-    let r = prune(&env, &policy);
+    let r = prune(&env, &UNION_POLICY);
     assert!(forgotten(&r).is_empty(), "{r:#}");
 }
 
