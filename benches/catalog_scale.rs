@@ -738,66 +738,40 @@ fn main() {
             scope.push(format!("u{:05}/p{}", w / 10, w % 10));
         }
     }
+    let with_store = |args: &[String]| -> Vec<String> {
+        [vec!["--store".into(), store_arg.clone()], args.to_vec()].concat()
+    };
+    let tick = |name: String, k: i64| -> (String, Vec<String>, Option<i64>) {
+        let t = t_last + k * TICK_NS;
+        let args = [
+            vec![
+                "snapshot".into(),
+                "--root".into(),
+                root.display().to_string(),
+                "--time".into(),
+                rfc3339(t),
+            ],
+            scope.clone(),
+        ]
+        .concat();
+        (name, with_store(&args), Some(t))
+    };
+    let prune = |k: i64| -> (String, Vec<String>, Option<i64>) {
+        let args = ["prune", "--keep-last", "288"].map(String::from);
+        (
+            format!("prune {k} (keep-last 288)"),
+            with_store(&args),
+            None,
+        )
+    };
     let steps: Vec<(String, Vec<String>, Option<i64>)> = vec![
-        (
-            format!("tick 1 ({} workspaces edited)", edited.len()),
-            [
-                vec![
-                    "--store".into(),
-                    store_arg.clone(),
-                    "snapshot".into(),
-                    "--root".into(),
-                    root.display().to_string(),
-                    "--time".into(),
-                    rfc3339(t_last + TICK_NS),
-                ],
-                scope.clone(),
-            ]
-            .concat(),
-            Some(t_last + TICK_NS),
-        ),
-        (
-            "prune 1 (keep-last 288)".into(),
-            vec![
-                "--store".into(),
-                store_arg.clone(),
-                "prune".into(),
-                "--keep-last".into(),
-                "288".into(),
-            ],
-            None,
-        ),
-        (
-            "tick 2 (no edits)".into(),
-            [
-                vec![
-                    "--store".into(),
-                    store_arg.clone(),
-                    "snapshot".into(),
-                    "--root".into(),
-                    root.display().to_string(),
-                    "--time".into(),
-                    rfc3339(t_last + 2 * TICK_NS),
-                ],
-                scope.clone(),
-            ]
-            .concat(),
-            Some(t_last + 2 * TICK_NS),
-        ),
-        (
-            "prune 2 (keep-last 288)".into(),
-            vec![
-                "--store".into(),
-                store_arg.clone(),
-                "prune".into(),
-                "--keep-last".into(),
-                "288".into(),
-            ],
-            None,
-        ),
+        tick(format!("tick 1 ({} workspaces edited)", edited.len()), 1),
+        prune(1),
+        tick("tick 2 (no edits)".into(), 2),
+        prune(2),
         (
             "check (no --read-data)".into(),
-            vec!["--store".into(), store_arg.clone(), "check".into()],
+            with_store(&["check".into()]),
             None,
         ),
     ];
