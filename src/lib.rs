@@ -47,6 +47,7 @@ pub mod chunker;
 pub mod chunklist;
 pub mod diff;
 pub mod error;
+pub mod escape;
 pub mod gc;
 pub mod id;
 pub mod import;
