@@ -90,7 +90,7 @@ impl Known {
     pub fn gather(root: Option<&Path>, snapshots: &[SnapshotRow]) -> Result<Known> {
         let mut k = Known::default();
         if let Some(root) = root {
-            k.workspaces.extend(crate::walk::discover(root)?);
+            k.workspaces.extend(crate::walk::discover(root)?.workspaces);
         }
         for s in snapshots {
             k.workspaces.insert(s.workspace.clone());
@@ -259,7 +259,12 @@ pub fn sources(plan: &[Backup]) -> Vec<(usize, Source)> {
                 i,
                 Source {
                     workspace: workspace.clone(),
-                    dir: b.dir.clone(),
+                    base: b
+                        .dir
+                        .parent()
+                        .expect("an entry of the backup root")
+                        .to_path_buf(),
+                    below: vec![b.name.clone()],
                     time_ns: Some(*time_ns),
                 },
             )),
@@ -279,7 +284,7 @@ pub fn import_locked(
     progress: &Progress,
 ) -> Result<RunReport> {
     let sources: Vec<Source> = sources(plan).into_iter().map(|(_, s)| s).collect();
-    snapshot::run_sources_locked(store, &sources, &[], lock, progress)
+    snapshot::run_sources_locked(store, &sources, &[], &[], lock, progress)
 }
 
 #[cfg(test)]

@@ -46,6 +46,7 @@ pub mod check;
 pub mod chunker;
 pub mod chunklist;
 pub mod diff;
+pub mod dirfd;
 pub mod error;
 pub mod escape;
 pub mod gc;

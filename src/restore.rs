@@ -1,20 +1,27 @@
 //! Choosing a snapshot, browsing it, and restoring it into a directory.
 //!
-//! Safety rules of restore:
+//! Safety rules of restore (the target may belong to a hostile user, who
+//! can swap any directory in it for a symlink at any instant):
 //! - the target must be absent or empty, unless `overwrite`;
 //! - every name comes from a decoded, validated tree (no `..`, `/`, NUL,
-//!   empty) and is joined to a directory we created or checked with lstat;
-//! - files are created with `O_CREAT|O_EXCL|O_NOFOLLOW` and symlinks are
-//!   never followed: an existing symlink in the target is removed, not used;
+//!   empty), and every call below the target is relative to a directory
+//!   we hold open (`dirfd.rs`): `mkdirat`, then `openat(O_NOFOLLOW)` of what
+//!   we made, checked to be a directory we own; files created with
+//!   `O_CREAT|O_EXCL|O_NOFOLLOW`; owner, mode and times set through the
+//!   descriptor (`fchown`, `fchmod`, `futimens`), or with
+//!   `AT_SYMLINK_NOFOLLOW` for symlinks. No path below the target is ever
+//!   resolved, so a symlink planted mid-restore is never followed, and no
+//!   `PATH_MAX` limits the depth;
+//! - an existing symlink in the target is removed, not used;
 //! - every chunk is verified against its BLAKE3 id before it is written;
 //! - a damaged chunk or tree fails only the files under it: they are listed
 //!   in the report, everything else is restored.
 
-use std::ffi::{CString, OsStr};
-use std::fs::{self, File, OpenOptions};
+use std::ffi::OsStr;
+use std::fs;
 use std::io::{self, Write};
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -23,6 +30,7 @@ use rayon::prelude::*;
 
 use crate::catalog::{Catalog, PinnedCatalog, SnapshotRow};
 use crate::chunklist;
+use crate::dirfd::{self, Dir, Kind};
 use crate::error::{Error, Result};
 use crate::id::{ChunkId, Id};
 use crate::pack::BlobKind;
@@ -30,6 +38,7 @@ use crate::progress::Progress;
 use crate::store::Store;
 use crate::timespec::{self, TimeSpec};
 use crate::tree::{validate_name, Entry, EntryKind, FileContent, Tree};
+use crate::walk;
 use crate::workspace::WorkspaceName;
 
 /// How the user names a snapshot.
@@ -206,8 +215,11 @@ struct Ctx<'a> {
     store: &'a Store,
     progress: &'a Progress,
     pool: PinnedCatalog,
+    /// The target as the admin named it (for messages).
+    target: &'a Path,
     overwrite: bool,
     as_root: bool,
+    euid: u32,
     files: AtomicU64,
     dirs: AtomicU64,
     symlinks: AtomicU64,
@@ -246,29 +258,32 @@ pub fn restore_with_progress(
         resolve(store, cat, snap, opts.path.as_deref().unwrap_or(b""))
     })?;
     crate::failpoint::pause_point("restore.pinned");
-    prepare_target(&opts.target, opts.overwrite)?;
+    let target = prepare_target(&opts.target, opts.overwrite)?;
     match &node {
         Node::Root(_) => progress.expect(snap.stats.files, snap.stats.size_bytes),
         Node::Entry(e) if matches!(e.kind, EntryKind::File { .. }) => progress.expect(1, e.size),
         Node::Entry(_) => {}
     }
+    let euid = rustix::process::geteuid().as_raw();
     let ctx = Ctx {
         store,
         progress,
         pool: pinned,
+        target: &opts.target,
         overwrite: opts.overwrite,
-        // SAFETY: geteuid has no preconditions.
-        as_root: unsafe { libc::geteuid() } == 0,
+        as_root: euid == 0,
+        euid,
         files: AtomicU64::new(0),
         dirs: AtomicU64::new(0),
         symlinks: AtomicU64::new(0),
         bytes: AtomicU64::new(0),
         damaged: Mutex::new(Vec::new()),
     };
-    match &node {
-        Node::Root(tree) => restore_children(&ctx, tree, &opts.target, b"")?,
-        Node::Entry(e) => restore_entry(&ctx, e, &opts.target, b"")?,
-    }
+    // The walk pool: a restore recurses once per level of nesting.
+    walk::pool().install(|| match &node {
+        Node::Root(tree) => restore_children(&ctx, tree, target, b"", 0).map(drop),
+        Node::Entry(e) => restore_entry(&ctx, e, &target, b"", 0),
+    })?;
     let mut damaged = ctx.damaged.into_inner().expect("damaged poisoned");
     damaged.sort();
     Ok(RestoreReport {
@@ -280,49 +295,150 @@ pub fn restore_with_progress(
     })
 }
 
-fn prepare_target(target: &Path, overwrite: bool) -> Result<()> {
+/// Open the target directory, creating it (and missing parents, mode
+/// 0700) if absent. The path is the admin's: symlinks in its leading
+/// components are followed as written, but the target itself must be a real
+/// directory, opened with `O_NOFOLLOW`; what is missing is made with
+/// `mkdirat` relative to the nearest existing ancestor.
+fn prepare_target(target: &Path, overwrite: bool) -> Result<Dir> {
     let terr = |reason: String| Error::Target {
         path: target.to_path_buf(),
         reason,
     };
-    match fs::symlink_metadata(target) {
-        Ok(m) if m.file_type().is_symlink() => {
-            Err(terr("is a symlink; give a real directory".into()))
+    let dir = match Dir::open_path(target, false) {
+        Ok(d) => d,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => create_target(target)?,
+        Err(e) if dirfd::is_not_followed(&e) => {
+            return Err(terr(match fs::symlink_metadata(target) {
+                Ok(m) if m.file_type().is_symlink() => "is a symlink; give a real directory".into(),
+                _ => "exists and is not a directory".into(),
+            }))
         }
-        Ok(m) if !m.is_dir() => Err(terr("exists and is not a directory".into())),
-        Ok(_) => {
-            let mut rd = fs::read_dir(target).map_err(|e| terr(e.to_string()))?;
-            if rd.next().is_some() && !overwrite {
-                Err(terr(
-                    "is not empty; pick an empty directory or pass --overwrite".into(),
-                ))
-            } else {
-                Ok(())
-            }
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(target)
-            .map_err(|e| Error::TargetWrite {
-                path: target.to_path_buf(),
-                source: e,
-            }),
-        Err(e) => Err(terr(e.to_string())),
+        Err(e) => return Err(terr(e.to_string())),
+    };
+    let names = dir.names().map_err(|e| terr(e.to_string()))?;
+    if !names.is_empty() && !overwrite {
+        return Err(terr(
+            "is not empty; pick an empty directory or pass --overwrite".into(),
+        ));
     }
+    Ok(dir)
 }
 
-fn twrite(path: &Path) -> impl Fn(io::Error) -> Error + '_ {
-    move |source| Error::TargetWrite {
-        path: path.to_path_buf(),
+/// Create the missing tail of `target` below its nearest existing ancestor.
+fn create_target(target: &Path) -> Result<Dir> {
+    let werr = |source| Error::TargetWrite {
+        path: target.to_path_buf(),
         source,
+    };
+    let mut missing = Vec::new();
+    let mut anchor = target;
+    let mut dir = loop {
+        let (Some(parent), Some(name)) = (anchor.parent(), anchor.file_name()) else {
+            return Err(werr(io::Error::from(io::ErrorKind::NotFound)));
+        };
+        missing.push(name);
+        let parent = if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        };
+        match Dir::open_path(parent, true) {
+            Ok(d) => break d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => anchor = parent,
+            Err(e) => return Err(werr(e)),
+        }
+    };
+    for name in missing.into_iter().rev() {
+        let name = name.as_bytes();
+        match dir.create_dir(name, 0o700) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(werr(e)),
+        }
+        dir = dir.open_dir(name).map_err(werr)?;
+    }
+    Ok(dir)
+}
+
+/// Restore `tree`'s entries into `dir`, `depth` levels below the target;
+/// gives the handle back. Below [`walk::HELD_LEVELS`] one entry at a time,
+/// letting go of `dir` while a subdirectory is restored and taking it back
+/// from the subdirectory's `..`, checked to be the same directory: a tree
+/// of any depth needs a bounded number of descriptors.
+fn restore_children(ctx: &Ctx<'_>, tree: &Tree, dir: Dir, rel: &[u8], depth: usize) -> Result<Dir> {
+    if depth < walk::HELD_LEVELS {
+        tree.entries
+            .par_iter()
+            .try_for_each(|e| restore_entry(ctx, e, &dir, rel, depth))?;
+        return Ok(dir);
+    }
+    let me = dir.stat().map_err(ctx.twrite(rel))?;
+    let mut cur = dir;
+    for e in &tree.entries {
+        if !matches!(e.kind, EntryKind::Dir { .. }) {
+            restore_entry(ctx, e, &cur, rel, depth)?;
+            continue;
+        }
+        let child_rel = join_rel(rel, &e.name);
+        let (sub, subtree) = make_dir(ctx, e, &cur, &child_rel)?;
+        drop(cur);
+        let back = finish_dir(ctx, e, sub, subtree, &child_rel, depth + 1)?;
+        cur = back
+            .parent()
+            .ok()
+            .filter(|p| p.stat().is_ok_and(|s| s.same_object(&me)))
+            .ok_or_else(|| ctx.swapped(rel))?;
+    }
+    Ok(cur)
+}
+
+/// Make directory entry `e` in `dir` (or, with `--overwrite`, reuse the one
+/// there) and open it; read its listing (a lost one is recorded as damage).
+fn make_dir(ctx: &Ctx<'_>, e: &Entry, dir: &Dir, rel: &[u8]) -> Result<(Dir, Option<Tree>)> {
+    let EntryKind::Dir { tree } = &e.kind else {
+        unreachable!("make_dir of a non-directory entry")
+    };
+    validate_name(&e.name)?;
+    if ctx.overwrite {
+        clear_slot(ctx, dir, &e.name, rel, true)?;
+    }
+    let made = match dir.create_dir(&e.name, 0o700) {
+        Ok(()) => true,
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists && ctx.overwrite => false,
+        Err(err) => return Err(ctx.twrite(rel)(err)),
+    };
+    let sub = open_made_dir(ctx, dir, &e.name, rel, made)?;
+    let listing = ctx
+        .read(&tree.0, BlobKind::Tree)
+        .and_then(|raw| Tree::decode(&raw).map_err(|e| e.to_string()));
+    match listing {
+        Ok(t) => Ok((sub, Some(t))),
+        Err(err) => {
+            ctx.damage(rel.to_vec(), format!("directory listing lost: {err}"));
+            Ok((sub, None))
+        }
     }
 }
 
-fn restore_children(ctx: &Ctx<'_>, tree: &Tree, dir: &Path, rel: &[u8]) -> Result<()> {
-    tree.entries
-        .par_iter()
-        .try_for_each(|e| restore_entry(ctx, e, dir, rel))
+/// Restore the children of a directory made by [`make_dir`], then set its
+/// owner, mode and mtime through its descriptor (the object changed is the
+/// one we made). Gives the handle back.
+fn finish_dir(
+    ctx: &Ctx<'_>,
+    e: &Entry,
+    sub: Dir,
+    listing: Option<Tree>,
+    rel: &[u8],
+    depth: usize,
+) -> Result<Dir> {
+    let sub = match listing {
+        Some(t) => restore_children(ctx, &t, sub, rel, depth)?,
+        None => sub,
+    };
+    set_metadata(ctx, &sub, e).map_err(ctx.twrite(rel))?;
+    ctx.dirs.fetch_add(1, Ordering::Relaxed);
+    Ok(sub)
 }
 
 fn join_rel(rel: &[u8], name: &[u8]) -> Vec<u8> {
@@ -334,92 +450,87 @@ fn join_rel(rel: &[u8], name: &[u8]) -> Vec<u8> {
     v
 }
 
-/// Remove whatever stands at `path` unless it is a real directory and we
-/// want one. Only called in overwrite mode.
-fn clear_slot(path: &Path, want_dir: bool) -> Result<()> {
-    match fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() && want_dir => Ok(()),
-        Ok(m) if m.is_dir() => fs::remove_dir_all(path).map_err(twrite(path)),
-        Ok(_) => fs::remove_file(path).map_err(twrite(path)),
+/// Remove whatever stands at `name` in `dir` unless it is a real directory
+/// and we want one. Only called in overwrite mode.
+fn clear_slot(ctx: &Ctx<'_>, dir: &Dir, name: &[u8], rel: &[u8], want_dir: bool) -> Result<()> {
+    match dir.stat_at(name) {
+        Ok(s) if s.kind() == Kind::Dir && want_dir => Ok(()),
+        Ok(s) if s.kind() == Kind::Dir => dir.remove_tree(name).map_err(ctx.twrite(rel)),
+        Ok(_) => dir.remove_file(name).map_err(ctx.twrite(rel)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(twrite(path)(e)),
+        Err(e) => Err(ctx.twrite(rel)(e)),
     }
 }
 
-fn restore_entry(ctx: &Ctx<'_>, e: &Entry, dir: &Path, rel: &[u8]) -> Result<()> {
+/// Open directory `name` of `dir` that we just made (or, with `--overwrite`,
+/// that was there): `O_NOFOLLOW`, and one we made must be owned by us. A
+/// symlink or another directory swapped in since the `mkdirat` is an error,
+/// never a place we write into or change.
+fn open_made_dir(ctx: &Ctx<'_>, dir: &Dir, name: &[u8], rel: &[u8], made: bool) -> Result<Dir> {
+    let sub = dir.open_dir(name).map_err(|e| {
+        if dirfd::is_not_followed(&e) {
+            ctx.swapped(rel)
+        } else {
+            ctx.twrite(rel)(e)
+        }
+    })?;
+    let st = sub.stat().map_err(ctx.twrite(rel))?;
+    if made && st.uid != ctx.euid {
+        return Err(ctx.swapped(rel));
+    }
+    Ok(sub)
+}
+
+fn restore_entry(ctx: &Ctx<'_>, e: &Entry, dir: &Dir, rel: &[u8], depth: usize) -> Result<()> {
     validate_name(&e.name)?;
-    let path = dir.join(OsStr::from_bytes(&e.name));
-    let rel = join_rel(rel, &e.name);
+    let name = &e.name[..];
+    let rel = join_rel(rel, name);
+    if let EntryKind::Dir { .. } = e.kind {
+        let (sub, listing) = make_dir(ctx, e, dir, &rel)?;
+        finish_dir(ctx, e, sub, listing, &rel, depth + 1)?;
+        return Ok(());
+    }
     if ctx.overwrite {
-        clear_slot(&path, matches!(e.kind, EntryKind::Dir { .. }))?;
+        clear_slot(ctx, dir, name, &rel, false)?;
     }
     match &e.kind {
-        EntryKind::Dir { tree } => {
-            match fs::DirBuilder::new().mode(0o700).create(&path) {
-                Ok(()) => {}
-                Err(err) if err.kind() == io::ErrorKind::AlreadyExists && ctx.overwrite => {}
-                Err(err) => return Err(twrite(&path)(err)),
-            }
-            let sub = ctx
-                .read(&tree.0, BlobKind::Tree)
-                .and_then(|raw| Tree::decode(&raw).map_err(|e| e.to_string()));
-            match sub {
-                Ok(sub) => restore_children(ctx, &sub, &path, &rel)?,
-                Err(err) => ctx.damage(rel.clone(), format!("directory listing lost: {err}")),
-            }
-            set_metadata(ctx, &path, e)?;
-            ctx.dirs.fetch_add(1, Ordering::Relaxed);
-        }
+        EntryKind::Dir { .. } => unreachable!("handled above"),
         EntryKind::File { content } => {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                .open(&path)
-                .map_err(twrite(&path))?;
+            let mut f = dir.create_file(name, 0o600).map_err(ctx.twrite(&rel))?;
             let mut written = 0u64;
             let fed = for_each_chunk(ctx, content, |data| {
-                f.write_all(data).map_err(twrite(&path))?;
+                f.write_all(data).map_err(ctx.twrite(&rel))?;
                 written += data.len() as u64;
                 ctx.progress.add(0, data.len() as u64);
                 Ok(())
             });
-            match fed {
-                Ok(r) => r?,
-                Err(why) => {
-                    drop(f);
-                    fs::remove_file(&path).map_err(twrite(&path))?;
-                    ctx.damage(rel, why);
-                    return Ok(());
+            let lost = match fed {
+                Ok(r) => {
+                    r?;
+                    (written != e.size)
+                        .then(|| format!("restored {written} bytes, snapshot says {}", e.size))
                 }
-            }
-            if written != e.size {
+                Err(why) => Some(why),
+            };
+            if let Some(why) = lost {
                 drop(f);
-                fs::remove_file(&path).map_err(twrite(&path))?;
-                ctx.damage(
-                    rel,
-                    format!("restored {written} bytes, snapshot says {}", e.size),
-                );
+                dir.remove_file(name).map_err(ctx.twrite(&rel))?;
+                ctx.damage(rel, why);
                 return Ok(());
             }
-            if ctx.as_root {
-                std::os::unix::fs::fchown(&f, Some(e.uid), Some(e.gid)).map_err(twrite(&path))?;
-            }
-            f.set_permissions(fs::Permissions::from_mode(e.mode))
-                .map_err(twrite(&path))?;
-            set_mtime(&f, e.mtime_ns).map_err(twrite(&path))?;
+            set_metadata(ctx, &f, e).map_err(ctx.twrite(&rel))?;
             ctx.files.fetch_add(1, Ordering::Relaxed);
             ctx.bytes.fetch_add(written, Ordering::Relaxed);
             ctx.progress.add(1, 0);
         }
         EntryKind::Symlink { target } => {
-            std::os::unix::fs::symlink(OsStr::from_bytes(target), &path).map_err(twrite(&path))?;
+            dir.symlink(target, name).map_err(ctx.twrite(&rel))?;
             if ctx.as_root {
-                std::os::unix::fs::lchown(&path, Some(e.uid), Some(e.gid))
-                    .map_err(twrite(&path))?;
+                dir.set_owner_at(name, e.uid, e.gid)
+                    .map_err(ctx.twrite(&rel))?;
             }
-            set_times_nofollow(&path, e.mtime_ns).map_err(twrite(&path))?;
+            dir.set_mtime_at(name, e.mtime_ns)
+                .map_err(ctx.twrite(&rel))?;
             ctx.symlinks.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -474,6 +585,21 @@ fn for_each_chunk(
 const RESTORE_BATCH: usize = 8;
 
 impl Ctx<'_> {
+    /// `rel` is not the directory restore made: someone swapped it.
+    fn swapped(&self, rel: &[u8]) -> Error {
+        self.twrite(rel)(io::Error::other(
+            "replaced while restoring (not the directory restore made); the target is being changed by someone else",
+        ))
+    }
+
+    /// A failure writing `rel` (relative to the target).
+    fn twrite<'r>(&'r self, rel: &'r [u8]) -> impl Fn(io::Error) -> Error + 'r {
+        move |source| Error::TargetWrite {
+            path: self.target.join(OsStr::from_bytes(rel)),
+            source,
+        }
+    }
+
     /// Look the blob up under the catalog lock, read it outside it.
     fn read(&self, id: &Id, kind: BlobKind) -> std::result::Result<Vec<u8>, String> {
         self.pool
@@ -490,52 +616,12 @@ impl Ctx<'_> {
     }
 }
 
-/// Owner, mode and mtime of a directory we created (after its children).
-fn set_metadata(ctx: &Ctx<'_>, path: &Path, e: &Entry) -> Result<()> {
+/// Owner (as root), mode and mtime of a file or directory we made, set
+/// through its descriptor.
+fn set_metadata(ctx: &Ctx<'_>, fd: impl AsFd, e: &Entry) -> io::Result<()> {
     if ctx.as_root {
-        std::os::unix::fs::lchown(path, Some(e.uid), Some(e.gid)).map_err(twrite(path))?;
+        dirfd::set_owner(fd.as_fd(), e.uid, e.gid)?;
     }
-    // The path was created by us as a directory and checked with lstat, so
-    // following it cannot leave the target.
-    fs::set_permissions(path, fs::Permissions::from_mode(e.mode)).map_err(twrite(path))?;
-    set_times_nofollow(path, e.mtime_ns).map_err(twrite(path))
-}
-
-fn timespec_of(ns: i64) -> libc::timespec {
-    libc::timespec {
-        tv_sec: ns.div_euclid(1_000_000_000) as libc::time_t,
-        tv_nsec: ns.rem_euclid(1_000_000_000) as libc::c_long,
-    }
-}
-
-fn set_mtime(f: &File, mtime_ns: i64) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let t = [timespec_of(mtime_ns), timespec_of(mtime_ns)];
-    // SAFETY: valid fd and a two-element timespec array.
-    let rc = unsafe { libc::futimens(f.as_raw_fd(), t.as_ptr()) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-fn set_times_nofollow(path: &Path, mtime_ns: i64) -> io::Result<()> {
-    let c =
-        CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::other("NUL in path"))?;
-    let t = [timespec_of(mtime_ns), timespec_of(mtime_ns)];
-    // SAFETY: NUL-terminated path and a two-element timespec array.
-    let rc = unsafe {
-        libc::utimensat(
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            t.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    dirfd::set_mode(fd.as_fd(), e.mode)?;
+    dirfd::set_mtime(fd.as_fd(), e.mtime_ns)
 }

@@ -265,7 +265,29 @@ pub fn status(store: &Store, opts: &StatusOptions) -> Result<StatusReport> {
 
     let mut problems = Vec::new();
     let (on_disk, root_readable) = match walk::discover(&opts.root) {
-        Ok(list) => (list, true),
+        Ok(found) => {
+            if !found.rejected.is_empty() {
+                let names: Vec<String> = found
+                    .rejected
+                    .iter()
+                    .take(5)
+                    .map(|r| crate::escape::escape(&r.path))
+                    .collect();
+                problems.push(Problem {
+                    level: Level::Warning,
+                    message: format!(
+                        "{} entr{} under the workspace root {} {} not a workspace directory (symlink or file, never followed): {}{}",
+                        found.rejected.len(),
+                        if found.rejected.len() == 1 { "y" } else { "ies" },
+                        crate::escape::path(&opts.root),
+                        if found.rejected.len() == 1 { "is" } else { "are" },
+                        names.join(", "),
+                        if found.rejected.len() > 5 { ", ..." } else { "" }
+                    ),
+                });
+            }
+            (found.workspaces, true)
+        }
         Err(e) => {
             problems.push(Problem {
                 level: Level::Unknown,

@@ -1,19 +1,20 @@
 //! Finding workspaces under the root, and deciding what to exclude.
 //!
 //! A workspace is `<root>/<user>/<project>/`: every real directory two levels
-//! down (symlinks are not followed). Excludes are gitignore patterns matched
+//! down. A symlink or a file where a user or project directory should be is
+//! never followed: it is reported (see [`Rejected`]). Excludes are gitignore patterns matched
 //! with the `ignore` crate against the path relative to the workspace root;
 //! the defaults are the old backup script's. Users' own `.gitignore` files are
 //! *not* honoured: git-ignored data is often exactly what needs backing up.
 
 use std::ffi::OsStr;
-use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use ignore::Match;
 
+use crate::dirfd::{self, Dir, Kind};
 use crate::error::{Error, Result};
 use crate::workspace::WorkspaceName;
 
@@ -60,41 +61,143 @@ impl Excludes {
     }
 }
 
-/// Every workspace under `root`, sorted by (user, project).
-pub fn discover(root: &Path) -> Result<Vec<WorkspaceName>> {
-    let read = |dir: &Path| {
-        fs::read_dir(dir).map_err(|e| {
-            Error::invalid(
-                "workspace root",
-                format!(
-                    "{}: {e} (set --root or SCITEX_WORKSPACE_ROOT)",
-                    dir.display()
-                ),
-            )
-        })
+/// Levels of nesting that keep their directory open while its
+/// subdirectories are walked (in parallel). Deeper levels walk one entry at a
+/// time and take their directory back from each subdirectory's `..`, so a
+/// walk holds at most this many descriptors per thread, however deep the
+/// tree (see `snap_deep` in `snapshot/mod.rs` and `restore.rs`).
+pub const HELD_LEVELS: usize = 128;
+
+/// Stack of each walk thread. Snapshot and restore recurse once per level
+/// of nesting (a few KiB a level, with rayon's frames); this covers trees
+/// nested tens of thousands deep. Only touched pages use memory.
+const WALK_STACK_BYTES: usize = 256 << 20;
+
+/// The thread pool snapshot and restore walk in: one thread per core, each
+/// with [`WALK_STACK_BYTES`] of stack (the global pool's threads have 2 MiB).
+pub fn pool() -> &'static rayon::ThreadPool {
+    static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("wsnap-walk-{i}"))
+            .stack_size(WALK_STACK_BYTES)
+            .build()
+            .expect("cannot start the walk threads")
+    })
+}
+
+/// What is under the workspace root.
+#[derive(Debug, Default)]
+pub struct Discovery {
+    /// Every workspace, sorted by (user, project).
+    pub workspaces: Vec<WorkspaceName>,
+    /// Entries where a user or project directory should be and is not one
+    /// (a symlink, a file, an unreadable directory): never followed, each
+    /// reported by the run.
+    pub rejected: Vec<Rejected>,
+}
+
+/// An entry under the root that cannot be a workspace, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejected {
+    /// `user` or `user/project`, relative to the root (raw bytes).
+    pub path: Vec<u8>,
+    pub reason: String,
+}
+
+/// Every workspace under `root`: real directories two levels down, found
+/// through directory descriptors (see `dirfd.rs`) so a symlinked user or
+/// project is seen as one and never followed.
+pub fn discover(root: &Path) -> Result<Discovery> {
+    let root_dir = Dir::open_path(root, true).map_err(|e| {
+        Error::invalid(
+            "workspace root",
+            format!(
+                "{}: {e} (set --root or SCITEX_WORKSPACE_ROOT)",
+                crate::escape::path(root)
+            ),
+        )
+    })?;
+    let list = |dir: &Dir| -> std::io::Result<Vec<Vec<u8>>> {
+        let mut names = dir.names()?;
+        names.sort_unstable();
+        Ok(names)
     };
-    let mut out = Vec::new();
-    for user in read(root)? {
-        let Ok(user) = user else { continue };
-        if !user.file_type().is_ok_and(|t| t.is_dir()) {
-            continue;
-        }
-        let Ok(projects) = fs::read_dir(user.path()) else {
-            continue; // an unreadable user directory: reported as missing by `status`
-        };
-        for project in projects.flatten() {
-            if !project.file_type().is_ok_and(|t| t.is_dir()) {
+    let mut found = Discovery::default();
+    let users = list(&root_dir).map_err(|e| {
+        Error::invalid(
+            "workspace root",
+            format!("{}: {e}", crate::escape::path(root)),
+        )
+    })?;
+    for user in users {
+        let user_dir = match open_workspace_dir(&root_dir, &user) {
+            Ok(d) => d,
+            Err(reason) => {
+                found.rejected.push(Rejected { path: user, reason });
                 continue;
             }
-            if let Ok(w) =
-                WorkspaceName::new(user.file_name().as_bytes(), project.file_name().as_bytes())
-            {
-                out.push(w);
+        };
+        let projects = match list(&user_dir) {
+            Ok(p) => p,
+            Err(e) => {
+                found.rejected.push(Rejected {
+                    path: user,
+                    reason: format!("cannot be listed: {e}"),
+                });
+                continue;
+            }
+        };
+        for project in projects {
+            let path = [&user[..], b"/", &project[..]].concat();
+            match user_dir.stat_at(&project) {
+                Ok(s) if s.kind() == Kind::Dir => {}
+                Ok(s) => {
+                    found.rejected.push(Rejected {
+                        path,
+                        reason: not_a_dir(s.kind()),
+                    });
+                    continue;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue, // deleted meanwhile
+                Err(e) => {
+                    found.rejected.push(Rejected {
+                        path,
+                        reason: e.to_string(),
+                    });
+                    continue;
+                }
+            }
+            match WorkspaceName::new(&user, &project) {
+                Ok(w) => found.workspaces.push(w),
+                Err(e) => found.rejected.push(Rejected {
+                    path,
+                    reason: e.to_string(),
+                }),
             }
         }
     }
-    out.sort();
-    Ok(out)
+    Ok(found)
+}
+
+/// Open `name` in `dir` as a user or project directory: a real directory,
+/// never a symlink followed. `Err` says what it is instead.
+pub fn open_workspace_dir(dir: &Dir, name: &[u8]) -> std::result::Result<Dir, String> {
+    match dir.open_dir(name) {
+        Ok(d) => Ok(d),
+        Err(e) if dirfd::is_not_followed(&e) => Err(match dir.stat_at(name) {
+            Ok(s) => not_a_dir(s.kind()),
+            Err(_) => e.to_string(),
+        }),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn not_a_dir(kind: Kind) -> String {
+    match kind {
+        Kind::Symlink => "is a symlink, not followed (a workspace must be a real directory)".into(),
+        _ => "is not a directory (a workspace must be a real directory)".into(),
+    }
 }
 
 #[cfg(test)]

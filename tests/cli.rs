@@ -368,12 +368,27 @@ fn symlinked_user_or_project_directories_are_not_workspaces() {
     std::os::unix::fs::symlink(&outside, env.root.join("linked-user")).unwrap();
     std::os::unix::fs::symlink(outside.join("proj"), env.root.join("alice/linked-project"))
         .unwrap();
-    let report = env.snapshot(&[]);
+    // Not followed, and not silent: each is reported and the run exits 1.
+    let out = expect_code(
+        env.cmd()
+            .args(["snapshot", "--json", "--root"])
+            .arg(&env.root),
+        1,
+    );
+    let report = out.json();
     assert_eq!(
         report["workspaces"].as_array().unwrap().len(),
         1,
         "{report:#}"
     );
+    let rejected: Vec<&str> = report["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| s(r, "path"))
+        .collect();
+    assert_eq!(rejected, ["alice/linked-project", "linked-user"]);
+    assert_eq!(u(&report["summary"], "entries_skipped"), 2);
     assert_eq!(listed(&env), [pair("alice", "p")]);
 }
 

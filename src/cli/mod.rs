@@ -24,6 +24,8 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.verbose, cli.quiet);
     progress::set_enabled(!cli.quiet);
+    // Snapshot and restore hold one descriptor per level of nesting.
+    wsnap::dirfd::raise_open_file_limit(1 << 20);
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -76,14 +78,14 @@ fn run(cli: Cli) -> Result<u8> {
                 timespec::format_local(timespec::now_ns())
             );
             let lock = store.lock(opts.lock_wait, &note)?;
-            let sources = snapshot::sources(&opts)?;
+            let (sources, rejected) = snapshot::sources(&opts)?;
             tracing::info!(
                 "snapshot of {} workspaces into {}",
                 sources.len(),
                 store_dir.display()
             );
             let report = progress::run("snapshot", "files", |p| {
-                snapshot::run_sources_locked(&store, &sources, &opts.excludes, &lock, p)
+                snapshot::run_sources_locked(&store, &sources, &rejected, &opts.excludes, &lock, p)
             })?;
             let secs = t0.elapsed().as_secs_f64();
             log_snapshot_problems(&report);
@@ -514,6 +516,13 @@ fn log_snapshot_problems(report: &snapshot::RunReport) {
             }
         }
     }
+    for r in &report.rejected {
+        tracing::warn!(
+            "{}: skipped, not a workspace: {}",
+            wsnap::escape::Escaped(&r.path),
+            r.reason
+        );
+    }
 }
 
 fn show_gc(r: &gc::GcReport, json: bool) {
@@ -610,7 +619,7 @@ impl Totals {
             files: 0,
             bytes: 0,
             added: 0,
-            skipped: 0,
+            skipped: report.rejected.len(),
         };
         for w in &report.workspaces {
             match &w.outcome {
@@ -658,6 +667,10 @@ fn snapshot_report_json(report: &snapshot::RunReport, secs: f64) -> serde_json::
         "finished": timespec::format_rfc3339(report.finished_ns),
         "seconds": secs,
         "workspaces": list,
+        "rejected": report.rejected.iter().map(|r| serde_json::json!({
+            "path": lossy(&r.path),
+            "reason": r.reason,
+        })).collect::<Vec<_>>(),
         "summary": {
             "workspaces": report.workspaces.len(),
             "ok": t.ok,
@@ -705,6 +718,14 @@ fn print_snapshot_report(report: &snapshot::RunReport, secs: f64) {
                 let _ = writeln!(out, "failed  {}  {}", w.workspace, reason);
             }
         }
+    }
+    for r in &report.rejected {
+        let _ = writeln!(
+            out,
+            "skipped {}  {}",
+            wsnap::escape::Escaped(&r.path),
+            r.reason
+        );
     }
     let _ = writeln!(
         out,

@@ -17,10 +17,8 @@ pub mod reuse;
 mod writer;
 
 use std::ffi::OsStr;
-use std::fs::{self, Metadata};
 use std::io;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -32,7 +30,9 @@ use crate::catalog::{CatalogPool, RunRow, SnapshotRow, SnapshotStats};
 use crate::chunker::ChunkerParams;
 use crate::chunklist;
 use crate::codec::Writer as Enc;
+use crate::dirfd::{self, Dir, Kind, Stat};
 use crate::error::Result;
+use crate::escape;
 use crate::id::ChunkId;
 use crate::id::{Id, SnapshotId, TreeId};
 use crate::journal::RunJournal;
@@ -42,7 +42,7 @@ use crate::progress::Progress;
 use crate::store::Store;
 use crate::timespec;
 use crate::tree::{Entry, EntryKind, FileContent, Tree, FLAG_CHANGED_DURING_READ};
-use crate::walk::{self, Excludes};
+use crate::walk::{self, Excludes, Rejected};
 use crate::workspace::WorkspaceName;
 
 use pipeline::{BlobSink, Counters};
@@ -100,15 +100,21 @@ pub struct RunReport {
     pub started_ns: i64,
     pub finished_ns: i64,
     pub workspaces: Vec<WorkspaceReport>,
+    /// Entries under the root that should be user or project directories
+    /// and are not (symlinks, files, unreadable): not followed, not
+    /// snapshotted, counted as skipped entries of the run.
+    pub rejected: Vec<Rejected>,
 }
 
 impl RunReport {
-    /// True when every workspace committed with nothing missing.
+    /// True when every workspace committed with nothing missing, and every
+    /// entry under the root was a workspace directory.
     pub fn all_ok(&self) -> bool {
-        self.workspaces.iter().all(|w| match &w.outcome {
-            WorkspaceOutcome::Committed { skips, .. } => skips.iter().all(|s| !s.missing),
-            WorkspaceOutcome::Failed { .. } => false,
-        })
+        self.rejected.is_empty()
+            && self.workspaces.iter().all(|w| match &w.outcome {
+                WorkspaceOutcome::Committed { skips, .. } => skips.iter().all(|s| !s.missing),
+                WorkspaceOutcome::Failed { .. } => false,
+            })
     }
 }
 
@@ -125,9 +131,11 @@ pub fn run(store: &Store, opts: &SnapshotOptions) -> Result<RunReport> {
 /// [`run`] for a caller that already holds the store lock.
 pub fn run_locked(store: &Store, opts: &SnapshotOptions, lock: &LockGuard) -> Result<RunReport> {
     let excludes = Excludes::new(&opts.excludes)?;
+    let (sources, rejected) = sources(opts)?;
     run_inner(
         store,
-        &sources(opts)?,
+        &sources,
+        &rejected,
         &excludes,
         lock,
         &Progress::default(),
@@ -138,50 +146,103 @@ pub fn run_locked(store: &Store, opts: &SnapshotOptions, lock: &LockGuard) -> Re
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Source {
     pub workspace: WorkspaceName,
-    /// Whose contents become the snapshot: `<root>/<user>/<project>` for a
-    /// normal run, any directory for an import (e.g. an old rsync copy).
-    pub dir: PathBuf,
+    /// Where the walk starts: a directory the admin named (`--root`, an
+    /// import's old backup root), opened by path.
+    pub base: PathBuf,
+    /// The components below `base` whose contents become the snapshot
+    /// (`[user, project]` for a normal run, `[name]` for an old rsync copy),
+    /// each opened with `O_NOFOLLOW`: a symlink there is refused.
+    pub below: Vec<Vec<u8>>,
     /// Recorded snapshot time; `None` means when its walk started.
     pub time_ns: Option<i64>,
 }
 
-/// What [`run`] would snapshot: the named workspaces (or every one under
-/// the root), each from `<root>/<user>/<project>` at `opts.time_ns`.
-pub fn sources(opts: &SnapshotOptions) -> Result<Vec<Source>> {
-    let workspaces = if opts.workspaces.is_empty() {
-        walk::discover(&opts.root)?
-    } else {
-        opts.workspaces.clone()
-    };
-    Ok(workspaces
-        .into_iter()
-        .map(|ws| Source {
-            dir: ws.dir_under(&opts.root),
+impl Source {
+    /// `<root>/<user>/<project>` of a normal run.
+    pub fn workspace(root: &Path, ws: WorkspaceName, time_ns: Option<i64>) -> Source {
+        Source {
+            base: root.to_path_buf(),
+            below: vec![ws.user.clone(), ws.project.clone()],
             workspace: ws,
-            time_ns: opts.time_ns,
-        })
-        .collect())
+            time_ns,
+        }
+    }
+
+    /// The directory as a path, for messages only (never opened by it).
+    pub fn dir(&self) -> PathBuf {
+        self.below
+            .iter()
+            .fold(self.base.clone(), |p, c| p.join(OsStr::from_bytes(c)))
+    }
+
+    /// Open the directory: `base` by path, each component below it with
+    /// `O_NOFOLLOW`. `Err` says, escaped, why it is not a directory.
+    fn open(&self) -> std::result::Result<Dir, String> {
+        let mut dir = Dir::open_path(&self.base, true)
+            .map_err(|e| format!("{}: {e}", escape::path(&self.base)))?;
+        let mut at = self.base.clone();
+        for c in &self.below {
+            at.push(OsStr::from_bytes(c));
+            dir = walk::open_workspace_dir(&dir, c)
+                .map_err(|why| format!("{} {why}", escape::path(&at)))?;
+        }
+        Ok(dir)
+    }
+}
+
+/// What [`run`] would snapshot: the named workspaces (or every one under
+/// the root), each from `<root>/<user>/<project>` at `opts.time_ns`; and
+/// the entries under the root that are not workspace directories.
+pub fn sources(opts: &SnapshotOptions) -> Result<(Vec<Source>, Vec<Rejected>)> {
+    let (workspaces, rejected) = if opts.workspaces.is_empty() {
+        let found = walk::discover(&opts.root)?;
+        (found.workspaces, found.rejected)
+    } else {
+        (opts.workspaces.clone(), Vec::new())
+    };
+    let sources = workspaces
+        .into_iter()
+        .map(|ws| Source::workspace(&opts.root, ws, opts.time_ns))
+        .collect();
+    Ok((sources, rejected))
 }
 
 /// Snapshot each source in order, as one run, under a lock the caller
 /// holds; `progress` counts files and their bytes as they are walked.
 /// Sources of one workspace must come in time order, oldest first: each
 /// snapshot's parent (the stat cache) is the one taken before it.
+/// `rejected` (entries under the root that are not workspaces, from
+/// [`sources`]) are reported and counted in the run's record.
 pub fn run_sources_locked(
     store: &Store,
     sources: &[Source],
+    rejected: &[Rejected],
     excludes: &[String],
     lock: &LockGuard,
     progress: &Progress,
 ) -> Result<RunReport> {
-    run_inner(store, sources, &Excludes::new(excludes)?, lock, progress)
+    let excludes = Excludes::new(excludes)?;
+    run_inner(store, sources, rejected, &excludes, lock, progress)
 }
 
 fn run_inner(
     store: &Store,
     sources: &[Source],
+    rejected: &[Rejected],
     excludes: &Excludes,
     _lock: &LockGuard,
+    progress: &Progress,
+) -> Result<RunReport> {
+    // Walks recurse once per directory level: the walk pool's threads
+    // have stacks for trees nested tens of thousands deep.
+    walk::pool().install(|| run_in_pool(store, sources, rejected, excludes, progress))
+}
+
+fn run_in_pool(
+    store: &Store,
+    sources: &[Source],
+    rejected: &[Rejected],
+    excludes: &Excludes,
     progress: &Progress,
 ) -> Result<RunReport> {
     let started_ns = timespec::now_ns();
@@ -225,6 +286,7 @@ fn run_inner(
     let mut run = RunRow {
         started_ns,
         finished_ns,
+        entries_skipped: rejected.len() as u64,
         ..RunRow::default()
     };
     for r in &reports {
@@ -241,6 +303,7 @@ fn run_inner(
         started_ns,
         finished_ns,
         workspaces: reports,
+        rejected: rejected.to_vec(),
     })
 }
 
@@ -253,20 +316,16 @@ fn snapshot_workspace(
     src: &Source,
     progress: &Progress,
 ) -> Result<WorkspaceOutcome> {
-    let (ws, dir) = (&src.workspace, &src.dir);
+    let ws = &src.workspace;
     let failed = |reason: String| Ok(WorkspaceOutcome::Failed { reason });
-    match fs::symlink_metadata(dir) {
-        Ok(m) if m.is_dir() => {}
-        Ok(_) => return failed(format!("{} is not a directory", dir.display())),
-        Err(e) => return failed(format!("{}: {e}", dir.display())),
-    }
-    if let Err(e) = fs::read_dir(dir) {
-        return failed(format!("{}: {e}", dir.display()));
-    }
+    let dir = match src.open() {
+        Ok(d) => d,
+        Err(why) => return failed(why),
+    };
     let parent = pool.with(|c| c.last_taken(ws))?;
     tracing::debug!(
         "{ws}: walking {}{}",
-        dir.display(),
+        escape::path(&src.dir()),
         parent.as_ref().map_or(String::new(), |p| format!(
             ", parent snapshot {}",
             p.id.0.short()
@@ -285,15 +344,15 @@ fn snapshot_workspace(
         stats: Stats::default(),
         skips: Mutex::new(Vec::new()),
     };
-    let root = match snap_dir(&ctx, dir, b"", parent.as_ref().map(|p| p.root)) {
-        Ok(Some(root)) => root,
-        Ok(None) => {
+    let root = match snap_dir(&ctx, dir, b"", parent.as_ref().map(|p| p.root), 0) {
+        Ok((Some(root), _)) => root,
+        Ok((None, _)) => {
             writer.discard()?;
             let skips = ctx.skips.into_inner().expect("skips poisoned");
             let why = skips
                 .first()
                 .map_or("unreadable".into(), |s| s.reason.clone());
-            return failed(format!("{}: {why}", dir.display()));
+            return failed(format!("{}: {why}", escape::path(&src.dir())));
         }
         Err(e) => {
             let _ = writer.discard();
@@ -400,69 +459,55 @@ fn join_rel(rel: &[u8], name: &[u8]) -> Vec<u8> {
     }
 }
 
-fn ns(secs: i64, nsec: i64) -> i64 {
-    secs.saturating_mul(1_000_000_000).saturating_add(nsec)
-}
-
-fn entry_from(name: Vec<u8>, m: &Metadata, size: u64, kind: EntryKind) -> Entry {
+fn entry_from(name: Vec<u8>, st: &Stat, size: u64, kind: EntryKind) -> Entry {
     Entry {
         name,
         flags: 0,
-        mode: m.mode() & 0o7777,
-        mtime_ns: ns(m.mtime(), m.mtime_nsec()),
-        ctime_ns: ns(m.ctime(), m.ctime_nsec()),
-        inode: m.ino(),
-        uid: m.uid(),
-        gid: m.gid(),
+        mode: st.perm(),
+        mtime_ns: st.mtime_ns,
+        ctime_ns: st.ctime_ns,
+        inode: st.ino,
+        uid: st.uid,
+        gid: st.gid,
         size,
         kind,
     }
 }
 
-/// Snapshot one directory; `Ok(None)` when it could not be read (recorded
+/// Snapshot one directory, open as `dir`, `depth` levels below the
+/// workspace root; its tree is `None` when it could not be listed (recorded
 /// as a skip). `Err` only for store failures.
+///
+/// Also gives back the handle: below [`walk::HELD_LEVELS`] a level lets go
+/// of its handle while a subdirectory is walked and takes it back from the
+/// subdirectory's `..` (see [`snap_deep`]). `None` when that failed.
 fn snap_dir(
     ctx: &WalkCtx<'_>,
-    abs: &Path,
+    dir: Dir,
     rel: &[u8],
     parent: Option<TreeId>,
-) -> Result<Option<TreeId>> {
+    depth: usize,
+) -> Result<(Option<TreeId>, Option<Dir>)> {
     // A parent tree we cannot read only costs us the stat cache.
     let parent_tree = parent.and_then(|id| ctx.pool.with(|c| ctx.store.read_tree(c, &id)).ok());
-    let rd = match fs::read_dir(abs) {
-        Ok(rd) => rd,
+    let mut names = match dir.names() {
+        Ok(names) => names,
         Err(e) => {
-            let vanished = e.kind() == io::ErrorKind::NotFound;
-            ctx.skip(
-                rel,
-                if vanished {
-                    "vanished during the walk".into()
-                } else {
-                    e.to_string()
-                },
-                !vanished,
-            );
-            return Ok(None);
+            ctx.skip(rel, format!("cannot be listed: {e}"), true);
+            return Ok((None, Some(dir)));
         }
     };
-    let mut names = Vec::new();
-    for de in rd {
-        match de {
-            Ok(de) => names.push(de),
-            Err(e) => {
-                ctx.skip(rel, format!("listing incomplete: {e}"), true);
-                break;
-            }
-        }
-    }
-    names.sort_unstable_by(|a, b| a.file_name().as_bytes().cmp(b.file_name().as_bytes()));
-    let entries: Vec<Option<Entry>> = names
-        .par_iter()
-        .map(|de| snap_entry(ctx, abs, rel, de, parent_tree.as_ref()))
-        .collect::<Result<_>>()?;
-    let tree = Tree {
-        entries: entries.into_iter().flatten().collect(),
+    names.sort_unstable();
+    let (entries, dir) = if depth < walk::HELD_LEVELS {
+        let entries: Vec<Option<Entry>> = names
+            .par_iter()
+            .map(|name| snap_entry(ctx, &dir, rel, name, parent_tree.as_ref(), depth))
+            .collect::<Result<_>>()?;
+        (entries.into_iter().flatten().collect(), Some(dir))
+    } else {
+        snap_deep(ctx, dir, rel, &names, parent_tree.as_ref(), depth)?
     };
+    let tree = Tree { entries };
     let (id, bytes) = tree.encode_with_id();
     if Some(id) != parent {
         let added = ctx
@@ -470,98 +515,225 @@ fn snap_dir(
             .put(BlobKind::Tree, id.0, &bytes, tree.references())?;
         ctx.counters.bytes_added.fetch_add(added, Ordering::Relaxed);
     }
-    Ok(Some(id))
+    Ok((Some(id), dir))
 }
 
+/// The entries of a directory nested [`walk::HELD_LEVELS`] or more deep,
+/// one at a time, holding no descriptor of this level while a subdirectory
+/// is walked: the subdirectory's `..` gives it back, checked to be this very
+/// directory (device and inode). So a tree of any depth needs a bounded
+/// number of descriptors. If the directory was moved meanwhile, its
+/// remaining entries are recorded as skipped and the handle is lost
+/// (`None`): the level above, which lent nothing, finds out the same way.
+fn snap_deep(
+    ctx: &WalkCtx<'_>,
+    dir: Dir,
+    rel: &[u8],
+    names: &[Vec<u8>],
+    parent_tree: Option<&Tree>,
+    depth: usize,
+) -> Result<(Vec<Entry>, Option<Dir>)> {
+    let me = match dir.stat() {
+        Ok(s) => s,
+        Err(e) => {
+            ctx.skip(rel, format!("cannot be read: {e}"), true);
+            return Ok((Vec::new(), Some(dir)));
+        }
+    };
+    let mut entries = Vec::new();
+    let mut cur = Some(dir);
+    for (i, name) in names.iter().enumerate() {
+        let Some(d) = cur.take() else {
+            ctx.skip(
+                rel,
+                format!(
+                    "moved while its subdirectories were walked; {} entries not stored",
+                    names.len() - i
+                ),
+                true,
+            );
+            break;
+        };
+        let child_rel = join_rel(rel, name);
+        let parent_entry = parent_tree.and_then(|t| t.find(name));
+        let opened = match d.stat_at(name) {
+            Ok(seen) if seen.kind() == Kind::Dir && !ctx.excludes.is_excluded(&child_rel, true) => {
+                d.open_dir_as(name, &seen).ok()
+            }
+            _ => None,
+        };
+        let Some((sub, now)) = opened else {
+            // Not a directory (or swapped, or gone): the ordinary path,
+            // which looks again and records what it finds.
+            entries.extend(snap_entry(ctx, &d, rel, name, parent_tree, depth)?);
+            cur = Some(d);
+            continue;
+        };
+        drop(d);
+        let parent_sub = parent_entry.and_then(|e| match e.kind {
+            EntryKind::Dir { tree } => Some(tree),
+            _ => None,
+        });
+        let (tree, back) = snap_dir(ctx, sub, &child_rel, parent_sub, depth + 1)?;
+        cur = back
+            .and_then(|b| b.parent().ok())
+            .filter(|p| p.stat().is_ok_and(|s| s.same_object(&me)));
+        if let Some(tree) = tree {
+            ctx.stats.dirs.fetch_add(1, Ordering::Relaxed);
+            entries.push(entry_from(name.clone(), &now, 0, EntryKind::Dir { tree }));
+        }
+    }
+    Ok((entries, cur))
+}
+
+/// What became of one directory entry.
+enum Taken {
+    Stored(Entry),
+    /// Not stored: deleted, excluded, special, or skipped (recorded).
+    Nothing,
+    /// The object opened was not the one `fstatat` listed (swapped since):
+    /// look again.
+    Replaced,
+}
+
+/// Snapshot entry `name` of `dir`. An entry whose object keeps being
+/// swapped between its `fstatat` and its open is looked at again, up to
+/// [`pipeline::READ_ATTEMPTS`] times, then skipped: what is stored is
+/// always what was listed, never what a symlink swapped in points to.
 fn snap_entry(
     ctx: &WalkCtx<'_>,
-    dir_abs: &Path,
+    dir: &Dir,
     dir_rel: &[u8],
-    de: &fs::DirEntry,
+    name: &[u8],
     parent: Option<&Tree>,
+    depth: usize,
 ) -> Result<Option<Entry>> {
-    let file_name = de.file_name();
-    let name = file_name.as_bytes();
-    let abs = dir_abs.join(OsStr::from_bytes(name));
     let rel = join_rel(dir_rel, name);
     if crate::tree::validate_name(name).is_err() {
         ctx.skip(&rel, "name cannot be stored".into(), true);
         return Ok(None);
     }
-    // DirEntry::metadata is fstatat(dirfd, name, AT_SYMLINK_NOFOLLOW): one
-    // stat per entry, with no path walk.
-    let meta = match de.metadata() {
-        Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None), // deleted mid-walk
-        Err(e) => {
-            ctx.skip(&rel, e.to_string(), true);
-            return Ok(None);
-        }
-    };
-    let ft = meta.file_type();
-    if ctx.excludes.is_excluded(&rel, ft.is_dir()) {
-        ctx.stats.excluded.fetch_add(1, Ordering::Relaxed);
-        return Ok(None);
-    }
     let parent_entry = parent.and_then(|t| t.find(name));
-    if ft.is_dir() {
-        let parent_sub = parent_entry.and_then(|e| match e.kind {
-            EntryKind::Dir { tree } => Some(tree),
-            _ => None,
-        });
-        return Ok(snap_dir(ctx, &abs, &rel, parent_sub)?.map(|tree| {
-            ctx.stats.dirs.fetch_add(1, Ordering::Relaxed);
-            entry_from(name.to_vec(), &meta, 0, EntryKind::Dir { tree })
-        }));
-    }
-    if ft.is_symlink() {
-        return match fs::read_link(&abs) {
-            Ok(target) => {
-                let target = target.into_os_string().into_vec();
-                if target.is_empty() || target.len() > crate::tree::MAX_TARGET_BYTES {
-                    ctx.skip(&rel, "symlink target too long".into(), true);
-                    return Ok(None);
-                }
-                ctx.stats.symlinks.fetch_add(1, Ordering::Relaxed);
-                let size = target.len() as u64;
-                Ok(Some(entry_from(
-                    name.to_vec(),
-                    &meta,
-                    size,
-                    EntryKind::Symlink { target },
-                )))
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+    for _ in 0..pipeline::READ_ATTEMPTS {
+        let seen = match dir.stat_at(name) {
+            Ok(s) => s,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None), // deleted mid-walk
             Err(e) => {
                 ctx.skip(&rel, e.to_string(), true);
-                Ok(None)
+                return Ok(None);
             }
         };
+        match take_entry(ctx, dir, name, &rel, &seen, parent_entry, depth)? {
+            Taken::Stored(e) => return Ok(Some(e)),
+            Taken::Nothing => return Ok(None),
+            Taken::Replaced => continue,
+        }
     }
-    if ft.is_fifo() || ft.is_socket() || ft.is_block_device() || ft.is_char_device() {
-        ctx.stats.special.fetch_add(1, Ordering::Relaxed);
-        return Ok(None);
+    ctx.skip(
+        &rel,
+        format!(
+            "replaced by another object while being read ({} tries); not stored",
+            pipeline::READ_ATTEMPTS
+        ),
+        true,
+    );
+    Ok(None)
+}
+
+/// Store the object `seen` (what `fstatat(dir, name)` said).
+fn take_entry(
+    ctx: &WalkCtx<'_>,
+    dir: &Dir,
+    name: &[u8],
+    rel: &[u8],
+    seen: &Stat,
+    parent_entry: Option<&Entry>,
+    depth: usize,
+) -> Result<Taken> {
+    let kind = seen.kind();
+    if ctx.excludes.is_excluded(rel, kind == Kind::Dir) {
+        ctx.stats.excluded.fetch_add(1, Ordering::Relaxed);
+        return Ok(Taken::Nothing);
     }
-    if !ft.is_file() {
-        ctx.stats.special.fetch_add(1, Ordering::Relaxed);
-        return Ok(None);
-    }
-    let key = StatKey {
-        size: meta.size(),
-        mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
-        ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
-        inode: meta.ino(),
+    // An open or read that failed: gone, swapped, or unreadable (skipped).
+    let failed = |e: io::Error| {
+        if e.kind() == io::ErrorKind::NotFound {
+            Taken::Nothing // deleted mid-walk
+        } else if dirfd::is_replaced(&e) || dirfd::is_not_followed(&e) {
+            Taken::Replaced
+        } else {
+            ctx.skip(rel, e.to_string(), true);
+            Taken::Nothing
+        }
     };
-    if let Some(p) = parent_entry.filter(|p| reuse::can_reuse(p, &key, ctx.parent_started_ns)) {
-        ctx.stats.files.fetch_add(1, Ordering::Relaxed);
-        ctx.stats.size_bytes.fetch_add(p.size, Ordering::Relaxed);
-        ctx.progress.add(1, p.size);
-        let mut e = entry_from(name.to_vec(), &meta, p.size, p.kind.clone());
-        e.flags = 0;
-        return Ok(Some(e));
-    }
-    match pipeline::store_file(&abs, ctx.params, ctx.sink, &ctx.counters)? {
-        Ok(content) => {
+    match kind {
+        Kind::Dir => {
+            let (sub, now) = match dir.open_dir_as(name, seen) {
+                Ok(x) => x,
+                Err(e) => return Ok(failed(e)),
+            };
+            let parent_sub = parent_entry.and_then(|e| match e.kind {
+                EntryKind::Dir { tree } => Some(tree),
+                _ => None,
+            });
+            Ok(match snap_dir(ctx, sub, rel, parent_sub, depth + 1)?.0 {
+                Some(tree) => {
+                    ctx.stats.dirs.fetch_add(1, Ordering::Relaxed);
+                    Taken::Stored(entry_from(name.to_vec(), &now, 0, EntryKind::Dir { tree }))
+                }
+                None => Taken::Nothing,
+            })
+        }
+        Kind::Symlink => {
+            let target = match dir.read_link(name) {
+                Ok(t) => t,
+                // EINVAL: no longer a symlink.
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Ok(Taken::Replaced),
+                Err(e) => return Ok(failed(e)),
+            };
+            if target.is_empty() || target.len() > crate::tree::MAX_TARGET_BYTES {
+                ctx.skip(rel, "symlink target too long".into(), true);
+                return Ok(Taken::Nothing);
+            }
+            ctx.stats.symlinks.fetch_add(1, Ordering::Relaxed);
+            let size = target.len() as u64;
+            Ok(Taken::Stored(entry_from(
+                name.to_vec(),
+                seen,
+                size,
+                EntryKind::Symlink { target },
+            )))
+        }
+        Kind::Special => {
+            // FIFOs, sockets, devices: counted, never opened.
+            ctx.stats.special.fetch_add(1, Ordering::Relaxed);
+            Ok(Taken::Nothing)
+        }
+        Kind::File => {
+            let key = StatKey {
+                size: seen.size,
+                mtime_ns: seen.mtime_ns,
+                ctime_ns: seen.ctime_ns,
+                inode: seen.ino,
+            };
+            if let Some(p) =
+                parent_entry.filter(|p| reuse::can_reuse(p, &key, ctx.parent_started_ns))
+            {
+                ctx.stats.files.fetch_add(1, Ordering::Relaxed);
+                ctx.stats.size_bytes.fetch_add(p.size, Ordering::Relaxed);
+                ctx.progress.add(1, p.size);
+                return Ok(Taken::Stored(entry_from(
+                    name.to_vec(),
+                    seen,
+                    p.size,
+                    p.kind.clone(),
+                )));
+            }
+            let content =
+                match pipeline::store_file(dir, name, seen, ctx.params, ctx.sink, &ctx.counters)? {
+                    Ok(c) => c,
+                    Err(e) => return Ok(failed(e)),
+                };
             ctx.stats.files.fetch_add(1, Ordering::Relaxed);
             ctx.stats
                 .size_bytes
@@ -570,7 +742,7 @@ fn snap_entry(
             let file_content = file_content(ctx, content.chunks)?;
             let mut e = entry_from(
                 name.to_vec(),
-                &content.meta,
+                &content.stat,
                 content.size,
                 EntryKind::File {
                     content: file_content,
@@ -579,7 +751,7 @@ fn snap_entry(
             if content.changed_during_read {
                 e.flags |= FLAG_CHANGED_DURING_READ;
                 ctx.skip(
-                    &rel,
+                    rel,
                     format!(
                         "changed while being read ({} tries); stored as last read",
                         pipeline::READ_ATTEMPTS
@@ -587,12 +759,7 @@ fn snap_entry(
                     false,
                 );
             }
-            Ok(Some(e))
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None), // deleted mid-walk
-        Err(e) => {
-            ctx.skip(&rel, e.to_string(), true);
-            Ok(None)
+            Ok(Taken::Stored(e))
         }
     }
 }

@@ -7,10 +7,7 @@
 //! compressed and sent. A file whose size or times move while it is read is
 //! read again, up to [`READ_ATTEMPTS`] times, then stored as read and flagged.
 
-use std::fs::{File, Metadata, OpenOptions};
 use std::io;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crossbeam_channel::Sender;
@@ -18,6 +15,7 @@ use rayon::prelude::*;
 
 use crate::catalog::CatalogPool;
 use crate::chunker::{ChunkerParams, StreamChunker, DEFAULT_BUFFER_BYTES};
+use crate::dirfd::{self, Dir, Stat};
 use crate::error::Result;
 use crate::id::{ChunkId, Id};
 use crate::pack::format::{self, RECORD_HEADER_BYTES};
@@ -82,7 +80,7 @@ pub(crate) struct FileContent {
     /// Bytes stored (what was read).
     pub size: u64,
     /// Metadata of the version that was read.
-    pub meta: Metadata,
+    pub stat: Stat,
     pub changed_during_read: bool,
 }
 
@@ -93,36 +91,14 @@ pub(crate) struct Counters {
     pub bytes_added: AtomicU64,
 }
 
-fn open_for_read(path: &Path) -> io::Result<File> {
-    // O_NOFOLLOW: the entry was a regular file at lstat; never follow a
-    // symlink swapped in since. O_NONBLOCK: never hang on a FIFO swapped in.
-    // O_NOATIME where permitted (owner or root): don't dirty inodes.
-    let base = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC;
-    match OpenOptions::new()
-        .read(true)
-        .custom_flags(base | libc::O_NOATIME)
-        .open(path)
-    {
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
-            OpenOptions::new().read(true).custom_flags(base).open(path)
-        }
-        r => r,
-    }
-}
-
-fn same_version(a: &Metadata, b: &Metadata) -> bool {
-    a.size() == b.size()
-        && a.mtime() == b.mtime()
-        && a.mtime_nsec() == b.mtime_nsec()
-        && a.ctime() == b.ctime()
-        && a.ctime_nsec() == b.ctime_nsec()
-        && a.ino() == b.ino()
-}
-
-/// Read, chunk and store one file. The outer `Result` is a store failure
-/// (ends the run); the inner one a failure to read the file (skip it).
+/// Read, chunk and store file `name` of `dir`, which `fstatat` described
+/// as `seen`. The outer `Result` is a store failure (ends the run); the
+/// inner one a failure to read the file (skip it), or
+/// [`dirfd::is_replaced`] when the object opened is not the one listed.
 pub(crate) fn store_file(
-    path: &Path,
+    dir: &Dir,
+    name: &[u8],
+    seen: &Stat,
     params: ChunkerParams,
     sink: &BlobSink<'_>,
     counters: &Counters,
@@ -130,21 +106,14 @@ pub(crate) fn store_file(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let file = match open_for_read(path) {
-            Ok(f) => f,
-            Err(e) => return Ok(Err(e)),
-        };
-        let before = match file.metadata() {
-            Ok(m) if m.is_file() => m,
-            Ok(_) => {
-                return Ok(Err(io::Error::other(
-                    "replaced by a non-regular file while walking",
-                )))
-            }
+        // Checked to be the regular file that was listed: never a symlink
+        // (O_NOFOLLOW), never another object swapped in since.
+        let (file, before) = match dir.open_file_as(name, seen) {
+            Ok(x) => x,
             Err(e) => return Ok(Err(e)),
         };
         // One byte more than the size, so EOF is seen in the first fill.
-        let buffer = (before.size() as usize)
+        let buffer = (before.size as usize)
             .saturating_add(1)
             .min(DEFAULT_BUFFER_BYTES);
         let mut chunker = StreamChunker::new(&file, params, buffer);
@@ -183,16 +152,16 @@ pub(crate) fn store_file(
             .fetch_add(chunker.bytes_read(), Ordering::Relaxed);
         counters.bytes_added.fetch_add(added, Ordering::Relaxed);
         crate::failpoint::pause_point("snapshot.file_read");
-        let after = match file.metadata() {
+        let after = match dirfd::fstat(&file) {
             Ok(m) => m,
             Err(e) => return Ok(Err(e)),
         };
-        let stable = same_version(&before, &after) && chunker.bytes_read() == before.size();
+        let stable = before.same_version(&after) && chunker.bytes_read() == before.size;
         if stable || attempt >= READ_ATTEMPTS {
             return Ok(Ok(FileContent {
                 chunks,
                 size: chunker.bytes_read(),
-                meta: if stable { before } else { after },
+                stat: if stable { before } else { after },
                 changed_during_read: !stable,
             }));
         }
