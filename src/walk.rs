@@ -68,7 +68,7 @@ pub fn discover(root: &Path) -> Result<Vec<WorkspaceName>> {
                 "workspace root",
                 format!(
                     "{}: {e} (set --root or SCITEX_WORKSPACE_ROOT)",
-                    dir.display()
+                    crate::escape::path(dir)
                 ),
             )
         })

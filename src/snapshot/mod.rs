@@ -33,6 +33,7 @@ use crate::chunker::ChunkerParams;
 use crate::chunklist;
 use crate::codec::Writer as Enc;
 use crate::error::Result;
+use crate::escape;
 use crate::id::ChunkId;
 use crate::id::{Id, SnapshotId, TreeId};
 use crate::journal::RunJournal;
@@ -257,16 +258,16 @@ fn snapshot_workspace(
     let failed = |reason: String| Ok(WorkspaceOutcome::Failed { reason });
     match fs::symlink_metadata(dir) {
         Ok(m) if m.is_dir() => {}
-        Ok(_) => return failed(format!("{} is not a directory", dir.display())),
-        Err(e) => return failed(format!("{}: {e}", dir.display())),
+        Ok(_) => return failed(format!("{} is not a directory", escape::path(dir))),
+        Err(e) => return failed(format!("{}: {e}", escape::path(dir))),
     }
     if let Err(e) = fs::read_dir(dir) {
-        return failed(format!("{}: {e}", dir.display()));
+        return failed(format!("{}: {e}", escape::path(dir)));
     }
     let parent = pool.with(|c| c.last_taken(ws))?;
     tracing::debug!(
         "{ws}: walking {}{}",
-        dir.display(),
+        escape::path(dir),
         parent.as_ref().map_or(String::new(), |p| format!(
             ", parent snapshot {}",
             p.id.0.short()
@@ -293,7 +294,7 @@ fn snapshot_workspace(
             let why = skips
                 .first()
                 .map_or("unreadable".into(), |s| s.reason.clone());
-            return failed(format!("{}: {why}", dir.display()));
+            return failed(format!("{}: {why}", escape::path(dir)));
         }
         Err(e) => {
             let _ = writer.discard();
