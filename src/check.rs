@@ -10,8 +10,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs;
-use std::path::PathBuf;
 use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
 
 use crate::catalog::{Catalog, SnapshotRow};
 use crate::chunklist;

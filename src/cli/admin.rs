@@ -6,9 +6,9 @@ use std::path::Path;
 
 use clap::CommandFactory;
 
+use wsnap::escape::{self, Escaped};
 use wsnap::import::{self, Backup, Known, Verdict};
 use wsnap::snapshot::WorkspaceOutcome;
-use wsnap::escape::{self, Escaped};
 use wsnap::{timespec, Error, Result, SnapshotRow, Store, WorkspaceName};
 
 use super::args::{Cli, ImportArgs};

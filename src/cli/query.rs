@@ -10,8 +10,8 @@ use serde_json::{json, Value};
 
 use wsnap::catalog::PinnedCatalog;
 use wsnap::diff::{self, Change, ChangeKind, EntryState};
-use wsnap::status::{self, Level, MinFree, StatusOptions, StatusReport, WorkspaceState};
 use wsnap::escape::{self, Escaped};
+use wsnap::status::{self, Level, MinFree, StatusOptions, StatusReport, WorkspaceState};
 use wsnap::{restore, timespec, Error, Result, Store, WorkspaceName};
 
 use super::args;
