@@ -11,10 +11,12 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs;
 use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
 
 use crate::catalog::{Catalog, SnapshotRow};
 use crate::chunklist;
 use crate::error::Result;
+use crate::escape::{self, Escaped};
 use crate::id::{Id, PackId, SnapshotId};
 use crate::journal;
 use crate::pack::format::{self, RecordHeader, RECORD_HEADER_BYTES};
@@ -41,7 +43,7 @@ pub struct CheckReport {
     pub bytes_read: u64,
     pub findings: Vec<Finding>,
     /// Pack files the catalog does not know (left by a crash; removed by prune).
-    pub orphan_packs: Vec<String>,
+    pub orphan_packs: Vec<PathBuf>,
 }
 
 /// Check `store`.
@@ -75,7 +77,7 @@ pub fn check_with_progress(
         let file = match fs::File::open(&path) {
             Ok(f) => f,
             Err(e) => {
-                problems.push(format!("pack {} is missing: {e}", path.display()));
+                problems.push(format!("pack {} is missing: {e}", escape::path(&path)));
                 for b in blobs {
                     damaged.insert(b.0, format!("its pack {} is missing", pack.0.short()));
                 }
@@ -86,20 +88,20 @@ pub fn check_with_progress(
         if actual != *size {
             problems.push(format!(
                 "pack {} has {actual} bytes, catalog says {size}",
-                path.display()
+                escape::path(&path)
             ));
         }
         if read_data {
             let bytes = match fs::read(&path) {
                 Ok(b) => b,
                 Err(e) => {
-                    problems.push(format!("pack {} unreadable: {e}", path.display()));
+                    problems.push(format!("pack {} unreadable: {e}", escape::path(&path)));
                     continue;
                 }
             };
             report.bytes_read += bytes.len() as u64;
             if let Err(e) = format::scan(&bytes) {
-                problems.push(format!("pack {}: {}", path.display(), e.detail()));
+                problems.push(format!("pack {}: {}", escape::path(&path), e.detail()));
             }
             for (id, kind, offset, stored, raw) in blobs {
                 if let Err(e) = check_record(&bytes, id, kind, offset, stored, raw, true) {
@@ -201,9 +203,9 @@ fn check_journals(store: &Store, cat: &Catalog) -> Result<Vec<String>> {
         let open = name.ends_with(".open") || pending.contains(&name);
         let d = journal::read(&path)?;
         if let Some(why) = &d.damage {
-            problems.push(format!("journal {}: {why}", path.display()));
+            problems.push(format!("journal {}: {why}", escape::path(&path)));
         } else if d.torn_tail && !open {
-            problems.push(format!("journal {}: cut short", path.display()));
+            problems.push(format!("journal {}: cut short", escape::path(&path)));
         }
         let base = name.strip_suffix(".open").unwrap_or(&name).to_string();
         let idx = u32::try_from(files.len()).expect("fewer than 4 G journal files");
@@ -311,7 +313,7 @@ fn check_record(
     Ok(())
 }
 
-fn orphan_packs(store: &Store, known: &HashSet<PackId>) -> Vec<String> {
+fn orphan_packs(store: &Store, known: &HashSet<PackId>) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let Ok(fans) = fs::read_dir(store.packs_dir()) else {
         return out;
@@ -325,7 +327,7 @@ fn orphan_packs(store: &Store, known: &HashSet<PackId>) -> Vec<String> {
             let hex = name.to_str().and_then(|s| s.strip_suffix(".pack"));
             match hex.map(Id::from_hex) {
                 Some(Ok(id)) if known.contains(&PackId(id)) => {}
-                _ => out.push(f.path().display().to_string()),
+                _ => out.push(f.path()),
             }
         }
     }
@@ -360,7 +362,7 @@ fn who_uses(
                 continue;
             };
             for e in &tree.entries {
-                let p = format!("{path}/{}", String::from_utf8_lossy(&e.name));
+                let p = format!("{path}/{}", Escaped(&e.name));
                 match &e.kind {
                     EntryKind::Dir { tree } => stack.push((tree.0, p)),
                     EntryKind::File { content } => {

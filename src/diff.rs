@@ -364,7 +364,7 @@ pub fn log(
     if events.is_empty() {
         return Err(Error::NotFound(format!(
             "{} is in no snapshot of {} (see `wsnap ls`)",
-            String::from_utf8_lossy(path),
+            crate::escape::Escaped(path),
             snaps
                 .first()
                 .map_or_else(String::new, |s| s.workspace.to_string())

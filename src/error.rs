@@ -33,20 +33,21 @@ pub enum ErrorKind {
 #[non_exhaustive]
 pub enum Error {
     /// A path exists but is not a wsnap store; we never write into it.
-    #[error("{path} exists but is not a wsnap store ({reason}); refusing to touch it. Pick an empty or absent directory for a new store")]
+    #[error("{path} exists but is not a wsnap store ({reason}); refusing to touch it. Pick an empty or absent directory for a new store", path = esc(.path))]
     NotAStore { path: PathBuf, reason: String },
 
     /// A store whose catalog is missing or unreadable; `repair` rebuilds it.
-    #[error("store {path}: {reason}. Rebuild the catalog from the packs with `wsnap --store {path} repair` (the old file is kept aside)")]
+    #[error("store {path}: {reason}. Rebuild the catalog from the packs with `wsnap --store {path} repair` (the old file is kept aside)", path = esc(.path))]
     CatalogDamaged { path: PathBuf, reason: String },
 
     /// No store at the path.
-    #[error("no wsnap store at {path}: create it with `wsnap --store {path} init`")]
+    #[error("no wsnap store at {path}: create it with `wsnap --store {path} init`", path = esc(.path))]
     NoStore { path: PathBuf },
 
     /// The store was written by a wsnap with another format version.
     #[error(
-        "store {path} has format version {found}; this wsnap reads version {supported}. {hint}"
+        "store {path} has format version {found}; this wsnap reads version {supported}. {hint}",
+        path = esc(.path)
     )]
     UnsupportedVersion {
         path: PathBuf,
@@ -57,16 +58,17 @@ pub enum Error {
 
     /// Another process holds the store lock.
     #[error(
-        "store {path} is locked by another wsnap run ({holder}); wait for it or pass --lock-wait"
+        "store {path} is locked by another wsnap run ({holder}); wait for it or pass --lock-wait",
+        path = esc(.path)
     )]
     Locked { path: PathBuf, holder: String },
 
     /// Writing to the store failed. The run stops; nothing half-written is referenced.
-    #[error("writing the store failed at {path}: {source}{}", disk_hint(source))]
+    #[error("writing the store failed at {path}: {source}{}", disk_hint(source), path = esc(.path))]
     StoreWrite { path: PathBuf, source: io::Error },
 
     /// Reading the store's own files failed.
-    #[error("reading the store failed at {path}: {source}")]
+    #[error("reading the store failed at {path}: {source}", path = esc(.path))]
     StoreRead { path: PathBuf, source: io::Error },
 
     /// Bytes from the store do not decode or do not match their id.
@@ -74,7 +76,7 @@ pub enum Error {
     Corrupt { what: String },
 
     /// The SQLite catalog reported an error.
-    #[error("catalog {path}: {source}{}", catalog_hint(source))]
+    #[error("catalog {path}: {source}{}", catalog_hint(source), path = esc(.path))]
     Catalog {
         path: PathBuf,
         source: rusqlite::Error,
@@ -89,12 +91,17 @@ pub enum Error {
     NotFound(String),
 
     /// The restore target cannot be used.
-    #[error("restore target {path}: {reason}")]
+    #[error("restore target {path}: {reason}", path = esc(.path))]
     Target { path: PathBuf, reason: String },
 
     /// Writing a restored file or directory failed.
-    #[error("restoring into {path} failed: {source}{}", disk_hint(source))]
+    #[error("restoring into {path} failed: {source}{}", disk_hint(source), path = esc(.path))]
     TargetWrite { path: PathBuf, source: io::Error },
+}
+
+/// A path as printed in messages: escaped (see [`crate::escape`]).
+fn esc(p: &std::path::Path) -> String {
+    crate::escape::path(p)
 }
 
 fn catalog_hint(e: &rusqlite::Error) -> &'static str {

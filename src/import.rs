@@ -181,7 +181,7 @@ pub fn plan(old_root: &Path, known: &Known) -> Result<Vec<Backup>> {
             "old backup root",
             format!(
                 "{}: {e} (give the directory holding the old rsync backups)",
-                old_root.display()
+                crate::escape::path(old_root)
             ),
         )
     })?;

@@ -386,7 +386,7 @@ pub fn drop_records(
         if let Some(why) = &decoded.damage {
             return Err(Error::corrupt(format!(
                 "journal {}: {why}; run `wsnap check`",
-                path.display()
+                crate::escape::path(&path)
             )));
         }
         let keep: Vec<SnapshotRow> = decoded

@@ -150,11 +150,11 @@ pub fn repair(dir: &Path, lock_wait: Duration) -> Result<RepairReport> {
         if let Some(why) = d.damage {
             report
                 .journal_problems
-                .push(format!("{}: {why}", path.display()));
+                .push(format!("{}: {why}", crate::escape::path(path)));
         }
         if params.is_none() {
             if let Some(p) = d.params {
-                params = Some((p, format!("journal {}", path.display())));
+                params = Some((p, format!("journal {}", crate::escape::path(path))));
             }
         }
         if !trust_catalog {

@@ -32,6 +32,7 @@ use crate::catalog::{Catalog, PinnedCatalog, SnapshotRow};
 use crate::chunklist;
 use crate::dirfd::{self, Dir, Kind};
 use crate::error::{Error, Result};
+use crate::escape::Escaped;
 use crate::id::{ChunkId, Id};
 use crate::pack::BlobKind;
 use crate::progress::Progress;
@@ -124,7 +125,7 @@ pub fn split_path(path: &[u8]) -> Result<Vec<&[u8]>> {
                 "path",
                 format!(
                     "{:?}: components may not be '..' or contain NUL",
-                    String::from_utf8_lossy(path)
+                    Escaped(path)
                 ),
             )
         })?;
@@ -151,7 +152,7 @@ pub fn resolve(store: &Store, catalog: &Catalog, snap: &SnapshotRow, path: &[u8]
         let entry = tree.find(part).cloned().ok_or_else(|| {
             Error::NotFound(format!(
                 "{} not found in snapshot {} of {}",
-                String::from_utf8_lossy(path),
+                Escaped(path),
                 snap.id.0.short(),
                 snap.workspace
             ))
@@ -162,8 +163,8 @@ pub fn resolve(store: &Store, catalog: &Catalog, snap: &SnapshotRow, path: &[u8]
                 _ => {
                     return Err(Error::NotFound(format!(
                         "{}: {} is not a directory",
-                        String::from_utf8_lossy(path),
-                        String::from_utf8_lossy(part)
+                        Escaped(path),
+                        Escaped(part)
                     )))
                 }
             }

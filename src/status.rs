@@ -293,7 +293,7 @@ pub fn status(store: &Store, opts: &StatusOptions) -> Result<StatusReport> {
                 level: Level::Unknown,
                 message: format!(
                     "cannot list the workspace root {}: {e}; workspaces without snapshots are unknown",
-                    opts.root.display()
+                    crate::escape::path(&opts.root)
                 ),
             });
             (Vec::new(), false)

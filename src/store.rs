@@ -272,7 +272,9 @@ fn classify(dir: &Path) -> Result<State> {
                 .map(|mut r| r.next().is_none())
                 .unwrap_or(false);
         if !leftover || (e.path().is_dir() && !empty_subdir) {
-            foreign.push(name.to_string_lossy().into_owned());
+            foreign.push(crate::escape::escape(
+                std::os::unix::ffi::OsStrExt::as_bytes(name.as_os_str()),
+            ));
         }
     }
     if holds_store_data(dir) {

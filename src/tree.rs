@@ -107,7 +107,7 @@ pub fn validate_name(name: &[u8]) -> Result<()> {
     match bad {
         Some(why) => Err(Error::corrupt(format!(
             "tree entry {:?}: {why}",
-            String::from_utf8_lossy(&name[..name.len().min(64)])
+            crate::escape::Escaped(&name[..name.len().min(64)])
         ))),
         None => Ok(()),
     }

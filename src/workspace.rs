@@ -10,6 +10,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::escape::Escaped;
 use crate::tree::validate_name;
 
 /// A workspace: `<root>/<user>/<project>/`.
@@ -26,10 +27,7 @@ impl WorkspaceName {
             validate_name(part).map_err(|_| {
                 Error::invalid(
                     "workspace",
-                    format!(
-                        "{:?} is not a valid user or project name",
-                        String::from_utf8_lossy(part)
-                    ),
+                    format!("{:?} is not a valid user or project name", Escaped(part)),
                 )
             })?;
         }
@@ -47,10 +45,7 @@ impl WorkspaceName {
             Some(i) if !b[i + 1..].contains(&b'/') => WorkspaceName::new(&b[..i], &b[i + 1..]),
             _ => Err(Error::invalid(
                 "workspace",
-                format!(
-                    "{:?}: expected USER/PROJECT",
-                    String::from_utf8_lossy(s.as_bytes())
-                ),
+                format!("{:?}: expected USER/PROJECT", Escaped(s.as_bytes())),
             )),
         }
     }
@@ -71,12 +66,7 @@ impl WorkspaceName {
 
 impl fmt::Display for WorkspaceName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}/{}",
-            String::from_utf8_lossy(&self.user),
-            String::from_utf8_lossy(&self.project)
-        )
+        write!(f, "{}/{}", Escaped(&self.user), Escaped(&self.project))
     }
 }
 

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use clap::CommandFactory;
 
+use wsnap::escape::{self, Escaped};
 use wsnap::import::{self, Backup, Known, Verdict};
 use wsnap::snapshot::WorkspaceOutcome;
 use wsnap::{timespec, Error, Result, SnapshotRow, Store, WorkspaceName};
@@ -27,7 +28,7 @@ pub fn import_rsync(store_dir: &Path, a: &ImportArgs) -> Result<u8> {
             what: "old backup root",
             detail: format!(
                 "{} is not a directory (give the directory holding the old rsync backups)",
-                old_root.display()
+                escape::path(old_root)
             ),
         });
     }
@@ -39,7 +40,7 @@ pub fn import_rsync(store_dir: &Path, a: &ImportArgs) -> Result<u8> {
         tracing::warn!(
             "workspace root {} is not a directory: names with several '_' resolve only \
              against the store's workspaces and --map (set --root or SCITEX_WORKSPACE_ROOT)",
-            a.root.display()
+            escape::path(&a.root)
         );
         None
     };
@@ -74,7 +75,7 @@ pub fn import_rsync(store_dir: &Path, a: &ImportArgs) -> Result<u8> {
     tracing::info!(
         "import: {} backup directories to import from {}",
         order.len(),
-        old_root.display()
+        escape::path(old_root)
     );
     let run = super::progress::run("import", "files", |p| {
         import::import_locked(&store, &plan, &lock, p)
@@ -87,9 +88,9 @@ pub fn import_rsync(store_dir: &Path, a: &ImportArgs) -> Result<u8> {
                 for s in &skips {
                     tracing::warn!(
                         "{}: {} {}: {}",
-                        lossy(&plan[*i].name),
+                        Escaped(&plan[*i].name),
                         if s.missing { "skipped" } else { "warning" },
-                        lossy(&s.path),
+                        Escaped(&s.path),
                         s.reason
                     );
                 }
@@ -148,7 +149,7 @@ fn report(plan: &[Backup], done: &[Done], dry_run: bool, json: bool) -> u8 {
     } else {
         let mut out = io::stdout().lock();
         for (b, d) in plan.iter().zip(done) {
-            let name = lossy(&b.name);
+            let name = Escaped(&b.name);
             let line = match (&b.verdict, d) {
                 (_, Done::Failed(why)) => format!("failed     {name}: {why}"),
                 (Verdict::Import { workspace, time_ns }, Done::Imported(row, _)) => format!(
@@ -168,7 +169,7 @@ fn report(plan: &[Backup], done: &[Done], dry_run: bool, json: bool) -> u8 {
                 ),
                 (Verdict::Ambiguous { reason, .. }, _) => {
                     let prefix = import::split_name(&b.name)
-                        .map(|(p, _)| lossy(p))
+                        .map(|(p, _)| escape::escape(p))
                         .unwrap_or_default();
                     format!(
                         "ambiguous  {name}: {reason}; skipped. Rerun with --map {prefix}=USER/PROJECT"

@@ -228,7 +228,7 @@ impl ImportArgs {
                     what: "--map",
                     detail: format!(
                         "{:?}: expected PREFIX=USER/PROJECT",
-                        String::from_utf8_lossy(b)
+                        wsnap::escape::Escaped(b)
                     ),
                 });
             };

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+use wsnap::escape::{self, Escaped};
 use wsnap::restore::{self, RestoreOptions};
 use wsnap::snapshot::{self, WorkspaceOutcome};
 use wsnap::tree::EntryKind;
@@ -44,11 +45,11 @@ fn run(cli: Cli) -> Result<u8> {
                 ..wsnap::StoreParams::DEFAULT
             };
             match Store::init_with(store_dir, &params)? {
-                InitOutcome::Created => println!("created store {}", store_dir.display()),
+                InitOutcome::Created => println!("created store {}", escape::path(store_dir)),
                 InitOutcome::AlreadyExists => {
                     println!(
                         "store {} already exists; nothing to do",
-                        store_dir.display()
+                        escape::path(store_dir)
                     )
                 }
             }
@@ -62,7 +63,7 @@ fn run(cli: Cli) -> Result<u8> {
                     what: "workspace root",
                     detail: format!(
                         "{} is not a directory (set --root or SCITEX_WORKSPACE_ROOT)",
-                        opts.root.display()
+                        escape::path(&opts.root)
                     ),
                 });
             }
@@ -82,7 +83,7 @@ fn run(cli: Cli) -> Result<u8> {
             tracing::info!(
                 "snapshot of {} workspaces into {}",
                 sources.len(),
-                store_dir.display()
+                escape::path(store_dir)
             );
             let report = progress::run("snapshot", "files", |p| {
                 snapshot::run_sources_locked(&store, &sources, &rejected, &opts.excludes, &lock, p)
@@ -174,10 +175,10 @@ fn run(cli: Cli) -> Result<u8> {
                     let _ = writeln!(
                         out,
                         "damaged pack {}: {}; {} intact records copied to a new pack; file moved to {}",
-                        d.path.display(),
+                        escape::path(&d.path),
                         d.problem,
                         d.records_saved,
-                        d.moved_to.display()
+                        escape::path(&d.moved_to)
                     );
                 }
                 for p in &r.journal_problems {
@@ -205,7 +206,7 @@ fn run(cli: Cli) -> Result<u8> {
                     let _ = writeln!(
                         out,
                         "old catalog, journals and damaged files kept in {}",
-                        p.display()
+                        escape::path(p)
                     );
                 }
                 let _ = writeln!(
@@ -240,7 +241,7 @@ fn run(cli: Cli) -> Result<u8> {
                     "snapshots": r.snapshots,
                     "bytes_read": r.bytes_read,
                     "findings": r.findings.iter().map(|f| serde_json::json!({"problem": f.problem, "affects": f.affects})).collect::<Vec<_>>(),
-                    "orphan_packs": r.orphan_packs,
+                    "orphan_packs": r.orphan_packs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
                 }));
             } else {
                 let mut out = io::stdout().lock();
@@ -253,7 +254,8 @@ fn run(cli: Cli) -> Result<u8> {
                 for o in &r.orphan_packs {
                     let _ = writeln!(
                         out,
-                        "note: pack file unknown to the catalog (removed by the next prune): {o}"
+                        "note: pack file unknown to the catalog (removed by the next prune): {}",
+                        escape::path(o)
                     );
                 }
                 let _ = writeln!(
@@ -377,7 +379,7 @@ fn run(cli: Cli) -> Result<u8> {
                         EntryKind::File { .. } => ('-', size(e.size), String::new()),
                         EntryKind::Dir { .. } => ('d', "-".into(), "/".into()),
                         EntryKind::Symlink { target } => {
-                            ('l', "-".into(), format!(" -> {}", lossy(target)))
+                            ('l', "-".into(), format!(" -> {}", Escaped(target)))
                         }
                     };
                     let _ = writeln!(
@@ -386,7 +388,7 @@ fn run(cli: Cli) -> Result<u8> {
                         output::mode_string(k, e.mode),
                         sz,
                         timespec::format_local(e.mtime_ns),
-                        lossy(&e.name),
+                        Escaped(&e.name),
                         suffix
                     );
                 }
@@ -456,14 +458,14 @@ fn run(cli: Cli) -> Result<u8> {
                 }));
             } else {
                 for (p, why) in &r.damaged {
-                    tracing::error!("damaged: {}: {why}", lossy(p));
+                    tracing::error!("damaged: {}: {why}", Escaped(p));
                 }
                 println!(
                     "restored {} snapshot {} ({}) into {}: {} files, {} dirs, {} symlinks, {} in {:.1} s{}",
                     ws,
                     snap.id.0.short(),
                     timespec::format_local(snap.time_ns),
-                    to.display(),
+                    escape::path(to),
                     r.files,
                     r.dirs,
                     r.symlinks,
@@ -506,7 +508,7 @@ fn log_snapshot_problems(report: &snapshot::RunReport) {
                         "{}: {} {}: {}",
                         w.workspace,
                         if s.missing { "skipped" } else { "warning" },
-                        lossy(&s.path),
+                        Escaped(&s.path),
                         s.reason
                     );
                 }
@@ -709,7 +711,7 @@ fn print_snapshot_report(report: &snapshot::RunReport, secs: f64) {
                         out,
                         "  {} {}: {}",
                         if s.missing { "skipped" } else { "warning" },
-                        lossy(&s.path),
+                        Escaped(&s.path),
                         s.reason
                     );
                 }
@@ -747,7 +749,7 @@ pub(crate) fn open_or_create(store_dir: &std::path::Path) -> Result<Store> {
     match Store::open(store_dir) {
         Err(Error::NoStore { .. }) => {
             Store::init(store_dir)?;
-            tracing::warn!("created new store {}", store_dir.display());
+            tracing::warn!("created new store {}", escape::path(store_dir));
             Store::open(store_dir)
         }
         r => r,

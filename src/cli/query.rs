@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use wsnap::catalog::PinnedCatalog;
 use wsnap::diff::{self, Change, ChangeKind, EntryState};
+use wsnap::escape::{self, Escaped};
 use wsnap::status::{self, Level, MinFree, StatusOptions, StatusReport, WorkspaceState};
 use wsnap::{restore, timespec, Error, Result, Store, WorkspaceName};
 
@@ -53,7 +54,7 @@ pub fn run_status(
         if let Err(e) = status::write_prometheus(file, &text) {
             prom_error = Some(format!(
                 "cannot write the Prometheus file {}: {e}",
-                file.display()
+                escape::path(file)
             ));
             level = level.max(Level::Unknown);
         }
@@ -255,7 +256,7 @@ fn print_status_details(out: &mut impl Write, r: &StatusReport) {
     let _ = writeln!(
         out,
         "workspaces under {}: {} ok, {} stale, {} never snapshotted; {} with snapshots no longer under the root",
-        r.root.display(),
+        escape::path(&r.root),
         r.count(WorkspaceState::Ok),
         r.count(WorkspaceState::Stale),
         r.count(WorkspaceState::Missing),
@@ -288,7 +289,7 @@ fn print_status_details(out: &mut impl Write, r: &StatusReport) {
             out,
             "skipped in last run: {}: {}: {}",
             s.workspace,
-            lossy(&s.path),
+            Escaped(&s.path),
             s.reason
         );
     }
@@ -425,7 +426,7 @@ fn change_text(c: &Change) -> String {
             ""
         }
     };
-    let path = lossy(&c.path);
+    let path = Escaped(&c.path);
     let mode = |c: &Change| match (&c.old, &c.new) {
         (Some(o), Some(n)) if c.mode_changed => format!("  mode {:04o} -> {:04o}", o.mode, n.mode),
         _ => String::new(),
@@ -433,7 +434,7 @@ fn change_text(c: &Change) -> String {
     let sz = |e: &EntryState| match e.kind {
         diff::EntryType::File => size(e.size),
         diff::EntryType::Dir => "dir".into(),
-        diff::EntryType::Symlink => format!("-> {}", lossy(e.target.as_deref().unwrap_or(b""))),
+        diff::EntryType::Symlink => format!("-> {}", Escaped(e.target.as_deref().unwrap_or(b""))),
     };
     match (c.kind, &c.old, &c.new) {
         (ChangeKind::Added, _, Some(n)) => format!("+ {path}{}  ({})", slash(&c.new), sz(n)),

@@ -64,15 +64,19 @@ impl PackFiles {
         file.read_exact_at(&mut hbuf, offset).map_err(|e| {
             Error::corrupt(format!(
                 "pack {}: header at {offset}: {e}",
-                path().display()
+                crate::escape::path(&path())
             ))
         })?;
-        let header = RecordHeader::decode(&hbuf)
-            .map_err(|e| Error::corrupt(format!("pack {} at {offset}: {e}", path().display())))?;
+        let header = RecordHeader::decode(&hbuf).map_err(|e| {
+            Error::corrupt(format!(
+                "pack {} at {offset}: {e}",
+                crate::escape::path(&path())
+            ))
+        })?;
         if header.id != *expected {
             return Err(Error::corrupt(format!(
                 "pack {} at {offset} holds blob {}, catalog expects {}",
-                path().display(),
+                crate::escape::path(&path()),
                 header.id,
                 expected
             )));
@@ -80,7 +84,10 @@ impl PackFiles {
         let mut stored = vec![0u8; header.stored_len as usize];
         file.read_exact_at(&mut stored, offset + RECORD_HEADER_BYTES as u64)
             .map_err(|e| {
-                Error::corrupt(format!("pack {}: blob {expected}: {e}", path().display()))
+                Error::corrupt(format!(
+                    "pack {}: blob {expected}: {e}",
+                    crate::escape::path(&path())
+                ))
             })?;
         let raw = format::decode_payload(&header, &stored)?;
         Ok((header, raw))
@@ -102,16 +109,20 @@ impl PackFiles {
         file.read_exact_at(&mut buf, offset).map_err(|e| {
             Error::corrupt(format!(
                 "pack {}: blob {expected} at {offset}: {e}",
-                path().display()
+                crate::escape::path(&path())
             ))
         })?;
         let (hbuf, stored) = buf.split_at(RECORD_HEADER_BYTES);
-        let header = RecordHeader::decode(hbuf)
-            .map_err(|e| Error::corrupt(format!("pack {} at {offset}: {e}", path().display())))?;
+        let header = RecordHeader::decode(hbuf).map_err(|e| {
+            Error::corrupt(format!(
+                "pack {} at {offset}: {e}",
+                crate::escape::path(&path())
+            ))
+        })?;
         if header.id != *expected || header.stored_len != stored_len {
             return Err(Error::corrupt(format!(
                 "pack {} at {offset} holds blob {} of {} bytes, catalog expects {} of {stored_len}",
-                path().display(),
+                crate::escape::path(&path()),
                 header.id,
                 header.stored_len,
                 expected
