@@ -73,8 +73,11 @@ pub struct RepairReport {
     pub params_from: String,
 }
 
-/// Rebuild the catalog of the store at `dir`.
-pub fn repair(dir: &Path, lock_wait: Duration) -> Result<RepairReport> {
+/// Rebuild the catalog of the store at `dir`. A directory that is not
+/// recognisably a store ([`crate::store::is_recognisable`]: no catalog, no
+/// file with a wsnap pack or journal header) is refused before anything is
+/// written, unless `force`.
+pub fn repair(dir: &Path, lock_wait: Duration, force: bool) -> Result<RepairReport> {
     match fs::metadata(dir.join("packs")) {
         Ok(m) if m.is_dir() => {}
         Ok(_) | Err(_) if !dir.exists() => {
@@ -88,6 +91,15 @@ pub fn repair(dir: &Path, lock_wait: Duration) -> Result<RepairReport> {
                 reason: "it has no packs/ directory, so there is nothing to rebuild from".into(),
             })
         }
+    }
+    if !force && !crate::store::is_recognisable(dir) {
+        return Err(Error::NotAStore {
+            path: dir.to_path_buf(),
+            reason: "it has no catalog.sqlite and no file in packs/ or journal/ that wsnap wrote, \
+                     so repair would create a store here; if this really is a store whose every \
+                     file lost its header, pass --force"
+                .into(),
+        });
     }
     let note = format!(
         "repair started {}",

@@ -224,21 +224,39 @@ impl Store {
     }
 }
 
-/// Whether `dir` holds wsnap pack files (`packs/xx/*.pack`) or journals:
-/// then a missing or unreadable catalog is damage to repair, not a
-/// foreign directory.
+/// Whether `dir` holds files wsnap wrote: a pack (`packs/xx/*.pack`
+/// starting with the pack magic) or a snapshot journal (`journal/*.wsj`
+/// starting with the journal magic). Then a missing or unreadable catalog is
+/// damage to repair, not a foreign directory; a `packs/` folder of someone
+/// else's files is not.
 pub(crate) fn holds_store_data(dir: &Path) -> bool {
-    let has = |d: &Path, suffix: &str| {
+    let starts_with = |p: &Path, magic: &[u8]| {
+        let mut head = vec![0u8; magic.len()];
+        fs::File::open(p)
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+            .is_ok_and(|()| head == magic)
+    };
+    let has = |d: &Path, suffix: &str, magic: &[u8]| {
         fs::read_dir(d).is_ok_and(|rd| {
-            rd.flatten()
-                .any(|e| e.file_name().to_str().is_some_and(|n| n.ends_with(suffix)))
+            rd.flatten().any(|e| {
+                e.file_name().to_str().is_some_and(|n| n.ends_with(suffix))
+                    && starts_with(&e.path(), magic)
+            })
         })
     };
     let packs = fs::read_dir(dir.join("packs")).is_ok_and(|rd| {
-        rd.flatten()
-            .any(|fan| fan.file_name().len() == 2 && has(&fan.path(), ".pack"))
+        rd.flatten().any(|fan| {
+            fan.file_name().len() == 2 && has(&fan.path(), ".pack", crate::pack::format::PACK_MAGIC)
+        })
     });
-    packs || has(&dir.join("journal"), ".wsj")
+    packs || has(&dir.join("journal"), ".wsj", crate::journal::JOURNAL_MAGIC)
+}
+
+/// Whether `dir` is recognisably a store, whole or damaged: it has a
+/// catalog, or [`holds_store_data`]. `repair` writes only into such a
+/// directory (unless forced).
+pub fn is_recognisable(dir: &Path) -> bool {
+    dir.join(CATALOG).exists() || holds_store_data(dir)
 }
 
 enum State {

@@ -290,6 +290,37 @@ fn repair_refuses_what_is_not_a_store() {
     assert_eq!(fs::read_dir(&env.store).unwrap().count(), 1);
 }
 
+/// Issue 12: a directory that merely has a `packs/` folder (of files wsnap
+/// never wrote) is not a store: `repair` creates nothing and moves nothing,
+/// unless told `--force`.
+#[test]
+fn repair_refuses_a_directory_that_only_has_a_packs_folder() {
+    let env = TestEnv::new();
+    let theirs = env.store.join("packs/ab/their-data.pack");
+    write(&theirs, b"someone else's pack file, not wsnap's");
+    write(&env.store.join("notes.txt"), b"theirs");
+    let before = paths(&env.store);
+    let out = expect_code(env.cmd().arg("repair"), 3);
+    assert!(out.stderr.contains("--force"), "{out}");
+    assert!(out.stderr.contains("not a wsnap store"), "{out}");
+    assert_eq!(paths(&env.store), before, "repair wrote into a non-store");
+    // Nor does any other command take it for a damaged store.
+    let out = expect_code(env.cmd().arg("list"), 3);
+    assert!(out.stderr.contains("not a wsnap store"), "{out}");
+    assert_eq!(paths(&env.store), before);
+
+    // Forced, it rebuilds (and keeps the foreign pack aside, never deletes it).
+    let forced = run(env.cmd().args(["repair", "--force"]));
+    assert!(forced.code == 0 || forced.code == 1, "{forced}");
+    assert!(env.store.join("catalog.sqlite").exists());
+    assert!(!theirs.exists());
+    let kept: Vec<String> = paths(&env.store)
+        .into_iter()
+        .filter(|p| p.ends_with("their-data.pack"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+}
+
 #[test]
 fn crashed_run_journal_is_reconciled_by_the_next_writer() {
     let env = TestEnv::new();

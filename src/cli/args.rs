@@ -106,6 +106,10 @@ pub enum Command {
     Repair {
         #[arg(long, default_value = "0s")]
         lock_wait: String,
+        /// Rebuild even where nothing looks like a wsnap store (no catalog,
+        /// no file with a wsnap pack or journal header)
+        #[arg(long)]
+        force: bool,
         #[arg(long)]
         json: bool,
     },

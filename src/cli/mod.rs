@@ -148,8 +148,12 @@ fn run(cli: Cli) -> Result<u8> {
             show_gc(&r, *json);
             Ok(exit::OK)
         }
-        Command::Repair { lock_wait, json } => {
-            let r = wsnap::repair::repair(store_dir, args::parse_duration(lock_wait)?)?;
+        Command::Repair {
+            lock_wait,
+            force,
+            json,
+        } => {
+            let r = wsnap::repair::repair(store_dir, args::parse_duration(lock_wait)?, *force)?;
             let damaged = r.snapshots.iter().filter(|s| s.damaged).count();
             if *json {
                 output::print_json(&serde_json::json!({
