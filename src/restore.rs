@@ -30,7 +30,7 @@ use rayon::prelude::*;
 
 use crate::catalog::{Catalog, PinnedCatalog, SnapshotRow};
 use crate::chunklist;
-use crate::dirfd::{self, Dir, Kind};
+use crate::dirfd::{self, Dir, Kind, Stat};
 use crate::error::{Error, Result};
 use crate::escape::Escaped;
 use crate::id::{ChunkId, Id};
@@ -401,15 +401,28 @@ fn make_dir(ctx: &Ctx<'_>, e: &Entry, dir: &Dir, rel: &[u8]) -> Result<(Dir, Opt
         unreachable!("make_dir of a non-directory entry")
     };
     validate_name(&e.name)?;
-    if ctx.overwrite {
-        clear_slot(ctx, dir, &e.name, rel, true)?;
-    }
-    let made = match dir.create_dir(&e.name, 0o700) {
-        Ok(()) => true,
-        Err(err) if err.kind() == io::ErrorKind::AlreadyExists && ctx.overwrite => false,
-        Err(err) => return Err(ctx.twrite(rel)(err)),
+    let kept = match ctx.overwrite {
+        true => clear_slot(ctx, dir, &e.name, rel, true)?,
+        false => None,
     };
-    let sub = open_made_dir(ctx, dir, &e.name, rel, made)?;
+    let sub = match kept {
+        // `--overwrite`: merge into the directory that is there, checked
+        // to be the one just looked at.
+        Some(seen) => dir
+            .open_dir_as(&e.name, &seen)
+            .map(|(d, _)| d)
+            .map_err(|err| ctx.opening(rel, err))?,
+        None => {
+            dir.create_dir(&e.name, 0o700).map_err(|err| {
+                if err.kind() == io::ErrorKind::AlreadyExists && ctx.overwrite {
+                    ctx.swapped(rel) // made by someone else since `clear_slot`
+                } else {
+                    ctx.twrite(rel)(err)
+                }
+            })?;
+            open_made_dir(ctx, dir, &e.name, rel)?
+        }
+    };
     let listing = ctx
         .read(&tree.0, BlobKind::Tree)
         .and_then(|raw| Tree::decode(&raw).map_err(|e| e.to_string()));
@@ -452,31 +465,33 @@ fn join_rel(rel: &[u8], name: &[u8]) -> Vec<u8> {
 }
 
 /// Remove whatever stands at `name` in `dir` unless it is a real directory
-/// and we want one. Only called in overwrite mode.
-fn clear_slot(ctx: &Ctx<'_>, dir: &Dir, name: &[u8], rel: &[u8], want_dir: bool) -> Result<()> {
+/// and we want one; that one's stat is returned. Only in overwrite mode.
+fn clear_slot(
+    ctx: &Ctx<'_>,
+    dir: &Dir,
+    name: &[u8],
+    rel: &[u8],
+    want_dir: bool,
+) -> Result<Option<Stat>> {
     match dir.stat_at(name) {
-        Ok(s) if s.kind() == Kind::Dir && want_dir => Ok(()),
-        Ok(s) if s.kind() == Kind::Dir => dir.remove_tree(name).map_err(ctx.twrite(rel)),
-        Ok(_) => dir.remove_file(name).map_err(ctx.twrite(rel)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(ctx.twrite(rel)(e)),
+        Ok(s) if s.kind() == Kind::Dir && want_dir => Ok(Some(s)),
+        Ok(s) if s.kind() == Kind::Dir => dir.remove_tree(name).map(|()| None),
+        Ok(_) => dir.remove_file(name).map(|()| None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
+    .map_err(ctx.twrite(rel))
 }
 
-/// Open directory `name` of `dir` that we just made (or, with `--overwrite`,
-/// that was there): `O_NOFOLLOW`, and one we made must be owned by us. A
-/// symlink or another directory swapped in since the `mkdirat` is an error,
-/// never a place we write into or change.
-fn open_made_dir(ctx: &Ctx<'_>, dir: &Dir, name: &[u8], rel: &[u8], made: bool) -> Result<Dir> {
-    let sub = dir.open_dir(name).map_err(|e| {
-        if dirfd::is_not_followed(&e) {
-            ctx.swapped(rel)
-        } else {
-            ctx.twrite(rel)(e)
-        }
-    })?;
+/// Open directory `name` of `dir` that we just made with `mkdirat`:
+/// `O_NOFOLLOW`, and it must still be ours, owned by us and empty. A
+/// symlink or another directory swapped in since (say a root-owned one the
+/// user could move) is an error, never a place we write into or change.
+fn open_made_dir(ctx: &Ctx<'_>, dir: &Dir, name: &[u8], rel: &[u8]) -> Result<Dir> {
+    let sub = dir.open_dir(name).map_err(|e| ctx.opening(rel, e))?;
     let st = sub.stat().map_err(ctx.twrite(rel))?;
-    if made && st.uid != ctx.euid {
+    let empty = sub.names().map_err(ctx.twrite(rel))?.is_empty();
+    if st.uid != ctx.euid || !empty {
         return Err(ctx.swapped(rel));
     }
     Ok(sub)
@@ -591,6 +606,16 @@ impl Ctx<'_> {
         self.twrite(rel)(io::Error::other(
             "replaced while restoring (not the directory restore made); the target is being changed by someone else",
         ))
+    }
+
+    /// A failure opening directory `rel`: a symlink or another object than
+    /// the one expected is a swap.
+    fn opening(&self, rel: &[u8], e: io::Error) -> Error {
+        if dirfd::is_not_followed(&e) || dirfd::is_replaced(&e) {
+            self.swapped(rel)
+        } else {
+            self.twrite(rel)(e)
+        }
     }
 
     /// A failure writing `rel` (relative to the target).
