@@ -481,6 +481,7 @@ fn nc_options(root: &Path) -> SnapshotOptions {
         excludes: vec![],
         time_ns: None,
         lock_wait: Duration::ZERO,
+        reread: false,
     }
 }
 

@@ -265,6 +265,7 @@ pub fn sources(plan: &[Backup]) -> Vec<(usize, Source)> {
                         .expect("an entry of the backup root")
                         .to_path_buf(),
                     below: vec![b.name.clone()],
+                    reread: false,
                     time_ns: Some(*time_ns),
                 },
             )),

@@ -22,6 +22,7 @@
 //!     excludes: vec![],
 //!     time_ns: None,
 //!     lock_wait: std::time::Duration::ZERO,
+//!     reread: false,
 //! })?;
 //! assert!(report.all_ok());
 //!
@@ -50,6 +51,7 @@ pub mod dirfd;
 pub mod error;
 pub mod escape;
 pub mod gc;
+pub mod heal;
 pub mod id;
 pub mod import;
 pub mod journal;

@@ -38,7 +38,7 @@ for w in range(nws):
         with open(os.path.join(d, f"f{f:04d}.txt"), "wb") as fh:
             fh.write(bytes(r.choice(letters) for _ in range(n)))
 PY
-cat $(find "$root" -type f) > /dev/null
+find "$root" -type f -print0 | xargs -0 cat > /dev/null
 sleep 3  # out of the racy window: the first no-change tick reuses every file
 export RESTIC_PASSWORD=bench RESTIC_CACHE_DIR=$base/restic-cache
 now() { date +%s.%N; }

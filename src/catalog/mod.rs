@@ -403,6 +403,20 @@ impl Catalog {
         Ok(n.max(0) as u64)
     }
 
+    /// Whether any snapshot is marked damaged (an index lookup).
+    pub fn has_damaged(&self) -> Result<bool> {
+        if self.version < 2 {
+            return Ok(false);
+        }
+        self.conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM snapshots WHERE damaged = 1)",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(sql_err(&self.path))
+    }
+
     /// Snapshots `repair` marked damaged, oldest first.
     pub fn damaged_snapshots(&self) -> Result<Vec<SnapshotRow>> {
         if self.version < 2 {
@@ -412,6 +426,22 @@ impl Catalog {
             "WHERE s.damaged = 1 ORDER BY w.user, w.project, s.time_ns, s.id",
             params![],
         )
+    }
+
+    /// Snapshot `id` is whole again: every blob it reaches is indexed, and
+    /// `trees` (each with all its references) are linked in `tree_refs`.
+    /// Clears its `damaged` flag, in one transaction.
+    pub fn mark_whole(&mut self, id: &SnapshotId, trees: &[(Id, Vec<Id>)]) -> Result<()> {
+        let e = sql_err(&self.path);
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(&e)?;
+        complete_refs(&tx, trees, &path)?;
+        tx.execute(
+            "UPDATE snapshots SET damaged = 0 WHERE snapshot_hash = ?1",
+            [&id.0 .0[..]],
+        )
+        .map_err(&e)?;
+        tx.commit().map_err(&e)
     }
 
     /// Where blob `id` is stored, if it is indexed.
@@ -502,7 +532,7 @@ impl Catalog {
         skips: &[(Vec<u8>, String)],
         journal: &str,
     ) -> Result<()> {
-        self.commit_snapshots(trees, &[(row.clone(), skips.to_vec())], journal, None)
+        self.commit_snapshots(trees, &[], &[(row.clone(), skips.to_vec())], journal, None)
     }
 
     /// Group commit: index `trees` with their references, insert every
@@ -512,6 +542,7 @@ impl Catalog {
     pub fn commit_snapshots(
         &mut self,
         trees: &[PendingTree],
+        known_trees: &[(Id, Vec<Id>)],
         snaps: &[(SnapshotRow, SkipList)],
         journal: &str,
         run: Option<&RunRow>,
@@ -526,6 +557,7 @@ impl Catalog {
         let e = sql_err(&path);
         let tx = self.conn.transaction().map_err(&e)?;
         index_trees(&tx, trees, &path)?;
+        complete_refs(&tx, known_trees, &path)?;
         for (row, skips) in snaps {
             let ws = ensure_workspace(&tx, &row.workspace).map_err(&e)?;
             let root: Option<i64> = tx
@@ -667,11 +699,22 @@ impl Catalog {
         Ok(out)
     }
 
-    /// The most recently taken snapshot of a workspace (the stat-cache parent).
+    /// The most recently taken snapshot of a workspace that is not marked
+    /// damaged: the stat-cache parent. A damaged snapshot references data
+    /// the store lacks, so nothing of it (chunk ids of unchanged files,
+    /// unchanged subtrees) may be reused; the next snapshot reads its files
+    /// again and stores what was lost while the live files still exist.
     pub fn last_taken(&self, workspace: &WorkspaceName) -> Result<Option<SnapshotRow>> {
+        let undamaged = if self.version >= 2 {
+            "AND s.damaged = 0"
+        } else {
+            ""
+        };
         let mut one = self.select_snapshots(
-            "WHERE w.user = ?1 AND w.project = ?2
-             ORDER BY s.started_ns DESC, s.time_ns DESC, s.id DESC LIMIT 1",
+            &format!(
+                "WHERE w.user = ?1 AND w.project = ?2 {undamaged}
+                 ORDER BY s.started_ns DESC, s.time_ns DESC, s.id DESC LIMIT 1"
+            ),
             params![workspace.user, workspace.project],
         )?;
         Ok(one.pop())
@@ -885,6 +928,45 @@ fn index_trees(tx: &rusqlite::Transaction<'_>, trees: &[PendingTree], path: &Pat
                 Error::corrupt(format!(
                     "tree {} references blob {r} that is not stored",
                     t.id
+                ))
+            })?;
+            ins_ref.execute(params![tree_row, blob]).map_err(&e)?;
+        }
+    }
+    Ok(())
+}
+
+/// Make sure trees (and chunk lists) that were already indexed when this
+/// run referenced them again have every reference in `tree_refs`: `repair`
+/// indexes a tree whose blobs are partly lost with only the references it
+/// could find, and a run that stored the lost blobs again must link them,
+/// or gc would take them for garbage. A reference to a blob the store lacks
+/// is an error, as in [`index_trees`].
+fn complete_refs(
+    tx: &rusqlite::Transaction<'_>,
+    known: &[(Id, Vec<Id>)],
+    path: &Path,
+) -> Result<()> {
+    let e = sql_err(path);
+    let mut blob_row = tx
+        .prepare_cached("SELECT id FROM blobs WHERE hash = ?1")
+        .map_err(&e)?;
+    let mut ins_ref = tx
+        .prepare_cached("INSERT OR IGNORE INTO tree_refs (tree_id, blob_id) VALUES (?1, ?2)")
+        .map_err(&e)?;
+    for (tree, refs) in known {
+        let mut row = |id: &Id| -> Result<Option<i64>> {
+            blob_row
+                .query_row([&id.0[..]], |r| r.get(0))
+                .optional()
+                .map_err(&e)
+        };
+        let tree_row =
+            row(tree)?.ok_or_else(|| Error::corrupt(format!("tree {tree} is no longer stored")))?;
+        for r in refs {
+            let blob = row(r)?.ok_or_else(|| {
+                Error::corrupt(format!(
+                    "tree {tree} references blob {r} that is not stored"
                 ))
             })?;
             ins_ref.execute(params![tree_row, blob]).map_err(&e)?;

@@ -34,6 +34,10 @@ pub const INDEXES_V2: &str = r#"
 -- one index step instead of sorting all of the workspace's snapshots.
 CREATE INDEX IF NOT EXISTS snapshots_by_started
     ON snapshots(workspace_id, started_ns, time_ns);
+-- The damaged snapshots (usually none): found without a scan, so every
+-- run can look whether one became whole again (`heal.rs`).
+CREATE INDEX IF NOT EXISTS snapshots_damaged
+    ON snapshots(workspace_id) WHERE damaged = 1;
 "#;
 
 pub const SCHEMA_V1: &str = r#"

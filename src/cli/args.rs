@@ -260,6 +260,10 @@ pub struct SnapshotArgs {
     /// Wait this long for another run's lock (e.g. 30s, 5m), then exit 75
     #[arg(long, default_value = "0s")]
     pub lock_wait: String,
+    /// Read every file again, ignoring the stat cache for this run (stores
+    /// again what the store lost or found damaged, while the files exist)
+    #[arg(long)]
+    pub reread: bool,
     /// After a successful snapshot, apply retention (see the keep flags) in
     /// the same run and lock
     #[arg(long)]
@@ -396,6 +400,7 @@ impl SnapshotArgs {
             excludes: self.excludes.clone(),
             time_ns,
             lock_wait: parse_duration(&self.lock_wait)?,
+            reread: self.reread,
         })
     }
 }

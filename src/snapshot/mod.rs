@@ -61,6 +61,10 @@ pub struct SnapshotOptions {
     pub time_ns: Option<i64>,
     /// How long to wait for another run's lock.
     pub lock_wait: Duration,
+    /// Read every file again: no stat cache, no unchanged subtree reused
+    /// (`snapshot --reread`; heals a store whose data was lost or damaged
+    /// while the live files still exist).
+    pub reread: bool,
 }
 
 /// An entry that could not be stored as it is (unreadable, vanished,
@@ -155,6 +159,8 @@ pub struct Source {
     pub below: Vec<Vec<u8>>,
     /// Recorded snapshot time; `None` means when its walk started.
     pub time_ns: Option<i64>,
+    /// Take no parent snapshot (no stat cache): read every file.
+    pub reread: bool,
 }
 
 impl Source {
@@ -165,6 +171,7 @@ impl Source {
             below: vec![ws.user.clone(), ws.project.clone()],
             workspace: ws,
             time_ns,
+            reread: false,
         }
     }
 
@@ -202,7 +209,10 @@ pub fn sources(opts: &SnapshotOptions) -> Result<(Vec<Source>, Vec<Rejected>)> {
     };
     let sources = workspaces
         .into_iter()
-        .map(|ws| Source::workspace(&opts.root, ws, opts.time_ns))
+        .map(|ws| Source {
+            reread: opts.reread,
+            ..Source::workspace(&opts.root, ws, opts.time_ns)
+        })
         .collect();
     Ok((sources, rejected))
 }
@@ -299,6 +309,23 @@ fn run_in_pool(
         }
     }
     writer.finish(run)?;
+    // Damaged snapshots of the workspaces just taken may be whole again:
+    // those runs had no damaged parent, so they stored what was lost.
+    let taken: std::collections::HashSet<&WorkspaceName> = reports
+        .iter()
+        .filter(|r| matches!(r.outcome, WorkspaceOutcome::Committed { .. }))
+        .map(|r| &r.workspace)
+        .collect();
+    let mut catalog = store.catalog(true)?;
+    if catalog.has_damaged()? {
+        for s in crate::heal::damaged_snapshots(store, &mut catalog, &taken)? {
+            tracing::info!(
+                "{}: snapshot {} is whole again (its lost data was stored again)",
+                s.workspace,
+                s.id.0.short()
+            );
+        }
+    }
     Ok(RunReport {
         started_ns,
         finished_ns,
@@ -322,7 +349,10 @@ fn snapshot_workspace(
         Ok(d) => d,
         Err(why) => return failed(why),
     };
-    let parent = pool.with(|c| c.last_taken(ws))?;
+    let parent = match src.reread {
+        true => None,
+        false => pool.with(|c| c.last_taken(ws))?,
+    };
     tracing::debug!(
         "{ws}: walking {}{}",
         escape::path(&src.dir()),

@@ -44,6 +44,11 @@ impl BlobSink<'_> {
         // Not pending: either never seen in this run, or indexed already
         // (the writer removes ids from `pending` only after committing them).
         if self.lookup.with(|c| c.has_blob(&id))? {
+            if !refs.is_empty() {
+                // An indexed tree referenced again: make sure its references
+                // are complete (a repaired store may lack some).
+                self.send(Msg::Known { id, refs })?;
+            }
             return Ok(0);
         }
         if !self.pending.lock().expect("pending poisoned").insert(id) {
@@ -58,19 +63,21 @@ impl BlobSink<'_> {
             id,
         };
         let added = (RECORD_HEADER_BYTES + payload.len()) as u64;
-        self.tx
-            .send(Msg::Blob {
-                header,
-                payload,
-                refs,
-            })
-            .map_err(|_| {
-                crate::error::Error::store_write(
-                    "writer thread",
-                    io::Error::other("the store writer stopped"),
-                )
-            })?;
+        self.send(Msg::Blob {
+            header,
+            payload,
+            refs,
+        })?;
         Ok(added)
+    }
+
+    fn send(&self, msg: Msg) -> Result<()> {
+        self.tx.send(msg).map_err(|_| {
+            crate::error::Error::store_write(
+                "writer thread",
+                io::Error::other("the store writer stopped"),
+            )
+        })
     }
 }
 

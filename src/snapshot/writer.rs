@@ -54,6 +54,10 @@ pub(crate) enum Msg {
         skips: Vec<(Vec<u8>, String)>,
         reply: Sender<Result<()>>,
     },
+    /// A tree or chunk list that is already indexed was referenced again:
+    /// its references are checked into `tree_refs` at the next group commit
+    /// (see `catalog::complete_refs`).
+    Known { id: Id, refs: Vec<Id> },
     /// Write the queued snapshots now (the next source is a workspace with a
     /// queued snapshot: its parent must be readable).
     Flush { reply: Sender<Result<()>> },
@@ -101,6 +105,7 @@ impl Writer {
                     open_trees: Vec::new(),
                     open_chunks: Vec::new(),
                     sealed_trees: Vec::new(),
+                    known_trees: Vec::new(),
                     claimed: 0,
                     group: Vec::new(),
                     group_since: None,
@@ -189,6 +194,8 @@ struct WriterState {
     open_trees: Vec<OpenTree>,
     open_chunks: Vec<Id>,
     sealed_trees: Vec<PendingTree>,
+    /// Indexed trees referenced again in this group, with their references.
+    known_trees: Vec<(Id, Vec<Id>)>,
     /// How many trees of `sealed_trees ++ open_trees` (in that order, which
     /// is arrival order) belong to queued snapshots.
     claimed: usize,
@@ -212,6 +219,11 @@ impl WriterState {
                     if self.failure.is_none() {
                         let r = self.append(header, &payload, refs);
                         self.latch(r);
+                    }
+                }
+                Msg::Known { id, refs } => {
+                    if self.failure.is_none() {
+                        self.known_trees.push((id, refs));
                     }
                 }
                 Msg::Commit { row, skips, reply } => {
@@ -360,8 +372,14 @@ impl WriterState {
             self.journal.append_all(&rows)?;
             crate::failpoint::crash_point("snapshot.journaled");
         }
-        self.catalog
-            .commit_snapshots(&self.sealed_trees, &self.group, self.journal.name(), run)?;
+        self.catalog.commit_snapshots(
+            &self.sealed_trees,
+            &self.known_trees,
+            &self.group,
+            self.journal.name(),
+            run,
+        )?;
+        self.known_trees.clear();
         if !rows.is_empty() {
             crate::failpoint::crash_point("snapshot.committed");
         }

@@ -1,0 +1,137 @@
+//! A snapshot never references data the store lacks (issue 13): after
+//! `repair` lost a pack, the next snapshot takes no damaged parent, so it
+//! reads the files again and stores what was lost; the damaged snapshot is
+//! whole again once nothing it reaches is missing; `--reread` ignores the
+//! stat cache for one run.
+
+mod common;
+
+use std::fs;
+use std::path::PathBuf;
+
+use common::*;
+
+fn remove_catalog(env: &TestEnv) {
+    for f in ["catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm"] {
+        let _ = fs::remove_file(env.store.join(f));
+    }
+}
+
+/// bob/p with `big.bin` (in a pack of its own, then lost) and `keep.txt`;
+/// returns the id of the snapshot `repair` leaves damaged, and a copy of
+/// the workspace as it is.
+fn repaired_with_a_lost_file(env: &TestEnv) -> (String, PathBuf) {
+    let b = env.ws("bob", "p");
+    write(&b.join("big.bin"), &random_bytes(2, 300 * KIB));
+    write(&b.join("keep.txt"), b"bob's notes");
+    env.snapshot_ws("bob/p", &[]);
+    let lost_pack = pack_files(&env.store);
+    assert_eq!(lost_pack.len(), 1);
+    write(&b.join("later.txt"), b"added later");
+    wait_out_racy_window(&env.root);
+    let damaged = s(&env.snapshot_ws("bob/p", &[]), "id").to_string();
+    fs::remove_file(&lost_pack[0]).unwrap();
+    remove_catalog(env);
+    let out = expect_code(env.cmd().args(["repair", "--json"]), 1);
+    assert_eq!(out.json()["lost"].as_array().unwrap().len(), 1, "{out}");
+    let copy = env.path("bob-copy");
+    copy_tree(&b, &copy);
+    (damaged, copy)
+}
+
+fn damaged_flags(env: &TestEnv) -> Vec<(String, bool)> {
+    list_json(env)
+        .iter()
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap().to_string(),
+                s["damaged"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn after_repair_a_lost_file_is_stored_again_and_the_damaged_snapshot_heals() {
+    let env = TestEnv::new();
+    let (damaged, copy) = repaired_with_a_lost_file(&env);
+    assert_eq!(damaged_flags(&env), [(damaged.clone(), true)]);
+
+    // Nothing changed on disk: the next snapshot must not reuse the damaged
+    // parent's chunk ids; it reads big.bin again and stores it.
+    let w = env.snapshot_ws("bob/p", &[]);
+    assert!(u(&w, "bytes_read") >= 300 * KIB as u64, "{w:#}");
+    assert!(u(&w, "bytes_added") > 0, "{w:#}");
+    let target = env.path("latest");
+    env.restore("bob/p", s(&w, "id"), &target, &[]);
+    assert_trees_equal(&copy, &target);
+
+    // The damaged snapshot reaches nothing missing any more: whole again,
+    // and it restores big.bin too.
+    assert!(
+        damaged_flags(&env).iter().all(|(_, d)| !d),
+        "{:?}",
+        damaged_flags(&env)
+    );
+    expect_code(env.cmd().args(["check", "--read-data"]), 0);
+    // Its trees were linked to the stored-again chunks: forgetting the new
+    // snapshot and collecting garbage keeps them.
+    expect_code(env.cmd().args(["forget", "--snapshot", s(&w, "id")]), 0);
+    expect_code(env.cmd().args(["check", "--read-data"]), 0);
+    let old = env.path("old");
+    env.restore("bob/p", &damaged, &old, &[]);
+    assert_eq!(
+        fs::read(old.join("big.bin")).unwrap(),
+        fs::read(copy.join("big.bin")).unwrap()
+    );
+}
+
+#[test]
+fn after_repair_an_edit_beside_the_lost_file_commits_and_other_workspaces_too() {
+    let env = TestEnv::new();
+    let (_, _) = repaired_with_a_lost_file(&env);
+    // A sibling edited, and a new workspace: one full run commits both.
+    let b = env.root.join("bob/p");
+    append(&b.join("keep.txt"), b" and more");
+    write(&env.ws("carol", "new").join("c.txt"), b"carol");
+    let report = env.snapshot(&[]);
+    let ok: Vec<&str> = report["workspaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| s(w, "status"))
+        .collect();
+    assert_eq!(ok, ["ok", "ok"], "{report:#}");
+    let target = env.path("bob");
+    let bob = report["workspaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| s(w, "user") == "bob")
+        .unwrap();
+    env.restore("bob/p", s(bob, "id"), &target, &[]);
+    assert_trees_equal(&b, &target);
+    // The old snapshot stays damaged: the keep.txt it had was in the lost
+    // pack and exists nowhere any more. That is the one problem.
+    let out = expect_code(env.cmd().args(["check", "--read-data"]), 1);
+    assert!(out.stdout.contains("1 problems found"), "{out}");
+    assert!(out.stdout.contains("is marked damaged"), "{out}");
+}
+
+#[test]
+fn reread_ignores_the_stat_cache_for_one_run() {
+    let env = TestEnv::new();
+    let ws = env.ws("u", "p");
+    write(&ws.join("a.bin"), &random_bytes(3, 100 * KIB));
+    write(&ws.join("sub/b.txt"), b"b");
+    wait_out_racy_window(&env.root);
+    env.snapshot_ws("u/p", &[]);
+    let cached = env.snapshot_ws("u/p", &[]);
+    assert_eq!(u(&cached, "bytes_read"), 0);
+    let reread = env.snapshot_ws("u/p", &["--reread"]);
+    assert_eq!(u(&reread, "bytes_read"), 100 * KIB as u64 + 1);
+    assert_eq!(u(&reread, "bytes_added"), 0, "{reread:#}");
+    assert_eq!(s(&reread, "id") == s(&cached, "id"), false);
+    let after = env.snapshot_ws("u/p", &[]);
+    assert_eq!(u(&after, "bytes_read"), 0);
+}
