@@ -68,9 +68,16 @@ pub fn parse(s: &str) -> Result<TimeSpec> {
             let candidates = Local
                 .from_local_datetime(&naive)
                 .map(|dt| dt.fixed_offset());
-            let local = match resolve_local(&naive, candidates, |n| {
-                Local.from_local_datetime(n).earliest().map(|dt| dt.offset().fix())
-            }) {
+            let zone = Zone {
+                offset_at: &|utc| Local.from_utc_datetime(&utc.naive_utc()).offset().fix(),
+                offset_near: &|n| {
+                    Local
+                        .from_local_datetime(n)
+                        .earliest()
+                        .map(|dt| dt.offset().fix())
+                },
+            };
+            let local = match resolve_local(&naive, candidates, &zone) {
                 LocalTime::Single(dt) => dt,
                 LocalTime::Ambiguous(earlier, later) => {
                     tracing::warn!(
@@ -106,22 +113,35 @@ pub fn parse(s: &str) -> Result<TimeSpec> {
     ))
 }
 
+/// What [`resolve_local`] asks of a time zone.
+pub struct Zone<'a> {
+    /// The zone's offset at an instant.
+    pub offset_at: &'a dyn Fn(DateTime<Utc>) -> FixedOffset,
+    /// The zone's offset at a local time, if it exists.
+    pub offset_near: &'a dyn Fn(&NaiveDateTime) -> Option<FixedOffset>,
+}
+
 /// Decide what `naive` means from the zone's candidates for it. Pure: the
-/// candidates come from `TimeZone::from_local_datetime`; a candidate that
-/// does not show `naive` on the wall clock is dropped, and the rest are
-/// ordered by instant. With none left the time was skipped: the offsets
-/// before and after are `offset_at` two hours either side.
+/// candidates come from `TimeZone::from_local_datetime`; a candidate whose
+/// instant does not show `naive` on the zone's wall clock is dropped (chrono
+/// maps the first instant after a gap, or the instant of a change, to a
+/// time on the wrong side of it), and the rest are ordered by instant. With
+/// none left the time was skipped: the offsets before and after are the
+/// zone's two hours either side.
 pub fn resolve_local(
     naive: &NaiveDateTime,
     candidates: LocalResult<DateTime<FixedOffset>>,
-    offset_at: impl Fn(&NaiveDateTime) -> Option<FixedOffset>,
+    zone: &Zone,
 ) -> LocalTime {
     let mut found: Vec<DateTime<FixedOffset>> = match candidates {
         LocalResult::Single(a) => vec![a],
         LocalResult::Ambiguous(a, b) => vec![a, b],
         LocalResult::None => Vec::new(),
     };
-    found.retain(|dt| dt.naive_local() == *naive);
+    found.retain(|dt| {
+        let utc = dt.with_timezone(&Utc);
+        utc.with_timezone(&(zone.offset_at)(utc)).naive_local() == *naive
+    });
     found.sort_by_key(|dt| dt.with_timezone(&Utc));
     found.dedup_by_key(|dt| dt.with_timezone(&Utc));
     match found[..] {
@@ -130,7 +150,7 @@ pub fn resolve_local(
         [] => {
             let near = |n: Option<NaiveDateTime>| {
                 n.as_ref()
-                    .and_then(&offset_at)
+                    .and_then(zone.offset_near)
                     .unwrap_or_else(|| Utc.fix())
             };
             LocalTime::Skipped(
@@ -291,20 +311,38 @@ mod tests {
                 LocalResult::None,
                 LocalTime::Skipped(cet, cest),
             ),
+            // chrono maps the first skipped minute to the instant of the
+            // change (01:00Z, which the wall clock shows as 03:00).
+            (
+                "2026-03-29 02:00",
+                LocalResult::Single(b("2026-03-29 02:00")),
+                LocalTime::Skipped(cet, cest),
+            ),
         ];
-        let offset_at = |n: &NaiveDateTime| {
-            Some(if *n < naive("2026-03-29 02:00") {
-                cet
-            } else {
+        // Berlin in 2026: summer time from 03-29 01:00Z to 10-25 01:00Z.
+        let offset_at = |utc: DateTime<Utc>| {
+            let summer = naive("2026-03-29 01:00").and_utc()..naive("2026-10-25 01:00").and_utc();
+            if summer.contains(&utc) {
                 cest
-            })
+            } else {
+                cet
+            }
+        };
+        let offset_near = |n: &NaiveDateTime| {
+            Some(
+                if *n < naive("2026-03-29 02:00") || *n >= naive("2026-10-25 03:00") {
+                    cet
+                } else {
+                    cest
+                },
+            )
+        };
+        let zone = Zone {
+            offset_at: &offset_at,
+            offset_near: &offset_near,
         };
         for (t, candidates, want) in cases {
-            assert_eq!(
-                resolve_local(&naive(t), candidates, offset_at),
-                want,
-                "{t}"
-            );
+            assert_eq!(resolve_local(&naive(t), candidates, &zone), want, "{t}");
         }
     }
 
