@@ -378,8 +378,9 @@ impl RetentionArgs {
 #[derive(Args, Debug)]
 #[group(required = true, multiple = false)]
 pub struct Which {
-    /// Newest snapshot at or before TIME: 'YYYY-mm-dd HH:MM[:SS]' (local), RFC 3339,
-    /// YYYYmmdd_HHMMSS, or 'latest'
+    /// Newest snapshot at or before TIME: 'YYYY-mm-dd HH:MM[:SS]' (local; in an
+    /// hour repeated by DST the earlier pass, in a skipped hour an error), RFC
+    /// 3339, YYYYmmdd_HHMMSS, or 'latest'
     #[arg(long, value_name = "TIME")]
     pub at: Option<String>,
     /// Snapshot id (or unique prefix of at least 4 hex digits)
