@@ -102,6 +102,9 @@ pub fn prune_locked_with_progress(
     };
     let mut forget = Vec::new();
     let mut kept = 0;
+    // `keep-within` counts back from now (never from the newest snapshot,
+    // which a wrong clock or `--time` can put in the future).
+    let now_ns = timespec::now_ns();
     for ws in &names {
         // Retention needs only (row, time): read from the index; full rows
         // only for what is forgotten.
@@ -109,7 +112,7 @@ pub fn prune_locked_with_progress(
         if snaps.is_empty() {
             return Err(Error::NotFound(format!("no snapshots of workspace {ws}")));
         }
-        for d in retention::decide(&snaps, &opts.policy) {
+        for d in retention::decide(&snaps, &opts.policy, now_ns) {
             if d.keep {
                 kept += 1;
             } else {

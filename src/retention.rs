@@ -1,11 +1,17 @@
 //! Retention policy: which snapshots of one workspace to keep.
 //!
-//! Pure: (snapshot times, policy) → keep/forget with reasons, tested with
-//! tables. Semantics follow restic and borg: each tier walks the snapshots
-//! newest first and keeps the newest snapshot of each of its last N periods
-//! (hour, day, ISO week, month, in local time); `keep-last N` keeps the N
-//! newest; `keep-within D` keeps everything within D of the newest snapshot.
-//! Tiers combine as a union. The newest snapshot is always kept.
+//! Pure: (snapshot times, policy, now) → keep/forget with reasons, tested
+//! with tables. Semantics follow restic and borg: each tier walks the
+//! snapshots newest first and keeps the newest snapshot of each of its last
+//! N periods (hour, day, ISO week, month, in local time); `keep-last N`
+//! keeps the N newest; `keep-within D` keeps everything taken at or after
+//! `now - D`. Tiers combine as a union. The newest snapshot is always kept.
+//!
+//! `keep-within` is anchored on now, not on the newest snapshot (restic and
+//! borg anchor it on the newest): one snapshot with a time far in the future
+//! would otherwise make every real snapshot "older than D" and forget them.
+//! The CLI refuses counts of 0 and durations without a unit; the library
+//! keeps its plain meaning (0 keeps none by that tier).
 
 use chrono::{Datelike, Local, TimeZone, Timelike};
 
@@ -60,7 +66,12 @@ fn bucket(ns: i64, p: Period) -> (i32, u32, u32, u32) {
 
 /// Decide for the snapshots of one workspace. Order of the output: newest
 /// first. Input order does not matter.
-pub fn decide<T: Clone>(snapshots: &[(T, i64)], policy: &KeepPolicy) -> Vec<Decision<T>> {
+/// `now_ns` anchors `keep-within`.
+pub fn decide<T: Clone>(
+    snapshots: &[(T, i64)],
+    policy: &KeepPolicy,
+    now_ns: i64,
+) -> Vec<Decision<T>> {
     let mut order: Vec<usize> = (0..snapshots.len()).collect();
     // Newest first; ties keep input order (the caller passes commit order).
     order.sort_by(|&a, &b| snapshots[b].1.cmp(&snapshots[a].1).then(b.cmp(&a)));
@@ -76,7 +87,6 @@ pub fn decide<T: Clone>(snapshots: &[(T, i64)], policy: &KeepPolicy) -> Vec<Deci
     if out.is_empty() {
         return out;
     }
-    let newest = out[0].time_ns;
     out[0].reasons.push("newest");
     if let Some(n) = policy.last {
         for d in out.iter_mut().take(n as usize) {
@@ -85,7 +95,7 @@ pub fn decide<T: Clone>(snapshots: &[(T, i64)], policy: &KeepPolicy) -> Vec<Deci
     }
     if let Some(w) = policy.within_ns {
         for d in out.iter_mut() {
-            if d.time_ns >= newest.saturating_sub(w) {
+            if d.time_ns >= now_ns.saturating_sub(w) {
                 d.reasons.push("within");
             }
         }
@@ -137,8 +147,12 @@ mod tests {
     }
 
     fn kept(times: &[i64], p: KeepPolicy) -> Vec<i64> {
+        kept_at(times, p, times.iter().copied().max().unwrap_or(0))
+    }
+
+    fn kept_at(times: &[i64], p: KeepPolicy, now: i64) -> Vec<i64> {
         let snaps: Vec<(usize, i64)> = times.iter().copied().enumerate().collect();
-        let mut k: Vec<i64> = decide(&snaps, &p)
+        let mut k: Vec<i64> = decide(&snaps, &p, now)
             .into_iter()
             .filter(|d| d.keep)
             .map(|d| d.time_ns)
@@ -178,13 +192,35 @@ mod tests {
     }
 
     #[test]
-    fn keep_within_is_relative_to_newest() {
+    fn keep_within_is_anchored_on_now() {
+        // Hourly snapshots at 00:00 … 09:00.
         let t: Vec<i64> = (0..10).map(|i| at(2026, 1, 1, 0, 0) + i * HOUR).collect();
-        let p = KeepPolicy {
-            within_ns: Some(2 * HOUR),
+        let within = |ns| KeepPolicy {
+            within_ns: Some(ns),
             ..Default::default()
         };
-        assert_eq!(kept(&t, p), t[7..].to_vec());
+        let future = at(2099, 1, 1, 0, 0);
+        let mut with_future = t.clone();
+        with_future.push(future);
+        // (times, window, now, kept)
+        let cases: Vec<(&[i64], i64, i64, Vec<i64>)> = vec![
+            // now = the newest: the last 2 h (inclusive boundary).
+            (&t, 2 * HOUR, t[9], t[7..].to_vec()),
+            // now 30 min after the newest: hours 08:00 and 09:00.
+            (&t, 2 * HOUR, t[9] + 30 * MIN, t[8..].to_vec()),
+            // now a day later: nothing is within 2 h, the newest stays.
+            (&t, 2 * HOUR, t[9] + DAY, vec![t[9]]),
+            (&t, 2 * DAY, t[9] + DAY, t.clone()),
+            // A snapshot in 2099 does not push the real ones out.
+            (&with_future, 2 * HOUR, t[9], {
+                let mut v = t[7..].to_vec();
+                v.push(future);
+                v
+            }),
+        ];
+        for (i, (times, w, now, want)) in cases.into_iter().enumerate() {
+            assert_eq!(kept_at(times, within(w), now), want, "case {i}");
+        }
     }
 
     #[test]
@@ -256,6 +292,7 @@ mod tests {
                 last: Some(1),
                 ..Default::default()
             },
+            2,
         );
         assert_eq!(d[0].item, "b");
         assert_eq!(d[0].reasons, vec!["newest", "last"]);

@@ -3,8 +3,23 @@
 //! Accepted: `latest`, RFC 3339 (`2026-11-26T10:00:00Z`, with offset), and in
 //! local time `YYYY-mm-dd HH:MM[:SS]` (also with `T`), and the old backup
 //! names' `YYYYmmdd_HHMMSS`. Times are nanoseconds since the Unix epoch.
+//!
+//! Local times at a DST change (the rule, also in README.md "TIME"):
+//! - a wall-clock time in the repeated hour (clocks turned back) means the
+//!   **earlier** of its two instants, as GNU `date` does; a warning on stderr
+//!   names both instants and how to pick the other (an RFC 3339 offset);
+//! - a wall-clock time in the skipped hour (clocks turned forward) is an
+//!   error (exit 2) that says which hour was skipped.
+//!
+//! chrono's `Local` returns the two candidates of a repeated hour ordered by
+//! UTC offset, not by instant (so `earliest()` is the *later* instant in
+//! zones east of UTC), and reports the instant of the change itself as a
+//! repeated time; [`resolve_local`] therefore orders the candidates itself
+//! and keeps only those that map back to the wall-clock time given.
 
-use chrono::{DateTime, Local, LocalResult, NaiveDateTime, TimeZone, Utc};
+use chrono::{
+    DateTime, FixedOffset, Local, LocalResult, NaiveDateTime, Offset, TimeDelta, TimeZone, Utc,
+};
 
 use crate::error::{Error, Result};
 
@@ -15,6 +30,10 @@ pub enum TimeSpec {
     At(i64),
 }
 
+/// How far in the future `snapshot --time` may be without
+/// `--allow-future-time`: room for clocks that disagree a little.
+pub const MAX_FUTURE_SKEW_NS: i64 = 5 * 60 * 1_000_000_000;
+
 const LOCAL_FORMATS: &[&str] = &[
     "%Y-%m-%d %H:%M:%S%.f",
     "%Y-%m-%d %H:%M",
@@ -23,7 +42,19 @@ const LOCAL_FORMATS: &[&str] = &[
     "%Y%m%d_%H%M%S",
 ];
 
-/// Parse a TIME argument.
+/// What a local wall-clock time means in the local zone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LocalTime {
+    /// One instant.
+    Single(DateTime<FixedOffset>),
+    /// In a repeated hour: the earlier and the later instant.
+    Ambiguous(DateTime<FixedOffset>, DateTime<FixedOffset>),
+    /// In a skipped hour: the offsets before and after the change.
+    Skipped(FixedOffset, FixedOffset),
+}
+
+/// Parse a TIME argument. A local time in a repeated hour is logged as a
+/// warning naming both instants (see the module doc for the rule).
 pub fn parse(s: &str) -> Result<TimeSpec> {
     let t = s.trim();
     if t.eq_ignore_ascii_case("latest") {
@@ -34,14 +65,39 @@ pub fn parse(s: &str) -> Result<TimeSpec> {
     }
     for f in LOCAL_FORMATS {
         if let Ok(naive) = NaiveDateTime::parse_from_str(t, f) {
-            let local = match Local.from_local_datetime(&naive) {
-                LocalResult::Single(dt) => dt,
-                // A repeated hour at a DST change: take the earlier instant.
-                LocalResult::Ambiguous(a, _) => a,
-                LocalResult::None => {
+            let candidates = Local
+                .from_local_datetime(&naive)
+                .map(|dt| dt.fixed_offset());
+            let zone = Zone {
+                offset_at: &|utc| Local.from_utc_datetime(&utc.naive_utc()).offset().fix(),
+                offset_near: &|n| {
+                    Local
+                        .from_local_datetime(n)
+                        .earliest()
+                        .map(|dt| dt.offset().fix())
+                },
+            };
+            let local = match resolve_local(&naive, candidates, &zone) {
+                LocalTime::Single(dt) => dt,
+                LocalTime::Ambiguous(earlier, later) => {
+                    tracing::warn!(
+                        "time {s:?} is ambiguous: local clocks showed it twice (DST ended), \
+                         at {} and at {}; using the earlier, {}; give an RFC 3339 time \
+                         with its offset to choose",
+                        rfc3339(&earlier),
+                        rfc3339(&later),
+                        rfc3339(&earlier),
+                    );
+                    earlier
+                }
+                LocalTime::Skipped(before, after) => {
                     return Err(Error::invalid(
                         "time",
-                        format!("{s:?} does not exist in local time (DST change)"),
+                        format!(
+                            "{s:?} does not exist in local time: clocks jumped from \
+                             UTC{before} to UTC{after} (DST) and skipped it; give a time \
+                             outside the skipped hour, or an RFC 3339 time with an offset"
+                        ),
                     ))
                 }
             };
@@ -55,6 +111,83 @@ pub fn parse(s: &str) -> Result<TimeSpec> {
              ('2026-11-26T10:00:00Z'), 'YYYYmmdd_HHMMSS' or 'latest'"
         ),
     ))
+}
+
+/// What [`resolve_local`] asks of a time zone.
+pub struct Zone<'a> {
+    /// The zone's offset at an instant.
+    pub offset_at: &'a dyn Fn(DateTime<Utc>) -> FixedOffset,
+    /// The zone's offset at a local time, if it exists.
+    pub offset_near: &'a dyn Fn(&NaiveDateTime) -> Option<FixedOffset>,
+}
+
+/// Decide what `naive` means from the zone's candidates for it. Pure: the
+/// candidates come from `TimeZone::from_local_datetime`; a candidate whose
+/// instant does not show `naive` on the zone's wall clock is dropped (chrono
+/// maps the first instant after a gap, or the instant of a change, to a
+/// time on the wrong side of it), and the rest are ordered by instant. With
+/// none left the time was skipped: the offsets before and after are the
+/// zone's two hours either side.
+pub fn resolve_local(
+    naive: &NaiveDateTime,
+    candidates: LocalResult<DateTime<FixedOffset>>,
+    zone: &Zone,
+) -> LocalTime {
+    let mut found: Vec<DateTime<FixedOffset>> = match candidates {
+        LocalResult::Single(a) => vec![a],
+        LocalResult::Ambiguous(a, b) => vec![a, b],
+        LocalResult::None => Vec::new(),
+    };
+    found.retain(|dt| {
+        let utc = dt.with_timezone(&Utc);
+        utc.with_timezone(&(zone.offset_at)(utc)).naive_local() == *naive
+    });
+    found.sort_by_key(|dt| dt.with_timezone(&Utc));
+    found.dedup_by_key(|dt| dt.with_timezone(&Utc));
+    match found[..] {
+        [one] => LocalTime::Single(one),
+        [earlier, .., later] => LocalTime::Ambiguous(earlier, later),
+        [] => {
+            let near = |n: Option<NaiveDateTime>| {
+                n.as_ref()
+                    .and_then(zone.offset_near)
+                    .unwrap_or_else(|| Utc.fix())
+            };
+            LocalTime::Skipped(
+                near(naive.checked_sub_signed(TimeDelta::hours(2))),
+                near(naive.checked_add_signed(TimeDelta::hours(2))),
+            )
+        }
+    }
+}
+
+/// Refuse a snapshot time more than [`MAX_FUTURE_SKEW_NS`] after `now_ns`:
+/// it would become every workspace's `latest` and outlive real snapshots.
+pub fn check_not_future(time_ns: i64, now_ns: i64, given: &str) -> Result<()> {
+    if time_ns.saturating_sub(now_ns) > MAX_FUTURE_SKEW_NS {
+        return Err(Error::invalid(
+            "--time",
+            format!(
+                "{given:?} ({}) is in the future (now is {}; at most {} min ahead is \
+                 accepted for clock skew): it would become the workspace's latest \
+                 snapshot; pass --allow-future-time if this is intended",
+                format_rfc3339_secs(time_ns),
+                format_rfc3339_secs(now_ns),
+                MAX_FUTURE_SKEW_NS / 60_000_000_000
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn format_rfc3339_secs(ns: i64) -> String {
+    Local
+        .timestamp_nanos(ns)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+}
+
+fn rfc3339(dt: &DateTime<FixedOffset>) -> String {
+    dt.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
 }
 
 fn to_ns(dt: DateTime<Utc>, s: &str) -> Result<i64> {
@@ -72,6 +205,15 @@ pub fn format_local(ns: i64) -> String {
     Local
         .timestamp_nanos(ns)
         .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
+/// `YYYY-mm-dd HH:MM:SS +01:00` in local time: the offset tells apart the
+/// two passes of a repeated hour (`list`).
+pub fn format_local_offset(ns: i64) -> String {
+    Local
+        .timestamp_nanos(ns)
+        .format("%Y-%m-%d %H:%M:%S %:z")
         .to_string()
 }
 
@@ -109,6 +251,118 @@ mod tests {
         assert_eq!(parse("latest").unwrap(), TimeSpec::Latest);
         for bad in ["", "yesterday", "2026-13-01 00:00", "2026-01-01"] {
             assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    fn naive(t: &str) -> NaiveDateTime {
+        NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M").unwrap()
+    }
+
+    fn fixed(t: &str, offset_h: i32) -> DateTime<FixedOffset> {
+        FixedOffset::east_opt(offset_h * 3600)
+            .unwrap()
+            .from_local_datetime(&naive(t))
+            .unwrap()
+    }
+
+    #[test]
+    fn resolve_local_orders_and_filters_candidates() {
+        let cest = FixedOffset::east_opt(2 * 3600).unwrap();
+        let cet = FixedOffset::east_opt(3600).unwrap();
+        let a = |t| fixed(t, 2); // summer time, the earlier pass
+        let b = |t| fixed(t, 1); // winter time, the later pass
+        let cases: Vec<(&str, LocalResult<DateTime<FixedOffset>>, LocalTime)> = vec![
+            (
+                "2026-07-01 12:00",
+                LocalResult::Single(a("2026-07-01 12:00")),
+                LocalTime::Single(a("2026-07-01 12:00")),
+            ),
+            // The repeated hour, in either order (chrono's Local puts the
+            // smaller offset, the later instant, first).
+            (
+                "2026-10-25 02:30",
+                LocalResult::Ambiguous(b("2026-10-25 02:30"), a("2026-10-25 02:30")),
+                LocalTime::Ambiguous(a("2026-10-25 02:30"), b("2026-10-25 02:30")),
+            ),
+            (
+                "2026-10-25 02:30",
+                LocalResult::Ambiguous(a("2026-10-25 02:30"), b("2026-10-25 02:30")),
+                LocalTime::Ambiguous(a("2026-10-25 02:30"), b("2026-10-25 02:30")),
+            ),
+            // A candidate that does not show the wall-clock time asked for
+            // (the instant of the change itself) is dropped.
+            (
+                "2026-10-25 03:00",
+                LocalResult::Ambiguous(
+                    b("2026-10-25 03:00"),
+                    a("2026-10-25 03:00").with_timezone(&cet),
+                ),
+                LocalTime::Single(b("2026-10-25 03:00")),
+            ),
+            // Two candidates naming one instant are one.
+            (
+                "2026-10-25 02:30",
+                LocalResult::Ambiguous(a("2026-10-25 02:30"), a("2026-10-25 02:30")),
+                LocalTime::Single(a("2026-10-25 02:30")),
+            ),
+            // The skipped hour: offsets from two hours either side.
+            (
+                "2026-03-29 02:30",
+                LocalResult::None,
+                LocalTime::Skipped(cet, cest),
+            ),
+            // chrono maps the first skipped minute to the instant of the
+            // change (01:00Z, which the wall clock shows as 03:00).
+            (
+                "2026-03-29 02:00",
+                LocalResult::Single(b("2026-03-29 02:00")),
+                LocalTime::Skipped(cet, cest),
+            ),
+        ];
+        // Berlin in 2026: summer time from 03-29 01:00Z to 10-25 01:00Z.
+        let offset_at = |utc: DateTime<Utc>| {
+            let summer = naive("2026-03-29 01:00").and_utc()..naive("2026-10-25 01:00").and_utc();
+            if summer.contains(&utc) {
+                cest
+            } else {
+                cet
+            }
+        };
+        let offset_near = |n: &NaiveDateTime| {
+            Some(
+                if *n < naive("2026-03-29 02:00") || *n >= naive("2026-10-25 03:00") {
+                    cet
+                } else {
+                    cest
+                },
+            )
+        };
+        let zone = Zone {
+            offset_at: &offset_at,
+            offset_near: &offset_near,
+        };
+        for (t, candidates, want) in cases {
+            assert_eq!(resolve_local(&naive(t), candidates, &zone), want, "{t}");
+        }
+    }
+
+    #[test]
+    fn future_times_beyond_the_skew_are_refused() {
+        const S: i64 = 1_000_000_000;
+        let now = 1_800_000_000 * S;
+        for (t, ok) in [
+            (now - 365 * 86_400 * S, true),
+            (now, true),
+            (now + MAX_FUTURE_SKEW_NS, true),
+            (now + MAX_FUTURE_SKEW_NS + 1, false),
+            (now + 86_400 * S, false),
+            (i64::MAX, false),
+        ] {
+            let r = check_not_future(t, now, "t");
+            assert_eq!(r.is_ok(), ok, "{t}: {r:?}");
+            if let Err(e) = r {
+                assert!(e.to_string().contains("--allow-future-time"), "{e}");
+            }
         }
     }
 }

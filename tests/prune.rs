@@ -1,7 +1,7 @@
 //! Retention and deletion through the real binary: `prune` policies on
 //! synthetic snapshot times (keep-last, keep-within, hourly/daily/weekly/
 //! monthly in local time, unions, per-workspace independence, the newest
-//! always kept, the `SCITEX_MAX_SNAPSHOTS` default, bad values), dry runs
+//! always kept, keep-within counted back from now, the `SCITEX_MAX_SNAPSHOTS` default, bad values), dry runs
 //! that change nothing, kept snapshots restoring byte-identically after
 //! garbage collection, `forget` purging a secret's bytes from every file of
 //! the store, and `snapshot --prune` in one run.
@@ -157,25 +157,25 @@ fn keep_last_keeps_the_n_newest_by_snapshot_time() {
 }
 
 #[test]
-fn keep_within_is_relative_to_the_newest_snapshot() {
+fn keep_within_counts_back_from_now() {
     let env = TestEnv::new();
-    // Hourly snapshots long before now: "within 2h of now" would keep only
-    // the newest; within 2h of the newest snapshot keeps three.
-    let t0 = utc_ns(2026, 1, 10, 0, 0, 0);
-    let times: Vec<i64> = (0..10).map(|i| t0 + i * HOUR).collect();
+    // Hourly snapshots, the newest 10 minutes ago: snapshot i is
+    // (9 - i) h 10 min old. (The inclusive boundary is a unit test in
+    // retention.rs: a wall clock moves under a test through the binary.)
+    let now = now_ns();
+    let times: Vec<i64> = (0..10).map(|i| now - (9 - i) * HOUR - 10 * MIN).collect();
     let ids = series(&env, "u/p", &times);
     for (d, keep) in [
-        ("2h", pick(&ids, 7..10)),
+        ("2h", pick(&ids, 8..10)),
         ("150m", pick(&ids, 7..10)),
-        // The boundary is inclusive: hour 6 is exactly 3h before hour 9.
-        ("3h", pick(&ids, 6..10)),
-        ("179m", pick(&ids, 7..10)),
-        ("90", pick(&ids, [9])), // plain seconds
+        ("3h", pick(&ids, 7..10)),
+        ("199m", pick(&ids, 6..10)),
+        ("5m", pick(&ids, [9])), // the newest is always kept
         ("1d", all(&ids)),
     ] {
         expect_dry(&env, &["--keep-within", d], &ids, &keep);
     }
-    let r = prune(&env, &["--keep-within", "2h"]);
+    let r = prune(&env, &["--keep-within", "150m"]);
     assert_eq!(forgotten(&r), pick(&ids, 0..7), "{r:#}");
     assert_eq!(listed(&env, None), pick(&ids, 7..10));
 }
@@ -238,7 +238,8 @@ fn hourly_daily_weekly_monthly_and_unions() {
             &["--keep-hourly", "2", "--keep-weekly", "3"],
             &[10, 9, 3, 1],
         ),
-        (&["--keep-within", "1h", "--keep-weekly", "2"], &[10, 9, 3]),
+        // keep-within counts back from now: these are all months old.
+        (&["--keep-within", "1h", "--keep-weekly", "2"], &[10, 3]),
         (
             &[
                 "--keep-last",
@@ -292,10 +293,11 @@ fn retention_is_per_workspace() {
     let want: BTreeSet<String> = pick(&ab, 0..7).union(&pick(&cd, 0..7)).cloned().collect();
     assert_eq!(forgotten(&r), want, "{r:#}");
     assert_eq!(u(&r, "kept"), 6);
-    // keep-within is relative to each workspace's own newest snapshot.
+    // keep-within counts back from now: every snapshot here is older, and
+    // each workspace still keeps its own newest.
     let r = prune(&env, &["--dry-run", "--keep-within", "150s"]);
-    let keep: BTreeSet<String> = pick(&ab, [9]).union(&pick(&cd, 7..10)).cloned().collect();
-    assert_eq!(u(&r, "kept"), 4, "{r:#}");
+    let keep: BTreeSet<String> = pick(&ab, [9]).union(&pick(&cd, [9])).cloned().collect();
+    assert_eq!(u(&r, "kept"), 2, "{r:#}");
     assert_eq!(
         forgotten(&r),
         minus(&all(&ab).union(&all(&cd)).cloned().collect(), &keep)
@@ -343,18 +345,19 @@ fn the_newest_snapshot_of_each_workspace_is_always_kept() {
     let c = series(&env, "c/d", &every(t0 - 40 * DAY, HOUR, 3));
     let newest: BTreeSet<String> = pick(&a, [4]).union(&pick(&c, [2])).cloned().collect();
     let everything: BTreeSet<String> = all(&a).union(&all(&c)).cloned().collect();
+    // (Counts of 0 are refused: tests/times.rs.)
     for args in [
-        &["--keep-last", "0"][..],
+        &["--keep-last", "1"][..],
         &["--keep-within", "1s"],
-        &["--keep-within", "0s"],
-        &["--keep-hourly", "0"],
+        &["--keep-within", "1h"],
+        &["--keep-hourly", "1"],
         &[
             "--keep-daily",
-            "0",
+            "1",
             "--keep-weekly",
-            "0",
+            "1",
             "--keep-monthly",
-            "0",
+            "1",
         ],
     ] {
         let mut a2 = vec!["--dry-run"];
@@ -370,8 +373,8 @@ fn the_newest_snapshot_of_each_workspace_is_always_kept() {
     let r = prune(&env, &["--keep-within", "1s"]);
     assert_eq!(forgotten(&r), minus(&everything, &newest), "{r:#}");
     assert_eq!(listed(&env, None), newest);
-    // Nothing left to forget: the newest stays even with keep-last 0.
-    let r = prune(&env, &["--keep-last", "0"]);
+    // Nothing left to forget: the newest stays though no window holds it.
+    let r = prune(&env, &["--keep-within", "1s"]);
     assert!(forgotten(&r).is_empty(), "{r:#}");
     assert_eq!(listed(&env, None), newest);
 }
@@ -427,8 +430,9 @@ fn default_keep_last_comes_from_scitex_max_snapshots() {
     // A keep flag overrides the default.
     let r = dry(Some("2"), &["--keep-last", "5"]);
     assert_eq!(u(&r, "kept"), 10, "{r:#}");
+    // (Every snapshot is older than 1h before now: the newest of each.)
     let r = dry(Some("2"), &["--keep-within", "1h"]);
-    assert_eq!(u(&r, "kept"), 4, "{r:#}");
+    assert_eq!(u(&r, "kept"), 2, "{r:#}");
 
     // SCITEX_MAX_SNAPSHOTS=4 keeps four per workspace.
     let mut c = gc_cmd(&env);

@@ -254,9 +254,14 @@ pub struct SnapshotArgs {
     /// Extra exclude pattern (gitignore syntax); repeatable
     #[arg(long = "exclude", value_name = "PATTERN")]
     pub excludes: Vec<String>,
-    /// Record this snapshot time instead of now (see TIME formats in `ls --help`)
+    /// Record this snapshot time instead of now (see TIME formats in `ls --help`);
+    /// at most 5 minutes in the future unless --allow-future-time
     #[arg(long)]
     pub time: Option<String>,
+    /// Accept a --time more than 5 minutes in the future (imports, tests): such
+    /// a snapshot is every later `--at latest` until real time passes it
+    #[arg(long, requires = "time")]
+    pub allow_future_time: bool,
     /// Wait this long for another run's lock (e.g. 30s, 5m), then exit 75
     #[arg(long, default_value = "0s")]
     pub lock_wait: String,
@@ -280,7 +285,8 @@ pub struct RetentionArgs {
     /// Keep the N newest snapshots of each workspace
     #[arg(long, value_name = "N")]
     pub keep_last: Option<u64>,
-    /// Keep snapshots within DURATION of each workspace's newest (e.g. 24h, 7d)
+    /// Keep snapshots taken within DURATION before now (e.g. 24h, 7d; a unit
+    /// is required)
     #[arg(long, value_name = "DURATION")]
     pub keep_within: Option<String>,
     /// Keep the newest snapshot of each of the last N hours
@@ -308,8 +314,25 @@ impl RetentionArgs {
     ) -> Result<wsnap::gc::PruneOptions> {
         let within_ns = match &self.keep_within {
             None => None,
-            Some(d) => Some(i64::try_from(parse_duration(d)?.as_nanos()).unwrap_or(i64::MAX)),
+            Some(d) => Some(i64::try_from(parse_keep_within(d)?.as_nanos()).unwrap_or(i64::MAX)),
         };
+        for (flag, n) in [
+            ("--keep-last", self.keep_last),
+            ("--keep-hourly", self.keep_hourly),
+            ("--keep-daily", self.keep_daily),
+            ("--keep-weekly", self.keep_weekly),
+            ("--keep-monthly", self.keep_monthly),
+        ] {
+            if n == Some(0) {
+                return Err(Error::Invalid {
+                    what: flag,
+                    detail: "0 is not a count: give N of at least 1 (the newest snapshot \
+                             of each workspace is always kept; to drop particular snapshots \
+                             use `wsnap forget --snapshot ID`)"
+                        .into(),
+                });
+            }
+        }
         let mut policy = wsnap::retention::KeepPolicy {
             last: self.keep_last,
             within_ns,
@@ -320,10 +343,23 @@ impl RetentionArgs {
         };
         if policy.is_empty() {
             policy.last = Some(match std::env::var("SCITEX_MAX_SNAPSHOTS") {
-                Ok(v) if !v.trim().is_empty() => v.trim().parse().map_err(|_| Error::Invalid {
-                    what: "SCITEX_MAX_SNAPSHOTS",
-                    detail: format!("{v:?} is not a whole number"),
-                })?,
+                Ok(v) if !v.trim().is_empty() => match v.trim().parse::<u64>() {
+                    Ok(0) => {
+                        return Err(Error::Invalid {
+                            what: "SCITEX_MAX_SNAPSHOTS",
+                            detail: "0 would keep only the newest snapshot of each \
+                                     workspace: set it to 1 or more, or unset it for 288"
+                                .into(),
+                        })
+                    }
+                    Ok(n) => n,
+                    Err(_) => {
+                        return Err(Error::Invalid {
+                            what: "SCITEX_MAX_SNAPSHOTS",
+                            detail: format!("{v:?} is not a whole number (e.g. 288)"),
+                        })
+                    }
+                },
                 _ => 288,
             });
         }
@@ -346,8 +382,9 @@ impl RetentionArgs {
 #[derive(Args, Debug)]
 #[group(required = true, multiple = false)]
 pub struct Which {
-    /// Newest snapshot at or before TIME: 'YYYY-mm-dd HH:MM[:SS]' (local), RFC 3339,
-    /// YYYYmmdd_HHMMSS, or 'latest'
+    /// Newest snapshot at or before TIME: 'YYYY-mm-dd HH:MM[:SS]' (local; in an
+    /// hour repeated by DST the earlier pass, in a skipped hour an error), RFC
+    /// 3339, YYYYmmdd_HHMMSS, or 'latest'
     #[arg(long, value_name = "TIME")]
     pub at: Option<String>,
     /// Snapshot id (or unique prefix of at least 4 hex digits)
@@ -381,7 +418,12 @@ impl SnapshotArgs {
         let time_ns = match &self.time {
             None => None,
             Some(t) => match timespec::parse(t)? {
-                timespec::TimeSpec::At(ns) => Some(ns),
+                timespec::TimeSpec::At(ns) => {
+                    if !self.allow_future_time {
+                        timespec::check_not_future(ns, timespec::now_ns(), t)?;
+                    }
+                    Some(ns)
+                }
                 timespec::TimeSpec::Latest => {
                     return Err(Error::Invalid {
                         what: "time",
@@ -403,6 +445,32 @@ impl SnapshotArgs {
             reread: self.reread,
         })
     }
+}
+
+/// `--keep-within`: a duration with a unit (a bare `5` would be 5 seconds,
+/// never what was meant) and not zero.
+pub fn parse_keep_within(s: &str) -> Result<Duration> {
+    let t = s.trim();
+    if !t.is_empty() && t.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return Err(Error::Invalid {
+            what: "--keep-within",
+            detail: format!("{s:?} has no unit: write e.g. \"{t}h\" or \"{t}d\" (s, m, h, d, w)"),
+        });
+    }
+    let d = humantime::parse_duration(t).map_err(|e| Error::Invalid {
+        what: "--keep-within",
+        detail: format!("{s:?}: {e} (e.g. 24h, 7d)"),
+    })?;
+    if d.is_zero() {
+        return Err(Error::Invalid {
+            what: "--keep-within",
+            detail: format!(
+                "{s:?} is empty: give a window such as 24h (the newest snapshot of each \
+                 workspace is always kept)"
+            ),
+        });
+    }
+    Ok(d)
 }
 
 pub fn parse_duration(s: &str) -> Result<Duration> {

@@ -317,15 +317,17 @@ fn run(cli: Cli) -> Result<u8> {
                 let mut out = io::stdout().lock();
                 let _ = writeln!(
                     out,
-                    "{:<8}  {:<19}  {:<24}  {:>8}  {:>10}  {:>10}",
+                    "{:<8}  {:<26}  {:<24}  {:>8}  {:>10}  {:>10}",
                     "ID", "TIME", "WORKSPACE", "FILES", "SIZE", "ADDED"
                 );
                 for s in &rows {
                     let _ = writeln!(
                         out,
-                        "{:<8}  {:<19}  {:<24}  {:>8}  {:>10}  {:>10}{}",
+                        "{:<8}  {:<26}  {:<24}  {:>8}  {:>10}  {:>10}{}",
                         s.id.0.short(),
-                        timespec::format_local(s.time_ns),
+                        // With the offset: the two passes of a repeated
+                        // hour (DST) look alike without it.
+                        timespec::format_local_offset(s.time_ns),
                         s.workspace.to_string(),
                         s.stats.files,
                         size(s.stats.size_bytes),
