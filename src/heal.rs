@@ -13,7 +13,7 @@
 
 use std::collections::HashSet;
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, TreeRefs};
 use crate::chunklist;
 use crate::error::Result;
 use crate::id::{Id, TreeId};
@@ -46,11 +46,7 @@ pub fn damaged_snapshots(
 /// Every tree and chunk list reachable from `root`, with its references,
 /// if every blob reachable is indexed and its trees and lists decode;
 /// `None` as soon as one is missing.
-fn whole_trees(
-    store: &Store,
-    catalog: &Catalog,
-    root: &TreeId,
-) -> Result<Option<Vec<(Id, Vec<Id>)>>> {
+fn whole_trees(store: &Store, catalog: &Catalog, root: &TreeId) -> Result<Option<Vec<TreeRefs>>> {
     if !catalog.has_blob(&root.0)? {
         return Ok(None);
     }

@@ -431,7 +431,7 @@ impl Catalog {
     /// Snapshot `id` is whole again: every blob it reaches is indexed, and
     /// `trees` (each with all its references) are linked in `tree_refs`.
     /// Clears its `damaged` flag, in one transaction.
-    pub fn mark_whole(&mut self, id: &SnapshotId, trees: &[(Id, Vec<Id>)]) -> Result<()> {
+    pub fn mark_whole(&mut self, id: &SnapshotId, trees: &[TreeRefs]) -> Result<()> {
         let e = sql_err(&self.path);
         let path = self.path.clone();
         let tx = self.conn.transaction().map_err(&e)?;
@@ -542,7 +542,7 @@ impl Catalog {
     pub fn commit_snapshots(
         &mut self,
         trees: &[PendingTree],
-        known_trees: &[(Id, Vec<Id>)],
+        known_trees: &[TreeRefs],
         snaps: &[(SnapshotRow, SkipList)],
         journal: &str,
         run: Option<&RunRow>,
@@ -884,6 +884,9 @@ const INSERT_BLOB: &str =
     "INSERT OR IGNORE INTO blobs (hash, kind, pack_id, offset, stored_len, raw_len)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 
+/// A tree or chunk list with every id it references.
+pub type TreeRefs = (Id, Vec<Id>);
+
 /// A snapshot's skipped entries: (path, reason).
 pub type SkipList = Vec<(Vec<u8>, String)>;
 
@@ -942,11 +945,7 @@ fn index_trees(tx: &rusqlite::Transaction<'_>, trees: &[PendingTree], path: &Pat
 /// could find, and a run that stored the lost blobs again must link them,
 /// or gc would take them for garbage. A reference to a blob the store lacks
 /// is an error, as in [`index_trees`].
-fn complete_refs(
-    tx: &rusqlite::Transaction<'_>,
-    known: &[(Id, Vec<Id>)],
-    path: &Path,
-) -> Result<()> {
+fn complete_refs(tx: &rusqlite::Transaction<'_>, known: &[TreeRefs], path: &Path) -> Result<()> {
     let e = sql_err(path);
     let mut blob_row = tx
         .prepare_cached("SELECT id FROM blobs WHERE hash = ?1")

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 
-use crate::catalog::{Catalog, PendingTree, RunRow, SkipList, SnapshotRow};
+use crate::catalog::{Catalog, PendingTree, RunRow, SkipList, SnapshotRow, TreeRefs};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::journal::RunJournal;
@@ -195,7 +195,7 @@ struct WriterState {
     open_chunks: Vec<Id>,
     sealed_trees: Vec<PendingTree>,
     /// Indexed trees referenced again in this group, with their references.
-    known_trees: Vec<(Id, Vec<Id>)>,
+    known_trees: Vec<TreeRefs>,
     /// How many trees of `sealed_trees ++ open_trees` (in that order, which
     /// is arrival order) belong to queued snapshots.
     claimed: usize,
