@@ -45,14 +45,15 @@ now() { date +%s.%N; }
 declare -A first tick
 for tool in old new restic; do first[$tool]=""; tick[$tool]=""; done
 for rep in $(seq "$reps"); do
-  for tool in old new restic; do
+  order="old new restic"; [ $((rep % 2)) = 0 ] && order="new old restic"
+  for tool in $order; do
     store=$base/store-$tool
     rm -rf "$store" "$RESTIC_CACHE_DIR"
     case $tool in
       old|new)
         bin=$old; [ $tool = new ] && bin=$new
-        t0=$(now); "$bin" --store "$store" -q snapshot --root "$root" >/dev/null; t1=$(now)
-        "$bin" --store "$store" -q snapshot --root "$root" >/dev/null; t2=$(now) ;;
+        t0=$(now); "$bin" --store "$store" -q snapshot --root "$root" >/dev/null || true; t1=$(now)
+        "$bin" --store "$store" -q snapshot --root "$root" >/dev/null || true; t2=$(now) ;;
       restic)
         restic -q -r "$store" init >/dev/null
         t0=$(now); restic -q -r "$store" backup "$root" >/dev/null; t1=$(now)
