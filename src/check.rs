@@ -5,8 +5,12 @@
 //! same id, kind and lengths; every reference and snapshot root is indexed;
 //! pack files the catalog does not know are reported. With `read_data`:
 //! every pack is read whole, its footer hash (its id) verified, and every
-//! indexed blob decompressed and re-hashed. Each damaged blob is named with
-//! the snapshots and paths it breaks.
+//! indexed blob decompressed and re-hashed, and every id a tree or chunk
+//! list names looked up in the index (`tree_refs` holds only what was
+//! found, so this is what sees a reference to data the store lacks). Each
+//! damaged or missing blob is named with the snapshots and paths it breaks.
+//! First of all, SQLite's own check of the catalog file (`quick_check`;
+//! `integrity_check` with `read_data`).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs;
@@ -63,6 +67,25 @@ pub fn check_with_progress(
     let mut report = CheckReport::default();
     let mut damaged: BTreeMap<Id, String> = BTreeMap::new();
     let mut problems: Vec<String> = Vec::new();
+    // SQLite's own check first: a corrupt page makes every query below
+    // unreliable (and restores fail), whatever the packs hold. Reported
+    // alone: nothing read through such a catalog can be trusted.
+    let sqlite = cat.integrity(read_data);
+    if !sqlite.is_empty() {
+        report.findings = sqlite
+            .into_iter()
+            .map(|p| Finding {
+                problem: format!(
+                    "catalog {}: SQLite reports {p}; rebuild it from the packs with `wsnap repair`",
+                    escape::path(&store.catalog_path())
+                ),
+                affects: Vec::new(),
+            })
+            .collect();
+        return Ok(report);
+    }
+    // Trees and chunk lists read with --read-data, with what they reference.
+    let mut decoded: Vec<(Id, Vec<Id>)> = Vec::new();
 
     let packs = cat.all_packs()?;
     report.packs = packs.len() as u64;
@@ -104,8 +127,12 @@ pub fn check_with_progress(
                 problems.push(format!("pack {}: {}", escape::path(&path), e.detail()));
             }
             for (id, kind, offset, stored, raw) in blobs {
-                if let Err(e) = check_record(&bytes, id, kind, offset, stored, raw, true) {
-                    damaged.insert(id, e);
+                match check_record(&bytes, id, kind, offset, stored, raw, true) {
+                    Ok(Some(refs)) => decoded.push((id, refs)),
+                    Ok(None) => {}
+                    Err(e) => {
+                        damaged.insert(id, e);
+                    }
                 }
             }
         } else {
@@ -123,6 +150,16 @@ pub fn check_with_progress(
     }
     for r in cat.dangling_references()? {
         problems.push(r);
+    }
+    // Every id a decoded tree or list names must be indexed: `tree_refs`
+    // only holds the references that were found, so this is the check that
+    // sees a reference to data the store lacks.
+    for (tree, refs) in &decoded {
+        for r in refs {
+            if !damaged.contains_key(r) && !cat.has_blob(r)? {
+                damaged.insert(*r, format!("referenced by {} but not stored", tree.short()));
+            }
+        }
     }
     report.orphan_packs = orphan_packs(store, &known);
     report.snapshots = cat.snapshot_count()?;
@@ -273,7 +310,8 @@ fn check_journals(store: &Store, cat: &Catalog) -> Result<Vec<String>> {
 }
 
 /// Check the record of blob `id` in `bytes` at `offset` (the header, and
-/// with `payload` the decompressed, re-hashed data).
+/// with `payload` the decompressed, re-hashed data). A tree or chunk list
+/// read whole gives back the ids it references.
 fn check_record(
     bytes: &[u8],
     id: Id,
@@ -282,7 +320,7 @@ fn check_record(
     stored: u32,
     raw: u32,
     payload: bool,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<Option<Vec<Id>>, String> {
     let start = usize::try_from(offset).map_err(|_| "offset out of range".to_string())?;
     let hend = start
         .checked_add(RECORD_HEADER_BYTES)
@@ -305,12 +343,14 @@ fn check_record(
             .ok_or("payload beyond the end of the pack")?;
         let raw = format::decode_payload(&h, data).map_err(|e| e.detail())?;
         if kind == BlobKind::Tree {
-            crate::tree::Tree::decode(&raw).map_err(|e| e.detail())?;
+            let tree = crate::tree::Tree::decode(&raw).map_err(|e| e.detail())?;
+            return Ok(Some(tree.references()));
         } else if kind == BlobKind::ChunkList {
-            chunklist::decode(&raw).map_err(|e| e.detail())?;
+            let chunks = chunklist::decode(&raw).map_err(|e| e.detail())?;
+            return Ok(Some(chunks.into_iter().map(|c| c.0).collect()));
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 fn orphan_packs(store: &Store, known: &HashSet<PackId>) -> Vec<PathBuf> {

@@ -135,3 +135,47 @@ fn reread_ignores_the_stat_cache_for_one_run() {
     let after = env.snapshot_ws("u/p", &[]);
     assert_eq!(u(&after, "bytes_read"), 0);
 }
+
+#[test]
+fn check_finds_a_corrupt_catalog_page() {
+    let env = TestEnv::new();
+    let ws = env.ws("u", "p");
+    for i in 0..3000 {
+        write(
+            &ws.join(format!("d{}/f{i}.txt", i % 30)),
+            format!("file {i}").as_bytes(),
+        );
+    }
+    env.snapshot_ws("u/p", &[]);
+    let catalog = env.store.join("catalog.sqlite");
+    let len = fs::metadata(&catalog).unwrap().len();
+    assert!(len > 200_000, "catalog only {len} bytes");
+    // 256 bytes overwritten in the middle of the file (the run ended with
+    // a checkpoint, so the file holds everything).
+    let mut bytes = fs::read(&catalog).unwrap();
+    bytes[100_000..100_256].copy_from_slice(&random_bytes(9, 256));
+    fs::write(&catalog, &bytes).unwrap();
+    for args in [&["check"][..], &["check", "--read-data"][..]] {
+        let out = run(env.cmd().args(args));
+        assert_eq!(out.code, 1, "{args:?}: {out}");
+        assert!(out.stdout.contains("SQLite reports"), "{args:?}: {out}");
+        assert!(out.stdout.contains("wsnap repair"), "{args:?}: {out}");
+        assert!(!out.stdout.contains("no problems"), "{args:?}: {out}");
+    }
+}
+
+#[test]
+fn check_read_data_finds_a_reference_the_index_lacks() {
+    let env = TestEnv::new();
+    let (damaged, _) = repaired_with_a_lost_file(&env);
+    // repair indexed the damaged snapshot's root tree with only the
+    // references it found; --read-data decodes it and names the lost file.
+    let out = run(env.cmd().args(["check", "--read-data"]));
+    assert_eq!(out.code, 1, "{out}");
+    assert!(out.stdout.contains("but not stored"), "{out}");
+    assert!(
+        out.stdout
+            .contains(&format!("snapshot {} of bob/p: /big.bin", &damaged[..8])),
+        "{out}"
+    );
+}

@@ -822,6 +822,28 @@ impl Catalog {
         Ok(out)
     }
 
+    /// SQLite's own check of the catalog file: `PRAGMA quick_check`
+    /// (O(N), no index contents compared) or, with `full`,
+    /// `PRAGMA integrity_check` (also every index against its table). The
+    /// problems SQLite names, or the error that stopped it; empty when fine.
+    pub fn integrity(&self, full: bool) -> Vec<String> {
+        let pragma = if full {
+            "PRAGMA integrity_check"
+        } else {
+            "PRAGMA quick_check"
+        };
+        let run = || -> rusqlite::Result<Vec<String>> {
+            let mut stmt = self.conn.prepare(pragma)?;
+            let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            rows.collect()
+        };
+        match run() {
+            Ok(rows) if rows.len() == 1 && rows[0] == "ok" => Vec::new(),
+            Ok(rows) => rows,
+            Err(e) => vec![e.to_string()],
+        }
+    }
+
     /// References and roots that point at nothing (should never happen).
     pub fn dangling_references(&self) -> Result<Vec<String>> {
         let e = sql_err(&self.path);
