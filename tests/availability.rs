@@ -169,6 +169,19 @@ fn reads_work(env: &TestEnv, ro: &Path, ids: &[String], copies: &[PathBuf], tag:
     let mut c = cmd_on(ro);
     c.args(["log", "u/p", "sub/notes.txt"]);
     expect_code(&mut c, 0);
+
+    let mut c = cmd_on(ro);
+    c.args(["stats", "--json"]);
+    expect_code(&mut c, 0);
+
+    // Old snapshots make it WARNING or CRITICAL, never UNKNOWN (exit 3).
+    let mut c = cmd_on(ro);
+    c.args(["status", "--root"]).arg(&env.root);
+    let out = run(&mut c);
+    assert!(
+        !out.stdout.starts_with("WSNAP UNKNOWN") && out.code != 3,
+        "{out}"
+    );
 }
 
 // ---------------------------------------------------------------------------
