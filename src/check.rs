@@ -62,8 +62,11 @@ pub fn check_with_progress(
     read_data: bool,
     progress: &Progress,
 ) -> Result<CheckReport> {
+    // Readers' lock, then one pinned view: gc deletes no pack this view
+    // names, and a prune committing meanwhile changes nothing we compare.
     let _readers = store.read_guard()?;
     let cat = store.catalog(false)?;
+    cat.pin_view()?;
     let mut report = CheckReport::default();
     let mut damaged: BTreeMap<Id, String> = BTreeMap::new();
     let mut problems: Vec<String> = Vec::new();
@@ -88,6 +91,7 @@ pub fn check_with_progress(
     let mut decoded: Vec<(Id, Vec<Id>)> = Vec::new();
 
     let packs = cat.all_packs()?;
+    crate::failpoint::pause_point("check.packs_listed");
     report.packs = packs.len() as u64;
     progress.expect(report.packs, packs.iter().map(|(_, size)| size).sum());
     let mut known = HashSet::new();

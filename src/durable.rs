@@ -25,6 +25,33 @@ pub fn create_private_dir(path: &Path) -> io::Result<()> {
     fs::set_permissions(path, fs::Permissions::from_mode(DIR_MODE))
 }
 
+/// Create directory `path` of the store if it is missing (mode 0700,
+/// missing parents too) and make its entry durable: each directory created
+/// is fsynced, and so is the parent it was created in. Without the
+/// parent's fsync a crash could lose the new directory's entry, and with it
+/// every file already made durable inside it (a journal whose snapshots the
+/// catalog has committed). An existing directory costs one `stat`.
+pub fn ensure_private_dir(path: &Path) -> io::Result<()> {
+    if fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+        return Ok(());
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    ensure_private_dir(parent)?;
+    match fs::DirBuilder::new().mode(DIR_MODE).create(path) {
+        Ok(()) => {}
+        // Made meanwhile by another process: it made it durable.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    fs::set_permissions(path, fs::Permissions::from_mode(DIR_MODE))?;
+    // Crash order: the new directory → its entry in the parent.
+    sync_dir(path)?;
+    sync_dir(parent)
+}
+
 /// Create a new file that must not exist yet, mode 0600 whatever the umask.
 pub fn create_private_file(path: &Path) -> io::Result<File> {
     let file = OpenOptions::new()

@@ -56,6 +56,14 @@ pub enum Error {
         hint: &'static str,
     },
 
+    /// The store is on a network or FUSE file system, where `flock` and
+    /// SQLite's WAL are not safe (see `crate::fscheck`).
+    #[error(
+        "store {path} is on {fs}: wsnap supports local file systems only (its flock locks and its SQLite WAL catalog are not safe on network or FUSE file systems). Move the store to a local disk, or pass --unsafe-allow-network-fs (WSNAP_UNSAFE_ALLOW_NETWORK_FS=1) at your own risk",
+        path = esc(.path)
+    )]
+    UnsafeFileSystem { path: PathBuf, fs: String },
+
     /// Another process holds the store lock.
     #[error(
         "store {path} is locked by another wsnap run ({holder}); wait for it or pass --lock-wait",
@@ -131,6 +139,7 @@ impl Error {
             | Error::CatalogDamaged { .. }
             | Error::UnsupportedVersion { .. }
             | Error::StoreRead { .. }
+            | Error::UnsafeFileSystem { .. }
             | Error::Corrupt { .. }
             | Error::Catalog { .. } => ErrorKind::Store,
             Error::StoreWrite { .. } | Error::TargetWrite { .. } => ErrorKind::Write,

@@ -85,3 +85,15 @@ pub fn group_rows() -> Option<usize> {
         .ok()
         .filter(|&n| n > 0)
 }
+
+/// Test hook: `WSNAP_TEST_FS_MAGIC=0x6969` makes [`crate::fscheck`] see
+/// that `statfs` magic for the store's file system (no NFS server or FUSE
+/// mount is needed to test the refusal and its override).
+pub fn fs_magic() -> Option<u32> {
+    let v = std::env::var("WSNAP_TEST_FS_MAGIC").ok()?;
+    let v = v.trim();
+    match v.strip_prefix("0x") {
+        Some(hex) => u32::from_str_radix(hex, 16).ok(),
+        None => v.parse().ok(),
+    }
+}

@@ -309,7 +309,7 @@ impl RunJournal {
     /// `fdatasync`.
     pub fn append_all(&mut self, rows: &[SnapshotRow]) -> Result<()> {
         if self.file.is_none() {
-            durable::create_private_dir(&self.dir).map_err(|e| Error::store_write(&self.dir, e))?;
+            durable::ensure_private_dir(&self.dir).map_err(|e| Error::store_write(&self.dir, e))?;
             let path = self.open_path();
             let mut f =
                 durable::create_private_file(&path).map_err(|e| Error::store_write(&path, e))?;
@@ -354,7 +354,7 @@ pub fn rewrite(path: &Path, params: &StoreParams, records: &[SnapshotRow]) -> Re
         }
         return durable::sync_dir(d).map_err(|e| Error::store_write(d, e));
     }
-    durable::create_private_dir(d).map_err(|e| Error::store_write(d, e))?;
+    durable::ensure_private_dir(d).map_err(|e| Error::store_write(d, e))?;
     let tmp = d.join(format!(
         "{}.tmp",
         path.file_name().expect("file name").to_string_lossy()

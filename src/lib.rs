@@ -50,6 +50,7 @@ pub mod diff;
 pub mod dirfd;
 pub mod error;
 pub mod escape;
+pub mod fscheck;
 pub mod gc;
 pub mod heal;
 pub mod id;

@@ -18,15 +18,20 @@ use crate::error::{Error, Result};
 /// Held while the process owns the store for writing; released on drop.
 #[derive(Debug)]
 pub struct LockGuard {
-    _file: File,
+    /// `None`: a reader of a read-only store that has no `readers` file
+    /// (see [`readers_shared`]).
+    file: Option<File>,
 }
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
         // Clear the holder note while still holding the lock, so a later
         // holder that writes none (`flock(1)` during a store copy) is not
-        // reported as this finished run.
-        let _ = self._file.set_len(0);
+        // reported as this finished run. (A read-only descriptor of a
+        // reader refuses this harmlessly.)
+        if let Some(f) = &self.file {
+            let _ = f.set_len(0);
+        }
     }
 }
 
@@ -95,7 +100,7 @@ pub fn exclusive(lock_path: &Path, wait: Duration, holder_note: &str) -> Result<
     let _ = file.set_len(0);
     let _ = file.seek(SeekFrom::Start(0));
     let _ = writeln!(file, "pid {} {}", std::process::id(), holder_note);
-    Ok(LockGuard { _file: file })
+    Ok(LockGuard { file: Some(file) })
 }
 
 fn open_lock_file(path: &Path) -> std::io::Result<File> {
@@ -112,12 +117,34 @@ fn open_lock_file(path: &Path) -> std::io::Result<File> {
 /// they read, gc takes it exclusive (without waiting) only to delete pack
 /// files. A reader therefore never loses a pack its catalog view names;
 /// gc leaves such packs for its next run instead of waiting.
+///
+/// On a store that cannot be written (a read-only mount: a file system
+/// snapshot, a read-only backup copy or bind mount) the file is opened
+/// read-only, which `flock` accepts: a read-only bind mount of a live store
+/// shares its inode with the writable path, so gc there still sees us. If
+/// the file is missing and cannot be created there, no wsnap process can
+/// write through this path and none has the file open elsewhere (it would
+/// exist), so there is nothing to exclude: the read goes on without the lock.
 pub fn readers_shared(path: &Path, wait: Duration) -> Result<LockGuard> {
-    let file = open_lock_file(path).map_err(|e| Error::store_read(path, e))?;
+    let file = match open_lock_file(path) {
+        Ok(f) => f,
+        Err(e) if is_read_only_error(&e) => match File::open(path) {
+            Ok(f) => f,
+            Err(e2) if e2.kind() == std::io::ErrorKind::NotFound => {
+                tracing::debug!(
+                    "{}: read-only store without a readers file; reading without the lock",
+                    crate::escape::path(path)
+                );
+                return Ok(LockGuard { file: None });
+            }
+            Err(e2) => return Err(Error::store_read(path, e2)),
+        },
+        Err(e) => return Err(Error::store_read(path, e)),
+    };
     let deadline = Instant::now() + wait;
     loop {
         if try_flock_mode(&file, libc::LOCK_SH).map_err(|e| Error::store_read(path, e))? {
-            return Ok(LockGuard { _file: file });
+            return Ok(LockGuard { file: Some(file) });
         }
         if Instant::now() >= deadline {
             return Err(Error::Locked {
@@ -129,11 +156,31 @@ pub fn readers_shared(path: &Path, wait: Duration) -> Result<LockGuard> {
     }
 }
 
+/// Opening for writing failed because the store cannot be written here
+/// (read-only mount, or no write permission).
+fn is_read_only_error(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EROFS) | Some(libc::EACCES))
+}
+
+/// The writers' lock (`STORE/lock`), shared, if no writer holds it right
+/// now; `None` if one does or the file cannot be opened. A reader opening a
+/// read-only store's catalog without SQLite's locking holds it, so no
+/// writer working through another (writable) path to the same files
+/// changes the catalog under it; it is opened read-only (`flock` does not
+/// need write access).
+pub fn writers_shared_now(path: &Path) -> Option<LockGuard> {
+    let file = File::open(path).ok()?;
+    match try_flock_mode(&file, libc::LOCK_SH) {
+        Ok(true) => Some(LockGuard { file: Some(file) }),
+        _ => None,
+    }
+}
+
 /// The readers' lock, exclusive, if no reader holds it right now.
 pub fn readers_exclusive_now(path: &Path) -> Result<Option<LockGuard>> {
     let file = open_lock_file(path).map_err(|e| Error::store_write(path, e))?;
     if try_flock(&file).map_err(|e| Error::store_write(path, e))? {
-        Ok(Some(LockGuard { _file: file }))
+        Ok(Some(LockGuard { file: Some(file) }))
     } else {
         Ok(None)
     }

@@ -173,8 +173,10 @@ impl Store {
         Ok(guard)
     }
 
-    /// Hold the readers' lock while reading packs (restore, ls): gc will not
-    /// delete a pack file meanwhile.
+    /// Hold the readers' lock while reading packs (restore, ls, check, diff,
+    /// log): gc will not delete a pack file meanwhile. On a read-only store
+    /// it is taken through a read-only descriptor, or skipped if the file is
+    /// missing (see [`lock::readers_shared`]).
     pub fn read_guard(&self) -> Result<LockGuard> {
         lock::readers_shared(&self.dir.join("readers"), Duration::from_secs(60))
     }

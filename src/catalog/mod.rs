@@ -120,6 +120,10 @@ pub struct Catalog {
     path: PathBuf,
     params: StoreParams,
     version: i64,
+    /// The writers' lock, shared, held by a connection that reads a
+    /// read-only store with SQLite's locking off (see
+    /// [`open_read_only_store`]).
+    _writers: Option<crate::lock::LockGuard>,
 }
 
 fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
@@ -136,6 +140,90 @@ fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
         }
     }
 }
+
+/// Open the catalog of a store this process cannot write (a read-only
+/// mount: a file system snapshot, a read-only copy or bind mount).
+///
+/// SQLite reads a WAL database only if it can use (or create) the
+/// `-wal` and `-shm` files beside it, which a read-only directory forbids
+/// when they are absent — and they are absent in every store copied while
+/// no wsnap process ran (the last connection folds the WAL in and deletes
+/// both). So:
+///
+/// - no WAL content (`-wal` absent or empty: everything committed is in
+///   `catalog.sqlite` itself): open with `immutable=1`, which reads the
+///   file without locks or `-shm`. A read-only mount may still show a live
+///   store (a read-only bind mount) whose writer would change the file
+///   under such a connection, so this holds the writers' lock shared for
+///   the connection's life (on a frozen copy nobody else takes it; beside a
+///   live store, writers wait for it as for any run);
+/// - otherwise (a copy taken while a run or a reader was active, with its
+///   `-wal` and `-shm`): SQLite's own read-only WAL support reads the WAL
+///   through the existing `-shm`. If that fails too the store must be
+///   copied again after a run (or mounted writable): the error says so.
+fn open_read_only_store(
+    path: &Path,
+    writers: &mut Option<crate::lock::LockGuard>,
+) -> Result<Connection> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let wal = dir.join("catalog.sqlite-wal");
+    let wal_empty = || match fs::metadata(&wal) {
+        Ok(m) => m.len() == 0,
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+    };
+    if wal_empty() {
+        if let Some(guard) = crate::lock::writers_shared_now(&dir.join("lock")) {
+            // Checked again under the lock: a writer that ran meanwhile may
+            // have left WAL content.
+            if wal_empty() {
+                let uri = format!("file:{}?immutable=1", uri_path(path));
+                let conn = Connection::open_with_flags(
+                    &uri,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY
+                        | OpenFlags::SQLITE_OPEN_URI
+                        | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(sql_err(path))?;
+                *writers = Some(guard);
+                return Ok(conn);
+            }
+        }
+    }
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(sql_err(path))?;
+    match conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |_| Ok(())) {
+        Ok(()) => Ok(conn),
+        Err(e) => Err(Error::store_read(
+            path,
+            std::io::Error::other(format!(
+                "{e}: the store is read-only here and its catalog has a write-ahead log \
+                 (catalog.sqlite-wal) that SQLite cannot read without a usable catalog.sqlite-shm \
+                 or while a writer uses it; copy the store again after a snapshot run has \
+                 finished (e.g. under `flock STORE/lock`), or mount it writable"
+            )),
+        )),
+    }
+}
+
+/// `path` percent-encoded for an SQLite URI filename.
+fn uri_path(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = String::new();
+    for &b in path.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// How long a statement waits for a lock another connection holds.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn i64_of(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
@@ -198,8 +286,13 @@ impl Catalog {
         } else {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
         };
-        let conn = Connection::open_with_flags(path, flags).map_err(sql_err(path))?;
         let store_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let mut writers = None;
+        let conn = if !writable && crate::fscheck::is_read_only(&store_dir) {
+            open_read_only_store(path, &mut writers)?
+        } else {
+            Connection::open_with_flags(path, flags).map_err(sql_err(path))?
+        };
         let not_store = |reason: String| {
             if crate::store::holds_store_data(&store_dir) {
                 Error::CatalogDamaged {
@@ -219,8 +312,7 @@ impl Catalog {
         if app_id != schema::APPLICATION_ID {
             return Err(not_store("catalog.sqlite is not a wsnap catalog".into()));
         }
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(sql_err(path))?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(sql_err(path))?;
         if writable {
             conn.pragma_update(None, "synchronous", "FULL")
                 .map_err(sql_err(path))?;
@@ -234,6 +326,7 @@ impl Catalog {
             path: path.to_path_buf(),
             params: StoreParams::DEFAULT,
             version: FORMAT_VERSION,
+            _writers: writers,
         };
         let version: i64 = cat
             .meta_value("format_version")?
@@ -587,12 +680,44 @@ impl Catalog {
         tx.commit().map_err(&e)
     }
 
-    /// Copy the WAL into the database file and truncate it (end of a write
-    /// run), so the WAL does not grow across runs.
+    /// Copy the WAL into the database file and truncate it, waiting (up to
+    /// the busy timeout) for readers of older states to finish (`repair`,
+    /// which must fold the WAL in before replacing the file).
     pub fn checkpoint(&self) -> Result<()> {
         self.conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
             .map_err(sql_err(&self.path))
+    }
+
+    /// The end-of-run checkpoint: never waits for readers. A TRUNCATE
+    /// checkpoint with no busy timeout copies every frame no reader still
+    /// needs and, if no reader is in the WAL, truncates it to zero bytes;
+    /// when a reader holds an older view (a restore running for hours, a
+    /// `status`) it stops at once instead of waiting out the 10 s busy
+    /// timeout on every tick. The frames that reader pins are copied by the
+    /// first run after it ends, and SQLite rewinds the WAL from its start
+    /// whenever it is fully copied, so the file grows only by what runs
+    /// write while one reader stays pinned. Returns whether it was complete.
+    pub fn checkpoint_without_waiting(&self) -> Result<bool> {
+        let e = sql_err(&self.path);
+        self.conn
+            .busy_timeout(std::time::Duration::ZERO)
+            .map_err(&e)?;
+        let r = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            });
+        self.conn.busy_timeout(BUSY_TIMEOUT).map_err(&e)?;
+        match r {
+            Ok(busy) => Ok(busy == 0),
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if f.code == rusqlite::ErrorCode::DatabaseBusy =>
+            {
+                Ok(false)
+            }
+            Err(x) => Err(e(x)),
+        }
     }
 
     /// Record a finished run.

@@ -38,6 +38,17 @@ pub struct Cli {
     #[arg(short, long, global = true)]
     pub quiet: bool,
 
+    /// UNSAFE: use a store on a network or FUSE file system (NFS, SMB/CIFS,
+    /// FUSE, 9p, Ceph…), where locks and the catalog's WAL may silently fail
+    #[arg(
+        long,
+        global = true,
+        env = "WSNAP_UNSAFE_ALLOW_NETWORK_FS",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        action = clap::ArgAction::SetTrue
+    )]
+    pub unsafe_allow_network_fs: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }

@@ -39,6 +39,12 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<u8> {
     let store_dir = cli.store.as_path();
     match &cli.command {
+        Command::Completions { .. } | Command::Man => {}
+        // `status` reports it as UNKNOWN itself.
+        Command::Status { .. } => {}
+        _ => wsnap::fscheck::require_local(store_dir, cli.unsafe_allow_network_fs)?,
+    }
+    match &cli.command {
         Command::Init { compression_level } => {
             let params = wsnap::StoreParams {
                 zstd_level: *compression_level,
@@ -347,9 +353,13 @@ fn run(cli: Cli) -> Result<u8> {
             let ws = args::workspace(workspace)?;
             let sel = which.selector()?;
             let store = Store::open(store_dir)?;
+            // Same read path as restore: readers' lock, then one pinned
+            // view, so a prune committing meanwhile changes nothing we read.
             let _readers = store.read_guard()?;
             let cat = store.catalog(false)?;
+            cat.pin_view()?;
             let snap = restore::select(&cat, &ws, &sel)?;
+            wsnap::failpoint::pause_point("ls.selected");
             let p = args::path_bytes(path).unwrap_or_default();
             let entries = restore::list_entries(&store, &cat, &snap, &p)?;
             if *json {
@@ -409,6 +419,7 @@ fn run(cli: Cli) -> Result<u8> {
             json,
         } => Ok(query::run_status(
             store_dir,
+            cli.unsafe_allow_network_fs,
             root,
             max_age,
             min_free,

@@ -20,6 +20,7 @@ use super::output::{self, exit, lossy, size};
 /// `status`: never fails; every error is UNKNOWN (exit 3) with a summary line.
 pub fn run_status(
     store_dir: &Path,
+    allow_network_fs: bool,
     root: &Path,
     max_age: &str,
     min_free: &str,
@@ -41,6 +42,7 @@ pub fn run_status(
             min_free: MinFree::parse(min_free)?,
             now_ns,
         };
+        wsnap::fscheck::require_local(store_dir, allow_network_fs)?;
         let store = Store::open(store_dir)?;
         status::status(&store, &opts)
     })();

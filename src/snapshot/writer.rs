@@ -253,10 +253,15 @@ impl WriterState {
                         .check()
                         .and_then(|_| self.commit_group(Some(&run)))
                         .and_then(|_| self.journal.close())
-                        // Best effort: a reader holding an old snapshot only
-                        // makes the checkpoint partial; nothing is lost.
-                        .map(|_| {
-                            let _ = self.catalog.checkpoint();
+                        // Best effort, never waiting: a reader holding an
+                        // old view only makes the checkpoint partial (the
+                        // next run finishes it); nothing is lost.
+                        .map(|_| match self.catalog.checkpoint_without_waiting() {
+                            Ok(true) => {}
+                            Ok(false) => tracing::debug!(
+                                "catalog checkpoint partial: a reader holds an older view"
+                            ),
+                            Err(e) => tracing::debug!("catalog checkpoint failed: {e}"),
                         });
                     let r = self.latch_keep(r);
                     let _ = reply.send(r);
