@@ -199,6 +199,31 @@ impl Catalog {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
         };
         let conn = Connection::open_with_flags(path, flags).map_err(sql_err(path))?;
+        Catalog::from_conn(conn, path, writable)
+    }
+
+    /// Open a copy of a catalog that nothing writes (an old catalog kept
+    /// under `damaged/`) as SQLite's `immutable`: no lock, no `-wal` or
+    /// `-shm` file is read or created beside it.
+    pub fn open_immutable(path: &Path) -> Result<Catalog> {
+        use std::os::unix::ffi::OsStrExt;
+        let mut uri = String::from("file:");
+        for &b in path.as_os_str().as_bytes() {
+            if b.is_ascii_alphanumeric() || b"/._-".contains(&b) {
+                uri.push(b as char);
+            } else {
+                uri.push_str(&format!("%{b:02X}"));
+            }
+        }
+        uri.push_str("?immutable=1");
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags(&uri, flags).map_err(sql_err(path))?;
+        Catalog::from_conn(conn, path, false)
+    }
+
+    fn from_conn(conn: Connection, path: &Path, writable: bool) -> Result<Catalog> {
         let store_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         let not_store = |reason: String| {
             if crate::store::holds_store_data(&store_dir) {

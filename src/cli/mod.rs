@@ -300,7 +300,27 @@ fn run(cli: Cli) -> Result<u8> {
                 args::parse_duration(lock_wait)?,
             )?;
             show_gc(&r, *json);
-            Ok(exit::OK)
+            // The purge is incomplete: say exactly what is left, and how to
+            // remove it (on stderr, also with --json).
+            for d in &r.damaged_left {
+                let ranges: Vec<String> =
+                    d.ranges.iter().map(|(a, b)| format!("{a}..{b}")).collect();
+                eprintln!(
+                    "wsnap forget: {} bytes of {} (at {}) may still hold data of the forgotten \
+                     snapshots: they cannot be told apart from what a snapshot marked damaged \
+                     lacks. Forget the damaged snapshots and run forget again, or, if you need \
+                     no forensic copy of that pack, remove it: rm -- {}",
+                    d.bytes(),
+                    escape::path(&d.path),
+                    ranges.join(", "),
+                    escape::path(&d.path),
+                );
+            }
+            Ok(if r.damaged_left.is_empty() {
+                exit::OK
+            } else {
+                exit::PARTIAL
+            })
         }
         Command::List { workspace, json } => {
             let store = Store::open(store_dir)?;
@@ -552,6 +572,13 @@ fn gc_json(r: &gc::GcReport) -> serde_json::Value {
         "orphan_packs_removed": r.orphan_packs_removed,
         "bytes_freed": r.bytes_freed,
         "pack_deletion_deferred": r.pack_deletion_deferred,
+        "damaged_packs_rewritten": r.damaged_packs_rewritten,
+        "damaged_bytes_zeroed": r.damaged_bytes_zeroed,
+        "damaged_left": r.damaged_left.iter().map(|d| serde_json::json!({
+            "path": d.path.display().to_string(),
+            "bytes": d.bytes(),
+            "ranges": d.ranges,
+        })).collect::<Vec<_>>(),
     })
 }
 
