@@ -181,19 +181,23 @@ fn secret_history(env: &TestEnv, secret: &[u8]) -> (String, String, PathBuf, Pat
     )
 }
 
-/// A pack whose footer is damaged is moved to `damaged/` whole (every
-/// record copied out). `forget` of the snapshot that alone held a secret
-/// used to report success with the secret still in `damaged/…/*.pack`.
+/// One byte of the secret itself is damaged: `repair` copies the rest of
+/// the pack out, marks the secret's snapshot damaged and moves the file to
+/// `damaged/`. `forget` of that snapshot used to report success with all of
+/// the secret still in `damaged/…/*.pack`.
 #[test]
 fn forget_purges_the_secret_from_damaged_packs() {
     let env = TestEnv::new();
     let secret = random_bytes(0x5EC2E7, 200 * KIB);
     let (id1, id2, saved2, pack) = secret_history(&env, &secret);
-    let len = fs::metadata(&pack).unwrap().len() as usize;
-    flip(&pack, len - 10);
+    // Away from every window the test looks for.
+    flip(&pack, find_in_pack(&pack, &secret[10_000..10_064]));
     let r = repair(&env, 1);
     assert_eq!(r["damaged_packs"].as_array().unwrap().len(), 1, "{r:#}");
-    assert!(listed(&env).iter().all(|(_, d)| !d));
+    assert_eq!(
+        listed(&env),
+        vec![(id1.clone(), true), (id2.clone(), false)]
+    );
     let needles = windows_of(&secret);
     let before = files_containing(&env.store.join("damaged"), &needles);
     assert_eq!(before.len(), needles.len(), "{before:#?}");
@@ -307,12 +311,18 @@ fn repair_keeps_only_the_three_newest_old_catalogs() {
     let ws = env.ws("fay", "p");
     write(&ws.join("a.bin"), &random_bytes(3, 30 * KIB));
     snapshot_at(&env, &[], utc_ns(2026, 3, 2, 10, 0, 0));
-    let pack = pack_files(&env.store).remove(0);
-    let len = fs::metadata(&pack).unwrap().len() as usize;
-    flip(&pack, len - 10);
-    repair(&env, 1);
-    for _ in 0..4 {
-        repair(&env, 0);
+    let data = random_bytes(4, 30 * KIB);
+    write(&ws.join("b.bin"), &data);
+    wait_out_racy_window(&env.root);
+    snapshot_at(&env, &[], utc_ns(2026, 3, 2, 11, 0, 0));
+    let pack = pack_files(&env.store)
+        .into_iter()
+        .find(|p| contains_bytes(&fs::read(p).unwrap(), &data[..64]))
+        .unwrap();
+    flip(&pack, find_in_pack(&pack, &data[100..164]));
+    // The second snapshot stays damaged: every repair exits 1.
+    for _ in 0..5 {
+        repair(&env, 1);
     }
     let files = all_files(&env.store.join("damaged"));
     let catalogs: Vec<&PathBuf> = files
@@ -329,5 +339,47 @@ fn repair_keeps_only_the_three_newest_old_catalogs() {
         .iter()
         .filter(|p| p.extension().is_some_and(|e| e == "wsj"))
         .count();
-    assert_eq!(journals, 5, "{files:#?}");
+    // The two runs' journals (moved by the first repair) and the journal
+    // each of the first four repairs wrote (moved by the next one).
+    assert_eq!(journals, 6, "{files:#?}");
+}
+
+/// Only the footer of a pack is damaged, so every record is saved and the
+/// salvage pack is the intact original, with its very name. `repair` used
+/// to write it over the damaged file and then move it to `damaged/`: the new
+/// catalog pointed at a pack that was gone (the snapshot marked damaged,
+/// and lost by the next repair).
+#[test]
+fn repair_keeps_a_salvage_pack_that_has_the_damaged_pack_s_name() {
+    let env = TestEnv::new();
+    let ws = env.ws("gus", "p");
+    write(&ws.join("a.bin"), &random_bytes(5, 30 * KIB));
+    let r = snapshot_at(&env, &[], utc_ns(2026, 3, 2, 10, 0, 0));
+    let id = s(&r["workspaces"][0], "id").to_string();
+    let saved = env.path("saved");
+    copy_tree(&ws, &saved);
+    let pack = pack_files(&env.store).remove(0);
+    let original = fs::read(&pack).unwrap();
+    let len = original.len();
+    flip(&pack, len - 10);
+    let r = repair(&env, 1);
+    assert_eq!(r["damaged_packs"].as_array().unwrap().len(), 1, "{r:#}");
+    assert_eq!(
+        fs::read(&pack).unwrap(),
+        original,
+        "the intact pack is back"
+    );
+    let aside = PathBuf::from(r["damaged_packs"][0]["moved_to"].as_str().unwrap());
+    assert_eq!(
+        fs::read(&aside).unwrap().len(),
+        len,
+        "the damaged file is kept"
+    );
+    assert_ne!(fs::read(&aside).unwrap(), original);
+    assert_eq!(listed(&env), vec![(id.clone(), false)]);
+    repair(&env, 0);
+    assert_eq!(listed(&env), vec![(id.clone(), false)]);
+    let target = env.path("restored");
+    env.restore("gus/p", &id, &target, &[]);
+    assert_trees_equal(&saved, &target);
 }
