@@ -172,6 +172,8 @@ fn run(cli: Cli) -> Result<u8> {
                     "journal_problems": r.journal_problems,
                     "moved_aside": r.moved_aside.as_ref().map(|p| p.display().to_string()),
                     "params_from": r.params_from,
+                    "salvaged_by_old_catalog": r.salvaged_by_old_catalog,
+                    "old_catalogs_removed": r.old_catalogs_removed.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
                 }));
             } else {
                 let mut out = io::stdout().lock();
@@ -211,6 +213,21 @@ fn run(cli: Cli) -> Result<u8> {
                         out,
                         "old catalog, journals and damaged files kept in {}",
                         escape::path(p)
+                    );
+                }
+                if r.salvaged_by_old_catalog > 0 {
+                    let _ = writeln!(
+                        out,
+                        "{} records with a damaged header saved at the offsets the old catalog gave",
+                        r.salvaged_by_old_catalog
+                    );
+                }
+                for p in &r.old_catalogs_removed {
+                    let _ = writeln!(
+                        out,
+                        "removed old catalog copy {} (the newest {} are kept)",
+                        escape::path(p),
+                        wsnap::repair::KEPT_CATALOG_COPIES
                     );
                 }
                 let _ = writeln!(
@@ -624,6 +641,14 @@ fn print_gc_report(r: &gc::GcReport) {
             r.packs_written,
             r.orphan_packs_removed,
             size(r.bytes_freed)
+        );
+    }
+    if r.damaged_packs_rewritten > 0 {
+        let _ = writeln!(
+            out,
+            "damaged/: rewrote {} damaged packs, {} of data no snapshot uses zeroed",
+            r.damaged_packs_rewritten,
+            size(r.damaged_bytes_zeroed)
         );
     }
     if r.pack_deletion_deferred {
