@@ -20,9 +20,10 @@ use std::fs;
 use std::time::Duration;
 
 use crate::catalog::{GcTx, SnapshotRow};
+use crate::damaged::{self, DamagedLeft};
 use crate::durable;
 use crate::error::{Error, Result};
-use crate::id::{PackId, SnapshotId};
+use crate::id::{Id, PackId, SnapshotId};
 use crate::journal;
 use crate::lock::LockGuard;
 use crate::pack::format::{self, RecordHeader};
@@ -66,6 +67,14 @@ pub struct GcReport {
     pub bytes_freed: u64,
     /// A reader was active, so old pack files were left for the next gc.
     pub pack_deletion_deferred: bool,
+    /// `forget` only: damaged packs under `damaged/` rewritten with the
+    /// forgotten (and other unused) data zeroed, and the bytes zeroed.
+    pub damaged_packs_rewritten: u64,
+    pub damaged_bytes_zeroed: u64,
+    /// `forget` only: bytes under `damaged/` that may still hold forgotten
+    /// data (see [`crate::damaged`]); non-empty means the purge is
+    /// incomplete.
+    pub damaged_left: Vec<DamagedLeft>,
 }
 
 /// Apply the retention policy per workspace, then collect garbage.
@@ -121,7 +130,7 @@ pub fn prune_locked_with_progress(
         }
     }
     let tx = catalog.begin_gc()?;
-    let mut report = collect(
+    let (mut report, _) = collect(
         store,
         tx,
         forget,
@@ -135,7 +144,8 @@ pub fn prune_locked_with_progress(
 
 /// Forget exactly these snapshots (ids or unique prefixes), then collect
 /// garbage, rewriting every pack that held their now-dead data so the bytes
-/// are really gone from disk.
+/// are really gone from disk, in `packs/` and in `damaged/` (what cannot be
+/// told apart there is listed in [`GcReport::damaged_left`]).
 pub fn forget(
     store: &Store,
     ids: &[String],
@@ -153,7 +163,15 @@ pub fn forget(
         }
     }
     let tx = catalog.begin_gc()?;
-    collect(store, tx, rows, 0.0, dry_run, &Progress::default())
+    let (mut report, dead) = collect(store, tx, rows, 0.0, dry_run, &Progress::default())?;
+    if !dry_run {
+        // After the commit: the catalog says what is still used.
+        let p = damaged::purge(store.dir(), &catalog, &dead)?;
+        report.damaged_packs_rewritten = p.packs_rewritten;
+        report.damaged_bytes_zeroed = p.bytes_zeroed;
+        report.damaged_left = p.left;
+    }
+    Ok(report)
 }
 
 fn collect(
@@ -163,7 +181,7 @@ fn collect(
     max_unused_percent: f64,
     dry_run: bool,
     progress: &Progress,
-) -> Result<GcReport> {
+) -> Result<(GcReport, HashSet<Id>)> {
     let mut report = GcReport {
         dry_run,
         ..GcReport::default()
@@ -181,6 +199,7 @@ fn collect(
     let dead = tx.collect(roots)?;
     crate::failpoint::crash_point("gc.collected");
     report.blobs_deleted = dead.len() as u64;
+    let dead_ids: HashSet<Id> = dead.iter().map(|d| d.id).collect();
     report.dead_bytes = dead.iter().map(|d| d.bytes).sum();
     let touched: HashSet<i64> = dead.iter().map(|d| d.pack_row).collect();
     let usage = tx.pack_usage(&touched)?;
@@ -204,7 +223,7 @@ fn collect(
                 .iter()
                 .map(|u| u.size_bytes.saturating_sub(u.live_bytes))
                 .sum::<u64>();
-        return Ok(report); // tx dropped: rolled back
+        return Ok((report, dead_ids)); // tx dropped: rolled back
     }
 
     // Step 2: repack live records into new packs, verified on the way.
@@ -300,7 +319,7 @@ fn collect(
     let written: u64 = sealed.iter().map(|(p, _)| p.size_bytes).sum();
     let Some(_readers) = store.readers_exclusive_now()? else {
         report.pack_deletion_deferred = true;
-        return Ok(report);
+        return Ok((report, dead_ids));
     };
     let mut freed: u64 = 0;
     for (id, size) in old_files {
@@ -311,7 +330,7 @@ fn collect(
     let (orphans, orphan_bytes) = remove_orphans(store, &known)?;
     report.orphan_packs_removed = orphans;
     report.bytes_freed = (freed + orphan_bytes).saturating_sub(written);
-    Ok(report)
+    Ok((report, dead_ids))
 }
 
 fn remove_pack(store: &Store, id: &PackId) -> Result<()> {

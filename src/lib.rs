@@ -46,6 +46,7 @@ pub mod catalog;
 pub mod check;
 pub mod chunker;
 pub mod chunklist;
+pub mod damaged;
 pub mod diff;
 pub mod dirfd;
 pub mod error;

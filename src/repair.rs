@@ -9,8 +9,9 @@
 //! 2. read every pack whole; a pack whose footer hash, name and every record
 //!    verify is indexed as it is; from any other pack each record whose
 //!    payload still hashes to its id is copied into a new pack (headers are
-//!    found again by their checksums after damage), and the damaged file is
-//!    moved to `damaged/`, never deleted;
+//!    found again by their checksums after damage; a record whose own header
+//!    is damaged is found at the offset the old catalog gives, if it still
+//!    opens), and the damaged file is moved to `damaged/`, never deleted;
 //! 3. decode every tree and chunk list and index its references; a
 //!    reference to a blob that is in no pack marks the tree broken, and so
 //!    every tree above it;
@@ -20,7 +21,8 @@
 //!    inserted marked `damaged`;
 //! 5. write one fresh journal with every recovered snapshot, move the old
 //!    catalog and old journals to `damaged/repair-<time>/`, and rename the
-//!    new catalog into place.
+//!    new catalog into place; then delete old catalog copies under
+//!    `damaged/` beyond the newest [`KEPT_CATALOG_COPIES`].
 //!
 //! An interrupted repair leaves the old catalog (or none) in place: run it
 //! again. Not recovered: run history (`runs`) and per-snapshot skip lists.
@@ -71,7 +73,19 @@ pub struct RepairReport {
     pub moved_aside: Option<PathBuf>,
     /// Where the store parameters came from.
     pub params_from: String,
+    /// Records of damaged packs found through the old catalog (their header
+    /// was damaged, their payload intact) and saved.
+    pub salvaged_by_old_catalog: u64,
+    /// Copies of old catalogs removed from `damaged/` beyond the newest
+    /// [`KEPT_CATALOG_COPIES`].
+    pub old_catalogs_removed: Vec<PathBuf>,
 }
+
+/// How many copies of old catalogs `repair` keeps under
+/// `damaged/repair-*/` (the newest ones). Each repair adds one; older ones
+/// are deleted after the new catalog is in place. Damaged packs and old
+/// journals are never deleted by `repair`.
+pub const KEPT_CATALOG_COPIES: usize = 3;
 
 /// Rebuild the catalog of the store at `dir`. A directory that is not
 /// recognisably a store ([`crate::store::is_recognisable`]: no catalog, no
@@ -155,7 +169,6 @@ pub fn repair(dir: &Path, lock_wait: Duration, force: bool) -> Result<RepairRepo
             }
         }
     }
-    drop(old);
     let journal_files = journal::list(dir)?;
     for path in &journal_files {
         let d = journal::read(path)?;
@@ -212,13 +225,36 @@ pub fn repair(dir: &Path, lock_wait: Duration, force: bool) -> Result<RepairRepo
                 }
                 Err(problem) => {
                     let mut saved = 0;
-                    for (start, h) in salvage(&bytes) {
+                    let mut found = salvage(&bytes);
+                    // Records whose header is damaged but whose payload is
+                    // intact: the old catalog, if it still opens, says where
+                    // they are; each is kept only if it hashes to its id.
+                    if let (Some(old), Some(pack)) = (&old, pack_id_of(&path)) {
+                        if let Ok(known) = old.blobs_in_pack(&pack) {
+                            let extra = salvage_known(&bytes, &found, &known);
+                            report.salvaged_by_old_catalog += extra.len() as u64;
+                            found.extend(extra);
+                            found.sort_by_key(|(start, _)| *start);
+                        }
+                    }
+                    for (start, h) in found {
                         let payload = &bytes[start + RECORD_HEADER_BYTES
                             ..start + RECORD_HEADER_BYTES + h.stored_len as usize];
                         writer.append(h, payload)?;
                         saved += 1;
                     }
+                    // The damaged file gets its second name under `damaged/`
+                    // before the salvage pack is sealed: when every record
+                    // was saved (only the footer or padding was damaged) the
+                    // salvage pack is the intact original, has its very name
+                    // and replaces it in `packs/`. A crash from here on
+                    // leaves the damaged file in both places (or the intact
+                    // one in `packs/`): the next repair does it again.
+                    let to = aside.join("packs").join(path.file_name().expect("name"));
+                    keep_aside(&path, &to)?;
+                    let mut replaced = false;
                     if let Some(sealed) = writer.seal()? {
+                        replaced = Some(sealed.id) == pack_id_of(&path);
                         let row = rb.add_pack(
                             &sealed.id,
                             sealed.size_bytes,
@@ -231,8 +267,9 @@ pub fn repair(dir: &Path, lock_wait: Duration, force: bool) -> Result<RepairRepo
                         report.packs += 1;
                         report.blobs += sealed.records.len() as u64;
                     }
-                    let to = aside.join("packs").join(path.file_name().expect("name"));
-                    move_aside(&path, &to)?;
+                    if !replaced {
+                        remove_durably(&path)?;
+                    }
                     report.damaged_packs.push(DamagedPack {
                         path,
                         problem,
@@ -242,6 +279,7 @@ pub fn repair(dir: &Path, lock_wait: Duration, force: bool) -> Result<RepairRepo
                 }
             }
         }
+        drop(old);
         crate::failpoint::crash_point("repair.packs_indexed");
 
         // Pass 2: references of trees and chunk lists.
@@ -325,6 +363,10 @@ pub fn repair(dir: &Path, lock_wait: Duration, force: bool) -> Result<RepairRepo
     if moved || !report.damaged_packs.is_empty() {
         report.moved_aside = Some(aside);
     }
+    // Only now that the new catalog is in place: older copies of old
+    // catalogs beyond the newest KEPT_CATALOG_COPIES go (packs and journals
+    // under `damaged/` are never deleted here).
+    report.old_catalogs_removed = trim_catalog_copies(&dir.join("damaged"))?;
     report
         .snapshots
         .sort_by(|a, b| (&a.workspace, a.time_ns).cmp(&(&b.workspace, b.time_ns)));
@@ -406,6 +448,121 @@ fn salvage(bytes: &[u8]) -> Vec<(usize, RecordHeader)> {
     out
 }
 
+/// The pack id a file name `<hex>.pack` claims, if it is one.
+pub(crate) fn pack_id_of(path: &Path) -> Option<PackId> {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_suffix(".pack"))
+        .and_then(|h| Id::from_hex(h).ok())
+        .map(PackId)
+}
+
+/// Records a catalog placed at `known` (id, kind, offset, stored_len,
+/// raw_len) that [`salvage`] did not find (their header is damaged), whose
+/// payload still hashes to their id: (header offset, a rebuilt header).
+pub(crate) fn salvage_known(
+    bytes: &[u8],
+    found: &[(usize, RecordHeader)],
+    known: &[(Id, BlobKind, u64, u32, u32)],
+) -> Vec<(usize, RecordHeader)> {
+    let have: HashSet<Id> = found.iter().map(|(_, h)| h.id).collect();
+    let mut out = Vec::new();
+    for &(id, kind, offset, stored_len, raw_len) in known {
+        if have.contains(&id) {
+            continue;
+        }
+        if let Some(h) = verify_known(bytes, id, kind, offset, stored_len, raw_len) {
+            out.push((offset as usize, h));
+        }
+    }
+    out
+}
+
+/// The header of the record a catalog says is at `offset`, if the payload
+/// there decodes and hashes to `id` (the compression flag is in the header
+/// only, so both are tried).
+pub(crate) fn verify_known(
+    bytes: &[u8],
+    id: Id,
+    kind: BlobKind,
+    offset: u64,
+    stored_len: u32,
+    raw_len: u32,
+) -> Option<RecordHeader> {
+    let p = usize::try_from(offset)
+        .ok()?
+        .checked_add(RECORD_HEADER_BYTES)?;
+    let q = p.checked_add(stored_len as usize)?;
+    let payload = bytes.get(p..q)?;
+    [format::Compression::None, format::Compression::Zstd]
+        .into_iter()
+        .filter(|c| *c == format::Compression::Zstd || raw_len == stored_len)
+        .map(|compression| RecordHeader {
+            kind,
+            compression,
+            raw_len,
+            stored_len,
+            id,
+        })
+        .find(|h| format::decode_payload(h, payload).is_ok())
+}
+
+/// The `damaged/repair-*` directories, oldest first (by the time in their
+/// name).
+pub(crate) fn repair_dirs(damaged: &Path) -> Result<Vec<PathBuf>> {
+    let mut out: Vec<(String, PathBuf)> = Vec::new();
+    let entries = match fs::read_dir(damaged) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::store_read(damaged, e)),
+    };
+    for e in entries {
+        let e = e.map_err(|e| Error::store_read(damaged, e))?;
+        let name = e.file_name();
+        let Some(stamp) = name.to_str().and_then(|n| n.strip_prefix("repair-")) else {
+            continue;
+        };
+        if !e.path().is_dir() {
+            continue;
+        }
+        // `20261101T120000.5Z`: the fraction has 0, 3, 6 or 9 digits; pad it
+        // so names compare in time order.
+        let stamp = stamp.trim_end_matches('Z');
+        let (secs, frac) = stamp.split_once('.').unwrap_or((stamp, ""));
+        out.push((format!("{secs}.{frac:0<9}"), e.path()));
+    }
+    out.sort();
+    Ok(out.into_iter().map(|(_, p)| p).collect())
+}
+
+/// Delete old catalog copies (`catalog.sqlite`, `-wal`, `-shm`) under
+/// `damaged/repair-*/` beyond the newest [`KEPT_CATALOG_COPIES`]; a
+/// directory left empty goes too. Returns the catalog files deleted.
+fn trim_catalog_copies(damaged: &Path) -> Result<Vec<PathBuf>> {
+    let with_catalog: Vec<PathBuf> = repair_dirs(damaged)?
+        .into_iter()
+        .filter(|d| d.join("catalog.sqlite").exists())
+        .collect();
+    let excess = with_catalog.len().saturating_sub(KEPT_CATALOG_COPIES);
+    let mut removed = Vec::new();
+    for d in &with_catalog[..excess] {
+        for name in ["catalog.sqlite-wal", "catalog.sqlite-shm", "catalog.sqlite"] {
+            let p = d.join(name);
+            match fs::remove_file(&p) {
+                Ok(()) => removed.push(p),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::store_write(&p, e)),
+            }
+        }
+        durable::sync_dir(d).map_err(|e| Error::store_write(d, e))?;
+        // Only an empty directory: packs and journals in it stay.
+        if fs::remove_dir(d).is_ok() {
+            durable::sync_dir(damaged).map_err(|e| Error::store_write(damaged, e))?;
+        }
+    }
+    Ok(removed)
+}
+
 /// A durable second name (or copy) of `from` at `to`; `from` stays.
 fn keep_aside(from: &Path, to: &Path) -> Result<()> {
     let d = to.parent().expect("has a parent");
@@ -416,6 +573,13 @@ fn keep_aside(from: &Path, to: &Path) -> Result<()> {
             .and_then(|f| f.sync_all())
             .map_err(|e| Error::store_write(to, e))?;
     }
+    durable::sync_dir(d).map_err(|e| Error::store_write(d, e))
+}
+
+/// Unlink `path` and make that durable.
+fn remove_durably(path: &Path) -> Result<()> {
+    fs::remove_file(path).map_err(|e| Error::store_write(path, e))?;
+    let d = path.parent().expect("has a parent");
     durable::sync_dir(d).map_err(|e| Error::store_write(d, e))
 }
 

@@ -4,9 +4,11 @@
 //! freed, not to the store: a blob is dead when no snapshot has it as root
 //! and no `tree_refs` row points to it (both indexed). Forgetting a snapshot
 //! puts its root on a worklist; a dead blob's own references are deleted and
-//! its children go on the worklist in turn. Chunks indexed by a run whose
-//! snapshot never committed (crash, failed workspace) are found by sweeping
-//! only the packs created since the last gc (`meta.gc_swept_pack_id`).
+//! its children go on the worklist in turn. Blobs of every kind (chunks,
+//! trees, chunk lists) indexed by a run whose snapshot never committed
+//! (crash, failed workspace), or by `repair` from such a run's packs, are
+//! found by sweeping only the packs created since the last gc
+//! (`meta.gc_swept_all_kinds_pack_id`; the whole index once when absent).
 
 use std::collections::{HashMap, HashSet};
 
@@ -18,9 +20,14 @@ use crate::id::{Id, PackId, SnapshotId};
 use crate::pack::format::RECORD_HEADER_BYTES;
 use crate::pack::{BlobKind, SealedPack};
 
+/// `meta` key: the newest pack row whose unreferenced blobs of every kind
+/// (chunks, trees, chunk lists) have been swept.
+const SWEPT_ALL_KINDS: &str = "gc_swept_all_kinds_pack_id";
+
 /// A blob that gc removed from the index.
 #[derive(Clone, Copy, Debug)]
 pub struct DeadBlob {
+    pub id: Id,
     pub pack_row: i64,
     /// Record bytes in its pack (header + payload).
     pub bytes: u64,
@@ -85,8 +92,9 @@ impl GcTx<'_> {
     }
 
     /// Remove from the index every blob made unreachable by deleting the
-    /// snapshots whose roots are `roots`, plus chunks never referenced in
-    /// packs newer than the sweep watermark.
+    /// snapshots whose roots are `roots`, plus blobs of any kind that
+    /// nothing references in packs newer than the sweep watermark (and
+    /// whatever only they referenced).
     pub fn collect(&self, roots: Vec<i64>) -> Result<Vec<DeadBlob>> {
         let e = self.e();
         let mut dead = Vec::new();
@@ -107,15 +115,20 @@ impl GcTx<'_> {
             .map_err(&e)?;
         let mut del_blob = self
             .tx
-            .prepare_cached("DELETE FROM blobs WHERE id = ?1 RETURNING pack_id, stored_len")
+            .prepare_cached("DELETE FROM blobs WHERE id = ?1 RETURNING pack_id, stored_len, hash")
             .map_err(&e)?;
         let mut work = roots;
-        let watermark = self.meta_i64("gc_swept_pack_id")?.unwrap_or(0);
+        // Before issue 13 the sweep looked at chunks only, so trees and chunk
+        // lists of runs that never committed (and every tree `repair`
+        // indexed from such runs) stayed forever below the old watermark.
+        // The watermark of the any-kind sweep has its own key: a catalog
+        // without it is swept whole once, which collects those too.
+        let watermark = self.meta_i64(SWEPT_ALL_KINDS)?.unwrap_or(0);
         {
             let mut unswept = self
                 .tx
                 .prepare_cached(
-                    "SELECT b.id FROM blobs b WHERE b.pack_id > ?1 AND b.kind = 1
+                    "SELECT b.id FROM blobs b WHERE b.pack_id > ?1
                      AND NOT EXISTS (SELECT 1 FROM tree_refs r WHERE r.blob_id = b.id)",
                 )
                 .map_err(&e)?;
@@ -141,12 +154,13 @@ impl GcTx<'_> {
                 .collect::<rusqlite::Result<Vec<i64>>>()
                 .map_err(&e)?;
             del_refs.execute([blob]).map_err(&e)?;
-            let gone: Option<(i64, i64)> = del_blob
-                .query_row([blob], |r| Ok((r.get(0)?, r.get(1)?)))
+            let gone: Option<(i64, i64, Vec<u8>)> = del_blob
+                .query_row([blob], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()
                 .map_err(&e)?;
-            if let Some((pack_row, stored)) = gone {
+            if let Some((pack_row, stored, hash)) = gone {
                 dead.push(DeadBlob {
+                    id: Id::from_slice(&hash)?,
                     pack_row,
                     bytes: RECORD_HEADER_BYTES as u64 + stored.max(0) as u64,
                 });
@@ -303,13 +317,17 @@ impl GcTx<'_> {
             .tx
             .query_row("SELECT COALESCE(MAX(id), 0) FROM packs", [], |r| r.get(0))
             .map_err(self.e())?;
-        self.tx
-            .execute(
-                "INSERT INTO meta (key, value) VALUES ('gc_swept_pack_id', ?1)
-                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                [max.to_string()],
-            )
-            .map_err(self.e())?;
+        // Both keys: `gc_swept_pack_id` for older binaries (chunk sweep),
+        // `SWEPT_ALL_KINDS` for this one (every kind).
+        for key in ["gc_swept_pack_id", SWEPT_ALL_KINDS] {
+            self.tx
+                .execute(
+                    "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                     ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    [key, &max.to_string()],
+                )
+                .map_err(self.e())?;
+        }
         Ok(())
     }
 

@@ -286,13 +286,44 @@ impl Catalog {
         } else {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
         };
-        let store_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let store_dir = path.parent().unwrap_or(Path::new("."));
         let mut writers = None;
-        let conn = if !writable && crate::fscheck::is_read_only(&store_dir) {
+        let conn = if !writable && crate::fscheck::is_read_only(store_dir) {
             open_read_only_store(path, &mut writers)?
         } else {
             Connection::open_with_flags(path, flags).map_err(sql_err(path))?
         };
+        Catalog::from_conn(conn, path, writable, writers)
+    }
+
+    /// Open a copy of a catalog that nothing writes (an old catalog kept
+    /// under `damaged/`) as SQLite's `immutable`: no lock, no `-wal` or
+    /// `-shm` file is read or created beside it.
+    pub fn open_immutable(path: &Path) -> Result<Catalog> {
+        use std::os::unix::ffi::OsStrExt;
+        let mut uri = String::from("file:");
+        for &b in path.as_os_str().as_bytes() {
+            if b.is_ascii_alphanumeric() || b"/._-".contains(&b) {
+                uri.push(b as char);
+            } else {
+                uri.push_str(&format!("%{b:02X}"));
+            }
+        }
+        uri.push_str("?immutable=1");
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags(&uri, flags).map_err(sql_err(path))?;
+        Catalog::from_conn(conn, path, false, None)
+    }
+
+    fn from_conn(
+        conn: Connection,
+        path: &Path,
+        writable: bool,
+        writers: Option<crate::lock::LockGuard>,
+    ) -> Result<Catalog> {
+        let store_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         let not_store = |reason: String| {
             if crate::store::holds_store_data(&store_dir) {
                 Error::CatalogDamaged {

@@ -178,6 +178,8 @@ fn run(cli: Cli) -> Result<u8> {
                     "journal_problems": r.journal_problems,
                     "moved_aside": r.moved_aside.as_ref().map(|p| p.display().to_string()),
                     "params_from": r.params_from,
+                    "salvaged_by_old_catalog": r.salvaged_by_old_catalog,
+                    "old_catalogs_removed": r.old_catalogs_removed.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
                 }));
             } else {
                 let mut out = io::stdout().lock();
@@ -217,6 +219,21 @@ fn run(cli: Cli) -> Result<u8> {
                         out,
                         "old catalog, journals and damaged files kept in {}",
                         escape::path(p)
+                    );
+                }
+                if r.salvaged_by_old_catalog > 0 {
+                    let _ = writeln!(
+                        out,
+                        "{} records with a damaged header saved at the offsets the old catalog gave",
+                        r.salvaged_by_old_catalog
+                    );
+                }
+                for p in &r.old_catalogs_removed {
+                    let _ = writeln!(
+                        out,
+                        "removed old catalog copy {} (the newest {} are kept)",
+                        escape::path(p),
+                        wsnap::repair::KEPT_CATALOG_COPIES
                     );
                 }
                 let _ = writeln!(
@@ -306,7 +323,27 @@ fn run(cli: Cli) -> Result<u8> {
                 args::parse_duration(lock_wait)?,
             )?;
             show_gc(&r, *json);
-            Ok(exit::OK)
+            // The purge is incomplete: say exactly what is left, and how to
+            // remove it (on stderr, also with --json).
+            for d in &r.damaged_left {
+                let ranges: Vec<String> =
+                    d.ranges.iter().map(|(a, b)| format!("{a}..{b}")).collect();
+                eprintln!(
+                    "wsnap forget: {} bytes of {} (at {}) may still hold data of the forgotten \
+                     snapshots: they cannot be told apart from what a snapshot marked damaged \
+                     lacks. Forget the damaged snapshots and run forget again, or, if you need \
+                     no forensic copy of that pack, remove it: rm -- {}",
+                    d.bytes(),
+                    escape::path(&d.path),
+                    ranges.join(", "),
+                    escape::path(&d.path),
+                );
+            }
+            Ok(if r.damaged_left.is_empty() {
+                exit::OK
+            } else {
+                exit::PARTIAL
+            })
         }
         Command::List { workspace, json } => {
             let store = Store::open(store_dir)?;
@@ -565,6 +602,13 @@ fn gc_json(r: &gc::GcReport) -> serde_json::Value {
         "orphan_packs_removed": r.orphan_packs_removed,
         "bytes_freed": r.bytes_freed,
         "pack_deletion_deferred": r.pack_deletion_deferred,
+        "damaged_packs_rewritten": r.damaged_packs_rewritten,
+        "damaged_bytes_zeroed": r.damaged_bytes_zeroed,
+        "damaged_left": r.damaged_left.iter().map(|d| serde_json::json!({
+            "path": d.path.display().to_string(),
+            "bytes": d.bytes(),
+            "ranges": d.ranges,
+        })).collect::<Vec<_>>(),
     })
 }
 
@@ -610,6 +654,14 @@ fn print_gc_report(r: &gc::GcReport) {
             r.packs_written,
             r.orphan_packs_removed,
             size(r.bytes_freed)
+        );
+    }
+    if r.damaged_packs_rewritten > 0 {
+        let _ = writeln!(
+            out,
+            "damaged/: rewrote {} damaged packs, {} of data no snapshot uses zeroed",
+            r.damaged_packs_rewritten,
+            size(r.damaged_bytes_zeroed)
         );
     }
     if r.pack_deletion_deferred {
