@@ -48,6 +48,24 @@ pub struct CheckReport {
     pub findings: Vec<Finding>,
     /// Pack files the catalog does not know (left by a crash; removed by prune).
     pub orphan_packs: Vec<PathBuf>,
+    /// What was done about damaged or missing blobs (see [`Recorded`]).
+    pub recorded: Option<Recorded>,
+}
+
+/// Damage `check` recorded in the catalog, so no later snapshot reuses it:
+/// damaged chunks and chunk lists left the index (the next snapshot of a
+/// file holding them stores them again) and the snapshots reaching them are
+/// marked damaged (never a stat-cache parent; whole again once their data
+/// is stored again, see `heal.rs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    Done {
+        blobs_unindexed: u64,
+        snapshots_marked: u64,
+    },
+    /// The writer lock could not be taken (another run, a read-only store):
+    /// nothing recorded; run `check --read-data` again.
+    NotRecorded(String),
 }
 
 /// Check `store`.
@@ -62,6 +80,32 @@ pub fn check_with_progress(
     read_data: bool,
     progress: &Progress,
 ) -> Result<CheckReport> {
+    let (mut report, bad_blobs, bad_snapshots) = check_pinned(store, read_data, progress)?;
+    if !bad_blobs.is_empty() {
+        report.recorded = Some(record(store, &bad_blobs, &bad_snapshots));
+    }
+    Ok(report)
+}
+
+/// Record damage, under the writer lock if it is free right now (never
+/// waiting: this runs after the readers' lock is released, and a run
+/// holding the writer lock may be waiting for readers).
+fn record(store: &Store, blobs: &[Id], snapshots: &[SnapshotId]) -> Recorded {
+    let done = store
+        .lock(std::time::Duration::ZERO, "check: recording damaged blobs")
+        .and_then(|_lock| store.catalog(true)?.record_damage(blobs, snapshots));
+    match done {
+        Ok(n) => Recorded::Done {
+            blobs_unindexed: n,
+            snapshots_marked: snapshots.len() as u64,
+        },
+        Err(e) => Recorded::NotRecorded(e.to_string()),
+    }
+}
+
+type Checked = (CheckReport, Vec<Id>, Vec<SnapshotId>);
+
+fn check_pinned(store: &Store, read_data: bool, progress: &Progress) -> Result<Checked> {
     // Readers' lock, then one pinned view: gc deletes no pack this view
     // names, and a prune committing meanwhile changes nothing we compare.
     let _readers = store.read_guard()?;
@@ -85,7 +129,7 @@ pub fn check_with_progress(
                 affects: Vec::new(),
             })
             .collect();
-        return Ok(report);
+        return Ok((report, Vec::new(), Vec::new()));
     }
     // Trees and chunk lists read with --read-data, with what they reference.
     let mut decoded: Vec<(Id, Vec<Id>)> = Vec::new();
@@ -169,19 +213,22 @@ pub fn check_with_progress(
     report.snapshots = cat.snapshot_count()?;
     for s in cat.damaged_snapshots()? {
         problems.push(format!(
-            "snapshot {} of {} is marked damaged: `repair` found data of it missing, so it restores only in part",
+            "snapshot {} of {} is marked damaged: data of it is missing (found by `repair` or `check`), so it restores only in part",
             s.id.0.short(),
             s.workspace
         ));
     }
     problems.extend(check_journals(store, &cat)?);
+    let mut users = BTreeSet::new();
     let affects = if damaged.is_empty() {
         BTreeMap::new()
     } else {
         // Only now, with damage to explain, every snapshot is loaded.
         let snapshots = cat.snapshots(None)?;
-        who_uses(store, &cat, &snapshots, &damaged.keys().copied().collect())
+        let bad = damaged.keys().copied().collect();
+        who_uses(store, &cat, &snapshots, &bad, &mut users)
     };
+    let bad_blobs: Vec<Id> = damaged.keys().copied().collect();
     for p in problems {
         report.findings.push(Finding {
             problem: p,
@@ -199,7 +246,7 @@ pub fn check_with_progress(
                 .collect(),
         });
     }
-    Ok(report)
+    Ok((report, bad_blobs, users.into_iter().collect()))
 }
 
 /// Journals against the catalog: every snapshot has exactly one record, and
@@ -385,9 +432,11 @@ fn who_uses(
     cat: &Catalog,
     snapshots: &[SnapshotRow],
     bad: &BTreeSet<Id>,
+    users: &mut BTreeSet<SnapshotId>,
 ) -> BTreeMap<Id, BTreeSet<String>> {
     let mut out: BTreeMap<Id, BTreeSet<String>> = BTreeMap::new();
     for s in snapshots {
+        let before = out.values().map(BTreeSet::len).sum::<usize>();
         let label = format!("snapshot {} of {}", s.id.0.short(), s.workspace);
         let mut stack = vec![(s.root.0, String::new())];
         while let Some((tree_id, path)) = stack.pop() {
@@ -433,6 +482,9 @@ fn who_uses(
                     EntryKind::Symlink { .. } => {}
                 }
             }
+        }
+        if out.values().map(BTreeSet::len).sum::<usize>() > before {
+            users.insert(s.id);
         }
     }
     out

@@ -112,10 +112,12 @@ fn after_repair_an_edit_beside_the_lost_file_commits_and_other_workspaces_too() 
     env.restore("bob/p", s(bob, "id"), &target, &[]);
     assert_trees_equal(&b, &target);
     // The old snapshot stays damaged: the keep.txt it had was in the lost
-    // pack and exists nowhere any more. That is the one problem.
+    // pack and exists nowhere any more. Those are the problems: the flag,
+    // and the reference naming the file.
     let out = expect_code(env.cmd().args(["check", "--read-data"]), 1);
-    assert!(out.stdout.contains("1 problems found"), "{out}");
+    assert!(out.stdout.contains("2 problems found"), "{out}");
     assert!(out.stdout.contains("is marked damaged"), "{out}");
+    assert!(out.stdout.contains("of bob/p: /keep.txt"), "{out}");
 }
 
 #[test]
@@ -178,4 +180,63 @@ fn check_read_data_finds_a_reference_the_index_lacks() {
             .contains(&format!("snapshot {} of bob/p: /big.bin", &damaged[..8])),
         "{out}"
     );
+}
+
+/// A chunk whose stored copy is corrupt (found by `check --read-data`) was
+/// reused by every later snapshot of the unchanged file, forever. Now check
+/// records it: the chunk leaves the index, the snapshots that reach it are
+/// marked damaged, the next snapshot reads the file again and stores a good
+/// copy, and the damaged snapshot is whole again.
+#[test]
+fn a_corrupt_chunk_found_by_check_is_stored_again_by_the_next_snapshot() {
+    let env = TestEnv::new();
+    let ws = env.ws("u", "p");
+    let data = random_bytes(5, 200 * KIB);
+    write(&ws.join("random.bin"), &data);
+    write(&ws.join("small.txt"), b"hello");
+    wait_out_racy_window(&env.root);
+    let first = s(&env.snapshot_ws("u/p", &[]), "id").to_string();
+    let needle = &data[1000..1064];
+    let mut hit = false;
+    for p in pack_files(&env.store) {
+        let mut bytes = fs::read(&p).unwrap();
+        if let Some(pos) = bytes.windows(needle.len()).position(|w| w == needle) {
+            bytes[pos] ^= 0xff;
+            fs::write(&p, &bytes).unwrap();
+            hit = true;
+        }
+    }
+    assert!(hit, "the random file is stored raw in some pack");
+    let out = expect_code(env.cmd().args(["check", "--read-data"]), 1);
+    assert!(out.stdout.contains("u/p: /random.bin"), "{out}");
+    assert!(
+        out.stdout
+            .contains("recorded: 1 damaged blobs left the index and 1 snapshots"),
+        "{out}"
+    );
+    assert_eq!(damaged_flags(&env), [(first.clone(), true)]);
+
+    // Unchanged file: read again (no damaged parent), stored again.
+    let next = env.snapshot_ws("u/p", &[]);
+    assert!(u(&next, "bytes_read") >= 200 * KIB as u64, "{next:#}");
+    // Only the damaged chunk is stored again; the file's other chunks are
+    // found intact in the index.
+    let added = u(&next, "bytes_added");
+    assert!(added > 0 && added < 100 * KIB as u64, "{next:#}");
+    let target = env.path("restored");
+    env.restore("u/p", s(&next, "id"), &target, &[]);
+    assert_eq!(fs::read(target.join("random.bin")).unwrap(), data);
+    // The first snapshot reaches nothing missing any more: whole again, and
+    // its random.bin restores from the good copy.
+    assert!(
+        damaged_flags(&env).iter().all(|(_, d)| !d),
+        "{:?}",
+        damaged_flags(&env)
+    );
+    let old = env.path("old");
+    env.restore("u/p", &first, &old, &[]);
+    assert_eq!(fs::read(old.join("random.bin")).unwrap(), data);
+    // And later ticks reuse the good copy.
+    let after = env.snapshot_ws("u/p", &[]);
+    assert_eq!(u(&after, "bytes_read"), 0, "{after:#}");
 }

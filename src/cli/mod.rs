@@ -269,6 +269,14 @@ fn run(cli: Cli) -> Result<u8> {
                     "bytes_read": r.bytes_read,
                     "findings": r.findings.iter().map(|f| serde_json::json!({"problem": f.problem, "affects": f.affects})).collect::<Vec<_>>(),
                     "orphan_packs": r.orphan_packs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+                    "recorded": match &r.recorded {
+                        None => serde_json::Value::Null,
+                        Some(wsnap::check::Recorded::Done { blobs_unindexed, snapshots_marked }) => serde_json::json!({
+                            "blobs_unindexed": blobs_unindexed,
+                            "snapshots_marked_damaged": snapshots_marked,
+                        }),
+                        Some(wsnap::check::Recorded::NotRecorded(why)) => serde_json::json!({"error": why}),
+                    },
                 }));
             } else {
                 let mut out = io::stdout().lock();
@@ -284,6 +292,25 @@ fn run(cli: Cli) -> Result<u8> {
                         "note: pack file unknown to the catalog (removed by the next prune): {}",
                         escape::path(o)
                     );
+                }
+                match &r.recorded {
+                    None => {}
+                    Some(wsnap::check::Recorded::Done {
+                        blobs_unindexed,
+                        snapshots_marked,
+                    }) => {
+                        let _ = writeln!(
+                            out,
+                            "recorded: {blobs_unindexed} damaged blobs left the index and {snapshots_marked} snapshots are marked damaged; \
+                             the next snapshot reads the files that held them again and stores them (while the files exist)"
+                        );
+                    }
+                    Some(wsnap::check::Recorded::NotRecorded(why)) => {
+                        let _ = writeln!(
+                            out,
+                            "not recorded ({why}): later snapshots may still reuse the damaged data; run check again"
+                        );
+                    }
                 }
                 let _ = writeln!(
                     out,
