@@ -202,10 +202,15 @@ fn check_pinned(store: &Store, read_data: bool, progress: &Progress) -> Result<C
     // Every id a decoded tree or list names must be indexed: `tree_refs`
     // only holds the references that were found, so this is the check that
     // sees a reference to data the store lacks.
+    // Trees no snapshot reaches (a crashed run's, indexed by `repair`)
+    // may name blobs that never were stored: garbage for the next prune,
+    // not damage; so these count only where a snapshot uses them (below).
+    let mut unstored = HashSet::new();
     for (tree, refs) in &decoded {
         for r in refs {
             if !damaged.contains_key(r) && !cat.has_blob(r)? {
                 damaged.insert(*r, format!("referenced by {} but not stored", tree.short()));
+                unstored.insert(*r);
             }
         }
     }
@@ -228,6 +233,7 @@ fn check_pinned(store: &Store, read_data: bool, progress: &Progress) -> Result<C
         let bad = damaged.keys().copied().collect();
         who_uses(store, &cat, &snapshots, &bad, &mut users)
     };
+    damaged.retain(|id, _| !unstored.contains(id) || affects.contains_key(id));
     let bad_blobs: Vec<Id> = damaged.keys().copied().collect();
     for p in problems {
         report.findings.push(Finding {
