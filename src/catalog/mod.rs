@@ -527,32 +527,35 @@ impl Catalog {
         Ok(n.max(0) as u64)
     }
 
-    /// Record what `check` found damaged or missing: chunks and chunk lists
-    /// among `blobs` leave the index (with their `tree_refs` rows), so the
-    /// next snapshot of a file that holds them stores them again instead of
-    /// reusing a bad copy; `snapshots` (those reaching any of `blobs`) are
-    /// marked damaged, so none is a stat-cache parent. Trees stay indexed
-    /// (a snapshot's root must stay): their snapshots are marked. One
-    /// transaction; returns how many blobs left the index.
+    /// Record what `check` found damaged or missing: `blobs` leave the index
+    /// (with their `tree_refs` rows), so the next snapshot that holds them
+    /// stores them again instead of reusing a bad copy; `snapshots` (those
+    /// reaching any of `blobs`) are marked damaged, so none is a stat-cache
+    /// parent. A tree that is some snapshot's root stays indexed (the row
+    /// needs it); its snapshots are marked. One transaction; returns how
+    /// many blobs left the index.
     pub fn record_damage(&mut self, blobs: &[Id], snapshots: &[SnapshotId]) -> Result<u64> {
         let e = sql_err(&self.path);
         let tx = self.conn.transaction().map_err(&e)?;
         let mut dropped = 0;
         {
             let mut find = tx
-                .prepare("SELECT id, kind FROM blobs WHERE hash = ?1")
+                .prepare(
+                    "SELECT b.id, EXISTS (SELECT 1 FROM snapshots s WHERE s.root_tree_id = b.id)
+                     FROM blobs b WHERE b.hash = ?1",
+                )
                 .map_err(&e)?;
             let mut refs = tx
                 .prepare("DELETE FROM tree_refs WHERE blob_id = ?1 OR tree_id = ?1")
                 .map_err(&e)?;
             let mut del = tx.prepare("DELETE FROM blobs WHERE id = ?1").map_err(&e)?;
             for id in blobs {
-                let row: Option<(i64, u8)> = find
+                let row: Option<(i64, bool)> = find
                     .query_row([&id.0[..]], |r| Ok((r.get(0)?, r.get(1)?)))
                     .optional()
                     .map_err(&e)?;
                 match row {
-                    Some((row, kind)) if kind != BlobKind::Tree as u8 => {
+                    Some((row, false)) => {
                         refs.execute([row]).map_err(&e)?;
                         del.execute([row]).map_err(&e)?;
                         dropped += 1;
