@@ -554,13 +554,10 @@ impl Catalog {
                     .query_row([&id.0[..]], |r| Ok((r.get(0)?, r.get(1)?)))
                     .optional()
                     .map_err(&e)?;
-                match row {
-                    Some((row, false)) => {
-                        refs.execute([row]).map_err(&e)?;
-                        del.execute([row]).map_err(&e)?;
-                        dropped += 1;
-                    }
-                    _ => {}
+                if let Some((row, false)) = row {
+                    refs.execute([row]).map_err(&e)?;
+                    del.execute([row]).map_err(&e)?;
+                    dropped += 1;
                 }
             }
             let mut mark = tx
