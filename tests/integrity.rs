@@ -39,18 +39,6 @@ fn repaired_with_a_lost_file(env: &TestEnv) -> (String, PathBuf) {
     (damaged, copy)
 }
 
-fn damaged_flags(env: &TestEnv) -> Vec<(String, bool)> {
-    list_json(env)
-        .iter()
-        .map(|s| {
-            (
-                s["id"].as_str().unwrap().to_string(),
-                s["damaged"].as_bool().unwrap(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn after_repair_a_lost_file_is_stored_again_and_the_damaged_snapshot_heals() {
     let env = TestEnv::new();

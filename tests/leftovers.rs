@@ -57,15 +57,7 @@ fn forget(env: &TestEnv, id: &str, code: i32) -> Out {
 
 /// `(id, damaged)` of every listed snapshot.
 fn listed(env: &TestEnv) -> Vec<(String, bool)> {
-    list_json(env)
-        .iter()
-        .map(|s| {
-            (
-                s["id"].as_str().unwrap().to_string(),
-                s["damaged"].as_bool().unwrap(),
-            )
-        })
-        .collect()
+    damaged_flags(env)
 }
 
 /// Position of `needle` in the store's only pack file.

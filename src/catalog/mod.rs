@@ -1144,19 +1144,33 @@ fn index_trees(tx: &rusqlite::Transaction<'_>, trees: &[PendingTree], path: &Pat
             continue; // already indexed, with its references
         }
         let tree_row = tx.last_insert_rowid();
-        for r in &t.refs {
-            let blob: Option<i64> = blob_row
-                .query_row([&r.0[..]], |row| row.get(0))
-                .optional()
-                .map_err(&e)?;
-            let blob = blob.ok_or_else(|| {
-                Error::corrupt(format!(
-                    "tree {} references blob {r} that is not stored",
-                    t.id
-                ))
-            })?;
-            ins_ref.execute(params![tree_row, blob]).map_err(&e)?;
-        }
+        link_refs(&mut blob_row, &mut ins_ref, tree_row, &t.id, &t.refs, path)?;
+    }
+    Ok(())
+}
+
+/// Insert `tree_refs` rows from `tree_row` (blob `tree`) to each of `refs`,
+/// each of which must be indexed.
+fn link_refs(
+    blob_row: &mut rusqlite::CachedStatement<'_>,
+    ins_ref: &mut rusqlite::CachedStatement<'_>,
+    tree_row: i64,
+    tree: &Id,
+    refs: &[Id],
+    path: &Path,
+) -> Result<()> {
+    let e = sql_err(path);
+    for r in refs {
+        let blob: Option<i64> = blob_row
+            .query_row([&r.0[..]], |row| row.get(0))
+            .optional()
+            .map_err(&e)?;
+        let blob = blob.ok_or_else(|| {
+            Error::corrupt(format!(
+                "tree {tree} references blob {r} that is not stored"
+            ))
+        })?;
+        ins_ref.execute(params![tree_row, blob]).map_err(&e)?;
     }
     Ok(())
 }
@@ -1176,22 +1190,12 @@ fn complete_refs(tx: &rusqlite::Transaction<'_>, known: &[TreeRefs], path: &Path
         .prepare_cached("INSERT OR IGNORE INTO tree_refs (tree_id, blob_id) VALUES (?1, ?2)")
         .map_err(&e)?;
     for (tree, refs) in known {
-        let mut row = |id: &Id| -> Result<Option<i64>> {
-            blob_row
-                .query_row([&id.0[..]], |r| r.get(0))
-                .optional()
-                .map_err(&e)
-        };
-        let tree_row =
-            row(tree)?.ok_or_else(|| Error::corrupt(format!("tree {tree} is no longer stored")))?;
-        for r in refs {
-            let blob = row(r)?.ok_or_else(|| {
-                Error::corrupt(format!(
-                    "tree {tree} references blob {r} that is not stored"
-                ))
-            })?;
-            ins_ref.execute(params![tree_row, blob]).map_err(&e)?;
-        }
+        let tree_row: i64 = blob_row
+            .query_row([&tree.0[..]], |r| r.get(0))
+            .optional()
+            .map_err(&e)?
+            .ok_or_else(|| Error::corrupt(format!("tree {tree} is no longer stored")))?;
+        link_refs(&mut blob_row, &mut ins_ref, tree_row, tree, refs, path)?;
     }
     Ok(())
 }

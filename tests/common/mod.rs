@@ -685,6 +685,19 @@ pub fn snapshot_at(env: &TestEnv, workspaces: &[&str], time_ns: i64) -> Value {
 
 /// `list --json`: every snapshot of the store.
 #[track_caller]
+/// `(id, damaged)` of every listed snapshot.
+pub fn damaged_flags(env: &TestEnv) -> Vec<(String, bool)> {
+    list_json(env)
+        .iter()
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap().to_string(),
+                s["damaged"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
 pub fn list_json(env: &TestEnv) -> Vec<Value> {
     let mut c = gc_cmd(env);
     c.args(["list", "--json"]);
