@@ -255,7 +255,8 @@ pub(crate) fn holds_store_data(dir: &Path) -> bool {
 }
 
 /// Whether `dir` is recognisably a store, whole or damaged: it has a
-/// catalog, or [`holds_store_data`]. `repair` writes only into such a
+/// catalog, or files wsnap wrote (a pack or journal header; see
+/// `holds_store_data`). `repair` writes only into such a
 /// directory (unless forced).
 pub fn is_recognisable(dir: &Path) -> bool {
     dir.join(CATALOG).exists() || holds_store_data(dir)

@@ -74,7 +74,7 @@ pub const HELD_LEVELS: usize = 128;
 const WALK_STACK_BYTES: usize = 256 << 20;
 
 /// The thread pool snapshot and restore walk in: one thread per core, each
-/// with [`WALK_STACK_BYTES`] of stack (the global pool's threads have 2 MiB).
+/// with 256 MiB of stack (the global pool's threads have 2 MiB).
 pub fn pool() -> &'static rayon::ThreadPool {
     static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
     POOL.get_or_init(|| {
