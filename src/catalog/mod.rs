@@ -111,7 +111,13 @@ pub struct RunRow {
     pub workspaces_ok: u64,
     pub workspaces_failed: u64,
     pub entries_skipped: u64,
+    /// What failed the run besides its workspaces (an empty root, many
+    /// workspaces gone at once); `None` otherwise.
     pub error: Option<String>,
+    /// The run covered every workspace under the root (not a run of named
+    /// workspaces, not an import). Not a column: the newest such run's id
+    /// is `meta.last_full_run` (see docs/FORMAT.md).
+    pub covered_root: bool,
 }
 
 /// An open catalog connection.
@@ -1135,6 +1141,13 @@ fn insert_run(conn: &Connection, run: &RunRow) -> rusqlite::Result<()> {
             run.error
         ],
     )?;
+    if run.covered_root {
+        // The run `status` judges: written with the row, in its transaction.
+        conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_full_run', ?1)",
+            [conn.last_insert_rowid().to_string()],
+        )?;
+    }
     Ok(())
 }
 
