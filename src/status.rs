@@ -275,7 +275,13 @@ impl StatusReport {
 pub fn status(store: &Store, opts: &StatusOptions) -> Result<StatusReport> {
     let pinned = PinnedCatalog::open(&store.catalog_path())?;
     let (last_run, summaries, recent) = pinned.with(|cat| {
-        let last = cat.last_full_run()?;
+        // No full run of this root recorded (a catalog from before they
+        // were, a root only named workspaces were taken from): the newest
+        // run of any kind stands in, as it always did.
+        let last = match cat.last_full_run(&crate::catalog::full_run_key(&opts.root))? {
+            Some(r) => Some(r),
+            None => cat.last_run()?,
+        };
         let summaries = cat.workspace_summaries()?;
         let recent = match &last {
             Some(r) => cat.snapshots_started_since(r.started_ns)?,

@@ -113,17 +113,20 @@ fn an_empty_root_fails_the_run_and_status_is_critical() {
     write(&env.ws("alice", "thesis").join("a.txt"), b"alice");
     write(&env.ws("bob", "lab").join("b.txt"), b"bob");
     env.snapshot(&[]);
-    // What an unmounted volume looks like: an empty directory.
-    let empty = env.path("mnt");
-    fs::create_dir(&empty).unwrap();
+    // What an unmounted volume looks like: the root, empty.
+    let away = env.path("away");
+    fs::create_dir(&away).unwrap();
+    for u in ["alice", "bob"] {
+        fs::rename(env.root.join(u), away.join(u)).unwrap();
+    }
 
     let mut c = env.cmd();
-    c.args(["snapshot", "--prune", "--root"]).arg(&empty);
+    c.args(["snapshot", "--prune", "--root"]).arg(&env.root);
     let out = expect_code(&mut c, 1);
     assert!(
         out.stdout.contains(&format!(
             "error: no workspace under the root {}: is it mounted?",
-            empty.display()
+            env.root.display()
         )),
         "{out}"
     );
@@ -136,15 +139,38 @@ fn an_empty_root_fails_the_run_and_status_is_critical() {
     assert!(out.stdout.contains("gone    alice/thesis"), "{out}");
     assert!(out.stdout.contains("gone    bob/lab"), "{out}");
     let mut c = env.cmd();
-    c.args(["snapshot", "--json", "--root"]).arg(&empty);
+    c.args(["snapshot", "--json", "--root"]).arg(&env.root);
     let v = expect_code(&mut c, 1).json();
     assert_eq!(v["ok"], false);
     assert_eq!(v["covered_root"], true);
     assert!(s(&v, "error").contains("is it mounted?"), "{v:#}");
 
-    // status over the empty root: CRITICAL, and names the root.
-    let out = status(&env, &empty, &[], 2);
+    // status: CRITICAL, naming the root; and it judges that failed run.
+    let out = status(&env, &env.root, &[], 2);
     assert!(out.stdout.starts_with("WSNAP CRITICAL - "), "{out}");
+    assert!(
+        out.stdout.contains(&format!(
+            "no workspace under the workspace root {}: is it mounted?",
+            env.root.display()
+        )),
+        "{out}"
+    );
+    let v = status(&env, &env.root, &["--json"], 2).json();
+    let p = problems(&v);
+    assert!(
+        p.iter()
+            .any(|p| p.starts_with("CRITICAL last run failed: no workspace under the root")),
+        "{v:#}"
+    );
+    assert!(
+        p.iter()
+            .any(|p| p.starts_with("CRITICAL 2 workspaces left the root in the last 1day")),
+        "{v:#}"
+    );
+    // Any empty root is CRITICAL for status, even one never snapshotted.
+    let empty = env.path("mnt");
+    fs::create_dir(&empty).unwrap();
+    let out = status(&env, &empty, &[], 2);
     assert!(
         out.stdout.contains(&format!(
             "no workspace under the workspace root {}: is it mounted?",
@@ -152,16 +178,12 @@ fn an_empty_root_fails_the_run_and_status_is_critical() {
         )),
         "{out}"
     );
-    // status over the real root judges that failed full run: CRITICAL too.
-    let v = status(&env, &env.root, &["--json"], 2).json();
-    assert!(
-        problems(&v)
-            .iter()
-            .any(|p| p.starts_with("CRITICAL last run failed: no workspace under the root")),
-        "{v:#}"
-    );
-    // Nothing was pruned, and the next good run clears it.
+
+    // Nothing was pruned; once mounted again, the next run clears it.
     assert_eq!(list_json(&env).len(), 2);
+    for u in ["alice", "bob"] {
+        fs::rename(away.join(u), env.root.join(u)).unwrap();
+    }
     env.snapshot(&[]);
     status(&env, &env.root, &[], 0);
 }

@@ -46,34 +46,29 @@ impl Catalog {
         self.select_run("ORDER BY finished_ns DESC, id DESC LIMIT 1", [])
     }
 
-    /// The newest run that covered the whole root (`meta.last_full_run`).
-    /// A catalog written before that key existed has none: its newest run
-    /// of any kind stands in (`covered_root` false), as before.
-    pub fn last_full_run(&self) -> Result<Option<RunRow>> {
+    /// The newest run that covered the whole root `key` names (see
+    /// [`super::full_run_key`]); `None` when no such run is recorded.
+    pub fn last_full_run(&self, key: &str) -> Result<Option<RunRow>> {
         let e = sql_err(&self.path);
         let id: Option<String> = self
             .conn
-            .query_row(
-                "SELECT value FROM meta WHERE key = 'last_full_run'",
-                [],
-                |r| r.get(0),
-            )
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
             .optional()
             .map_err(&e)?;
         let Some(id) = id else {
-            return self.last_run();
+            return Ok(None);
         };
         let id: i64 = id
             .parse()
-            .map_err(|_| Error::corrupt("catalog meta last_full_run is not a number"))?;
+            .map_err(|_| Error::corrupt(format!("catalog meta {key} is not a number")))?;
         let run = self.select_run("WHERE id = ?1", [id])?;
         match run {
             Some(r) => Ok(Some(RunRow {
-                covered_root: true,
+                covered_root: Some(key.to_string()),
                 ..r
             })),
             None => Err(Error::corrupt(format!(
-                "catalog meta last_full_run names run {id}, which is not in the runs table"
+                "catalog meta {key} names run {id}, which is not in the runs table"
             ))),
         }
     }
@@ -95,7 +90,7 @@ impl Catalog {
                         workspaces_failed: n(3)?,
                         entries_skipped: n(4)?,
                         error: r.get(5)?,
-                        covered_root: false,
+                        covered_root: None,
                     })
                 },
             )

@@ -106,7 +106,11 @@ fn summary_line(
         if let Some(run) = &r.last_run {
             facts += &format!(
                 ", last {}run {} ({} ok, {} failed)",
-                if run.covered_root { "full " } else { "" },
+                if run.covered_root.is_some() {
+                    "full "
+                } else {
+                    ""
+                },
                 timespec::format_local(run.finished_ns),
                 run.workspaces_ok,
                 run.workspaces_failed
@@ -192,7 +196,7 @@ fn status_json(
             "workspaces_ok": run.workspaces_ok,
             "workspaces_failed": run.workspaces_failed,
             "entries_skipped": run.entries_skipped,
-            "covered_root": run.covered_root,
+            "covered_root": run.covered_root.is_some(),
             "error": run.error,
             "not_in_run": r.not_in_last_run.iter().map(|w| {
                 let (u, p) = ws_json(w);
@@ -239,7 +243,11 @@ fn print_status_details(out: &mut impl Write, r: &StatusReport) {
             let _ = writeln!(
                 out,
                 "last {}run: {} to {}, {} workspaces ok, {} failed, {} entries skipped{}",
-                if run.covered_root { "full " } else { "" },
+                if run.covered_root.is_some() {
+                    "full "
+                } else {
+                    ""
+                },
                 timespec::format_local(run.started_ns),
                 timespec::format_local(run.finished_ns),
                 run.workspaces_ok,

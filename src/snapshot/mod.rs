@@ -293,16 +293,18 @@ fn run_inner(
     walk::pool().install(|| run_in_pool(store, sources, scan, excludes, progress))
 }
 
-/// For a run over the whole root: the workspaces the previous full run
-/// snapshotted that are not among `sources` now (those under an
+/// For a run over the whole of `root`: the workspaces the previous full
+/// run of that root snapshotted that are not among `sources` now (those under an
 /// unlistable directory are failed, not gone), and when that run finished
 /// and how many it snapshotted.
 fn gone_since_previous_full_run(
     pool: &CatalogPool,
     sources: &[Source],
     unlistable: &[Rejected],
+    root: &Path,
 ) -> Result<(Vec<WorkspaceName>, Option<(i64, usize)>)> {
-    let previous = pool.with(|c| match c.last_full_run()? {
+    let key = crate::catalog::full_run_key(root);
+    let previous = pool.with(|c| match c.last_full_run(&key)? {
         Some(run) => Ok(Some((
             run.finished_ns,
             c.workspaces_started_between(run.started_ns, run.finished_ns)?,
@@ -347,8 +349,8 @@ fn run_in_pool(
         params.pack_target_bytes,
     );
     let pool = CatalogPool::new(&store.catalog_path());
-    let (gone, previous_full_run) = match scan.root {
-        Some(_) => gone_since_previous_full_run(&pool, sources, &scan.unlistable)?,
+    let (gone, previous_full_run) = match &scan.root {
+        Some(root) => gone_since_previous_full_run(&pool, sources, &scan.unlistable, root)?,
         None => (Vec::new(), None),
     };
     let mut errors = Vec::new();
@@ -403,7 +405,7 @@ fn run_in_pool(
         // holds is unknown.
         workspaces_failed: scan.unlistable.len() as u64,
         error: error.clone(),
-        covered_root: scan.root.is_some(),
+        covered_root: scan.root.as_deref().map(crate::catalog::full_run_key),
         ..RunRow::default()
     };
     for r in &reports {
