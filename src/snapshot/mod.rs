@@ -293,6 +293,10 @@ fn run_inner(
     walk::pool().install(|| run_in_pool(store, sources, scan, excludes, progress))
 }
 
+/// When the previous full run finished, and how many workspaces it
+/// snapshotted.
+type PreviousFullRun = (i64, usize);
+
 /// For a run over the whole of `root`: the workspaces the previous full
 /// run of that root snapshotted that are not among `sources` now (those under an
 /// unlistable directory are failed, not gone), and when that run finished
@@ -302,7 +306,7 @@ fn gone_since_previous_full_run(
     sources: &[Source],
     unlistable: &[Rejected],
     root: &Path,
-) -> Result<(Vec<WorkspaceName>, Option<(i64, usize)>)> {
+) -> Result<(Vec<WorkspaceName>, Option<PreviousFullRun>)> {
     let key = crate::catalog::full_run_key(root);
     let previous = pool.with(|c| match c.last_full_run(&key)? {
         Some(run) => Ok(Some((
