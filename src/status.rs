@@ -5,7 +5,7 @@
 //! (sizes come from `stat`), so it does not take the readers' lock either.
 //!
 //! "The last run" is the last run that covered the whole root
-//! (`meta.last_full_run`): a later run of named workspaces neither hides
+//! (`meta` key `last_full_run ROOT`, one per root): a later run of named workspaces neither hides
 //! its failures nor stands in for it. Levels, worst wins (ordered OK <
 //! WARNING < UNKNOWN < CRITICAL); README.md's status section is the full
 //! list:
