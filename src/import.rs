@@ -285,7 +285,14 @@ pub fn import_locked(
     progress: &Progress,
 ) -> Result<RunReport> {
     let sources: Vec<Source> = sources(plan).into_iter().map(|(_, s)| s).collect();
-    snapshot::run_sources_locked(store, &sources, &[], &[], lock, progress)
+    snapshot::run_sources_locked(
+        store,
+        &sources,
+        &snapshot::Scan::default(),
+        &[],
+        lock,
+        progress,
+    )
 }
 
 #[cfg(test)]

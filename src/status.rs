@@ -4,22 +4,33 @@
 //! lock, so it answers while a snapshot or prune runs. It reads no pack
 //! (sizes come from `stat`), so it does not take the readers' lock either.
 //!
-//! Levels, worst wins (ordered OK < WARNING < UNKNOWN < CRITICAL):
+//! "The last run" is the last run that covered the whole root
+//! (`meta` key `last_full_run ROOT`, one per root): a later run of named workspaces neither hides
+//! its failures nor stands in for it. Levels, worst wins (ordered OK <
+//! WARNING < UNKNOWN < CRITICAL); README.md's status section is the full
+//! list:
 //!
 //! | finding | level |
 //! |---|---|
 //! | a workspace under the root has a newest snapshot older than `max_age` | WARNING |
 //! | a workspace under the root has no snapshot at all | WARNING |
-//! | the last run skipped entries (unreadable, vanished files) | WARNING |
+//! | the last run skipped entries (unreadable, vanished files, a workspace emptied) | WARNING |
+//! | an entry under the root is a symlink or file, not a directory | WARNING |
+//! | workspaces left the root within [`GONE_WARN_NS`] (deleted projects) | WARNING |
 //! | the workspace root cannot be read (missing workspaces unknown) | UNKNOWN |
 //! | no run recorded, or the last run finished more than `max_age` ago | CRITICAL |
-//! | the last run failed workspaces | CRITICAL |
+//! | the last run failed workspaces (or user directories) | CRITICAL |
+//! | the last run failed as a whole (empty root, many workspaces gone) | CRITICAL |
+//! | a user or project directory under the root cannot be listed | CRITICAL |
+//! | no workspace under the root (not mounted?) | CRITICAL |
+//! | more than [`GONE_AT_ONCE_PERCENT`] % of the workspaces (and more than one) left the root within [`GONE_WARN_NS`] | CRITICAL |
 //! | free space on the store's file system below `min_free` | CRITICAL |
 //!
 //! The store itself missing or unreadable is UNKNOWN (the caller turns the
 //! error into that level). Workspaces that have snapshots but are no longer
-//! under the root (deleted projects) are listed, never alarmed on: their
-//! newest snapshot is kept forever by retention and would be stale forever.
+//! under the root (deleted projects) warn for [`GONE_WARN_NS`] after their
+//! newest snapshot, then are only listed: their newest snapshot is kept
+//! forever by retention and would be stale forever.
 
 use std::collections::{BTreeMap, HashSet};
 use std::ffi::CString;
@@ -31,8 +42,14 @@ use crate::catalog::{PinnedCatalog, RunRow, WorkspaceSummary};
 use crate::durable;
 use crate::error::{Error, Result};
 use crate::store::Store;
-use crate::walk;
+use crate::walk::{self, Rejected};
 use crate::workspace::WorkspaceName;
+
+pub use crate::snapshot::GONE_AT_ONCE_PERCENT;
+
+/// How long a workspace that left the root (a deleted project) is a
+/// WARNING, counted from its newest snapshot: 24 hours.
+pub const GONE_WARN_NS: i64 = 24 * 3600 * 1_000_000_000;
 
 /// A Nagios plugin level. `Ord` is by severity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -231,6 +248,11 @@ pub struct StatusReport {
     pub now_ns: i64,
     pub max_age_ns: i64,
     pub root: PathBuf,
+    /// User or project directories under the root that cannot be listed.
+    pub unlistable: Vec<Rejected>,
+    /// Workspaces no longer under the root whose newest snapshot is within
+    /// [`GONE_WARN_NS`].
+    pub recently_gone: Vec<WorkspaceName>,
     /// False when the root could not be listed.
     pub root_readable: bool,
     pub last_run: Option<RunRow>,
@@ -253,7 +275,13 @@ impl StatusReport {
 pub fn status(store: &Store, opts: &StatusOptions) -> Result<StatusReport> {
     let pinned = PinnedCatalog::open(&store.catalog_path())?;
     let (last_run, summaries, recent) = pinned.with(|cat| {
-        let last = cat.last_run()?;
+        // No full run of this root recorded (a catalog from before they
+        // were, a root only named workspaces were taken from): the newest
+        // run of any kind stands in, as it always did.
+        let last = match cat.last_full_run(&crate::catalog::full_run_key(&opts.root))? {
+            Some(r) => Some(r),
+            None => cat.last_run()?,
+        };
         let summaries = cat.workspace_summaries()?;
         let recent = match &last {
             Some(r) => cat.snapshots_started_since(r.started_ns)?,
@@ -264,8 +292,38 @@ pub fn status(store: &Store, opts: &StatusOptions) -> Result<StatusReport> {
     drop(pinned);
 
     let mut problems = Vec::new();
+    let mut unlistable = Vec::new();
     let (on_disk, root_readable) = match walk::discover(&opts.root) {
         Ok(found) => {
+            if !found.unlistable.is_empty() {
+                let names: Vec<String> = found
+                    .unlistable
+                    .iter()
+                    .take(5)
+                    .map(|r| format!("{} ({})", crate::escape::escape(&r.path), r.reason))
+                    .collect();
+                problems.push(Problem {
+                    level: Level::Critical,
+                    message: format!(
+                        "{} director{} under the workspace root {} cannot be listed (not backed up): {}{}",
+                        found.unlistable.len(),
+                        if found.unlistable.len() == 1 { "y" } else { "ies" },
+                        crate::escape::path(&opts.root),
+                        names.join(", "),
+                        if found.unlistable.len() > 5 { ", ..." } else { "" }
+                    ),
+                });
+            }
+            if found.workspaces.is_empty() && found.unlistable.is_empty() {
+                problems.push(Problem {
+                    level: Level::Critical,
+                    message: format!(
+                        "no workspace under the workspace root {}: is it mounted?",
+                        crate::escape::path(&opts.root)
+                    ),
+                });
+            }
+            unlistable = found.unlistable;
             if !found.rejected.is_empty() {
                 let names: Vec<String> = found
                     .rejected
@@ -341,6 +399,42 @@ pub fn status(store: &Store, opts: &StatusOptions) -> Result<StatusReport> {
             ),
         });
     }
+    let gone_after = opts.now_ns.saturating_sub(GONE_WARN_NS);
+    let recently_gone: Vec<WorkspaceName> = workspaces
+        .iter()
+        .filter(|w| {
+            w.state == WorkspaceState::NotUnderRoot && w.newest_ns.is_some_and(|t| t >= gone_after)
+        })
+        .map(|w| w.workspace.clone())
+        .collect();
+    if !recently_gone.is_empty() {
+        let n = recently_gone.len();
+        let under_root = workspaces
+            .iter()
+            .filter(|w| w.state != WorkspaceState::NotUnderRoot)
+            .count();
+        let names: Vec<String> = recently_gone
+            .iter()
+            .take(5)
+            .map(|w| w.to_string())
+            .collect();
+        let many = n > 1 && n * 100 > (under_root + n) * GONE_AT_ONCE_PERCENT;
+        problems.push(Problem {
+            level: if many { Level::Critical } else { Level::Warning },
+            message: format!(
+                "{n} workspace{} left the root in the last {}{}: {}{}",
+                plural(n),
+                human_duration(GONE_WARN_NS),
+                if many {
+                    format!(" (more than {GONE_AT_ONCE_PERCENT}% of them: is part of the root unmounted?)")
+                } else {
+                    String::new()
+                },
+                names.join(", "),
+                if n > 5 { ", ..." } else { "" }
+            ),
+        });
+    }
     let missing = workspaces
         .iter()
         .filter(|w| w.state == WorkspaceState::Missing)
@@ -368,6 +462,12 @@ pub fn status(store: &Store, opts: &StatusOptions) -> Result<StatusReport> {
                         human_duration(opts.now_ns - run.finished_ns),
                         human_duration(opts.max_age_ns)
                     ),
+                });
+            }
+            if let Some(e) = &run.error {
+                problems.push(Problem {
+                    level: Level::Critical,
+                    message: format!("last run failed: {e}"),
                 });
             }
             if run.workspaces_failed > 0 {
@@ -439,6 +539,8 @@ pub fn status(store: &Store, opts: &StatusOptions) -> Result<StatusReport> {
         now_ns: opts.now_ns,
         max_age_ns: opts.max_age_ns,
         root: opts.root.clone(),
+        unlistable,
+        recently_gone,
         root_readable,
         last_run,
         not_in_last_run,

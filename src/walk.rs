@@ -2,7 +2,10 @@
 //!
 //! A workspace is `<root>/<user>/<project>/`: every real directory two levels
 //! down. A symlink or a file where a user or project directory should be is
-//! never followed: it is reported (see [`Rejected`]). Excludes are gitignore patterns matched
+//! never followed: it is reported (see [`Rejected`]). A user or project
+//! directory that cannot be opened or listed (permissions, root squash, a
+//! FUSE mount, EIO) is a failure, never left out quietly
+//! ([`Discovery::unlistable`]). Excludes are gitignore patterns matched
 //! with the `ignore` crate against the path relative to the workspace root;
 //! the defaults are the old backup script's. Users' own `.gitignore` files are
 //! *not* honoured: git-ignored data is often exactly what needs backing up.
@@ -92,9 +95,14 @@ pub struct Discovery {
     /// Every workspace, sorted by (user, project).
     pub workspaces: Vec<WorkspaceName>,
     /// Entries where a user or project directory should be and is not one
-    /// (a symlink, a file, an unreadable directory): never followed, each
-    /// reported by the run.
+    /// (a symlink, a file, a name that is not valid): never followed, each
+    /// reported by the run as a skipped entry.
     pub rejected: Vec<Rejected>,
+    /// User or project directories that cannot be opened, listed or
+    /// stat'ed (EACCES, EIO…): whatever they hold is not backed up, so
+    /// each is a failure of the run (a failed user or workspace), never
+    /// a workspace that quietly vanished.
+    pub unlistable: Vec<Rejected>,
 }
 
 /// An entry under the root that cannot be a workspace, and why.
@@ -131,17 +139,29 @@ pub fn discover(root: &Path) -> Result<Discovery> {
         )
     })?;
     for user in users {
-        let user_dir = match open_workspace_dir(&root_dir, &user) {
+        let user_dir = match root_dir.open_dir(&user) {
             Ok(d) => d,
-            Err(reason) => {
+            Err(e) if dirfd::is_not_followed(&e) => {
+                let reason = match root_dir.stat_at(&user) {
+                    Ok(s) => not_a_dir(s.kind()),
+                    Err(_) => e.to_string(),
+                };
                 found.rejected.push(Rejected { path: user, reason });
+                continue;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue, // deleted meanwhile
+            Err(e) => {
+                found.unlistable.push(Rejected {
+                    path: user,
+                    reason: format!("cannot be opened: {e}"),
+                });
                 continue;
             }
         };
         let projects = match list(&user_dir) {
             Ok(p) => p,
             Err(e) => {
-                found.rejected.push(Rejected {
+                found.unlistable.push(Rejected {
                     path: user,
                     reason: format!("cannot be listed: {e}"),
                 });
@@ -161,9 +181,9 @@ pub fn discover(root: &Path) -> Result<Discovery> {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue, // deleted meanwhile
                 Err(e) => {
-                    found.rejected.push(Rejected {
+                    found.unlistable.push(Rejected {
                         path,
-                        reason: e.to_string(),
+                        reason: format!("cannot be examined: {e}"),
                     });
                     continue;
                 }

@@ -83,7 +83,7 @@ fn status_ok_when_every_workspace_is_fresh() {
     let out = status(&env, &["--min-free", "0"], 0);
     let first = out.stdout.lines().next().unwrap();
     assert!(
-        first.starts_with("WSNAP OK - 2 workspaces, last run "),
+        first.starts_with("WSNAP OK - 2 workspaces, last full run "),
         "{out}"
     );
     assert!(

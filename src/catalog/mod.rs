@@ -111,7 +111,22 @@ pub struct RunRow {
     pub workspaces_ok: u64,
     pub workspaces_failed: u64,
     pub entries_skipped: u64,
+    /// What failed the run besides its workspaces (an empty root, many
+    /// workspaces gone at once); `None` otherwise.
     pub error: Option<String>,
+    /// The run covered every workspace under the root (not a run of named
+    /// workspaces, not an import): which root, as [`full_run_key`] names
+    /// it. Not a column: the newest such run's id is the value of that
+    /// `meta` key (see docs/FORMAT.md).
+    pub covered_root: Option<String>,
+}
+
+/// The `meta` key holding the id of the newest run that covered the whole
+/// of `root`: `last_full_run ` and the root's canonical path, escaped (one
+/// store may take several roots, each with its own full runs).
+pub fn full_run_key(root: &Path) -> String {
+    let root = fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    format!("last_full_run {}", crate::escape::path(&root))
 }
 
 /// An open catalog connection.
@@ -1214,6 +1229,13 @@ fn insert_run(conn: &Connection, run: &RunRow) -> rusqlite::Result<()> {
             run.error
         ],
     )?;
+    if let Some(key) = &run.covered_root {
+        // The run `status` judges: written with the row, in its transaction.
+        conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+            params![key, conn.last_insert_rowid().to_string()],
+        )?;
+    }
     Ok(())
 }
 

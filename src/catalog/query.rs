@@ -43,12 +43,44 @@ pub struct SnapshotRoot {
 impl Catalog {
     /// The most recently finished `snapshot` run, if any.
     pub fn last_run(&self) -> Result<Option<RunRow>> {
+        self.select_run("ORDER BY finished_ns DESC, id DESC LIMIT 1", [])
+    }
+
+    /// The newest run that covered the whole root `key` names (see
+    /// [`super::full_run_key`]); `None` when no such run is recorded.
+    pub fn last_full_run(&self, key: &str) -> Result<Option<RunRow>> {
         let e = sql_err(&self.path);
+        let id: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(&e)?;
+        let Some(id) = id else {
+            return Ok(None);
+        };
+        let id: i64 = id
+            .parse()
+            .map_err(|_| Error::corrupt(format!("catalog meta {key} is not a number")))?;
+        let run = self.select_run("WHERE id = ?1", [id])?;
+        match run {
+            Some(r) => Ok(Some(RunRow {
+                covered_root: Some(key.to_string()),
+                ..r
+            })),
+            None => Err(Error::corrupt(format!(
+                "catalog meta {key} names run {id}, which is not in the runs table"
+            ))),
+        }
+    }
+
+    fn select_run(&self, filter: &str, p: impl rusqlite::Params) -> Result<Option<RunRow>> {
         self.conn
             .query_row(
-                "SELECT started_ns, finished_ns, workspaces_ok, workspaces_failed, entries_skipped, error
-                 FROM runs ORDER BY finished_ns DESC, id DESC LIMIT 1",
-                [],
+                &format!(
+                    "SELECT started_ns, finished_ns, workspaces_ok, workspaces_failed, entries_skipped, error
+                     FROM runs {filter}"
+                ),
+                p,
                 |r| {
                     let n = |i: usize| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
                     Ok(RunRow {
@@ -58,11 +90,47 @@ impl Catalog {
                         workspaces_failed: n(3)?,
                         entries_skipped: n(4)?,
                         error: r.get(5)?,
+                        covered_root: None,
                     })
                 },
             )
             .optional()
-            .map_err(e)
+            .map_err(sql_err(&self.path))
+    }
+
+    /// Workspaces with a snapshot whose walk started between `from_ns` and
+    /// `to_ns` (those one run committed: runs hold the writer lock, so no
+    /// other run's snapshot starts inside its window). Reads the snapshot
+    /// table backwards from the newest row and stops at the first one
+    /// started before `from_ns`.
+    pub fn workspaces_started_between(
+        &self,
+        from_ns: i64,
+        to_ns: i64,
+    ) -> Result<std::collections::BTreeSet<WorkspaceName>> {
+        let e = sql_err(&self.path);
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT s.started_ns, w.user, w.project FROM snapshots s
+                 JOIN workspaces w ON w.id = s.workspace_id ORDER BY s.id DESC",
+            )
+            .map_err(&e)?;
+        let mut rows = stmt.query([]).map_err(&e)?;
+        let mut out = std::collections::BTreeSet::new();
+        while let Some(r) = rows.next().map_err(&e)? {
+            let started: i64 = r.get(0).map_err(&e)?;
+            if started < from_ns {
+                break;
+            }
+            if started <= to_ns {
+                out.insert(WorkspaceName {
+                    user: r.get(1).map_err(&e)?,
+                    project: r.get(2).map_err(&e)?,
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// Every workspace with at least one snapshot: count and newest time.

@@ -85,14 +85,14 @@ fn run(cli: Cli) -> Result<u8> {
                 timespec::format_local(timespec::now_ns())
             );
             let lock = store.lock(opts.lock_wait, &note)?;
-            let (sources, rejected) = snapshot::sources(&opts)?;
+            let (sources, scan) = snapshot::sources(&opts)?;
             tracing::info!(
                 "snapshot of {} workspaces into {}",
                 sources.len(),
                 escape::path(store_dir)
             );
             let report = progress::run("snapshot", "files", |p| {
-                snapshot::run_sources_locked(&store, &sources, &rejected, &opts.excludes, &lock, p)
+                snapshot::run_sources_locked(&store, &sources, &scan, &opts.excludes, &lock, p)
             })?;
             let secs = t0.elapsed().as_secs_f64();
             log_snapshot_problems(&report);
@@ -606,6 +606,19 @@ fn log_snapshot_problems(report: &snapshot::RunReport) {
             r.reason
         );
     }
+    for r in &report.unlistable {
+        tracing::error!(
+            "{}: failed, directory {}",
+            wsnap::escape::Escaped(&r.path),
+            r.reason
+        );
+    }
+    for w in &report.gone {
+        tracing::warn!("{w}: no longer under the root (in the previous full run)");
+    }
+    if let Some(e) = &report.error {
+        tracing::error!("snapshot run failed: {e}");
+    }
 }
 
 fn show_gc(r: &gc::GcReport, json: bool) {
@@ -719,6 +732,7 @@ impl Totals {
             added: 0,
             skipped: report.rejected.len(),
         };
+        t.failed += report.unlistable.len() as u64;
         for w in &report.workspaces {
             match &w.outcome {
                 WorkspaceOutcome::Committed { row, skips } => {
@@ -769,6 +783,20 @@ fn snapshot_report_json(report: &snapshot::RunReport, secs: f64) -> serde_json::
             "path": lossy(&r.path),
             "reason": r.reason,
         })).collect::<Vec<_>>(),
+        "unlistable": report.unlistable.iter().map(|r| serde_json::json!({
+            "path": lossy(&r.path),
+            "reason": r.reason,
+        })).collect::<Vec<_>>(),
+        "covered_root": report.covered_root,
+        "gone": report.gone.iter().map(|w| serde_json::json!({
+            "user": lossy(&w.user),
+            "project": lossy(&w.project),
+        })).collect::<Vec<_>>(),
+        "previous_full_run": report.previous_full_run.map(|(at, n)| serde_json::json!({
+            "finished": timespec::format_rfc3339(at),
+            "workspaces": n,
+        })),
+        "error": report.error,
         "summary": {
             "workspaces": report.workspaces.len(),
             "ok": t.ok,
@@ -824,6 +852,26 @@ fn print_snapshot_report(report: &snapshot::RunReport, secs: f64) {
             wsnap::escape::Escaped(&r.path),
             r.reason
         );
+    }
+    for r in &report.unlistable {
+        let _ = writeln!(
+            out,
+            "failed  {}  directory {}",
+            wsnap::escape::Escaped(&r.path),
+            r.reason
+        );
+    }
+    if let Some((at, _)) = report.previous_full_run {
+        for w in &report.gone {
+            let _ = writeln!(
+                out,
+                "gone    {w}  no longer under the root (was in the full run of {})",
+                timespec::format_local(at)
+            );
+        }
+    }
+    if let Some(e) = &report.error {
+        let _ = writeln!(out, "error: {e}");
     }
     let _ = writeln!(
         out,

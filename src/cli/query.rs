@@ -105,7 +105,12 @@ fn summary_line(
         let mut facts = format!("{under_root} workspaces");
         if let Some(run) = &r.last_run {
             facts += &format!(
-                ", last run {} ({} ok, {} failed)",
+                ", last {}run {} ({} ok, {} failed)",
+                if run.covered_root.is_some() {
+                    "full "
+                } else {
+                    ""
+                },
                 timespec::format_local(run.finished_ns),
                 run.workspaces_ok,
                 run.workspaces_failed
@@ -191,6 +196,8 @@ fn status_json(
             "workspaces_ok": run.workspaces_ok,
             "workspaces_failed": run.workspaces_failed,
             "entries_skipped": run.entries_skipped,
+            "covered_root": run.covered_root.is_some(),
+            "error": run.error,
             "not_in_run": r.not_in_last_run.iter().map(|w| {
                 let (u, p) = ws_json(w);
                 json!({"user": u, "project": p})
@@ -200,6 +207,14 @@ fn status_json(
                 json!({"user": u, "project": p, "path": lossy(&s.path), "reason": s.reason})
             }).collect::<Vec<_>>(),
         })),
+        "unlistable": r.unlistable.iter().map(|d| json!({
+            "path": lossy(&d.path),
+            "reason": d.reason,
+        })).collect::<Vec<_>>(),
+        "gone": r.recently_gone.iter().map(|w| {
+            let (u, p) = ws_json(w);
+            json!({"user": u, "project": p})
+        }).collect::<Vec<_>>(),
         "counts": {
             "ok": r.count(WorkspaceState::Ok),
             "stale": r.count(WorkspaceState::Stale),
@@ -227,12 +242,20 @@ fn print_status_details(out: &mut impl Write, r: &StatusReport) {
         Some(run) => {
             let _ = writeln!(
                 out,
-                "last run: {} to {}, {} workspaces ok, {} failed, {} entries skipped",
+                "last {}run: {} to {}, {} workspaces ok, {} failed, {} entries skipped{}",
+                if run.covered_root.is_some() {
+                    "full "
+                } else {
+                    ""
+                },
                 timespec::format_local(run.started_ns),
                 timespec::format_local(run.finished_ns),
                 run.workspaces_ok,
                 run.workspaces_failed,
-                run.entries_skipped
+                run.entries_skipped,
+                run.error
+                    .as_ref()
+                    .map_or(String::new(), |e| format!("; failed: {e}"))
             );
         }
         None => {
@@ -280,6 +303,24 @@ fn print_status_details(out: &mut impl Write, r: &StatusReport) {
             }
             _ => {}
         }
+    }
+    for d in &r.unlistable {
+        let _ = writeln!(out, "cannot list: {}  {}", Escaped(&d.path), d.reason);
+    }
+    for w in &r.recently_gone {
+        let newest = r
+            .workspaces
+            .iter()
+            .find(|x| &x.workspace == w)
+            .and_then(|x| x.newest_ns);
+        let _ = writeln!(
+            out,
+            "gone: {w}  no longer under the root{}",
+            newest.map_or(String::new(), |t| format!(
+                ", newest snapshot {}",
+                timespec::format_local(t)
+            ))
+        );
     }
     if r.last_run.as_ref().is_some_and(|x| x.workspaces_failed > 0) {
         for w in &r.not_in_last_run {

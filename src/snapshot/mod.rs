@@ -98,6 +98,11 @@ pub struct WorkspaceReport {
     pub outcome: WorkspaceOutcome,
 }
 
+/// Workspaces of the previous full run gone from the root now, beyond
+/// this percentage of them (and more than one), fail the run: more looks
+/// like part of the root unmounted than like deleted projects.
+pub const GONE_AT_ONCE_PERCENT: usize = 10;
+
 /// Everything a run did.
 #[derive(Debug)]
 pub struct RunReport {
@@ -105,16 +110,35 @@ pub struct RunReport {
     pub finished_ns: i64,
     pub workspaces: Vec<WorkspaceReport>,
     /// Entries under the root that should be user or project directories
-    /// and are not (symlinks, files, unreadable): not followed, not
-    /// snapshotted, counted as skipped entries of the run.
+    /// and are not (symlinks, files): not followed, not snapshotted,
+    /// counted as skipped entries of the run.
     pub rejected: Vec<Rejected>,
+    /// User or project directories under the root that cannot be opened
+    /// or listed: each is a failure of the run (counted with the failed
+    /// workspaces).
+    pub unlistable: Vec<Rejected>,
+    /// The run covered every workspace under the root (recorded, so
+    /// `status` judges this run and not a later run of named workspaces).
+    pub covered_root: bool,
+    /// Workspaces the previous full run snapshotted that are no longer
+    /// under the root (only for a run that covered the root).
+    pub gone: Vec<WorkspaceName>,
+    /// When the previous full run finished and how many workspaces it
+    /// snapshotted (what `gone` is measured against).
+    pub previous_full_run: Option<(i64, usize)>,
+    /// What failed the run besides its workspaces: no workspace under the
+    /// root, or more than [`GONE_AT_ONCE_PERCENT`] of them gone at once.
+    pub error: Option<String>,
 }
 
 impl RunReport {
-    /// True when every workspace committed with nothing missing, and every
-    /// entry under the root was a workspace directory.
+    /// True when every workspace committed with nothing missing, every
+    /// entry under the root was a workspace directory that could be listed,
+    /// and the run as a whole did not fail.
     pub fn all_ok(&self) -> bool {
         self.rejected.is_empty()
+            && self.unlistable.is_empty()
+            && self.error.is_none()
             && self.workspaces.iter().all(|w| match &w.outcome {
                 WorkspaceOutcome::Committed { skips, .. } => skips.iter().all(|s| !s.missing),
                 WorkspaceOutcome::Failed { .. } => false,
@@ -135,11 +159,11 @@ pub fn run(store: &Store, opts: &SnapshotOptions) -> Result<RunReport> {
 /// [`run`] for a caller that already holds the store lock.
 pub fn run_locked(store: &Store, opts: &SnapshotOptions, lock: &LockGuard) -> Result<RunReport> {
     let excludes = Excludes::new(&opts.excludes)?;
-    let (sources, rejected) = sources(opts)?;
+    let (sources, scan) = sources(opts)?;
     run_inner(
         store,
         &sources,
-        &rejected,
+        &scan,
         &excludes,
         lock,
         &Progress::default(),
@@ -197,15 +221,35 @@ impl Source {
     }
 }
 
+/// What a run found under the root besides its workspaces.
+#[derive(Clone, Debug, Default)]
+pub struct Scan {
+    /// The root, when the run covers every workspace under it; `None` for
+    /// a run of named workspaces or an import.
+    pub root: Option<PathBuf>,
+    /// Entries that are not workspace directories (see [`RunReport::rejected`]).
+    pub rejected: Vec<Rejected>,
+    /// Directories that cannot be listed (see [`RunReport::unlistable`]).
+    pub unlistable: Vec<Rejected>,
+}
+
 /// What [`run`] would snapshot: the named workspaces (or every one under
 /// the root), each from `<root>/<user>/<project>` at `opts.time_ns`; and
-/// the entries under the root that are not workspace directories.
-pub fn sources(opts: &SnapshotOptions) -> Result<(Vec<Source>, Vec<Rejected>)> {
-    let (workspaces, rejected) = if opts.workspaces.is_empty() {
+/// what else the root holds (a [`Scan`] with the root set when no
+/// workspace was named).
+pub fn sources(opts: &SnapshotOptions) -> Result<(Vec<Source>, Scan)> {
+    let (workspaces, scan) = if opts.workspaces.is_empty() {
         let found = walk::discover(&opts.root)?;
-        (found.workspaces, found.rejected)
+        (
+            found.workspaces,
+            Scan {
+                root: Some(opts.root.clone()),
+                rejected: found.rejected,
+                unlistable: found.unlistable,
+            },
+        )
     } else {
-        (opts.workspaces.clone(), Vec::new())
+        (opts.workspaces.clone(), Scan::default())
     };
     let sources = workspaces
         .into_iter()
@@ -214,47 +258,90 @@ pub fn sources(opts: &SnapshotOptions) -> Result<(Vec<Source>, Vec<Rejected>)> {
             ..Source::workspace(&opts.root, ws, opts.time_ns)
         })
         .collect();
-    Ok((sources, rejected))
+    Ok((sources, scan))
 }
 
 /// Snapshot each source in order, as one run, under a lock the caller
 /// holds; `progress` counts files and their bytes as they are walked.
 /// Sources of one workspace must come in time order, oldest first: each
 /// snapshot's parent (the stat cache) is the one taken before it.
-/// `rejected` (entries under the root that are not workspaces, from
-/// [`sources`]) are reported and counted in the run's record.
+/// `scan` (from [`sources`]: entries under the root that are not
+/// workspaces or cannot be listed, and whether the run covers the whole
+/// root) is reported and counted in the run's record.
 pub fn run_sources_locked(
     store: &Store,
     sources: &[Source],
-    rejected: &[Rejected],
+    scan: &Scan,
     excludes: &[String],
     lock: &LockGuard,
     progress: &Progress,
 ) -> Result<RunReport> {
     let excludes = Excludes::new(excludes)?;
-    run_inner(store, sources, rejected, &excludes, lock, progress)
+    run_inner(store, sources, scan, &excludes, lock, progress)
 }
 
 fn run_inner(
     store: &Store,
     sources: &[Source],
-    rejected: &[Rejected],
+    scan: &Scan,
     excludes: &Excludes,
     _lock: &LockGuard,
     progress: &Progress,
 ) -> Result<RunReport> {
     // Walks recurse once per directory level: the walk pool's threads
     // have stacks for trees nested tens of thousands deep.
-    walk::pool().install(|| run_in_pool(store, sources, rejected, excludes, progress))
+    walk::pool().install(|| run_in_pool(store, sources, scan, excludes, progress))
+}
+
+/// When the previous full run finished, and how many workspaces it
+/// snapshotted.
+type PreviousFullRun = (i64, usize);
+
+/// For a run over the whole of `root`: the workspaces the previous full
+/// run of that root snapshotted that are not among `sources` now (those under an
+/// unlistable directory are failed, not gone), and when that run finished
+/// and how many it snapshotted.
+fn gone_since_previous_full_run(
+    pool: &CatalogPool,
+    sources: &[Source],
+    unlistable: &[Rejected],
+    root: &Path,
+) -> Result<(Vec<WorkspaceName>, Option<PreviousFullRun>)> {
+    let key = crate::catalog::full_run_key(root);
+    let previous = pool.with(|c| match c.last_full_run(&key)? {
+        Some(run) => Ok(Some((
+            run.finished_ns,
+            c.workspaces_started_between(run.started_ns, run.finished_ns)?,
+        ))),
+        None => Ok(None),
+    })?;
+    let Some((finished_ns, before)) = previous else {
+        return Ok((Vec::new(), None));
+    };
+    let now: std::collections::HashSet<&WorkspaceName> =
+        sources.iter().map(|s| &s.workspace).collect();
+    let failed = |w: &WorkspaceName| {
+        let full = [&w.user[..], b"/", &w.project[..]].concat();
+        unlistable
+            .iter()
+            .any(|u| u.path == w.user || u.path == full)
+    };
+    let gone = before
+        .iter()
+        .filter(|w| !now.contains(w) && !failed(w))
+        .cloned()
+        .collect();
+    Ok((gone, Some((finished_ns, before.len()))))
 }
 
 fn run_in_pool(
     store: &Store,
     sources: &[Source],
-    rejected: &[Rejected],
+    scan: &Scan,
     excludes: &Excludes,
     progress: &Progress,
 ) -> Result<RunReport> {
+    let rejected = &scan.rejected[..];
     let started_ns = timespec::now_ns();
     let params = store.params();
     let pending: writer::Pending = Arc::new(Mutex::new(Default::default()));
@@ -266,6 +353,27 @@ fn run_in_pool(
         params.pack_target_bytes,
     );
     let pool = CatalogPool::new(&store.catalog_path());
+    let (gone, previous_full_run) = match &scan.root {
+        Some(root) => gone_since_previous_full_run(&pool, sources, &scan.unlistable, root)?,
+        None => (Vec::new(), None),
+    };
+    let mut errors = Vec::new();
+    if let (Some(root), true) = (&scan.root, sources.is_empty()) {
+        errors.push(format!(
+            "no workspace under the root {}: is it mounted?",
+            escape::path(root)
+        ));
+    }
+    if let Some((at, before)) = previous_full_run {
+        if gone.len() > 1 && gone.len() * 100 > before * GONE_AT_ONCE_PERCENT {
+            errors.push(format!(
+                "{} of the {before} workspaces of the previous full run ({}) are no longer under the root (more than {GONE_AT_ONCE_PERCENT}%): is part of it unmounted?",
+                gone.len(),
+                timespec::format_local(at)
+            ));
+        }
+    }
+    let error = (!errors.is_empty()).then(|| errors.join("; "));
     let sink = BlobSink {
         lookup: &pool,
         pending: &pending,
@@ -297,6 +405,11 @@ fn run_in_pool(
         started_ns,
         finished_ns,
         entries_skipped: rejected.len() as u64,
+        // A failed user directory counts as one failed workspace: what it
+        // holds is unknown.
+        workspaces_failed: scan.unlistable.len() as u64,
+        error: error.clone(),
+        covered_root: scan.root.as_deref().map(crate::catalog::full_run_key),
         ..RunRow::default()
     };
     for r in &reports {
@@ -331,6 +444,11 @@ fn run_in_pool(
         finished_ns,
         workspaces: reports,
         rejected: rejected.to_vec(),
+        unlistable: scan.unlistable.clone(),
+        covered_root: scan.root.is_some(),
+        gone,
+        previous_full_run,
+        error,
     })
 }
 
@@ -349,9 +467,11 @@ fn snapshot_workspace(
         Ok(d) => d,
         Err(why) => return failed(why),
     };
+    let last = pool.with(|c| c.last_taken(ws))?;
+    let previous_files = last.as_ref().map_or(0, |p| p.stats.files);
     let parent = match src.reread {
         true => None,
-        false => pool.with(|c| c.last_taken(ws))?,
+        false => last,
     };
     tracing::debug!(
         "{ws}: walking {}{}",
@@ -392,9 +512,26 @@ fn snapshot_workspace(
     let mut skips = ctx.skips.into_inner().expect("skips poisoned");
     skips.sort_by(|a, b| a.path.cmp(&b.path));
     let s = &ctx.stats;
+    let files = s.files.load(Ordering::Relaxed);
+    if files == 0 && previous_files > 0 {
+        // Everything deleted or excluded at once (`--exclude '*'`, a wiped
+        // project): committed as it is, but the whole workspace counts as
+        // one entry missing, so the run says so and exits 1.
+        skips.insert(
+            0,
+            Skip {
+                path: b".".to_vec(),
+                reason: format!(
+                    "no files left (the previous snapshot had {previous_files}; {} entries excluded now): deleted, or everything excluded?",
+                    s.excluded.load(Ordering::Relaxed)
+                ),
+                missing: true,
+            },
+        );
+    }
     let time_ns = src.time_ns.unwrap_or(started_ns);
     let stats = SnapshotStats {
-        files: s.files.load(Ordering::Relaxed),
+        files,
         dirs: s.dirs.load(Ordering::Relaxed),
         symlinks: s.symlinks.load(Ordering::Relaxed),
         size_bytes: s.size_bytes.load(Ordering::Relaxed),
