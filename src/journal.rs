@@ -330,6 +330,35 @@ impl RunJournal {
         f.sync_data().map_err(|e| Error::store_write(&path, e))
     }
 
+    /// Where the next record goes: the length of the open file (`None`
+    /// before the first record, when the file does not exist yet).
+    pub fn mark(&self) -> Result<Option<u64>> {
+        match &self.file {
+            None => Ok(None),
+            Some(f) => f
+                .metadata()
+                .map(|m| Some(m.len()))
+                .map_err(|e| Error::store_read(self.open_path(), e)),
+        }
+    }
+
+    /// Take back the records appended since `mark` (the catalog refused
+    /// their snapshots): the file is cut there and the cut made durable.
+    /// A crash before the cut leaves records the catalog lacks, which the
+    /// next writer trims, as after any crash between journal and commit.
+    pub fn truncate(&mut self, mark: Option<u64>) -> Result<()> {
+        let path = self.open_path();
+        let Some(f) = self.file.as_mut() else {
+            return Ok(());
+        };
+        let len = mark.unwrap_or(encode_header(&self.params).len() as u64);
+        f.set_len(len).map_err(|e| Error::store_write(&path, e))?;
+        // The next record goes where the cut is, not where writing stopped.
+        std::io::Seek::seek(f, std::io::SeekFrom::Start(len))
+            .map_err(|e| Error::store_write(&path, e))?;
+        f.sync_data().map_err(|e| Error::store_write(&path, e))
+    }
+
     /// The run is over: `<name>.wsj.open` becomes `<name>.wsj`.
     pub fn close(&mut self) -> Result<()> {
         if self.file.take().is_none() {

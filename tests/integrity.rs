@@ -228,3 +228,69 @@ fn a_corrupt_chunk_found_by_check_is_stored_again_by_the_next_snapshot() {
     let after = env.snapshot_ws("u/p", &[]);
     assert_eq!(u(&after, "bytes_read"), 0, "{after:#}");
 }
+
+/// One workspace whose snapshot references a blob the store lacks (here: a
+/// chunk row deleted behind wsnap's back, so nothing marks it damaged) used
+/// to fail the whole group commit: every workspace of the run got no
+/// snapshot, exit 3, every tick. Now only that workspace fails.
+#[test]
+fn a_refused_snapshot_fails_only_its_workspace_in_a_group_commit() {
+    let env = TestEnv::new();
+    let a = env.ws("alice", "p");
+    write(&a.join("a.txt"), b"alice's unique content");
+    write(&a.join("b.txt"), b"b");
+    let b = env.ws("bob", "p");
+    write(&b.join("x.txt"), b"bob");
+    wait_out_racy_window(&env.root);
+    env.snapshot(&[]);
+    let chunk = wsnap::Id::of(b"alice's unique content");
+    let db = rusqlite::Connection::open(env.store.join("catalog.sqlite")).unwrap();
+    db.execute(
+        "DELETE FROM tree_refs WHERE blob_id = (SELECT id FROM blobs WHERE hash = ?1)",
+        [&chunk.0[..]],
+    )
+    .unwrap();
+    assert_eq!(
+        db.execute("DELETE FROM blobs WHERE hash = ?1", [&chunk.0[..]])
+            .unwrap(),
+        1
+    );
+    drop(db);
+    // Both change; alice's new tree reuses a.txt's (lost) chunk id.
+    append(&a.join("b.txt"), b" more");
+    append(&b.join("x.txt"), b" more");
+    let out = run(env
+        .cmd()
+        .args(["snapshot", "--json", "--root"])
+        .arg(&env.root));
+    assert_eq!(out.code, 1, "{out}");
+    let report = out.json();
+    let status = |user: &str| {
+        report["workspaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| s(w, "user") == user)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(status("alice")["status"], "failed", "{report:#}");
+    assert!(
+        s(&status("alice"), "error").contains("not stored"),
+        "{report:#}"
+    );
+    let bob = status("bob");
+    assert_eq!(bob["status"], "ok", "{report:#}");
+    // Bob's snapshot is really there, and restores; the journal holds no
+    // record of alice's refused one.
+    let target = env.path("bob");
+    env.restore("bob/p", s(&bob, "id"), &target, &[]);
+    assert_trees_equal(&b, &target);
+    let ids: Vec<String> = list_json(&env)
+        .iter()
+        .map(|v| s(v, "id").to_string())
+        .collect();
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    let check = run(env.cmd().arg("check"));
+    assert!(!check.stdout.contains("journal"), "{check}");
+}

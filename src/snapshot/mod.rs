@@ -421,7 +421,17 @@ fn run_in_pool(
             WorkspaceOutcome::Failed { .. } => run.workspaces_failed += 1,
         }
     }
-    writer.finish(run)?;
+    // A snapshot the catalog refused (it references a blob the store lacks)
+    // failed after all; the rest of its group committed.
+    for refused in writer.finish(run)? {
+        if let Some(r) = reports.iter_mut().find(|r| {
+            matches!(&r.outcome, WorkspaceOutcome::Committed { row, .. } if row.id == refused.row.id)
+        }) {
+            r.outcome = WorkspaceOutcome::Failed {
+                reason: refused.reason,
+            };
+        }
+    }
     // Damaged snapshots of the workspaces just taken may be whole again:
     // those runs had no damaged parent, so they stored what was lost.
     let taken: std::collections::HashSet<&WorkspaceName> = reports

@@ -66,8 +66,16 @@ pub(crate) enum Msg {
     Discard { reply: Sender<()> },
     Finish {
         run: RunRow,
-        reply: Sender<Result<()>>,
+        reply: Sender<Result<Vec<Refused>>>,
     },
+}
+
+/// A snapshot the catalog refused at its group commit (it references a blob
+/// the store lacks): that workspace failed; the rest of the group committed.
+#[derive(Debug)]
+pub(crate) struct Refused {
+    pub row: SnapshotRow,
+    pub reason: String,
 }
 
 pub(crate) struct Writer {
@@ -108,6 +116,8 @@ impl Writer {
                     known_trees: Vec::new(),
                     claimed: 0,
                     group: Vec::new(),
+                    group_ends: Vec::new(),
+                    refused: Vec::new(),
                     group_since: None,
                     group_rows: crate::failpoint::group_rows().unwrap_or(GROUP_ROWS),
                     failure: None,
@@ -148,7 +158,9 @@ impl Writer {
         self.request(|reply| Msg::Discard { reply })
     }
 
-    pub fn finish(mut self, run: RunRow) -> Result<()> {
+    /// Commit what is queued and the run row; returns the snapshots the
+    /// catalog refused in this run (each with why), which are not in it.
+    pub fn finish(mut self, run: RunRow) -> Result<Vec<Refused>> {
         let r = self.request(|reply| Msg::Finish { run, reply });
         self.join();
         r?
@@ -201,6 +213,12 @@ struct WriterState {
     claimed: usize,
     /// Snapshots waiting for the group commit, with their skip lists.
     group: Vec<(SnapshotRow, SkipList)>,
+    /// For each of `group`: where its trees end in `sealed_trees ++
+    /// open_trees`, and its known trees in `known_trees` (a workspace's
+    /// blobs arrive before its commit request, one workspace at a time).
+    group_ends: Vec<(usize, usize)>,
+    /// Snapshots the catalog refused in this run.
+    refused: Vec<Refused>,
     group_since: Option<Instant>,
     group_rows: usize,
     failure: Option<String>,
@@ -248,7 +266,9 @@ impl WriterState {
                     }
                     let _ = reply.send(());
                 }
-                Msg::Finish { run, reply } => {
+                Msg::Finish { mut run, reply } => {
+                    // Snapshots refused by earlier groups failed after all.
+                    refuse_in(&mut run, self.refused.len());
                     let r = self
                         .check()
                         .and_then(|_| self.commit_group(Some(&run)))
@@ -264,7 +284,7 @@ impl WriterState {
                             Err(e) => tracing::debug!("catalog checkpoint failed: {e}"),
                         });
                     let r = self.latch_keep(r);
-                    let _ = reply.send(r);
+                    let _ = reply.send(r.map(|()| std::mem::take(&mut self.refused)));
                 }
             }
         }
@@ -354,6 +374,7 @@ impl WriterState {
     fn queue(&mut self, row: SnapshotRow, skips: Vec<(Vec<u8>, String)>) -> Result<()> {
         self.group.push((row, skips));
         self.claimed = self.sealed_trees.len() + self.open_trees.len();
+        self.group_ends.push((self.claimed, self.known_trees.len()));
         let since = *self.group_since.get_or_insert_with(Instant::now);
         if self.group.len() >= self.group_rows || since.elapsed() >= GROUP_AGE {
             self.commit_group(None)?;
@@ -369,6 +390,7 @@ impl WriterState {
         }
         self.seal_and_index()?;
         let rows: Vec<SnapshotRow> = self.group.iter().map(|(r, _)| r.clone()).collect();
+        let mark = self.journal.mark()?;
         if !rows.is_empty() {
             crate::failpoint::crash_point("snapshot.before_commit");
             // The journal records are durable before the catalog rows exist,
@@ -377,14 +399,26 @@ impl WriterState {
             self.journal.append_all(&rows)?;
             crate::failpoint::crash_point("snapshot.journaled");
         }
-        self.catalog.commit_snapshots(
+        match self.catalog.commit_snapshots(
             &self.sealed_trees,
             &self.known_trees,
             &self.group,
             self.journal.name(),
             run,
-        )?;
+        ) {
+            Ok(()) => {}
+            // Some snapshot references a blob the store lacks: take the
+            // group's records back and commit snapshot by snapshot, so
+            // only the workspaces at fault fail.
+            Err(e) if refusal(&e) && !self.group.is_empty() => {
+                tracing::warn!("group commit refused ({e}); committing one snapshot at a time");
+                self.journal.truncate(mark)?;
+                self.commit_one_by_one(run)?;
+            }
+            Err(e) => return Err(e),
+        }
         self.known_trees.clear();
+        self.group_ends.clear();
         if !rows.is_empty() {
             crate::failpoint::crash_point("snapshot.committed");
         }
@@ -397,4 +431,59 @@ impl WriterState {
         }
         Ok(())
     }
+
+    /// The group, one snapshot per transaction (each journaled first, its
+    /// record taken back if the catalog refuses it), then the run row with
+    /// the refused snapshots counted as failed.
+    fn commit_one_by_one(&mut self, run: Option<&RunRow>) -> Result<()> {
+        let group = std::mem::take(&mut self.group);
+        let ends = std::mem::take(&mut self.group_ends);
+        let (mut tree_from, mut known_from) = (0, 0);
+        let mut refused = 0;
+        for ((row, skips), (tree_end, known_end)) in group.into_iter().zip(ends) {
+            let trees = &self.sealed_trees[tree_from..tree_end];
+            let known = &self.known_trees[known_from..known_end];
+            (tree_from, known_from) = (tree_end, known_end);
+            let mark = self.journal.mark()?;
+            self.journal.append_all(std::slice::from_ref(&row))?;
+            let one = [(row, skips)];
+            match self
+                .catalog
+                .commit_snapshots(trees, known, &one, self.journal.name(), None)
+            {
+                Ok(()) => {}
+                Err(e) if refusal(&e) => {
+                    self.journal.truncate(mark)?;
+                    let [(row, _)] = one;
+                    tracing::error!("{}: snapshot not committed: {e}", row.workspace);
+                    self.refused.push(Refused {
+                        row,
+                        reason: format!("not committed: {e}"),
+                    });
+                    refused += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if let Some(run) = run {
+            let mut run = run.clone();
+            refuse_in(&mut run, refused);
+            self.catalog
+                .commit_snapshots(&[], &[], &[], self.journal.name(), Some(&run))?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether the catalog refused a commit for what it references (a blob the
+/// store lacks), rather than failing to write.
+fn refusal(e: &Error) -> bool {
+    matches!(e, Error::Corrupt { what } if what.contains("not stored") || what.contains("no longer stored"))
+}
+
+/// Count `n` refused snapshots of `run` as failed workspaces.
+fn refuse_in(run: &mut RunRow, n: usize) {
+    let n = n as u64;
+    run.workspaces_ok = run.workspaces_ok.saturating_sub(n);
+    run.workspaces_failed += n;
 }
