@@ -48,6 +48,11 @@ pub struct PruneOptions {
     pub max_unused_percent: f64,
     /// Decide and estimate, change nothing.
     pub dry_run: bool,
+    /// Workspaces whose retention is held: none of their snapshots is
+    /// forgotten (`snapshot --prune` after a run that could not read them
+    /// whole: their older snapshots may be the only good copy of what was
+    /// skipped). Every other workspace is pruned as usual.
+    pub held: Vec<WorkspaceName>,
 }
 
 /// What a prune or forget did (or, in a dry run, would do).
@@ -75,6 +80,9 @@ pub struct GcReport {
     /// data (see [`crate::damaged`]); non-empty means the purge is
     /// incomplete.
     pub damaged_left: Vec<DamagedLeft>,
+    /// Workspaces whose retention was held (see [`PruneOptions::held`])
+    /// and that have snapshots, with how many were kept because of it.
+    pub held: Vec<(WorkspaceName, u64)>,
 }
 
 /// Apply the retention policy per workspace, then collect garbage.
@@ -97,6 +105,14 @@ pub fn prune_locked_with_progress(
     _lock: &LockGuard,
     progress: &Progress,
 ) -> Result<GcReport> {
+    // Orphan pack files first (packs of failed or crashed runs that no
+    // catalog row knows): deleting them needs no catalog write, so on a
+    // full disk they make room for the gc transaction itself.
+    let early_orphans = if opts.dry_run {
+        (0, 0)
+    } else {
+        remove_orphans_now(store)?
+    };
     let mut catalog = store.catalog(true)?;
     // One workspace at a time: memory holds one workspace's snapshots and
     // the ones to forget, never the whole table (2.9 M rows at 10,000
@@ -111,6 +127,7 @@ pub fn prune_locked_with_progress(
     };
     let mut forget = Vec::new();
     let mut kept = 0;
+    let mut held = Vec::new();
     // `keep-within` counts back from now (never from the newest snapshot,
     // which a wrong clock or `--time` can put in the future).
     let now_ns = timespec::now_ns();
@@ -118,6 +135,13 @@ pub fn prune_locked_with_progress(
         // Retention needs only (row, time): read from the index; full rows
         // only for what is forgotten.
         let snaps = catalog.snapshot_times(ws)?;
+        if opts.held.contains(ws) {
+            if !snaps.is_empty() {
+                kept += snaps.len() as u64;
+                held.push((ws.clone(), snaps.len() as u64));
+            }
+            continue;
+        }
         if snaps.is_empty() {
             return Err(Error::NotFound(format!("no snapshots of workspace {ws}")));
         }
@@ -139,7 +163,26 @@ pub fn prune_locked_with_progress(
         progress,
     )?;
     report.kept = kept;
+    report.held = held;
+    report.orphan_packs_removed += early_orphans.0;
+    report.bytes_freed += early_orphans.1;
     Ok(report)
+}
+
+/// Remove the pack files the catalog does not know, if no reader is active
+/// (a reader's pinned view may still use a pack a gc has just dropped from
+/// the catalog). Caller holds the exclusive lock.
+fn remove_orphans_now(store: &Store) -> Result<(u64, u64)> {
+    let Some(_readers) = store.readers_exclusive_now()? else {
+        return Ok((0, 0));
+    };
+    let known: HashSet<PackId> = store
+        .catalog(false)?
+        .all_packs()?
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    remove_orphans(store, &known)
 }
 
 /// Forget exactly these snapshots (ids or unique prefixes), then collect

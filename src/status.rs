@@ -25,6 +25,8 @@
 //! | no workspace under the root (not mounted?) | CRITICAL |
 //! | more than [`GONE_AT_ONCE_PERCENT`] % of the workspaces (and more than one) left the root within [`GONE_WARN_NS`] | CRITICAL |
 //! | free space on the store's file system below `min_free` | CRITICAL |
+//! | retention held for a workspace (its newest snapshots skipped entries, or it failed in the last run) | WARNING |
+//! | retention held while free space is below `min_free` | CRITICAL |
 //!
 //! The store itself missing or unreadable is UNKNOWN (the caller turns the
 //! error into that level). Workspaces that have snapshots but are no longer
@@ -206,6 +208,36 @@ pub struct RunSkip {
     pub reason: String,
 }
 
+/// Why `snapshot --prune` keeps every snapshot of a workspace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeldReason {
+    /// Its newest snapshots are missing entries (unreadable, vanished).
+    Skipped,
+    /// It is under the root, has snapshots, and the last run did not
+    /// snapshot it (it could not be read).
+    Failed,
+}
+
+impl HeldReason {
+    pub fn label(self) -> &'static str {
+        match self {
+            HeldReason::Skipped => "skipped",
+            HeldReason::Failed => "failed",
+        }
+    }
+}
+
+/// A workspace whose retention is held, and since when.
+#[derive(Clone, Debug)]
+pub struct HeldRetention {
+    pub workspace: WorkspaceName,
+    pub reason: HeldReason,
+    /// Skipped: the time of the first snapshot of the current streak that
+    /// skipped entries. Failed: the start of the first run after its newest
+    /// snapshot (its newest snapshot's time if no run is recorded since).
+    pub since_ns: i64,
+}
+
 /// Sizes of the store's own files.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct StoreSize {
@@ -259,6 +291,8 @@ pub struct StatusReport {
     /// Workspaces under the root with no snapshot from the last run.
     pub not_in_last_run: Vec<WorkspaceName>,
     pub last_run_skips: Vec<RunSkip>,
+    /// Workspaces `snapshot --prune` keeps whole (see [`HeldReason`]).
+    pub retention_held: Vec<HeldRetention>,
     pub workspaces: Vec<WorkspaceStatus>,
     pub store: StoreSize,
     pub space: FsSpace,
@@ -274,7 +308,7 @@ impl StatusReport {
 /// Check `store`.
 pub fn status(store: &Store, opts: &StatusOptions) -> Result<StatusReport> {
     let pinned = PinnedCatalog::open(&store.catalog_path())?;
-    let (last_run, summaries, recent) = pinned.with(|cat| {
+    let (last_run, summaries, recent, skipping) = pinned.with(|cat| {
         // No full run of this root recorded (a catalog from before they
         // were, a root only named workspaces were taken from): the newest
         // run of any kind stands in, as it always did.
@@ -287,9 +321,8 @@ pub fn status(store: &Store, opts: &StatusOptions) -> Result<StatusReport> {
             Some(r) => cat.snapshots_started_since(r.started_ns)?,
             None => Vec::new(),
         };
-        Ok((last, summaries, recent))
+        Ok((last, summaries, recent, cat.skipping_since()?))
     })?;
-    drop(pinned);
 
     let mut problems = Vec::new();
     let mut unlistable = Vec::new();
@@ -508,6 +541,39 @@ pub fn status(store: &Store, opts: &StatusOptions) -> Result<StatusReport> {
         }
     }
 
+    // Retention held: derived from what the catalog already has (no
+    // format change): the newest snapshots' skip counts, and the
+    // workspaces the last run failed (under the root, with snapshots, but
+    // none from that run: the same set as "not in last run").
+    let mut retention_held: Vec<HeldRetention> = skipping
+        .into_iter()
+        .map(|(workspace, since_ns)| HeldRetention {
+            workspace,
+            reason: HeldReason::Skipped,
+            since_ns,
+        })
+        .collect();
+    if last_run.as_ref().is_some_and(|r| r.workspaces_failed > 0) {
+        let has_snapshots: HashSet<&WorkspaceName> =
+            summaries.iter().map(|s| &s.workspace).collect();
+        for ws in not_in_last_run.iter().filter(|w| has_snapshots.contains(w)) {
+            if retention_held.iter().any(|h| &h.workspace == ws) {
+                continue;
+            }
+            let since_ns = pinned.with(|cat| {
+                let newest = cat.last_taken(ws)?.map_or(0, |s| s.started_ns);
+                Ok(cat.first_run_after(newest)?.unwrap_or(newest))
+            })?;
+            retention_held.push(HeldRetention {
+                workspace: ws.clone(),
+                reason: HeldReason::Failed,
+                since_ns,
+            });
+        }
+    }
+    drop(pinned);
+    retention_held.sort_by(|a, b| a.workspace.cmp(&b.workspace));
+
     let size = store_size(store.dir())?;
     let (fs_size, fs_avail) = fs_space(store.dir())?;
     let space = FsSpace {
@@ -530,6 +596,28 @@ pub fn status(store: &Store, opts: &StatusOptions) -> Result<StatusReport> {
         });
     }
 
+    if let Some(oldest) = retention_held.iter().min_by_key(|h| h.since_ns) {
+        let low = space.avail_bytes < space.min_free_bytes;
+        let n = retention_held.len();
+        let names: Vec<String> = retention_held
+            .iter()
+            .take(5)
+            .map(|h| h.workspace.to_string())
+            .collect();
+        problems.push(Problem {
+            level: if low { Level::Critical } else { Level::Warning },
+            message: format!(
+                "retention held for {n} workspace{} (snapshots not pruned because {} could not be read whole) since {}: {}{}{}",
+                plural(n),
+                if n == 1 { "it" } else { "they" },
+                crate::timespec::format_local(oldest.since_ns),
+                names.join(", "),
+                if n > 5 { ", ..." } else { "" },
+                if low { "; the store's file system is low on space" } else { "" }
+            ),
+        });
+    }
+
     // Worst first; the summary line lists them in this order.
     problems.sort_by_key(|p| std::cmp::Reverse(p.level));
     let level = problems.first().map_or(Level::Ok, |p| p.level);
@@ -545,6 +633,7 @@ pub fn status(store: &Store, opts: &StatusOptions) -> Result<StatusReport> {
         last_run,
         not_in_last_run,
         last_run_skips,
+        retention_held,
         workspaces,
         store: size,
         space,
@@ -749,6 +838,16 @@ pub fn prometheus_text(level: Level, report: Option<&StatusReport>, now_ns: i64)
             run.entries_skipped as f64,
         );
     }
+    p.metric(
+        "wsnap_retention_held_workspaces",
+        "gauge",
+        "Workspaces whose snapshots snapshot --prune keeps whole (failed or skipped entries).",
+    );
+    p.sample(
+        "wsnap_retention_held_workspaces",
+        &[],
+        r.retention_held.len() as f64,
+    );
     p.metric(
         "wsnap_store_size_bytes",
         "gauge",

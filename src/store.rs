@@ -146,6 +146,17 @@ impl Store {
     /// version-1 catalog, and finish the journals of crashed runs.
     pub fn lock(&self, wait: Duration, note: &str) -> Result<LockGuard> {
         let guard = lock::exclusive(&self.dir.join("lock"), wait, note)?;
+        self.tidy_locked(&guard)?;
+        Ok(guard)
+    }
+
+    /// What every writer does once it holds the lock: remove temporary
+    /// files of dead runs (`tmp/`), upgrade an old catalog, finish the
+    /// journals of crashed or failed runs (trimmed to what the catalog
+    /// committed) and of an interrupted gc. Also called within a run, after
+    /// its writer failed, before a fresh writer starts (`snapshot --prune`
+    /// on a full disk, see `snapshot::run_again_locked`).
+    pub fn tidy_locked(&self, _lock: &LockGuard) -> Result<()> {
         let tmp = self.tmp_dir();
         if let Ok(rd) = fs::read_dir(&tmp) {
             for e in rd.flatten() {
@@ -170,7 +181,7 @@ impl Store {
             })?;
             catalog.clear_pending_journals()?;
         }
-        Ok(guard)
+        Ok(())
     }
 
     /// Hold the readers' lock while reading packs (restore, ls, check, diff,

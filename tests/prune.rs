@@ -924,7 +924,7 @@ fn forget_refuses_unknown_short_and_ambiguous_ids() {
 // ---------------------------------------------------------------------------
 
 #[test]
-fn snapshot_prune_prunes_in_the_same_run_unless_a_workspace_failed() {
+fn snapshot_prune_prunes_in_the_same_run_and_holds_failed_workspaces() {
     let env = TestEnv::new();
     let t0 = utc_ns(2026, 3, 2, 10, 0, 0);
     let ab = series(&env, "a/b", &every(t0, HOUR, 4));
@@ -973,8 +973,10 @@ fn snapshot_prune_prunes_in_the_same_run_unless_a_workspace_failed() {
     assert_eq!(listed(&env, Some("a/b")).len(), 3);
     assert_eq!(listed(&env, Some("c/d")).len(), 3);
 
-    // A failing workspace: exit 1, the others are snapshotted, no prune.
-    let before: BTreeSet<String> = listed(&env, None);
+    // A failing workspace: exit 1, the others are snapshotted and pruned
+    // as usual; the failed one's retention is held (issue 13: retention
+    // per workspace; it used to stop for every workspace).
+    let before_cd = listed(&env, Some("c/d"));
     let mut c = gc_cmd(&env);
     c.args([
         "snapshot",
@@ -995,23 +997,20 @@ fn snapshot_prune_prunes_in_the_same_run_unless_a_workspace_failed() {
     .arg(&env.root);
     let out = expect_code(&mut c, 1);
     let r = out.json();
-    assert!(
-        r.get("prune").is_none() || r["prune"].is_null(),
-        "pruned after a failure: {r:#}"
-    );
-    let after = listed(&env, None);
-    assert!(
-        before.is_subset(&after),
-        "snapshots were forgotten after a failed run"
-    );
+    let a_new = s(&r["workspaces"][0], "id").to_string();
+    assert_eq!(r["workspaces"][1]["status"], "failed", "{r:#}");
+    assert_eq!(u(&r["prune"], "kept"), 1, "{r:#}");
     assert_eq!(
-        after.len(),
-        before.len() + 1,
-        "a/b should still be snapshotted"
+        listed(&env, Some("a/b")),
+        BTreeSet::from([a_new]),
+        "a/b must be pruned although no/such failed"
     );
-    // Text output says why.
+    assert_eq!(listed(&env, Some("c/d")), before_cd, "c/d was not named");
+    // c/d fails too when its project directory is gone: held, all kept.
+    let cd_before = listed(&env, Some("c/d"));
+    std::fs::rename(env.root.join("c/d"), env.path("d-away")).unwrap();
     let mut c = gc_cmd(&env);
-    c.args(["snapshot", "--workspace", "c/d", "--workspace", "no/such"])
+    c.args(["snapshot", "--workspace", "c/d", "--workspace", "a/b"])
         .args([
             "--prune",
             "--keep-last",
@@ -1022,6 +1021,7 @@ fn snapshot_prune_prunes_in_the_same_run_unless_a_workspace_failed() {
         ])
         .arg(&env.root);
     let out = expect_code(&mut c, 1);
-    assert!(out.stdout.contains("prune: skipped"), "{out}");
-    assert_eq!(listed(&env, None).len(), before.len() + 2);
+    assert!(out.stdout.contains("held    c/d  retention held"), "{out}");
+    assert_eq!(listed(&env, Some("c/d")), cd_before, "{out}");
+    assert_eq!(listed(&env, Some("a/b")).len(), 1, "{out}");
 }

@@ -160,6 +160,50 @@ impl Catalog {
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(e)
     }
 
+    /// Workspaces whose newest snapshots recorded skipped entries, with the
+    /// time of the oldest snapshot in that unbroken streak (taken after the
+    /// newest snapshot that skipped nothing): `snapshot --prune` holds their
+    /// retention since then. Reads only snapshots with skips (usually
+    /// none), each with one step of the `(workspace_id, time_ns)` index.
+    pub fn skipping_since(&self) -> Result<Vec<(WorkspaceName, i64)>> {
+        let e = sql_err(&self.path);
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT w.user, w.project, MIN(s.time_ns) FROM snapshots s
+                 JOIN workspaces w ON w.id = s.workspace_id
+                 WHERE s.skipped > 0 AND s.time_ns > COALESCE(
+                     (SELECT MAX(t.time_ns) FROM snapshots t
+                      WHERE t.workspace_id = s.workspace_id AND t.skipped = 0),
+                     -9223372036854775808)
+                 GROUP BY s.workspace_id ORDER BY w.user, w.project",
+            )
+            .map_err(&e)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    WorkspaceName {
+                        user: r.get(0)?,
+                        project: r.get(1)?,
+                    },
+                    r.get(2)?,
+                ))
+            })
+            .map_err(&e)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(e)
+    }
+
+    /// Start of the first recorded run that started after `ns`, if any.
+    pub fn first_run_after(&self, ns: i64) -> Result<Option<i64>> {
+        self.conn
+            .query_row(
+                "SELECT MIN(started_ns) FROM runs WHERE started_ns > ?1",
+                [ns],
+                |r| r.get(0),
+            )
+            .map_err(sql_err(&self.path))
+    }
+
     /// Snapshots whose walk started at or after `started_ns` (those of the
     /// last run): workspace and skip list. Snapshot rows are numbered in
     /// commit order, so this reads the table backwards and stops at the

@@ -385,6 +385,7 @@ impl RetentionArgs {
             policy,
             max_unused_percent: self.max_unused,
             dry_run,
+            held: Vec::new(),
         })
     }
 }

@@ -91,31 +91,79 @@ fn run(cli: Cli) -> Result<u8> {
                 sources.len(),
                 escape::path(store_dir)
             );
-            let report = progress::run("snapshot", "files", |p| {
+            let mut report = progress::run("snapshot", "files", |p| {
                 snapshot::run_sources_locked(&store, &sources, &scan, &opts.excludes, &lock, p)
             })?;
+            // Retention per workspace: one that failed or skipped entries
+            // keeps its snapshots; every other one is pruned as usual.
+            let mut gc = None;
+            let mut recovered = None;
+            // A run that failed as a whole (no workspace under the root, or
+            // many gone at once: an unmounted volume) prunes nothing.
+            let prune_opts = prune_opts.filter(|_| report.error.is_none());
+            if let Some(p) = &prune_opts {
+                let p = gc::PruneOptions {
+                    held: held_workspaces(&store, &report)?,
+                    ..p.clone()
+                };
+                let pruned = progress::run("prune", "packs", |pr| {
+                    gc::prune_locked_with_progress(&store, &p, &lock, pr)
+                });
+                match pruned {
+                    Ok(g) => gc = Some(g),
+                    // The disk is full: gc may fail too; the first error
+                    // is the one reported.
+                    Err(e) if report.store_error.is_some() => {
+                        tracing::error!("prune after the failed write failed too: {e}")
+                    }
+                    Err(e) => return Err(e),
+                }
+                // The store filled up and the prune made room: the
+                // workspaces not written yet get a fresh writer (nothing
+                // failed is retried; see `snapshot::run_again_locked`).
+                let freed = gc
+                    .as_ref()
+                    .is_some_and(|g| g.bytes_freed > 0 || g.orphan_packs_removed > 0);
+                if report.store_error.is_some() && freed && !report.unwritten.is_empty() {
+                    let first_error = report.store_error.take().expect("checked");
+                    tracing::warn!(
+                        "{first_error}; prune freed {}: snapshotting the {} workspaces not yet written again",
+                        size(gc.as_ref().map_or(0, |g| g.bytes_freed)),
+                        report.unwritten.len()
+                    );
+                    let again = report.unwritten.len();
+                    report = progress::run("snapshot", "files", |pr| {
+                        snapshot::run_again_locked(&store, report, &opts.excludes, &lock, pr)
+                    })?;
+                    recovered = Some((first_error.to_string(), again));
+                }
+            }
             let secs = t0.elapsed().as_secs_f64();
             log_snapshot_problems(&report);
-            let gc = match &prune_opts {
-                // Retention runs only after a fully successful snapshot.
-                Some(p) if report.all_ok() => Some(progress::run("prune", "packs", |pr| {
-                    gc::prune_locked_with_progress(&store, p, &lock, pr)
-                })?),
-                _ => None,
-            };
             drop(lock);
             if a.json {
                 let mut v = snapshot_report_json(&report, secs);
                 if let Some(g) = &gc {
                     v["prune"] = gc_json(g);
                 }
+                v["recovered_from"] = match &recovered {
+                    Some((e, n)) => serde_json::json!({"error": e, "workspaces_retried": n}),
+                    None => serde_json::Value::Null,
+                };
                 output::print_json(&v);
             } else {
                 print_snapshot_report(&report, secs);
+                if let Some((e, n)) = &recovered {
+                    println!(
+                        "note: {e}; the prune made room and the {n} workspaces not yet written were snapshotted again"
+                    );
+                }
                 if let Some(g) = &gc {
                     print_gc_report(g);
+                } else if a.prune && report.error.is_some() {
+                    println!("prune: skipped because the run failed as a whole; nothing was forgotten");
                 } else if a.prune {
-                    println!("prune: skipped because the snapshot had failures");
+                    println!("prune: failed (see the error above); nothing was forgotten");
                 }
             }
             // Last, so in a log it closes the run's lines.
@@ -127,6 +175,12 @@ fn run(cli: Cli) -> Result<u8> {
                 t.skipped,
                 size(t.added)
             );
+            if let Some(e) = &report.store_error {
+                // Printed last, after the report that names the workspaces
+                // not snapshotted.
+                tracing::error!("{e}");
+                return Ok(output::code_for(e.kind()));
+            }
             Ok(if report.all_ok() {
                 exit::OK
             } else {
@@ -621,6 +675,35 @@ fn log_snapshot_problems(report: &snapshot::RunReport) {
     }
 }
 
+/// The workspaces whose retention this run holds: those it could not read
+/// whole ([`snapshot::RunReport::held`]), and every workspace of the store
+/// under an entry of the root that was rejected (a user or project that is
+/// now a symlink or a file: its snapshots may be all that is left of it).
+fn held_workspaces(
+    store: &Store,
+    report: &snapshot::RunReport,
+) -> Result<Vec<wsnap::WorkspaceName>> {
+    let mut held = report.held();
+    if !report.rejected.is_empty() {
+        for ws in store.catalog(false)?.workspaces()? {
+            let covered = report.rejected.iter().any(|r| {
+                let mut parts = r.path.splitn(2, |&b| b == b'/');
+                let user = parts.next().unwrap_or_default();
+                user == ws.user.as_slice()
+                    && parts
+                        .next()
+                        .is_none_or(|project| project == ws.project.as_slice())
+            });
+            if covered {
+                held.push(ws);
+            }
+        }
+        held.sort();
+        held.dedup();
+    }
+    Ok(held)
+}
+
 fn show_gc(r: &gc::GcReport, json: bool) {
     if json {
         output::print_json(&gc_json(r));
@@ -649,6 +732,11 @@ fn gc_json(r: &gc::GcReport) -> serde_json::Value {
             "bytes": d.bytes(),
             "ranges": d.ranges,
         })).collect::<Vec<_>>(),
+        "held": r.held.iter().map(|(w, n)| serde_json::json!({
+            "user": lossy(&w.user),
+            "project": lossy(&w.project),
+            "snapshots_kept": n,
+        })).collect::<Vec<_>>(),
     })
 }
 
@@ -662,6 +750,12 @@ fn print_gc_report(r: &gc::GcReport) {
         size(r.bytes_freed)
     );
     let mut out = io::stdout().lock();
+    for (w, n) in &r.held {
+        let _ = writeln!(
+            out,
+            "held    {w}  retention held: the run could not read it whole; all {n} snapshots kept"
+        );
+    }
     let verb = if r.dry_run { "would forget" } else { "forgot" };
     for s in &r.forgotten {
         let _ = writeln!(
@@ -775,6 +869,7 @@ fn snapshot_report_json(report: &snapshot::RunReport, secs: f64) -> serde_json::
             .collect();
     serde_json::json!({
         "ok": report.all_ok(),
+        "store_error": report.store_error.as_ref().map(|e| e.to_string()),
         "started": timespec::format_rfc3339(report.started_ns),
         "finished": timespec::format_rfc3339(report.finished_ns),
         "seconds": secs,

@@ -215,6 +215,16 @@ fn status_json(
             let (u, p) = ws_json(w);
             json!({"user": u, "project": p})
         }).collect::<Vec<_>>(),
+        "retention_held": r.retention_held.iter().map(|h| {
+            let (u, p) = ws_json(&h.workspace);
+            json!({
+                "user": u,
+                "project": p,
+                "reason": h.reason.label(),
+                "since": timespec::format_rfc3339(h.since_ns),
+                "since_ns": h.since_ns,
+            })
+        }).collect::<Vec<_>>(),
         "counts": {
             "ok": r.count(WorkspaceState::Ok),
             "stale": r.count(WorkspaceState::Stale),
@@ -326,6 +336,18 @@ fn print_status_details(out: &mut impl Write, r: &StatusReport) {
         for w in &r.not_in_last_run {
             let _ = writeln!(out, "not in last run: {w}");
         }
+    }
+    for h in &r.retention_held {
+        let _ = writeln!(
+            out,
+            "retention held: {}  since {} ({})",
+            h.workspace,
+            timespec::format_local(h.since_ns),
+            match h.reason {
+                status::HeldReason::Skipped => "its newest snapshots skipped entries",
+                status::HeldReason::Failed => "it failed in the last run",
+            }
+        );
     }
     for s in &r.last_run_skips {
         let _ = writeln!(

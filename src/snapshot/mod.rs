@@ -31,7 +31,7 @@ use crate::chunker::ChunkerParams;
 use crate::chunklist;
 use crate::codec::Writer as Enc;
 use crate::dirfd::{self, Dir, Kind, Stat};
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use crate::escape;
 use crate::id::ChunkId;
 use crate::id::{Id, SnapshotId, TreeId};
@@ -129,6 +129,15 @@ pub struct RunReport {
     /// What failed the run besides its workspaces: no workspace under the
     /// root, or more than [`GONE_AT_ONCE_PERCENT`] of them gone at once.
     pub error: Option<String>,
+    /// Writing the store failed (disk full, I/O error): the writer latched
+    /// failed and the run stopped there. Workspaces whose snapshot had not
+    /// committed are reported `Failed` and listed in `unwritten`; no run
+    /// row was recorded. The store is consistent.
+    pub store_error: Option<Error>,
+    /// The sources not snapshotted because of `store_error`, in run order:
+    /// a caller that frees space (`snapshot --prune`) may run them again
+    /// with a fresh writer ([`run_again_locked`]).
+    pub unwritten: Vec<Source>,
 }
 
 impl RunReport {
@@ -136,13 +145,38 @@ impl RunReport {
     /// entry under the root was a workspace directory that could be listed,
     /// and the run as a whole did not fail.
     pub fn all_ok(&self) -> bool {
-        self.rejected.is_empty()
+        self.store_error.is_none()
+            && self.rejected.is_empty()
             && self.unlistable.is_empty()
             && self.error.is_none()
             && self.workspaces.iter().all(|w| match &w.outcome {
                 WorkspaceOutcome::Committed { skips, .. } => skips.iter().all(|s| !s.missing),
                 WorkspaceOutcome::Failed { .. } => false,
             })
+    }
+
+    /// The workspaces whose retention must be held: those that could not be
+    /// read (failed) or whose snapshot is missing entries (skipped). Their
+    /// older snapshots may be the only good copy of what was not stored.
+    /// Workspaces that failed only because the store could not be written
+    /// (`unwritten`) are not held: their data was readable, their older
+    /// snapshots are as good as ever, and holding them would make a full
+    /// disk permanent (nothing could be pruned to make room).
+    pub fn held(&self) -> Vec<WorkspaceName> {
+        let unwritten: std::collections::HashSet<&WorkspaceName> =
+            self.unwritten.iter().map(|s| &s.workspace).collect();
+        let mut out: Vec<WorkspaceName> = self
+            .workspaces
+            .iter()
+            .filter(|w| match &w.outcome {
+                WorkspaceOutcome::Committed { skips, .. } => skips.iter().any(|s| s.missing),
+                WorkspaceOutcome::Failed { .. } => !unwritten.contains(&w.workspace),
+            })
+            .map(|w| w.workspace.clone())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
     }
 }
 
@@ -280,6 +314,52 @@ pub fn run_sources_locked(
     run_inner(store, sources, scan, &excludes, lock, progress)
 }
 
+/// After a run stopped on a store write failure and space was freed
+/// (`snapshot --prune` pruned the other workspaces): snapshot the run's
+/// `unwritten` sources with a fresh writer, new pack and journal files,
+/// under the same lock. Nothing that failed is retried: the failed
+/// writer's files are gone (its temporary pack removed, its journal
+/// trimmed by [`Store::tidy_locked`], which this calls first), and every
+/// new pack is verified by reading it back when sealed, as always. The
+/// returned report covers the whole run: `first`'s outcomes for the
+/// workspaces it finished, and the run row records them all.
+pub fn run_again_locked(
+    store: &Store,
+    first: RunReport,
+    excludes: &[String],
+    lock: &LockGuard,
+    progress: &Progress,
+) -> Result<RunReport> {
+    store.tidy_locked(lock)?;
+    let excludes = Excludes::new(excludes)?;
+    let again: std::collections::HashSet<&WorkspaceName> =
+        first.unwritten.iter().map(|s| &s.workspace).collect();
+    let carried: Vec<WorkspaceReport> = first
+        .workspaces
+        .into_iter()
+        .filter(|w| !again.contains(&w.workspace))
+        .collect();
+    let sources = first.unwritten;
+    // The first pass judged the root (gone, empty): this pass only takes
+    // the sources left, and is not recorded as a run over the whole root.
+    let scan = Scan {
+        root: None,
+        rejected: first.rejected,
+        unlistable: first.unlistable,
+    };
+    walk::pool().install(|| {
+        run_in_pool(
+            store,
+            &sources,
+            &scan,
+            &excludes,
+            progress,
+            carried,
+            Some(first.started_ns),
+        )
+    })
+}
+
 fn run_inner(
     store: &Store,
     sources: &[Source],
@@ -290,7 +370,9 @@ fn run_inner(
 ) -> Result<RunReport> {
     // Walks recurse once per directory level: the walk pool's threads
     // have stacks for trees nested tens of thousands deep.
-    walk::pool().install(|| run_in_pool(store, sources, scan, excludes, progress))
+    walk::pool().install(|| {
+        run_in_pool(store, sources, scan, excludes, progress, Vec::new(), None)
+    })
 }
 
 /// When the previous full run finished, and how many workspaces it
@@ -334,21 +416,32 @@ fn gone_since_previous_full_run(
     Ok((gone, Some((finished_ns, before.len()))))
 }
 
+/// True for the errors that end a run's writing but leave the store
+/// consistent and the rest of the report meaningful: a failed write or
+/// fsync (disk full, I/O error).
+fn is_store_write(e: &Error) -> bool {
+    e.kind() == ErrorKind::Write
+}
+
 fn run_in_pool(
     store: &Store,
     sources: &[Source],
     scan: &Scan,
     excludes: &Excludes,
     progress: &Progress,
+    carried: Vec<WorkspaceReport>,
+    run_started_ns: Option<i64>,
 ) -> Result<RunReport> {
     let rejected = &scan.rejected[..];
-    let started_ns = timespec::now_ns();
+    let started_ns = run_started_ns.unwrap_or_else(timespec::now_ns);
     let params = store.params();
     let pending: writer::Pending = Arc::new(Mutex::new(Default::default()));
     let writer = writer::Writer::spawn(
         store.catalog(true)?,
         PackWriter::new(&store.tmp_dir(), &store.packs_dir()),
-        RunJournal::new(store.dir(), params, started_ns),
+        // Named by this writer's own start: a second pass of the run
+        // (`run_again_locked`) must not reuse the first writer's file name.
+        RunJournal::new(store.dir(), params, timespec::now_ns()),
         pending.clone(),
         params.pack_target_bytes,
     );
@@ -380,17 +473,33 @@ fn run_in_pool(
         tx: writer.sender(),
         zstd_level: params.zstd_level,
     };
-    let mut reports = Vec::with_capacity(sources.len());
+    let mut reports = carried;
+    let first_new = reports.len();
     // Workspaces with a snapshot in the writer's group commit queue.
     let mut queued = std::collections::BTreeSet::new();
-    for src in sources {
+    let mut failed_at: Option<(usize, Error)> = None;
+    for (i, src) in sources.iter().enumerate() {
         if queued.contains(&src.workspace) {
             // A second source for one workspace (import): its parent is
             // queued; commit it so its trees can be read.
-            writer.flush()?;
+            if let Err(e) = writer.flush() {
+                if !is_store_write(&e) {
+                    return Err(e);
+                }
+                failed_at = Some((i, e));
+                break;
+            }
             queued.clear();
         }
-        let outcome = snapshot_workspace(store, &pool, &sink, &writer, excludes, src, progress)?;
+        let outcome =
+            match snapshot_workspace(store, &pool, &sink, &writer, excludes, src, progress) {
+                Ok(o) => o,
+                Err(e) if is_store_write(&e) => {
+                    failed_at = Some((i, e));
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
         if matches!(outcome, WorkspaceOutcome::Committed { .. }) {
             queued.insert(src.workspace.clone());
         }
@@ -400,6 +509,10 @@ fn run_in_pool(
         });
     }
     drop(sink);
+    if let Some((at, e)) = failed_at {
+        drop(writer); // latched failed: nothing more is written
+        return stopped_on_write_error(store, sources, scan, reports, first_new, at, e, started_ns);
+    }
     let finished_ns = timespec::now_ns();
     let mut run = RunRow {
         started_ns,
@@ -421,9 +534,17 @@ fn run_in_pool(
             WorkspaceOutcome::Failed { .. } => run.workspaces_failed += 1,
         }
     }
+    let refused = match writer.finish(run) {
+        Ok(refused) => refused,
+        Err(e) if is_store_write(&e) => {
+            let at = sources.len();
+            return stopped_on_write_error(store, sources, scan, reports, first_new, at, e, started_ns);
+        }
+        Err(e) => return Err(e),
+    };
     // A snapshot the catalog refused (it references a blob the store lacks)
     // failed after all; the rest of its group committed.
-    for refused in writer.finish(run)? {
+    for refused in refused {
         if let Some(r) = reports.iter_mut().find(|r| {
             matches!(&r.outcome, WorkspaceOutcome::Committed { row, .. } if row.id == refused.row.id)
         }) {
@@ -459,6 +580,65 @@ fn run_in_pool(
         gone,
         previous_full_run,
         error,
+        store_error: None,
+        unwritten: Vec::new(),
+    })
+}
+
+/// The report of a run whose writer failed while `sources[at]` was being
+/// taken (`at == sources.len()`: at the final commit). `reports[first_new..]`
+/// are this pass's outcomes for `sources[..at]` in order. A snapshot the
+/// writer had only queued never committed (group commits are all or
+/// nothing): the catalog says which did.
+#[allow(clippy::too_many_arguments)]
+fn stopped_on_write_error(
+    store: &Store,
+    sources: &[Source],
+    scan: &Scan,
+    mut reports: Vec<WorkspaceReport>,
+    first_new: usize,
+    at: usize,
+    error: Error,
+    started_ns: i64,
+) -> Result<RunReport> {
+    tracing::debug!("writing the store failed; the run stops: {error}");
+    let catalog = store.catalog(false)?;
+    let mut unwritten = Vec::new();
+    for (r, src) in reports[first_new..].iter_mut().zip(sources) {
+        if let WorkspaceOutcome::Committed { row, .. } = &r.outcome {
+            if !catalog.has_snapshot(&row.id)? {
+                r.outcome = WorkspaceOutcome::Failed {
+                    reason: format!("not committed: writing the store failed ({error})"),
+                };
+                unwritten.push(src.clone());
+            }
+        }
+    }
+    for (i, src) in sources.iter().enumerate().skip(at) {
+        let reason = if i == at {
+            format!("not snapshotted: writing the store failed ({error})")
+        } else {
+            "not snapshotted: writing the store failed earlier in this run".to_string()
+        };
+        reports.push(WorkspaceReport {
+            workspace: src.workspace.clone(),
+            outcome: WorkspaceOutcome::Failed { reason },
+        });
+        unwritten.push(src.clone());
+    }
+    Ok(RunReport {
+        started_ns,
+        finished_ns: timespec::now_ns(),
+        workspaces: reports,
+        rejected: scan.rejected.clone(),
+        unlistable: scan.unlistable.clone(),
+        // Not recorded as a run at all (no run row): nothing to judge.
+        covered_root: false,
+        gone: Vec::new(),
+        previous_full_run: None,
+        error: None,
+        store_error: Some(error),
+        unwritten,
     })
 }
 
