@@ -161,7 +161,9 @@ fn run(cli: Cli) -> Result<u8> {
                 if let Some(g) = &gc {
                     print_gc_report(g);
                 } else if a.prune && report.error.is_some() {
-                    println!("prune: skipped because the run failed as a whole; nothing was forgotten");
+                    println!(
+                        "prune: skipped because the run failed as a whole; nothing was forgotten"
+                    );
                 } else if a.prune {
                     println!("prune: failed (see the error above); nothing was forgotten");
                 }

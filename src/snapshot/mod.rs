@@ -370,9 +370,7 @@ fn run_inner(
 ) -> Result<RunReport> {
     // Walks recurse once per directory level: the walk pool's threads
     // have stacks for trees nested tens of thousands deep.
-    walk::pool().install(|| {
-        run_in_pool(store, sources, scan, excludes, progress, Vec::new(), None)
-    })
+    walk::pool().install(|| run_in_pool(store, sources, scan, excludes, progress, Vec::new(), None))
 }
 
 /// When the previous full run finished, and how many workspaces it
@@ -538,7 +536,9 @@ fn run_in_pool(
         Ok(refused) => refused,
         Err(e) if is_store_write(&e) => {
             let at = sources.len();
-            return stopped_on_write_error(store, sources, scan, reports, first_new, at, e, started_ns);
+            return stopped_on_write_error(
+                store, sources, scan, reports, first_new, at, e, started_ns,
+            );
         }
         Err(e) => return Err(e),
     };
