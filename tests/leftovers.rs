@@ -31,24 +31,6 @@ fn repair(env: &TestEnv, code: i32) -> Value {
     expect_code(&mut c, code).json()
 }
 
-/// Eight 64-byte windows spread over `bytes`.
-fn windows_of(bytes: &[u8]) -> Vec<Vec<u8>> {
-    let n = bytes.len();
-    [
-        0,
-        1,
-        4096 + 13,
-        n / 3,
-        n / 2 + 7,
-        2 * n / 3 + 101,
-        n - 4000,
-        n - 64,
-    ]
-    .iter()
-    .map(|&o| bytes[o..o + 64].to_vec())
-    .collect()
-}
-
 fn forget(env: &TestEnv, id: &str, code: i32) -> Out {
     let mut c = gc_cmd(env);
     c.args(["forget", "--json", "--snapshot", id]);

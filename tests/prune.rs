@@ -758,24 +758,6 @@ fn dry_run_reports_what_would_go_and_changes_nothing() {
 // forget
 // ---------------------------------------------------------------------------
 
-/// 64-byte windows of `bytes` at several offsets (start, end, middle, odd).
-fn windows_of(bytes: &[u8]) -> Vec<Vec<u8>> {
-    let n = bytes.len();
-    [
-        0,
-        1,
-        4096 + 13,
-        n / 3,
-        n / 2 + 7,
-        2 * n / 3 + 101,
-        n - 4000,
-        n - 64,
-    ]
-    .iter()
-    .map(|&o| bytes[o..o + 64].to_vec())
-    .collect()
-}
-
 #[test]
 fn forget_purges_a_secret_from_every_file_of_the_store() {
     let env = TestEnv::new();

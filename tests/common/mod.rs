@@ -685,6 +685,25 @@ pub fn snapshot_at(env: &TestEnv, workspaces: &[&str], time_ns: i64) -> Value {
 
 /// `list --json`: every snapshot of the store.
 #[track_caller]
+/// 64-byte windows of `bytes` at several offsets (start, end, middle, odd):
+/// what must not be found in any store file after a purge.
+pub fn windows_of(bytes: &[u8]) -> Vec<Vec<u8>> {
+    let n = bytes.len();
+    [
+        0,
+        1,
+        4096 + 13,
+        n / 3,
+        n / 2 + 7,
+        2 * n / 3 + 101,
+        n - 4000,
+        n - 64,
+    ]
+    .iter()
+    .map(|&o| bytes[o..o + 64].to_vec())
+    .collect()
+}
+
 /// `(id, damaged)` of every listed snapshot.
 pub fn damaged_flags(env: &TestEnv) -> Vec<(String, bool)> {
     list_json(env)
