@@ -197,7 +197,7 @@ pub fn repair(dir: &Path, lock_wait: Duration, force: bool) -> Result<RepairRepo
     // A fresh catalog beside the old one.
     let new_path = dir.join("catalog.sqlite.repair");
     for suffix in ["", "-wal", "-shm"] {
-        let p = PathBuf::from(format!("{}{suffix}", new_path.display()));
+        let p = with_suffix(&new_path, suffix);
         match fs::remove_file(&p) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -335,14 +335,14 @@ pub fn repair(dir: &Path, lock_wait: Duration, force: bool) -> Result<RepairRepo
     // old complete file or the new one.
     let mut moved = false;
     for suffix in ["", "-wal", "-shm"] {
-        let p = PathBuf::from(format!("{}{suffix}", old_path.display()));
+        let p = with_suffix(&old_path, suffix);
         if p.exists() {
             keep_aside(&p, &aside.join(format!("catalog.sqlite{suffix}")))?;
             moved = true;
         }
     }
     for suffix in ["-wal", "-shm"] {
-        let p = PathBuf::from(format!("{}{suffix}", old_path.display()));
+        let p = with_suffix(&old_path, suffix);
         match fs::remove_file(&p) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -590,4 +590,12 @@ fn move_aside(from: &Path, to: &Path) -> Result<()> {
     durable::sync_dir(d).map_err(|e| Error::store_write(d, e))?;
     let src = from.parent().expect("has a parent");
     durable::sync_dir(src).map_err(|e| Error::store_write(src, e))
+}
+
+/// `path` with `suffix` appended to its last component, byte for byte (a
+/// store path need not be UTF-8: `display()` would replace bytes).
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut p = path.as_os_str().to_os_string();
+    p.push(suffix);
+    PathBuf::from(p)
 }
