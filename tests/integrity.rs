@@ -294,3 +294,54 @@ fn a_refused_snapshot_fails_only_its_workspace_in_a_group_commit() {
     let check = run(env.cmd().arg("check"));
     assert!(!check.stdout.contains("journal"), "{check}");
 }
+
+/// A snapshot's root tree whose stored copy is corrupt stays indexed (the
+/// snapshot row needs it), and the workspace is unchanged, so the next
+/// snapshot builds a tree with the same id: that run finds the stored copy
+/// does not read back and stores its own, and the index row names it.
+#[test]
+fn a_corrupt_root_tree_is_replaced_by_the_next_snapshot() {
+    let env = TestEnv::new();
+    let ws = env.ws("u", "p");
+    write(&ws.join("a.txt"), b"alpha");
+    write(&ws.join("b.txt"), b"beta");
+    wait_out_racy_window(&env.root);
+    let first = s(&env.snapshot_ws("u/p", &[]), "id").to_string();
+    let db = rusqlite::Connection::open(env.store.join("catalog.sqlite")).unwrap();
+    let (pack, offset): (Vec<u8>, i64) = db
+        .query_row(
+            "SELECT p.pack_hash, b.offset FROM snapshots s
+             JOIN blobs b ON b.id = s.root_tree_id JOIN packs p ON p.id = b.pack_id",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    drop(db);
+    let hex: String = pack.iter().map(|b| format!("{b:02x}")).collect();
+    let path = env
+        .store
+        .join("packs")
+        .join(&hex[..2])
+        .join(format!("{hex}.pack"));
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[offset as usize + wsnap::pack::format::RECORD_HEADER_BYTES + 2] ^= 0xff;
+    fs::write(&path, &bytes).unwrap();
+    // check finds it and marks the snapshot damaged; the root stays indexed.
+    let out = expect_code(env.cmd().args(["check", "--read-data"]), 1);
+    assert!(out.stdout.contains("(directory)"), "{out}");
+    assert_eq!(damaged_flags(&env), [(first.clone(), true)]);
+    // Unchanged workspace, same root tree id: stored again, index re-pointed.
+    let next = env.snapshot_ws("u/p", &[]);
+    let target = env.path("next");
+    env.restore("u/p", s(&next, "id"), &target, &[]);
+    assert_trees_equal(&ws, &target);
+    // The first snapshot reads back through the same row: whole again.
+    assert!(
+        damaged_flags(&env).iter().all(|(_, d)| !d),
+        "{:?}",
+        damaged_flags(&env)
+    );
+    let old = env.path("old");
+    env.restore("u/p", &first, &old, &[]);
+    assert_trees_equal(&ws, &old);
+}

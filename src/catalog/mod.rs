@@ -1155,10 +1155,22 @@ fn index_trees(tx: &rusqlite::Transaction<'_>, trees: &[PendingTree], path: &Pat
                 t.raw_len
             ])
             .map_err(&e)?;
-        if inserted == 0 {
-            continue; // already indexed, with its references
-        }
-        let tree_row = tx.last_insert_rowid();
+        let tree_row = if inserted == 1 {
+            tx.last_insert_rowid()
+        } else {
+            // Already indexed: a run sends an indexed tree again only when
+            // its stored copy did not read back (`BlobSink::put`). The row
+            // (which snapshots and trees point to) now names this copy.
+            tx.execute(
+                "UPDATE blobs SET pack_id = ?2, offset = ?3, stored_len = ?4, raw_len = ?5
+                 WHERE hash = ?1",
+                params![&t.id.0[..], pack, i64_of(t.offset), t.stored_len, t.raw_len],
+            )
+            .map_err(&e)?;
+            blob_row
+                .query_row([&t.id.0[..]], |r| r.get(0))
+                .map_err(&e)?
+        };
         link_refs(&mut blob_row, &mut ins_ref, tree_row, &t.id, &t.refs, path)?;
     }
     Ok(())

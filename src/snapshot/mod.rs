@@ -466,6 +466,7 @@ fn run_in_pool(
     }
     let error = (!errors.is_empty()).then(|| errors.join("; "));
     let sink = BlobSink {
+        store,
         lookup: &pool,
         pending: &pending,
         tx: writer.sender(),

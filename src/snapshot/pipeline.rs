@@ -21,6 +21,7 @@ use crate::id::{ChunkId, Id};
 use crate::pack::format::{self, RECORD_HEADER_BYTES};
 use crate::pack::{BlobKind, RecordHeader};
 use crate::snapshot::writer::{Msg, Pending};
+use crate::store::Store;
 
 /// How many times a file that changes while read is tried.
 pub const READ_ATTEMPTS: usize = 3;
@@ -28,6 +29,7 @@ pub const READ_ATTEMPTS: usize = 3;
 /// Shared by the workers of one run: decides whether a blob is new and, if
 /// so, compresses it and sends it to the writer.
 pub(crate) struct BlobSink<'a> {
+    pub store: &'a Store,
     pub lookup: &'a CatalogPool,
     pub pending: &'a Pending,
     pub tx: Sender<Msg>,
@@ -43,13 +45,21 @@ impl BlobSink<'_> {
         }
         // Not pending: either never seen in this run, or indexed already
         // (the writer removes ids from `pending` only after committing them).
-        if self.lookup.with(|c| c.has_blob(&id))? {
-            if !refs.is_empty() {
-                // An indexed tree referenced again: make sure its references
-                // are complete (a repaired store may lack some).
-                self.send(Msg::Known { id, refs })?;
+        if let Some(loc) = self.lookup.with(|c| c.blob_location(&id))? {
+            if kind == BlobKind::Chunk {
+                return Ok(0);
             }
-            return Ok(0);
+            // An indexed tree or chunk list referenced again (rare: a
+            // directory back to an earlier state, or after damage): it must
+            // read back, or this copy replaces it (the writer re-points the
+            // index row, see `catalog::index_trees`); and its references
+            // must be complete (a repaired store may lack some).
+            if self.store.read_blob_at(&id, kind, Some(loc)).is_ok() {
+                if !refs.is_empty() {
+                    self.send(Msg::Known { id, refs })?;
+                }
+                return Ok(0);
+            }
         }
         if !self.pending.lock().expect("pending poisoned").insert(id) {
             return Ok(0); // another worker claimed it meanwhile
