@@ -14,12 +14,9 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 
 use common::*;
-
-const NOBODY: u32 = 65534;
 
 fn require_root(why: &str) {
     assert!(
@@ -48,9 +45,8 @@ fn lock_out(env: &TestEnv, locked: &[&str]) {
 
 /// `wsnap --store STORE ARGS...` run as nobody.
 fn as_nobody(env: &TestEnv, args: &[&str]) -> Command {
-    let mut c = env.std_cmd();
-    c.args(args).current_dir(env.dir.path());
-    c.uid(NOBODY).gid(NOBODY);
+    let mut c = env.nobody_std_cmd();
+    c.args(args);
     with_timeout(c)
 }
 

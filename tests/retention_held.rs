@@ -12,11 +12,8 @@
 mod common;
 
 use common::*;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command as Std;
-
-const NOBODY: u32 = 65534;
 
 #[track_caller]
 fn require_root(test: &str) {
@@ -28,11 +25,11 @@ fn require_root(test: &str) {
 
 /// `wsnap --store STORE ARGS` run as nobody (TZ=UTC, no retention default).
 fn as_nobody(env: &TestEnv, args: &[&str]) -> Command {
-    let mut c = gc_std_cmd(env);
-    c.args(args)
-        .current_dir(env.dir.path())
-        .uid(NOBODY)
-        .gid(NOBODY);
+    let mut c = env.nobody_std_cmd();
+    c.env_remove("SCITEX_MAX_SNAPSHOTS")
+        .env_remove("WSNAP_CRASH_AT")
+        .env("TZ", "UTC")
+        .args(args);
     with_timeout(c)
 }
 

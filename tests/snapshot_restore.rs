@@ -764,7 +764,6 @@ fn unreadable_file_is_skipped_and_snapshot_still_commits() {
     // nobody, under /tmp so every component of the path is traversable,
     // and the one unreadable file is root's with mode 0600. As a normal
     // user, mode 000 on our own file is enough.
-    const NOBODY: u32 = 65534;
     let env = TestEnv::new_in(Path::new("/tmp"));
     let ws = env.ws("u", "p");
     write(&ws.join("ok.txt"), b"fine");
@@ -772,19 +771,19 @@ fn unreadable_file_is_skipped_and_snapshot_still_commits() {
     let secret = ws.join("secret.txt");
     write(&secret, b"top secret");
 
-    let mut c = env.std_cmd();
-    c.args(["snapshot", "--json", "--root"])
-        .arg(&env.root)
-        .current_dir(env.dir.path());
-    if is_root() {
+    let mut c = if is_root() {
         set_mode(env.dir.path(), 0o755);
         chown_r(env.dir.path(), NOBODY, NOBODY);
         lchown(&secret, 0, 0);
         set_mode(&secret, 0o600);
-        c.uid(NOBODY).gid(NOBODY);
+        env.nobody_std_cmd()
     } else {
         set_mode(&secret, 0o000);
-    }
+        env.std_cmd()
+    };
+    c.args(["snapshot", "--json", "--root"])
+        .arg(&env.root)
+        .current_dir(env.dir.path());
     let out = expect_code(&mut with_timeout(c), 1);
     let report = out.json();
     assert_eq!(report["ok"], false);

@@ -161,6 +161,49 @@ pub fn snapshot_json(env: &TestEnv, extra: &[&str]) -> Value {
     env.snapshot(extra)
 }
 
+/// The uid and gid a test runs wsnap as when something must be unreadable
+/// to it (root reads every file whatever its mode).
+pub const NOBODY: u32 = 65534;
+
+/// A copy of the wsnap binary that nobody can run wherever the checkout
+/// lies: in its own mode-0755 directory under `/tmp` (a checkout under a
+/// mode-0700 directory, as `mktemp -d` makes, denies nobody `target/`).
+/// Made once per test process; left for the system's `/tmp` cleaning.
+pub fn nobody_bin() -> &'static Path {
+    use std::os::unix::fs::PermissionsExt;
+    static COPY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    COPY.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("wsnap-bin-")
+            .tempdir_in("/tmp")
+            .expect("temp dir for the binary")
+            .keep();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        let bin = dir.join("wsnap");
+        fs::copy(BIN, &bin).expect("copy the wsnap binary");
+        fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+        bin
+    })
+}
+
+impl TestEnv {
+    /// `wsnap --store STORE` run as [`NOBODY`] from [`nobody_bin`], in the
+    /// env's temp dir, without the `SCITEX_*` environment defaults. The
+    /// caller hands nobody what it must reach (e.g. [`chown_r`]).
+    pub fn nobody_std_cmd(&self) -> std::process::Command {
+        use std::os::unix::process::CommandExt;
+        let mut c = std::process::Command::new(nobody_bin());
+        c.env_remove("SCITEX_BACKUP_ROOT")
+            .env_remove("SCITEX_WORKSPACE_ROOT")
+            .arg("--store")
+            .arg(&self.store)
+            .current_dir(self.dir.path())
+            .uid(NOBODY)
+            .gid(NOBODY);
+        c
+    }
+}
+
 /// `wsnap` with no arguments and without the `SCITEX_*` environment
 /// defaults, so a developer's own settings never leak into a test.
 pub fn bare_std_cmd() -> std::process::Command {
