@@ -75,6 +75,58 @@ pub fn commit_file(file: &File, tmp_path: &Path, final_path: &Path) -> io::Resul
     sync_dir(final_path.parent().unwrap_or(Path::new(".")))
 }
 
+/// fsync a file: data and metadata (a new file's header).
+pub fn sync_file(file: &File) -> io::Result<()> {
+    file.sync_all()
+}
+
+/// fdatasync a file: appended data (an append-only journal's records).
+pub fn sync_data(file: &File) -> io::Result<()> {
+    file.sync_data()
+}
+
+/// Cut `file` to `len` bytes, leave its offset there (the next write goes
+/// at the cut), and make the cut durable.
+pub fn cut(file: &mut File, len: u64) -> io::Result<()> {
+    use std::io::{Seek, SeekFrom};
+    file.set_len(len)?;
+    file.seek(SeekFrom::Start(len))?;
+    file.sync_data()
+}
+
+/// Rename `from` to `to` and fsync the directories of both, so the new name
+/// (and the old one's absence) survive a crash.
+pub fn rename(from: &Path, to: &Path) -> io::Result<()> {
+    fs::rename(from, to)?;
+    let dir_of = |p: &Path| match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => Path::new(".").to_path_buf(),
+    };
+    let (dst, src) = (dir_of(to), dir_of(from));
+    sync_dir(&dst)?;
+    if src != dst {
+        sync_dir(&src)?;
+    }
+    Ok(())
+}
+
+/// A durable second name of `from` at `to` (a hard link, or a copy fsynced
+/// where links are not possible); `from` stays. The directory of `to` must
+/// exist; it is fsynced.
+pub fn link_or_copy(from: &Path, to: &Path) -> io::Result<()> {
+    if fs::hard_link(from, to).is_err() {
+        fs::copy(from, to)?;
+        File::open(to)?.sync_all()?;
+    }
+    sync_dir(to.parent().unwrap_or(Path::new(".")))
+}
+
+/// Unlink `path` and fsync its directory.
+pub fn remove(path: &Path) -> io::Result<()> {
+    fs::remove_file(path)?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
 /// fsync a directory so a rename or unlink inside it is durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()

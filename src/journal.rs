@@ -315,7 +315,7 @@ impl RunJournal {
                 durable::create_private_file(&path).map_err(|e| Error::store_write(&path, e))?;
             f.write_all(&encode_header(&self.params))
                 .map_err(|e| Error::store_write(&path, e))?;
-            f.sync_all().map_err(|e| Error::store_write(&path, e))?;
+            durable::sync_file(&f).map_err(|e| Error::store_write(&path, e))?;
             durable::sync_dir(&self.dir).map_err(|e| Error::store_write(&self.dir, e))?;
             self.file = Some(f);
         }
@@ -327,7 +327,7 @@ impl RunJournal {
         }
         f.write_all(&buf)
             .map_err(|e| Error::store_write(&path, e))?;
-        f.sync_data().map_err(|e| Error::store_write(&path, e))
+        durable::sync_data(f).map_err(|e| Error::store_write(&path, e))
     }
 
     /// Where the next record goes: the length of the open file (`None`
@@ -352,11 +352,8 @@ impl RunJournal {
             return Ok(());
         };
         let len = mark.unwrap_or(encode_header(&self.params).len() as u64);
-        f.set_len(len).map_err(|e| Error::store_write(&path, e))?;
         // The next record goes where the cut is, not where writing stopped.
-        std::io::Seek::seek(f, std::io::SeekFrom::Start(len))
-            .map_err(|e| Error::store_write(&path, e))?;
-        f.sync_data().map_err(|e| Error::store_write(&path, e))
+        durable::cut(f, len).map_err(|e| Error::store_write(&path, e))
     }
 
     /// The run is over: `<name>.wsj.open` becomes `<name>.wsj`.
@@ -366,8 +363,7 @@ impl RunJournal {
         }
         let from = self.open_path();
         let to = self.dir.join(&self.name);
-        fs::rename(&from, &to).map_err(|e| Error::store_write(&from, e))?;
-        durable::sync_dir(&self.dir).map_err(|e| Error::store_write(&self.dir, e))
+        durable::rename(&from, &to).map_err(|e| Error::store_write(&from, e))
     }
 }
 
@@ -497,9 +493,7 @@ pub fn reconcile(
         crate::failpoint::crash_point("journal.reconcile_trimmed");
         if !keep.is_empty() {
             let to = path.with_file_name(final_name);
-            fs::rename(&path, &to).map_err(|e| Error::store_write(&path, e))?;
-            let d = path.parent().expect("dir");
-            durable::sync_dir(d).map_err(|e| Error::store_write(d, e))?;
+            durable::rename(&path, &to).map_err(|e| Error::store_write(&path, e))?;
         }
         n += 1;
     }

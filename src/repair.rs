@@ -567,29 +567,18 @@ fn trim_catalog_copies(damaged: &Path) -> Result<Vec<PathBuf>> {
 fn keep_aside(from: &Path, to: &Path) -> Result<()> {
     let d = to.parent().expect("has a parent");
     durable::create_private_dir(d).map_err(|e| Error::store_write(d, e))?;
-    if fs::hard_link(from, to).is_err() {
-        fs::copy(from, to).map_err(|e| Error::store_write(to, e))?;
-        fs::File::open(to)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| Error::store_write(to, e))?;
-    }
-    durable::sync_dir(d).map_err(|e| Error::store_write(d, e))
+    durable::link_or_copy(from, to).map_err(|e| Error::store_write(to, e))
 }
 
 /// Unlink `path` and make that durable.
 fn remove_durably(path: &Path) -> Result<()> {
-    fs::remove_file(path).map_err(|e| Error::store_write(path, e))?;
-    let d = path.parent().expect("has a parent");
-    durable::sync_dir(d).map_err(|e| Error::store_write(d, e))
+    durable::remove(path).map_err(|e| Error::store_write(path, e))
 }
 
 fn move_aside(from: &Path, to: &Path) -> Result<()> {
     let d = to.parent().expect("has a parent");
     durable::create_private_dir(d).map_err(|e| Error::store_write(d, e))?;
-    fs::rename(from, to).map_err(|e| Error::store_write(from, e))?;
-    durable::sync_dir(d).map_err(|e| Error::store_write(d, e))?;
-    let src = from.parent().expect("has a parent");
-    durable::sync_dir(src).map_err(|e| Error::store_write(src, e))
+    durable::rename(from, to).map_err(|e| Error::store_write(from, e))
 }
 
 /// `path` with `suffix` appended to its last component, byte for byte (a
