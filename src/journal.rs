@@ -394,8 +394,10 @@ pub fn rewrite(path: &Path, params: &StoreParams, records: &[SnapshotRow]) -> Re
     durable::commit_file(&f, &tmp, path).map_err(|e| Error::store_write(path, e))
 }
 
-/// Remove forgotten snapshots from their journals (gc, before its catalog
-/// commit). `by_file`: journal file name → ids to drop.
+/// Remove forgotten snapshots from their journals (gc, right *after* its
+/// catalog commit, which names these files in `meta.journals_pending`; a
+/// crash before this finishes is completed by [`keep_committed`]).
+/// `by_file`: journal file name → ids to drop.
 pub fn drop_records(
     store_dir: &Path,
     params: &StoreParams,
