@@ -171,15 +171,6 @@ pub fn diff(
     Ok((out, trees.reads))
 }
 
-fn join(rel: &[u8], name: &[u8]) -> Vec<u8> {
-    let mut v = rel.to_vec();
-    if !v.is_empty() {
-        v.push(b'/');
-    }
-    v.extend_from_slice(name);
-    v
-}
-
 /// Compare two directories (either may be absent: everything below the
 /// other one is then added or removed).
 fn diff_dirs(
@@ -241,7 +232,7 @@ fn diff_entries(
     out: &mut Vec<Change>,
 ) -> Result<()> {
     let name = a.or(b).expect("one side").name.as_slice();
-    let path = join(rel, name);
+    let path = crate::tree::join_rel(rel, name);
     let change = compare(a, b);
     if let Some(c) = change {
         // A directory whose only change is inside it is shown by its children.

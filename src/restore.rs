@@ -381,7 +381,7 @@ fn restore_children(ctx: &Ctx<'_>, tree: &Tree, dir: Dir, rel: &[u8], depth: usi
             restore_entry(ctx, e, &cur, rel, depth)?;
             continue;
         }
-        let child_rel = join_rel(rel, &e.name);
+        let child_rel = crate::tree::join_rel(rel, &e.name);
         let (sub, subtree) = make_dir(ctx, e, &cur, &child_rel)?;
         drop(cur);
         let back = finish_dir(ctx, e, sub, subtree, &child_rel, depth + 1)?;
@@ -455,15 +455,6 @@ fn finish_dir(
     Ok(sub)
 }
 
-fn join_rel(rel: &[u8], name: &[u8]) -> Vec<u8> {
-    let mut v = rel.to_vec();
-    if !v.is_empty() {
-        v.push(b'/');
-    }
-    v.extend_from_slice(name);
-    v
-}
-
 /// Remove whatever stands at `name` in `dir` unless it is a real directory
 /// and we want one; that one's stat is returned. Only in overwrite mode.
 fn clear_slot(
@@ -500,7 +491,7 @@ fn open_made_dir(ctx: &Ctx<'_>, dir: &Dir, name: &[u8], rel: &[u8]) -> Result<Di
 fn restore_entry(ctx: &Ctx<'_>, e: &Entry, dir: &Dir, rel: &[u8], depth: usize) -> Result<()> {
     validate_name(&e.name)?;
     let name = &e.name[..];
-    let rel = join_rel(rel, name);
+    let rel = crate::tree::join_rel(rel, name);
     if let EntryKind::Dir { .. } = e.kind {
         let (sub, listing) = make_dir(ctx, e, dir, &rel)?;
         finish_dir(ctx, e, sub, listing, &rel, depth + 1)?;

@@ -89,6 +89,18 @@ pub struct Tree {
     pub entries: Vec<Entry>,
 }
 
+/// `dir/name` as a path relative to a workspace or snapshot root (`name`
+/// alone at the root, where `dir` is empty): what reports and skips show.
+pub fn join_rel(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(dir.len() + 1 + name.len());
+    v.extend_from_slice(dir);
+    if !dir.is_empty() {
+        v.push(b'/');
+    }
+    v.extend_from_slice(name);
+    v
+}
+
 /// Check a name read from anywhere before it is joined to a path.
 pub fn validate_name(name: &[u8]) -> Result<()> {
     let bad = if name.is_empty() {

@@ -805,18 +805,6 @@ impl WalkCtx<'_> {
     }
 }
 
-fn join_rel(rel: &[u8], name: &[u8]) -> Vec<u8> {
-    if rel.is_empty() {
-        name.to_vec()
-    } else {
-        let mut v = Vec::with_capacity(rel.len() + 1 + name.len());
-        v.extend_from_slice(rel);
-        v.push(b'/');
-        v.extend_from_slice(name);
-        v
-    }
-}
-
 fn entry_from(name: Vec<u8>, st: &Stat, size: u64, kind: EntryKind) -> Entry {
     Entry {
         name,
@@ -912,7 +900,7 @@ fn snap_deep(
             );
             break;
         };
-        let child_rel = join_rel(rel, name);
+        let child_rel = crate::tree::join_rel(rel, name);
         let parent_entry = parent_tree.and_then(|t| t.find(name));
         let opened = match d.stat_at(name) {
             Ok(seen) if seen.kind() == Kind::Dir && !ctx.excludes.is_excluded(&child_rel, true) => {
@@ -966,7 +954,7 @@ fn snap_entry(
     parent: Option<&Tree>,
     depth: usize,
 ) -> Result<Option<Entry>> {
-    let rel = join_rel(dir_rel, name);
+    let rel = crate::tree::join_rel(dir_rel, name);
     if crate::tree::validate_name(name).is_err() {
         ctx.skip(&rel, "name cannot be stored".into(), true);
         return Ok(None);
