@@ -41,7 +41,8 @@ use corpus::Rng;
 use wsnap::catalog::CatalogPool;
 use wsnap::chunker::{chunk_lengths, ChunkerParams, StreamChunker};
 use wsnap::pack::format;
-use wsnap::restore::{self, RestoreOptions, Selector};
+use wsnap::restore::{self, RestoreOptions};
+use wsnap::select::{self, Selector};
 use wsnap::snapshot::{self, SnapshotOptions};
 use wsnap::{Id, Store, TimeSpec, WorkspaceName};
 
@@ -604,7 +605,7 @@ fn restore_bench(c: &mut Criterion, report: &mut Report) {
     let src = dir.join("root/user/project");
     let store = Store::open(&dir.join("store")).expect("open");
     let ws = WorkspaceName::new(b"user", b"project").expect("name");
-    let snap = restore::select(
+    let snap = select::select(
         &store.catalog(false).expect("catalog"),
         &ws,
         &Selector::Time(TimeSpec::Latest),

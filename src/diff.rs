@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use crate::catalog::{Catalog, SnapshotRow};
 use crate::error::{Error, Result};
 use crate::id::TreeId;
-use crate::restore::{split_path, Selector};
+use crate::select::{split_path, Selector};
 use crate::store::Store;
 use crate::timespec;
 use crate::tree::{Entry, EntryKind, Tree};

@@ -10,7 +10,7 @@
 //!
 //! ```no_run
 //! use std::path::Path;
-//! use wsnap::{restore, snapshot, Store, TimeSpec};
+//! use wsnap::{restore, select, snapshot, Store, TimeSpec};
 //!
 //! # fn main() -> wsnap::Result<()> {
 //! let store_dir = Path::new("/app/backups/snapshots");
@@ -27,7 +27,7 @@
 //! assert!(report.all_ok());
 //!
 //! let ws = wsnap::WorkspaceName::new(b"alice", b"thesis")?;
-//! let snap = restore::select(&store.catalog(false)?, &ws, &restore::Selector::Time(TimeSpec::Latest))?;
+//! let snap = select::select(&store.catalog(false)?, &ws, &select::Selector::Time(TimeSpec::Latest))?;
 //! restore::restore(&store, &snap, &restore::RestoreOptions {
 //!     target: "/tmp/thesis".into(),
 //!     path: None,
@@ -62,6 +62,7 @@ pub mod progress;
 pub mod repair;
 pub mod restore;
 pub mod retention;
+pub mod select;
 pub mod snapshot;
 pub mod stats;
 pub mod status;

@@ -1,4 +1,4 @@
-//! `restore::split_path` on arbitrary bytes (a user-given path inside a
+//! `select::split_path` on arbitrary bytes (a user-given path inside a
 //! snapshot; its components are looked up in trees and joined to the
 //! restore target).
 //!
@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wsnap::restore::split_path;
+use wsnap::select::split_path;
 use wsnap::tree::validate_name;
 
 fuzz_target!(|data: &[u8]| {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use wsnap::restore::Selector;
+use wsnap::select::Selector;
 use wsnap::{timespec, Error, Result, WorkspaceName};
 
 #[derive(Parser, Debug)]

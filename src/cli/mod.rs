@@ -14,6 +14,7 @@ use clap::Parser;
 
 use wsnap::escape::{self, Escaped};
 use wsnap::restore::{self, RestoreOptions};
+use wsnap::select;
 use wsnap::snapshot::{self, WorkspaceOutcome};
 use wsnap::tree::EntryKind;
 use wsnap::{gc, timespec, Error, InitOutcome, Result, Store};
@@ -478,10 +479,10 @@ fn run(cli: Cli) -> Result<u8> {
             let _readers = store.read_guard()?;
             let cat = store.catalog(false)?;
             cat.pin_view()?;
-            let snap = restore::select(&cat, &ws, &sel)?;
+            let snap = select::select(&cat, &ws, &sel)?;
             wsnap::failpoint::pause_point("ls.selected");
             let p = args::path_bytes(path).unwrap_or_default();
-            let entries = restore::list_entries(&store, &cat, &snap, &p)?;
+            let entries = select::list_entries(&store, &cat, &snap, &p)?;
             if *json {
                 let list: Vec<_> = entries
                     .iter()
@@ -571,7 +572,7 @@ fn run(cli: Cli) -> Result<u8> {
             let ws = args::workspace(workspace)?;
             let sel = which.selector()?;
             let store = Store::open(store_dir)?;
-            let snap = restore::select(&store.catalog(false)?, &ws, &sel)?;
+            let snap = select::select(&store.catalog(false)?, &ws, &sel)?;
             let opts = RestoreOptions {
                 target: to.clone(),
                 path: args::path_bytes(path),

@@ -12,7 +12,7 @@ use wsnap::catalog::PinnedCatalog;
 use wsnap::diff::{self, Change, ChangeKind, EntryState};
 use wsnap::escape::{self, Escaped};
 use wsnap::status::{self, Level, MinFree, StatusOptions, StatusReport, WorkspaceState};
-use wsnap::{restore, timespec, Error, Result, Store, WorkspaceName};
+use wsnap::{select, timespec, Error, Result, Store, WorkspaceName};
 
 use super::args;
 use super::output::{self, exit, lossy, size};
@@ -541,8 +541,8 @@ pub fn run_diff(
     let _readers = store.read_guard()?;
     let pinned = PinnedCatalog::open(&store.catalog_path())?;
     let (a, b, (changes, trees_read)) = pinned.with(|cat| {
-        let a = restore::select(cat, &ws, &sel_from)?;
-        let b = restore::select(cat, &ws, &sel_to)?;
+        let a = select::select(cat, &ws, &sel_from)?;
+        let b = select::select(cat, &ws, &sel_to)?;
         let d = diff::diff(&store, cat, &a, &b)?;
         Ok((a, b, d))
     })?;
