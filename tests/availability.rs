@@ -224,15 +224,9 @@ fn read_only_bind_mount_of_a_store_restores() {
     expect_code(&mut c, 0);
 }
 
-/// A copy taken while the catalog's WAL still held commits (a reader kept
-/// the end-of-run checkpoint from folding them in), copied with its
-/// `-wal` and `-shm`: the read-only copy still shows the newest snapshot.
-#[test]
-fn read_only_copy_with_a_live_wal_shows_every_commit() {
-    let env = TestEnv::new();
-    let ws = env.ws("u", "p");
-    write(&ws.join("a.txt"), b"first\n");
-    env.snapshot(&[]);
+/// A read transaction on the catalog, open: the end-of-run checkpoint
+/// cannot fold later commits into the main file while it lives.
+fn reader_holding_a_view(env: &TestEnv) -> rusqlite::Connection {
     let reader = rusqlite::Connection::open_with_flags(
         env.store.join("catalog.sqlite"),
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
@@ -242,6 +236,19 @@ fn read_only_copy_with_a_live_wal_shows_every_commit() {
     let _: i64 = reader
         .query_row("SELECT COUNT(*) FROM snapshots", [], |r| r.get(0))
         .unwrap();
+    reader
+}
+
+/// A copy taken while the catalog's WAL still held commits (a reader kept
+/// the end-of-run checkpoint from folding them in), copied with its
+/// `-wal` and `-shm`: the read-only copy still shows the newest snapshot.
+#[test]
+fn read_only_copy_with_a_live_wal_shows_every_commit() {
+    let env = TestEnv::new();
+    let ws = env.ws("u", "p");
+    write(&ws.join("a.txt"), b"first\n");
+    env.snapshot(&[]);
+    let reader = reader_holding_a_view(&env);
     write(&ws.join("a.txt"), b"second, only in the WAL\n");
     env.snapshot(&[]);
     let wal = std::fs::metadata(env.store.join("catalog.sqlite-wal")).unwrap();
@@ -274,15 +281,7 @@ fn read_only_copy_with_a_wal_but_no_shm_is_refused_clearly() {
     let ws = env.ws("u", "p");
     write(&ws.join("a.txt"), b"first\n");
     env.snapshot(&[]);
-    let reader = rusqlite::Connection::open_with_flags(
-        env.store.join("catalog.sqlite"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
-    reader.execute_batch("BEGIN").unwrap();
-    let _: i64 = reader
-        .query_row("SELECT COUNT(*) FROM snapshots", [], |r| r.get(0))
-        .unwrap();
+    let reader = reader_holding_a_view(&env);
     write(&ws.join("a.txt"), b"second\n");
     env.snapshot(&[]);
     // The copy without `-shm`, made by hand.

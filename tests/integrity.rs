@@ -20,6 +20,13 @@ fn remove_catalog(env: &TestEnv) {
 /// bob/p with `big.bin` (in a pack of its own, then lost) and `keep.txt`;
 /// returns the id of the snapshot `repair` leaves damaged, and a copy of
 /// the workspace as it is.
+/// No listed snapshot is marked damaged.
+#[track_caller]
+fn assert_none_damaged(env: &TestEnv) {
+    let flags = damaged_flags(env);
+    assert!(flags.iter().all(|(_, d)| !d), "{flags:?}");
+}
+
 fn repaired_with_a_lost_file(env: &TestEnv) -> (String, PathBuf) {
     let b = env.ws("bob", "p");
     write(&b.join("big.bin"), &random_bytes(2, 300 * KIB));
@@ -56,11 +63,7 @@ fn after_repair_a_lost_file_is_stored_again_and_the_damaged_snapshot_heals() {
 
     // The damaged snapshot reaches nothing missing any more: whole again,
     // and it restores big.bin too.
-    assert!(
-        damaged_flags(&env).iter().all(|(_, d)| !d),
-        "{:?}",
-        damaged_flags(&env)
-    );
+    assert_none_damaged(&env);
     expect_code(env.cmd().args(["check", "--read-data"]), 0);
     // Its trees were linked to the stored-again chunks: forgetting the new
     // snapshot and collecting garbage keeps them.
@@ -216,11 +219,7 @@ fn a_corrupt_chunk_found_by_check_is_stored_again_by_the_next_snapshot() {
     assert_eq!(fs::read(target.join("random.bin")).unwrap(), data);
     // The first snapshot reaches nothing missing any more: whole again, and
     // its random.bin restores from the good copy.
-    assert!(
-        damaged_flags(&env).iter().all(|(_, d)| !d),
-        "{:?}",
-        damaged_flags(&env)
-    );
+    assert_none_damaged(&env);
     let old = env.path("old");
     env.restore("u/p", &first, &old, &[]);
     assert_eq!(fs::read(old.join("random.bin")).unwrap(), data);
@@ -336,11 +335,7 @@ fn a_corrupt_root_tree_is_replaced_by_the_next_snapshot() {
     env.restore("u/p", s(&next, "id"), &target, &[]);
     assert_trees_equal(&ws, &target);
     // The first snapshot reads back through the same row: whole again.
-    assert!(
-        damaged_flags(&env).iter().all(|(_, d)| !d),
-        "{:?}",
-        damaged_flags(&env)
-    );
+    assert_none_damaged(&env);
     let old = env.path("old");
     env.restore("u/p", &first, &old, &[]);
     assert_trees_equal(&ws, &old);
