@@ -13,7 +13,6 @@ mod common;
 
 use common::*;
 use std::path::Path;
-use std::process::Command as Std;
 
 #[track_caller]
 fn require_root(test: &str) {
@@ -240,33 +239,6 @@ fn orphan_packs_of_failed_runs_are_collected_by_the_next_snapshot_prune() {
     assert!(!orphans[0].exists(), "orphan pack still there:\n{out}");
     let ck = expect_code(gc_cmd(&env).args(["check", "--read-data", "--json"]), 0).json();
     assert!(ck["orphan_packs"].as_array().unwrap().is_empty(), "{ck:#}");
-}
-
-struct Tmpfs(std::path::PathBuf);
-
-impl Tmpfs {
-    #[track_caller]
-    fn mount(path: &Path, size: &str) -> Tmpfs {
-        std::fs::create_dir_all(path).unwrap();
-        let ok = Std::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(path)
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(
-            ok,
-            "cannot mount a tmpfs at {} (needs root with CAP_SYS_ADMIN): this test needs a small file system to fill",
-            path.display()
-        );
-        Tmpfs(path.to_path_buf())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Std::new("umount").arg(&self.0).status();
-    }
 }
 
 #[test]

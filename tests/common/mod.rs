@@ -830,3 +830,45 @@ pub fn pack_fingerprint(store: &Path) -> Vec<(PathBuf, u64, String)> {
         })
         .collect()
 }
+
+/// A small tmpfs mounted for a test (a file system to fill), unmounted on
+/// drop. Mounting needs root with CAP_SYS_ADMIN: without it the test fails
+/// saying so, it never passes silently.
+pub struct Tmpfs(pub PathBuf);
+
+impl Tmpfs {
+    #[track_caller]
+    pub fn mount(path: &Path, size: &str) -> Tmpfs {
+        fs::create_dir_all(path).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(
+            ok,
+            "cannot mount a tmpfs at {} (needs root with CAP_SYS_ADMIN): this test needs a small file system to fill; run the tests as root, as CI does",
+            path.display()
+        );
+        Tmpfs(path.to_path_buf())
+    }
+
+    /// Grow (or shrink) it in place.
+    #[track_caller]
+    pub fn resize(&self, size: &str) {
+        let ok = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "remount tmpfs {} to {size}", self.0.display());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
