@@ -4,6 +4,12 @@
 //! with `tests/fixtures/make-store-v1.sh` and is frozen: a change of format
 //! must keep this test passing (read the old version) and add a fixture for
 //! the new one.
+//!
+//! `tests/fixtures/store-v2/` (format version 2) was written with
+//! `tests/fixtures/make-store-v2.sh` by the last commit before the #14
+//! refactoring, so that moving code cannot change what an existing store
+//! reads as: journals, a pruned history, a symlink, an empty directory, an
+//! executable and a big file edited in place.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -199,4 +205,157 @@ fn first_writer_adds_an_index_an_older_v2_catalog_lacks() {
     assert_eq!(has_index(), 1);
     assert_eq!(common::u(&r["workspaces"][0], "bytes_read"), 0, "{r:#}");
     assert_eq!(common::list_json(&env).len(), 2);
+}
+
+fn expected_hashes(b3: &str) -> BTreeMap<String, String> {
+    let mut expected = BTreeMap::new();
+    for line in std::fs::read_to_string(fixtures().join(b3))
+        .unwrap()
+        .lines()
+    {
+        let (hash, path) = line.split_once("  ").unwrap();
+        expected.insert(path.trim_start_matches('.').to_string(), hash.to_string());
+    }
+    expected
+}
+
+fn restore_at(store: &Path, ws: &str, at: &str, target: &Path) {
+    wsnap(store)
+        .args(["restore", ws, "--at", at, "--to"])
+        .arg(target)
+        .assert()
+        .success();
+}
+
+#[test]
+fn store_v2_checks_and_restores_byte_identical() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    copy_dir(&fixtures().join("store-v2"), &store);
+    let before = std::fs::read(store.join("catalog.sqlite")).unwrap();
+
+    wsnap(&store)
+        .args(["check", "--read-data"])
+        .assert()
+        .success();
+    let out = wsnap(&store).args(["list", "--json"]).output().unwrap();
+    assert!(out.status.success());
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        8,
+        "4 workspaces × 2 snapshots kept by the prune"
+    );
+
+    let mut got = BTreeMap::new();
+    for ws in [
+        "alice/notes",
+        "alice/thesis",
+        "bob_lab/rna_seq",
+        "carol/thesis",
+    ] {
+        let target = tmp.path().join("latest").join(ws);
+        restore_at(&store, ws, "2026-11-26T12:10:00Z", &target);
+        files_with_hashes(&target, &format!("/{ws}"), &mut got);
+    }
+    assert_eq!(got, expected_hashes("store-v2.b3"));
+    let latest = tmp.path().join("latest");
+    assert_eq!(
+        std::fs::read_link(latest.join("alice/notes/readme-link")).unwrap(),
+        Path::new("../thesis/README.md")
+    );
+    assert_eq!(
+        std::fs::read_link(latest.join("alice/thesis/latest.csv")).unwrap(),
+        Path::new("data/results.csv")
+    );
+    assert!(latest.join("carol/thesis/empty").is_dir());
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode(&latest.join("bob_lab/rna_seq/run.sh")), 0o755);
+    let mtime = std::fs::metadata(latest.join("alice/thesis/README.md"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(
+        mtime
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+        1_795_690_800,
+        "2026-11-26T11:00:00Z"
+    );
+
+    // The 12:05 snapshots: the big file before its edit, the deleted csv
+    // still there (the same bytes store-v1 holds for them).
+    let v1 = expected_hashes("store-v1.b3");
+    let older = tmp.path().join("older");
+    restore_at(
+        &store,
+        "alice/thesis",
+        "2026-11-26T12:05:00Z",
+        &older.join("t"),
+    );
+    restore_at(
+        &store,
+        "bob_lab/rna_seq",
+        "2026-11-26T12:05:00Z",
+        &older.join("b"),
+    );
+    let hash = |p: &Path| {
+        blake3::hash(&std::fs::read(p).unwrap())
+            .to_hex()
+            .to_string()
+    };
+    assert_eq!(
+        hash(&older.join("t/data/big.txt")),
+        v1["/alice/thesis/data/big.txt"]
+    );
+    assert_eq!(
+        hash(&older.join("b/results/de_genes.csv")),
+        v1["/bob_lab/rna_seq/results/de_genes.csv"]
+    );
+    // The first snapshots were pruned.
+    wsnap(&store)
+        .args([
+            "restore",
+            "alice/notes",
+            "--at",
+            "2026-11-26T12:00:00Z",
+            "--to",
+        ])
+        .arg(tmp.path().join("pruned"))
+        .assert()
+        .failure();
+
+    // Readers never write.
+    assert_eq!(std::fs::read(store.join("catalog.sqlite")).unwrap(), before);
+}
+
+/// The journals of a v2 store rebuild its catalog: `repair` after the
+/// catalog is lost restores the same bytes.
+#[test]
+fn store_v2_catalog_is_rebuilt_from_its_journals() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    copy_dir(&fixtures().join("store-v2"), &store);
+    for f in ["catalog.sqlite", "catalog.sqlite-wal"] {
+        std::fs::remove_file(store.join(f)).unwrap();
+    }
+    wsnap(&store).args(["repair"]).assert().success();
+    wsnap(&store)
+        .args(["check", "--read-data"])
+        .assert()
+        .success();
+    let mut got = BTreeMap::new();
+    for ws in [
+        "alice/notes",
+        "alice/thesis",
+        "bob_lab/rna_seq",
+        "carol/thesis",
+    ] {
+        let target = tmp.path().join("r").join(ws);
+        restore_at(&store, ws, "2026-11-26T12:10:00Z", &target);
+        files_with_hashes(&target, &format!("/{ws}"), &mut got);
+    }
+    assert_eq!(got, expected_hashes("store-v2.b3"));
 }
