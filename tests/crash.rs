@@ -40,11 +40,12 @@ const WORKERS: usize = 3;
 /// Slack allowed over a clean run's pack bytes (equality is expected).
 const SLACK_BYTES: u64 = 4096;
 
-const GC_POINTS: [&str; 7] = [
+const GC_POINTS: [&str; 8] = [
     "gc.collected",
     "gc.repack_sealed",
     "gc.before_commit",
     "gc.committed",
+    "gc.journal_rewritten",
     "gc.old_pack_removed",
     "gc.orphan_removed",
     "pack.before_rename",

@@ -357,3 +357,39 @@ fn repair_keeps_a_salvage_pack_that_has_the_damaged_pack_s_name() {
     env.restore("gus/p", &id, &target, &[]);
     assert_trees_equal(&saved, &target);
 }
+
+/// A `forget` killed right after it rewrote a damaged pack (the catalog
+/// committed, the forgotten bytes zeroed) leaves a consistent store: the
+/// snapshot is gone, the secret too, the next prune has nothing left to do
+/// in `damaged/`, and the kept snapshot restores.
+#[test]
+fn a_kill_after_a_damaged_pack_is_rewritten_leaves_a_consistent_store() {
+    let env = TestEnv::new();
+    let secret = random_bytes(0x5EC2E8, 200 * KIB);
+    let (id1, id2, saved2, pack) = secret_history(&env, &secret);
+    flip(&pack, find_in_pack(&pack, &secret[10_000..10_064]));
+    repair(&env, 1);
+    let mut c = gc_std_cmd(&env);
+    c.env("WSNAP_CRASH_AT", "forget.damaged_rewritten")
+        .args(["forget", "--json", "--snapshot", &id1]);
+    let st = c.status().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&st),
+        Some(9),
+        "forget was not killed after rewriting the damaged pack"
+    );
+    assert_eq!(listed(&env), vec![(id2.clone(), false)]);
+    let needles = windows_of(&secret);
+    let left = files_containing(&env.store, &needles);
+    assert!(left.is_empty(), "{left:#?}");
+    let mut c = gc_cmd(&env);
+    c.args(["prune", "--keep-last", "100", "--json"]);
+    let p = expect_code(&mut c, 0).json();
+    assert_eq!(p["damaged"]["packs_rewritten"].as_u64().unwrap_or(0), 0, "{p:#}");
+    let target = env.path("restored2");
+    env.restore("carol/lab", &id2, &target, &[]);
+    assert_trees_equal(&saved2, &target);
+    let mut c = gc_cmd(&env);
+    c.args(["check", "--read-data"]);
+    expect_code(&mut c, 0);
+}

@@ -449,3 +449,43 @@ fn records_written_with_the_public_snapshot_id_are_repaired() {
     let out = check_code(&env);
     assert_eq!(out.code, 0, "{out}");
 }
+
+/// A kill at any step of `repair` (each point in `wsnap::failpoint::POINTS`
+/// that starts with `repair.`) leaves a store the next `repair` finishes:
+/// every snapshot comes back with the same bytes and `check` passes.
+#[test]
+fn a_kill_at_any_repair_step_is_finished_by_the_next_repair() {
+    let base = TestEnv::new();
+    let states = history(&base);
+    let before = listed(&base);
+    assert_eq!(before.len(), 6);
+    for point in [
+        "repair.packs_indexed",
+        "repair.catalog_built",
+        "repair.old_catalog_kept",
+        "repair.catalog_replaced",
+    ] {
+        let env = TestEnv::new();
+        copy_tree(&base.store, &env.store);
+        copy_tree(&base.root, &env.root);
+        remove_catalog(&env.store);
+        let mut c = env.std_cmd();
+        c.env("WSNAP_CRASH_AT", point).args(["repair", "--json"]);
+        let st = c.status().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&st),
+            Some(9),
+            "repair was not killed at {point}"
+        );
+        let r = repair(&env, 0);
+        assert_eq!(r["ok"], true, "{point}: {r:#}");
+        assert_eq!(listed(&env), before, "{point}");
+        for (id, (ws, copy)) in &states {
+            assert_restores(&env, id, ws, copy);
+        }
+        let out = check_code(&env);
+        assert_eq!(out.code, 0, "{point}: {out}");
+        // And the store takes the next tick.
+        env.snapshot(&[]);
+    }
+}
