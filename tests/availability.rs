@@ -545,7 +545,7 @@ fn journal_directory_entry_is_fsynced_in_the_store_directory() {
     expect_code(&mut c, 0);
     assert!(!env.store.join("journal").exists());
     let trace = env.path("trace");
-    let out = std::process::Command::new("strace")
+    let out = clean_env(std::process::Command::new("strace"))
         .args([
             "-f",
             "-qq",
@@ -559,8 +559,6 @@ fn journal_directory_entry_is_fsynced_in_the_store_directory() {
         .arg(&env.store)
         .args(["snapshot", "--root"])
         .arg(&env.root)
-        .env_remove("SCITEX_BACKUP_ROOT")
-        .env_remove("SCITEX_WORKSPACE_ROOT")
         .output()
         .expect("this test needs strace(1)");
     assert!(

@@ -21,15 +21,6 @@ fn damaged_copies_base() -> TestEnv {
     env
 }
 
-fn check(env: &TestEnv, read_data: bool) -> Out {
-    let mut c = env.cmd();
-    c.args(["check", "--json"]);
-    if read_data {
-        c.arg("--read-data");
-    }
-    run(&mut c)
-}
-
 #[test]
 fn clean_store_checks_ok() {
     let env = damaged_copies_base();

@@ -17,16 +17,6 @@ fn three_workspaces(env: &TestEnv) {
     write(&env.ws("bob", "r").join("r.txt"), b"bob r");
 }
 
-/// (user, project) of every snapshot in `list --json` output.
-fn listed(env: &TestEnv) -> Vec<(String, String)> {
-    let v = expect_code(env.cmd().args(["list", "--json"]), 0).json();
-    v.as_array()
-        .expect("list --json is an array")
-        .iter()
-        .map(|s_| (s(s_, "user").to_string(), s(s_, "project").to_string()))
-        .collect()
-}
-
 fn pair(u: &str, p: &str) -> (String, String) {
     (u.to_string(), p.to_string())
 }
@@ -75,11 +65,11 @@ fn workspace_flag_selects_only_the_named_workspaces() {
     let ws = report["workspaces"].as_array().unwrap();
     assert_eq!(ws.len(), 1, "{report:#}");
     assert_eq!((s(&ws[0], "user"), s(&ws[0], "project")), ("bob", "r"));
-    assert_eq!(listed(&env), [pair("bob", "r")]);
+    assert_eq!(listed(&env).workspaces(), [pair("bob", "r")]);
 
     env.snapshot(&["--workspace", "alice/q", "--workspace", "alice/p"]);
     assert_eq!(
-        listed(&env),
+        listed(&env).workspaces(),
         [pair("alice", "p"), pair("alice", "q"), pair("bob", "r")]
     );
 }
@@ -134,7 +124,10 @@ fn missing_workspace_fails_alone_and_the_others_commit() {
     }
     assert_eq!(u(&report["summary"], "ok"), 2);
     assert_eq!(u(&report["summary"], "failed"), 2);
-    assert_eq!(listed(&env), [pair("alice", "p"), pair("bob", "r")]);
+    assert_eq!(
+        listed(&env).workspaces(),
+        [pair("alice", "p"), pair("bob", "r")]
+    );
 
     // The human report names the failure too.
     let mut c = env.cmd();
@@ -147,7 +140,7 @@ fn missing_workspace_fails_alone_and_the_others_commit() {
     let out = expect_code(&mut c, 1);
     assert!(out.stdout.contains("ghost/x"), "{out}");
     assert!(out.stdout.contains("failed"), "{out}");
-    assert!(listed(&env).contains(&pair("alice", "q")));
+    assert!(listed(&env).workspaces().contains(&pair("alice", "q")));
 }
 
 #[test]
@@ -292,7 +285,11 @@ fn bad_workspace_syntax_is_an_input_error() {
             2,
         );
     }
-    assert_eq!(listed(&env).len(), 3, "a refused run added snapshots");
+    assert_eq!(
+        listed(&env).workspaces().len(),
+        3,
+        "a refused run added snapshots"
+    );
 }
 
 #[test]
@@ -346,7 +343,10 @@ fn underscores_in_names_keep_workspaces_apart() {
     write(&env.ws("a_b", "c").join("who.txt"), b"user a_b, project c");
     write(&env.ws("a", "b_c").join("who.txt"), b"user a, project b_c");
     env.snapshot(&[]);
-    assert_eq!(listed(&env), [pair("a", "b_c"), pair("a_b", "c")]);
+    assert_eq!(
+        listed(&env).workspaces(),
+        [pair("a", "b_c"), pair("a_b", "c")]
+    );
     for (ws, want) in [
         ("a_b/c", &b"user a_b, project c"[..]),
         ("a/b_c", &b"user a, project b_c"[..]),
@@ -389,7 +389,7 @@ fn symlinked_user_or_project_directories_are_not_workspaces() {
         .collect();
     assert_eq!(rejected, ["alice/linked-project", "linked-user"]);
     assert_eq!(u(&report["summary"], "entries_skipped"), 2);
-    assert_eq!(listed(&env), [pair("alice", "p")]);
+    assert_eq!(listed(&env).workspaces(), [pair("alice", "p")]);
 }
 
 #[test]
@@ -417,7 +417,7 @@ fn locked_store_exits_75() {
     expect_code(env.cmd().arg("list"), 0);
     drop(lock); // closing the descriptor releases the flock
     env.snapshot(&[]);
-    assert_eq!(listed(&env).len(), 3);
+    assert_eq!(listed(&env).workspaces().len(), 3);
 }
 
 #[test]

@@ -50,7 +50,7 @@ fn fixtures() -> std::path::PathBuf {
 }
 
 fn wsnap(store: &Path) -> Command {
-    let mut c = Command::cargo_bin("wsnap").unwrap();
+    let mut c = common::bare_cmd();
     c.arg("--store").arg(store);
     c
 }
@@ -98,13 +98,7 @@ fn assert_restores_v1(tmp: &Path, store: &Path) {
     let fixtures = fixtures();
     let store = store.to_path_buf();
 
-    let out = Command::cargo_bin("wsnap")
-        .unwrap()
-        .args(["--store"])
-        .arg(&store)
-        .args(["list", "--json"])
-        .output()
-        .unwrap();
+    let out = wsnap(&store).args(["list", "--json"]).output().unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -133,10 +127,7 @@ fn assert_restores_v1(tmp: &Path, store: &Path) {
         "carol/thesis",
     ] {
         let target = tmp.join("restore").join(ws);
-        Command::cargo_bin("wsnap")
-            .unwrap()
-            .arg("--store")
-            .arg(&store)
+        wsnap(&store)
             .args(["restore", ws, "--at", "2026-11-26T12:05:00Z", "--to"])
             .arg(&target)
             .assert()
@@ -154,10 +145,7 @@ fn assert_restores_v1(tmp: &Path, store: &Path) {
 
     // The older snapshot of alice/notes has the todo list before its edit.
     let older = tmp.join("older");
-    Command::cargo_bin("wsnap")
-        .unwrap()
-        .arg("--store")
-        .arg(&store)
+    wsnap(&store)
         .args([
             "restore",
             "alice/notes",

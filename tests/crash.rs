@@ -105,7 +105,7 @@ impl Fate {
 /// point was reached) or exit 0 (it was not). Anything else fails.
 #[track_caller]
 fn run_crashing(env: &TestEnv, args: &[&str], extra_env: &[(&str, &str)], spec: &str) -> Fate {
-    let mut c = gc_std_cmd(env);
+    let mut c = env.std_cmd();
     c.env("WSNAP_CRASH_AT", spec).args(args);
     for (k, v) in extra_env {
         c.env(k, v);
@@ -139,7 +139,7 @@ fn run_crashing(env: &TestEnv, args: &[&str], extra_env: &[(&str, &str)], spec: 
 /// `wsnap ARGS` on `env` (no crash point), asserting exit 0.
 #[track_caller]
 fn ok(env: &TestEnv, args: &[&str]) -> Out {
-    let mut c = gc_cmd(env);
+    let mut c = env.cmd();
     c.args(args);
     expect_code(&mut c, 0)
 }
@@ -317,7 +317,7 @@ fn verify_restores(
             .unwrap_or_else(|| panic!("{ctx}: listed snapshot {key:?} was never taken: {x:#}"));
         let id = s(x, "id");
         let target = env.path(format!("restored/{}", &id[..16]));
-        let mut c = gc_cmd(env);
+        let mut c = env.cmd();
         c.args(["restore", &key.0, "--snapshot", id, "--to"])
             .arg(&target);
         let out = run(&mut c);
@@ -379,7 +379,7 @@ fn assert_forget_all_empties_store(env: &TestEnv, ctx: &str) {
         .iter()
         .map(|x| s(x, "id").to_string())
         .collect();
-    let mut c = gc_cmd(env);
+    let mut c = env.cmd();
     c.args(["forget", "--json"]);
     for id in &ids {
         c.args(["--snapshot", id]);

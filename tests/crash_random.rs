@@ -89,13 +89,6 @@ fn edit(env: &TestEnv, rng: &mut Rng, tick: u64) {
     }
 }
 
-fn check_clean(env: &TestEnv, ctx: &str) {
-    let mut c = env.cmd();
-    c.args(["check", "--read-data"]);
-    let out = run(&mut c);
-    assert_eq!(out.code, 0, "{ctx}: check --read-data found damage\n{out}");
-}
-
 fn verify_all(env: &TestEnv, states: &BTreeMap<(String, i64), Listing>, ctx: &str) -> usize {
     let list = list_json(env);
     for x in &list {
@@ -183,7 +176,11 @@ fn random_kills(target: u64) {
             let (_, took) = run_child(&env, &args, None);
             usual_repair = took;
             assert_eq!(list_json(&env).len(), before, "repair at tick {tick}");
-            check_clean(&env, &format!("after repair at tick {tick}"));
+            let out = check(&env, true);
+            assert_eq!(
+                out.code, 0,
+                "after repair at tick {tick}: check --read-data found damage\n{out}"
+            );
             checks += 1;
             continue;
         }
@@ -214,7 +211,12 @@ fn random_kills(target: u64) {
         if killed {
             kills += 1;
             let ctx = format!("kill {kills} (tick {tick}, after {took:?})");
-            check_clean(&env, &ctx);
+            let out = check(&env, true);
+            assert_eq!(
+                out.code, 0,
+                "{}: check --read-data found damage\n{out}",
+                &ctx
+            );
             checks += 1;
             if kills % 10 == 0 {
                 restores += verify_all(&env, &states, &ctx);
@@ -232,7 +234,12 @@ fn random_kills(target: u64) {
         states.insert((ws.to_string(), t), listing(&ws_dir(&env, ws)));
     }
     snapshot_at(&env, &[], t);
-    check_clean(&env, "after recovery");
+    let out = check(&env, true);
+    assert_eq!(
+        out.code, 0,
+        "{}: check --read-data found damage\n{out}",
+        "after recovery"
+    );
     restores += verify_all(&env, &states, "after recovery");
     eprintln!(
         "crash_random: seed {seed:#x}: {kills} kills ({repair_kills} of repair) in {tick} ticks, \

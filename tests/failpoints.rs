@@ -38,7 +38,10 @@ fn every_point_has_a_test_that_stops_there() {
         let named = |text: &str| {
             text.contains(&format!("\"{}\"", p.name)) || text.contains(&format!("\"{}:", p.name))
         };
-        if !sources.iter().any(|(_, text)| text.contains(var) && named(text)) {
+        if !sources
+            .iter()
+            .any(|(_, text)| text.contains(var) && named(text))
+        {
             missing.push(format!("{} ({var}): {}", p.name, p.state));
         }
     }

@@ -26,20 +26,15 @@ fn remove_catalog(store: &Path) {
 }
 
 fn repair(env: &TestEnv, code: i32) -> Value {
-    let mut c = gc_cmd(env);
+    let mut c = env.cmd();
     c.args(["repair", "--json"]);
     expect_code(&mut c, code).json()
 }
 
 fn forget(env: &TestEnv, id: &str, code: i32) -> Out {
-    let mut c = gc_cmd(env);
+    let mut c = env.cmd();
     c.args(["forget", "--json", "--snapshot", id]);
     expect_code(&mut c, code)
-}
-
-/// `(id, damaged)` of every listed snapshot.
-fn listed(env: &TestEnv) -> Vec<(String, bool)> {
-    damaged_flags(env)
 }
 
 /// Position of `needle` in the store's only pack file.
@@ -58,7 +53,7 @@ fn flip(path: &Path, pos: usize) {
 }
 
 fn kill_before_commit(env: &TestEnv, time_ns: i64) {
-    let mut c = gc_std_cmd(env);
+    let mut c = env.std_cmd();
     c.env("WSNAP_CRASH_AT", "snapshot.before_commit")
         .arg("snapshot")
         .arg("--root")
@@ -97,7 +92,7 @@ fn prune_collects_trees_of_crashed_runs_that_repair_indexed() {
     // With the catalog still there, and again with catalog and journals
     // gone: either way the crashed run's blobs are collected.
     repair(&env, 0);
-    let mut c = gc_cmd(&env);
+    let mut c = env.cmd();
     c.args(["prune", "--json", "--keep-last", "10"]);
     let r = expect_code(&mut c, 0).json();
     assert!(u(&r, "blobs_deleted") >= 4, "{r:#}");
@@ -111,11 +106,11 @@ fn prune_collects_trees_of_crashed_runs_that_repair_indexed() {
         "{} pack bytes for a 186-byte workspace",
         pack_bytes(&env.store)
     );
-    assert_eq!(listed(&env), vec![(kept_id.clone(), false)]);
+    assert_eq!(listed(&env).flags(), vec![(kept_id.clone(), false)]);
     let target = env.path("restored");
     env.restore("dana/notes", &kept_id, &target, &[]);
     assert_trees_equal(&saved, &target);
-    let mut c = gc_cmd(&env);
+    let mut c = env.cmd();
     c.args(["check", "--read-data"]);
     expect_code(&mut c, 0);
 
@@ -124,7 +119,7 @@ fn prune_collects_trees_of_crashed_runs_that_repair_indexed() {
     kill_before_commit(&env, t0 + 2 * HOUR);
     remove_catalog(&env.store);
     repair(&env, 0);
-    let mut c = gc_cmd(&env);
+    let mut c = env.cmd();
     c.args(["prune", "--json", "--keep-last", "10"]);
     expect_code(&mut c, 0);
     assert!(files_containing(&env.store, &needles).is_empty());
@@ -169,7 +164,7 @@ fn forget_purges_the_secret_from_damaged_packs() {
     let r = repair(&env, 1);
     assert_eq!(r["damaged_packs"].as_array().unwrap().len(), 1, "{r:#}");
     assert_eq!(
-        listed(&env),
+        listed(&env).flags(),
         vec![(id1.clone(), true), (id2.clone(), false)]
     );
     let needles = windows_of(&secret);
@@ -188,7 +183,7 @@ fn forget_purges_the_secret_from_damaged_packs() {
     let target = env.path("restored2");
     env.restore("carol/lab", &id2, &target, &[]);
     assert_trees_equal(&saved2, &target);
-    let mut c = gc_cmd(&env);
+    let mut c = env.cmd();
     c.args(["check", "--read-data"]);
     expect_code(&mut c, 0);
 }
@@ -225,6 +220,7 @@ fn forget_names_what_it_cannot_attribute_in_damaged_packs() {
     remove_catalog(&env.store);
     repair(&env, 1);
     let damaged: Vec<String> = listed(&env)
+        .flags()
         .into_iter()
         .filter(|(_, d)| *d)
         .map(|(id, _)| id)
@@ -268,11 +264,11 @@ fn repair_salvages_a_record_with_a_damaged_header_from_the_old_catalog() {
     let r = repair(&env, 1);
     assert_eq!(r["damaged_packs"].as_array().unwrap().len(), 1, "{r:#}");
     assert_eq!(u(&r, "missing_refs"), 0, "{r:#}");
-    assert_eq!(listed(&env), vec![(id.clone(), false)]);
+    assert_eq!(listed(&env).flags(), vec![(id.clone(), false)]);
     let target = env.path("restored");
     env.restore("erin/p", &id, &target, &[]);
     assert_trees_equal(&saved, &target);
-    let mut c = gc_cmd(&env);
+    let mut c = env.cmd();
     c.args(["check", "--read-data"]);
     expect_code(&mut c, 0);
 }
@@ -350,9 +346,9 @@ fn repair_keeps_a_salvage_pack_that_has_the_damaged_pack_s_name() {
         "the damaged file is kept"
     );
     assert_ne!(fs::read(&aside).unwrap(), original);
-    assert_eq!(listed(&env), vec![(id.clone(), false)]);
+    assert_eq!(listed(&env).flags(), vec![(id.clone(), false)]);
     repair(&env, 0);
-    assert_eq!(listed(&env), vec![(id.clone(), false)]);
+    assert_eq!(listed(&env).flags(), vec![(id.clone(), false)]);
     let target = env.path("restored");
     env.restore("gus/p", &id, &target, &[]);
     assert_trees_equal(&saved, &target);
@@ -369,27 +365,35 @@ fn a_kill_after_a_damaged_pack_is_rewritten_leaves_a_consistent_store() {
     let (id1, id2, saved2, pack) = secret_history(&env, &secret);
     flip(&pack, find_in_pack(&pack, &secret[10_000..10_064]));
     repair(&env, 1);
-    let mut c = gc_std_cmd(&env);
-    c.env("WSNAP_CRASH_AT", "forget.damaged_rewritten")
-        .args(["forget", "--json", "--snapshot", &id1]);
+    let mut c = env.std_cmd();
+    c.env("WSNAP_CRASH_AT", "forget.damaged_rewritten").args([
+        "forget",
+        "--json",
+        "--snapshot",
+        &id1,
+    ]);
     let st = c.status().unwrap();
     assert_eq!(
         std::os::unix::process::ExitStatusExt::signal(&st),
         Some(9),
         "forget was not killed after rewriting the damaged pack"
     );
-    assert_eq!(listed(&env), vec![(id2.clone(), false)]);
+    assert_eq!(listed(&env).flags(), vec![(id2.clone(), false)]);
     let needles = windows_of(&secret);
     let left = files_containing(&env.store, &needles);
     assert!(left.is_empty(), "{left:#?}");
-    let mut c = gc_cmd(&env);
+    let mut c = env.cmd();
     c.args(["prune", "--keep-last", "100", "--json"]);
     let p = expect_code(&mut c, 0).json();
-    assert_eq!(p["damaged"]["packs_rewritten"].as_u64().unwrap_or(0), 0, "{p:#}");
+    assert_eq!(
+        p["damaged"]["packs_rewritten"].as_u64().unwrap_or(0),
+        0,
+        "{p:#}"
+    );
     let target = env.path("restored2");
     env.restore("carol/lab", &id2, &target, &[]);
     assert_trees_equal(&saved2, &target);
-    let mut c = gc_cmd(&env);
+    let mut c = env.cmd();
     c.args(["check", "--read-data"]);
     expect_code(&mut c, 0);
 }

@@ -615,7 +615,7 @@ fn systemd_units_match_cron_and_verify() {
         return;
     }
     // Verify copies whose ExecStart is the binary under test and whose
-    // man:wsnap(1) is the generated page.
+    // man:1.cmd() is the generated page.
     let dir = tempfile::tempdir().unwrap();
     let units = dir.path().join("units");
     let man1 = dir.path().join("man/man1");

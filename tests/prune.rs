@@ -6,7 +6,7 @@
 //! garbage collection, `forget` purging a secret's bytes from every file of
 //! the store, and `snapshot --prune` in one run.
 //!
-//! Every command runs with `TZ=UTC` (see [`gc_cmd`]) unless a test sets
+//! Every command runs with `TZ=UTC` (see [`clean_env`]) unless a test sets
 //! another zone, so the expected buckets below are UTC ones.
 
 mod common;
@@ -65,7 +65,7 @@ fn every(t0: i64, step: i64, n: i64) -> Vec<i64> {
 /// `prune --json ARGS` (exit 0): the report.
 #[track_caller]
 fn prune(env: &TestEnv, args: &[&str]) -> Value {
-    let mut c = gc_cmd(env);
+    let mut c = env.cmd();
     c.args(["prune", "--json"]).args(args);
     expect_code(&mut c, 0).json()
 }
@@ -76,15 +76,6 @@ fn forgotten(report: &Value) -> BTreeSet<String> {
         .as_array()
         .unwrap_or_else(|| panic!("no forgotten array in {report:#}"))
         .iter()
-        .map(|s| s["id"].as_str().unwrap().to_string())
-        .collect()
-}
-
-/// Ids in `list`, optionally only of workspace `ws`.
-fn listed(env: &TestEnv, ws: Option<&str>) -> BTreeSet<String> {
-    list_json(env)
-        .iter()
-        .filter(|s| ws.is_none_or(|w| ws_of(s) == w))
         .map(|s| s["id"].as_str().unwrap().to_string())
         .collect()
 }
@@ -153,7 +144,7 @@ fn keep_last_keeps_the_n_newest_by_snapshot_time() {
     assert_eq!(r["dry_run"], false);
     assert_eq!(forgotten(&r), pick(&ids, 0..7), "{r:#}");
     assert_eq!(u(&r, "kept"), 3);
-    assert_eq!(listed(&env, None), pick(&ids, 7..10));
+    assert_eq!(listed(&env).ids(None), pick(&ids, 7..10));
 }
 
 #[test]
@@ -177,7 +168,7 @@ fn keep_within_counts_back_from_now() {
     }
     let r = prune(&env, &["--keep-within", "150m"]);
     assert_eq!(forgotten(&r), pick(&ids, 0..7), "{r:#}");
-    assert_eq!(listed(&env, None), pick(&ids, 7..10));
+    assert_eq!(listed(&env).ids(None), pick(&ids, 7..10));
 }
 
 /// Snapshot times for the calendar tiers (UTC), oldest first:
@@ -258,7 +249,7 @@ fn hourly_daily_weekly_monthly_and_unions() {
 
     // Buckets are local time: in Japan (UTC+9, no DST) snapshot 9 (23:59Z)
     // falls on 02-04 like snapshot 10, so the second day is 02-03 with 8.
-    let mut c = gc_cmd(&env);
+    let mut c = env.cmd();
     c.env("TZ", "JST-9")
         .args(["prune", "--json", "--dry-run", "--keep-daily", "2"]);
     let r = expect_code(&mut c, 0).json();
@@ -272,7 +263,7 @@ fn hourly_daily_weekly_monthly_and_unions() {
     let r = prune(&env, &UNION_POLICY);
     let keep = pick(&ids, [10, 9, 6, 2]);
     assert_eq!(forgotten(&r), minus(&all(&ids), &keep), "{r:#}");
-    assert_eq!(listed(&env, None), keep);
+    assert_eq!(listed(&env).ids(None), keep);
     // Applying the same policy again changes nothing.
     let r = prune(&env, &UNION_POLICY);
     assert!(forgotten(&r).is_empty(), "{r:#}");
@@ -307,15 +298,15 @@ fn retention_is_per_workspace() {
     let r = prune(&env, &["--workspace", "a/b", "--keep-last", "3"]);
     assert_eq!(forgotten(&r), pick(&ab, 0..7), "{r:#}");
     assert_eq!(u(&r, "kept"), 3);
-    assert_eq!(listed(&env, Some("a/b")), pick(&ab, 7..10));
-    assert_eq!(listed(&env, Some("c/d")), all(&cd));
+    assert_eq!(listed(&env).ids(Some("a/b")), pick(&ab, 7..10));
+    assert_eq!(listed(&env).ids(Some("c/d")), all(&cd));
 
     // A workspace without snapshots is bad input and changes nothing.
     let before = store_state(&env);
-    let mut c = gc_cmd(&env);
+    let mut c = env.cmd();
     c.args(["prune", "--workspace", "no/such", "--keep-last", "1"]);
     expect_code(&mut c, 2);
-    let mut c = gc_cmd(&env);
+    let mut c = env.cmd();
     c.args([
         "prune",
         "--workspace",
@@ -333,8 +324,8 @@ fn retention_is_per_workspace() {
 
     let r = prune(&env, &["--keep-last", "3"]);
     assert_eq!(forgotten(&r), pick(&cd, 0..7), "{r:#}");
-    assert_eq!(listed(&env, Some("a/b")), pick(&ab, 7..10));
-    assert_eq!(listed(&env, Some("c/d")), pick(&cd, 7..10));
+    assert_eq!(listed(&env).ids(Some("a/b")), pick(&ab, 7..10));
+    assert_eq!(listed(&env).ids(Some("c/d")), pick(&cd, 7..10));
 }
 
 #[test]
@@ -372,11 +363,11 @@ fn the_newest_snapshot_of_each_workspace_is_always_kept() {
     }
     let r = prune(&env, &["--keep-within", "1s"]);
     assert_eq!(forgotten(&r), minus(&everything, &newest), "{r:#}");
-    assert_eq!(listed(&env, None), newest);
+    assert_eq!(listed(&env).ids(None), newest);
     // Nothing left to forget: the newest stays though no window holds it.
     let r = prune(&env, &["--keep-within", "1s"]);
     assert!(forgotten(&r).is_empty(), "{r:#}");
-    assert_eq!(listed(&env, None), newest);
+    assert_eq!(listed(&env).ids(None), newest);
 }
 
 #[test]
@@ -411,7 +402,7 @@ fn default_keep_last_comes_from_scitex_max_snapshots() {
     assert_eq!((ab.len(), cd.len()), (6, 6));
 
     let dry = |envvar: Option<&str>, extra: &[&str]| -> Value {
-        let mut c = gc_cmd(&env);
+        let mut c = env.cmd();
         if let Some(v) = envvar {
             c.env("SCITEX_MAX_SNAPSHOTS", v);
         }
@@ -435,14 +426,14 @@ fn default_keep_last_comes_from_scitex_max_snapshots() {
     assert_eq!(u(&r, "kept"), 2, "{r:#}");
 
     // SCITEX_MAX_SNAPSHOTS=4 keeps four per workspace.
-    let mut c = gc_cmd(&env);
+    let mut c = env.cmd();
     c.env("SCITEX_MAX_SNAPSHOTS", "4").args(["prune", "--json"]);
     let r = expect_code(&mut c, 0).json();
     let gone: BTreeSet<String> = pick(&ab, 0..2).union(&pick(&cd, 0..2)).cloned().collect();
     assert_eq!(forgotten(&r), gone, "{r:#}");
     assert_eq!(u(&r, "kept"), 8);
-    assert_eq!(listed(&env, Some("a/b")), pick(&ab, 2..6));
-    assert_eq!(listed(&env, Some("c/d")), pick(&cd, 2..6));
+    assert_eq!(listed(&env).ids(Some("a/b")), pick(&ab, 2..6));
+    assert_eq!(listed(&env).ids(Some("c/d")), pick(&cd, 2..6));
 }
 
 #[test]
@@ -524,7 +515,7 @@ fn bad_retention_values_exit_2_and_change_nothing() {
         ),
     ];
     for (var, args, mention) in cases {
-        let mut c = gc_cmd(&env);
+        let mut c = env.cmd();
         if let Some(v) = var {
             c.env("SCITEX_MAX_SNAPSHOTS", v);
         }
@@ -638,14 +629,14 @@ fn kept_snapshots_restore_identically_after_prune_and_a_second_prune_is_a_noop()
     );
 
     // Forgotten ones are gone from list; kept ones restore byte-identically.
-    assert_eq!(listed(&env, None), keep);
+    assert_eq!(listed(&env).ids(None), keep);
     for (i, id) in ids.iter().enumerate() {
         if keep.contains(id) {
             let target = env.path(format!("restored/{i}"));
             env.restore("alice/paper", id, &target, &[]);
             assert_trees_equal(&saved[i], &target);
         } else {
-            let mut c = gc_cmd(&env);
+            let mut c = env.cmd();
             c.args(["restore", "alice/paper", "--snapshot", id, "--to"])
                 .arg(env.path(format!("gone/{i}")));
             expect_code(&mut c, 2);
@@ -653,7 +644,7 @@ fn kept_snapshots_restore_identically_after_prune_and_a_second_prune_is_a_noop()
     }
     // The latest still restores by time.
     let target = env.path("restored/latest");
-    let mut c = gc_cmd(&env);
+    let mut c = env.cmd();
     c.args(["restore", "alice/paper", "--at", "latest", "--to"])
         .arg(&target);
     expect_code(&mut c, 0);
@@ -713,14 +704,14 @@ fn dry_run_reports_what_would_go_and_changes_nothing() {
     );
 
     // Text output says it is a dry run.
-    let mut c = gc_cmd(&env);
+    let mut c = env.cmd();
     c.args(["prune", "--dry-run"]).args(policy);
     let out = expect_code(&mut c, 0);
     assert!(out.stdout.contains("would forget"), "{out}");
     assert!(store_state(&env) == before);
 
     // forget --dry-run too.
-    let mut c = gc_cmd(&env);
+    let mut c = env.cmd();
     c.args(["forget", "--dry-run", "--json", "--snapshot", &ids[5]]);
     let r = expect_code(&mut c, 0).json();
     assert_eq!(r["dry_run"], true);
@@ -751,7 +742,7 @@ fn dry_run_reports_what_would_go_and_changes_nothing() {
         est >= freed && est - freed <= 1024 * u(&real, "packs_written").max(1),
         "dry-run estimate {est} vs freed {freed}"
     );
-    assert_eq!(listed(&env, None), pick(&ids, 4..6));
+    assert_eq!(listed(&env).ids(None), pick(&ids, 4..6));
 }
 
 // ---------------------------------------------------------------------------
@@ -797,13 +788,13 @@ fn forget_purges_a_secret_from_every_file_of_the_store() {
     }
 
     // A dry run keeps it.
-    let mut c = gc_cmd(&env);
+    let mut c = env.cmd();
     c.args(["forget", "--dry-run", "--json", "--snapshot", &id1]);
     expect_code(&mut c, 0);
     assert_eq!(files_containing(&env.store, &needles).len(), hits.len());
 
     // Forget by a unique prefix.
-    let mut c = gc_cmd(&env);
+    let mut c = env.cmd();
     c.args(["forget", "--json", "--snapshot", &id1[..12]]);
     let r = expect_code(&mut c, 0).json();
     assert_eq!(forgotten(&r), BTreeSet::from([id1.clone()]), "{r:#}");
@@ -816,16 +807,16 @@ fn forget_purges_a_secret_from_every_file_of_the_store() {
         all_files(&env.store)
     );
 
-    assert_eq!(listed(&env, None), BTreeSet::from([id2.clone()]));
+    assert_eq!(listed(&env).ids(None), BTreeSet::from([id2.clone()]));
     let target = env.path("restored2");
     env.restore("carol/lab", &id2, &target, &[]);
     assert_trees_equal(&saved2, &target);
-    let mut c = gc_cmd(&env);
+    let mut c = env.cmd();
     c.args(["restore", "carol/lab", "--snapshot", &id1, "--to"])
         .arg(env.path("gone"));
     expect_code(&mut c, 2);
     // Forgetting it again: it is unknown now.
-    let mut c = gc_cmd(&env);
+    let mut c = env.cmd();
     c.args(["forget", "--snapshot", &id1]);
     expect_code(&mut c, 2);
 }
@@ -849,7 +840,7 @@ fn forget_refuses_unknown_short_and_ambiguous_ids() {
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         snapshot_at(&env, &names, t0 + batch * MIN);
         let mut seen = std::collections::BTreeMap::new();
-        for id in listed(&env, None) {
+        for id in listed(&env).ids(None) {
             *seen.entry(id[..4].to_string()).or_insert(0) += 1;
         }
         prefix = seen.into_iter().find(|&(_, n)| n > 1).map(|(p, _)| p);
@@ -858,7 +849,7 @@ fn forget_refuses_unknown_short_and_ambiguous_ids() {
         }
     }
     let prefix = prefix.expect("no two of 2400 snapshot ids share 4 hex digits");
-    let ids: Vec<String> = listed(&env, None).into_iter().collect();
+    let ids: Vec<String> = listed(&env).ids(None).into_iter().collect();
     let before = store_state(&env);
 
     let unknown = {
@@ -884,7 +875,7 @@ fn forget_refuses_unknown_short_and_ambiguous_ids() {
         (vec![ids[1][..8].to_string(), prefix.clone()], "matches"),
     ];
     for (args, mention) in cases {
-        let mut c = gc_cmd(&env);
+        let mut c = env.cmd();
         c.arg("forget");
         for a in &args {
             c.args(["--snapshot", a]);
@@ -896,7 +887,7 @@ fn forget_refuses_unknown_short_and_ambiguous_ids() {
             "forget {args:?} changed the store"
         );
     }
-    let mut c = gc_cmd(&env);
+    let mut c = env.cmd();
     c.arg("forget");
     expect_code(&mut c, 2); // --snapshot is required
 }
@@ -915,7 +906,7 @@ fn snapshot_prune_prunes_in_the_same_run_and_holds_failed_workspaces() {
     // Prune runs after the snapshot, in the same command, only for the
     // workspaces named.
     write(&env.root.join("a/b/tick.txt"), b"new");
-    let mut c = gc_cmd(&env);
+    let mut c = env.cmd();
     c.args([
         "snapshot",
         "--json",
@@ -935,11 +926,11 @@ fn snapshot_prune_prunes_in_the_same_run_and_holds_failed_workspaces() {
     assert_eq!(u(p, "kept"), 2);
     let mut want = pick(&ab, [3]);
     want.insert(new_id.clone());
-    assert_eq!(listed(&env, Some("a/b")), want);
-    assert_eq!(listed(&env, Some("c/d")), all(&cd));
+    assert_eq!(listed(&env).ids(Some("a/b")), want);
+    assert_eq!(listed(&env).ids(Some("c/d")), all(&cd));
 
     // Every workspace, default policy from the environment.
-    let mut c = gc_cmd(&env);
+    let mut c = env.cmd();
     c.env("SCITEX_MAX_SNAPSHOTS", "3")
         .args([
             "snapshot",
@@ -952,14 +943,14 @@ fn snapshot_prune_prunes_in_the_same_run_and_holds_failed_workspaces() {
         .arg(&env.root);
     let r = expect_code(&mut c, 0).json();
     assert_eq!(forgotten(&r["prune"]), pick(&cd, 0..2), "{r:#}");
-    assert_eq!(listed(&env, Some("a/b")).len(), 3);
-    assert_eq!(listed(&env, Some("c/d")).len(), 3);
+    assert_eq!(listed(&env).ids(Some("a/b")).len(), 3);
+    assert_eq!(listed(&env).ids(Some("c/d")).len(), 3);
 
     // A failing workspace: exit 1, the others are snapshotted and pruned
     // as usual; the failed one's retention is held (issue 13: retention
     // per workspace; it used to stop for every workspace).
-    let before_cd = listed(&env, Some("c/d"));
-    let mut c = gc_cmd(&env);
+    let before_cd = listed(&env).ids(Some("c/d"));
+    let mut c = env.cmd();
     c.args([
         "snapshot",
         "--json",
@@ -983,15 +974,19 @@ fn snapshot_prune_prunes_in_the_same_run_and_holds_failed_workspaces() {
     assert_eq!(r["workspaces"][1]["status"], "failed", "{r:#}");
     assert_eq!(u(&r["prune"], "kept"), 1, "{r:#}");
     assert_eq!(
-        listed(&env, Some("a/b")),
+        listed(&env).ids(Some("a/b")),
         BTreeSet::from([a_new]),
         "a/b must be pruned although no/such failed"
     );
-    assert_eq!(listed(&env, Some("c/d")), before_cd, "c/d was not named");
+    assert_eq!(
+        listed(&env).ids(Some("c/d")),
+        before_cd,
+        "c/d was not named"
+    );
     // c/d fails too when its project directory is gone: held, all kept.
-    let cd_before = listed(&env, Some("c/d"));
+    let cd_before = listed(&env).ids(Some("c/d"));
     std::fs::rename(env.root.join("c/d"), env.path("d-away")).unwrap();
-    let mut c = gc_cmd(&env);
+    let mut c = env.cmd();
     c.args(["snapshot", "--workspace", "c/d", "--workspace", "a/b"])
         .args([
             "--prune",
@@ -1004,6 +999,6 @@ fn snapshot_prune_prunes_in_the_same_run_and_holds_failed_workspaces() {
         .arg(&env.root);
     let out = expect_code(&mut c, 1);
     assert!(out.stdout.contains("held    c/d  retention held"), "{out}");
-    assert_eq!(listed(&env, Some("c/d")), cd_before, "{out}");
-    assert_eq!(listed(&env, Some("a/b")).len(), 1, "{out}");
+    assert_eq!(listed(&env).ids(Some("c/d")), cd_before, "{out}");
+    assert_eq!(listed(&env).ids(Some("a/b")).len(), 1, "{out}");
 }

@@ -23,25 +23,6 @@ fn repair(env: &TestEnv, code: i32) -> Value {
     expect_code(&mut c, code).json()
 }
 
-fn check_code(env: &TestEnv) -> Out {
-    let mut c = env.cmd();
-    c.args(["check", "--read-data", "--json"]);
-    run(&mut c)
-}
-
-/// Snapshot ids of `list --json`, with their workspace and damaged flag.
-fn listed(env: &TestEnv) -> BTreeMap<String, (String, bool)> {
-    list_json(env)
-        .iter()
-        .map(|s| {
-            (
-                s["id"].as_str().unwrap().to_string(),
-                (ws_of(s), s["damaged"].as_bool().unwrap()),
-            )
-        })
-        .collect()
-}
-
 /// Three rounds of edits over two workspaces; every snapshot's tree is
 /// copied aside. Returns id → (workspace, copy of its tree).
 fn history(env: &TestEnv) -> BTreeMap<String, (String, PathBuf)> {
@@ -100,7 +81,7 @@ fn lost_catalog_is_rebuilt_without_forgotten_snapshots() {
     c.args(["forget", "--snapshot", &forgotten]);
     expect_code(&mut c, 0);
     states.remove(&forgotten);
-    let before = listed(&env);
+    let before = listed(&env).by_id();
     assert_eq!(before.len(), 5);
 
     remove_catalog(&env.store);
@@ -113,11 +94,11 @@ fn lost_catalog_is_rebuilt_without_forgotten_snapshots() {
     assert_eq!(r["ok"], true, "{r:#}");
     assert_eq!(r["snapshots"].as_array().unwrap().len(), 5);
     assert_eq!(r["lost"].as_array().unwrap().len(), 0);
-    assert_eq!(listed(&env), before);
+    assert_eq!(listed(&env).by_id(), before);
     for (id, (ws, copy)) in &states {
         assert_restores(&env, id, ws, copy);
     }
-    let out = check_code(&env);
+    let out = check(&env, true);
     assert_eq!(out.code, 0, "{out}");
 
     // The rebuilt index dedups: an unchanged tick adds nothing.
@@ -130,7 +111,7 @@ fn lost_catalog_is_rebuilt_without_forgotten_snapshots() {
     c.args(["prune", "--keep-last", "100", "--json"]);
     let p = expect_code(&mut c, 0).json();
     assert_eq!(u(&p, "blobs_deleted"), 0, "{p:#}");
-    assert_eq!(check_code(&env).code, 0);
+    assert_eq!(check(&env, true).code, 0);
 }
 
 #[test]
@@ -152,15 +133,15 @@ fn damaged_catalog_is_moved_aside_and_rebuilt() {
     let r = repair(&env, 0);
     let aside = PathBuf::from(r["moved_aside"].as_str().unwrap());
     assert_eq!(fs::read(aside.join("catalog.sqlite")).unwrap(), bytes);
-    assert_eq!(listed(&env).len(), states.len());
+    assert_eq!(listed(&env).by_id().len(), states.len());
     for (id, (ws, copy)) in &states {
         assert_restores(&env, id, ws, copy);
     }
-    assert_eq!(check_code(&env).code, 0);
+    assert_eq!(check(&env, true).code, 0);
     // A second repair of a healthy store changes nothing visible.
     repair(&env, 0);
-    assert_eq!(listed(&env).len(), states.len());
-    assert_eq!(check_code(&env).code, 0);
+    assert_eq!(listed(&env).by_id().len(), states.len());
+    assert_eq!(check(&env, true).code, 0);
 }
 
 /// The pack files that appeared since `before`.
@@ -198,7 +179,7 @@ fn lost_pack_marks_snapshots_damaged_or_lost() {
         .map(|s| s["id"].as_str().unwrap())
         .collect();
     assert_eq!(lost, [bob1["id"].as_str().unwrap()], "{r:#}");
-    let l = listed(&env);
+    let l = listed(&env).by_id();
     assert_eq!(l.len(), 2);
     assert_eq!(l[bob2["id"].as_str().unwrap()], ("bob/p".to_string(), true));
     assert!(l.values().any(|(ws, d)| ws == "alice/p" && !d));
@@ -212,7 +193,7 @@ fn lost_pack_marks_snapshots_damaged_or_lost() {
     assert!(out.stderr.contains("big.bin"), "{out}");
     assert_eq!(fs::read(target.join("later.txt")).unwrap(), b"added later");
     assert!(!target.join("big.bin").exists());
-    let out = check_code(&env);
+    let out = check(&env, true);
     assert_eq!(out.code, 1);
     assert!(out.stdout.contains("marked damaged"), "{out}");
     // The lost snapshot's record is kept aside, not deleted.
@@ -342,15 +323,15 @@ fn crashed_run_journal_is_reconciled_by_the_next_writer() {
         .collect();
     assert_eq!(open.len(), 1);
     // check sees no committed snapshot missing and ignores the open journal.
-    assert_eq!(check_code(&env).code, 0);
+    assert_eq!(check(&env, true).code, 0);
     // The next writer drops the uncommitted record.
     write(&a.join("x.txt"), b"three");
     env.snapshot(&[]);
     assert!(!open[0].exists());
-    assert_eq!(check_code(&env).code, 0);
+    assert_eq!(check(&env, true).code, 0);
     remove_catalog(&env.store);
     repair(&env, 0);
-    assert_eq!(listed(&env).len(), 2);
+    assert_eq!(listed(&env).by_id().len(), 2);
 }
 
 /// Reconciling a crashed run's journal used to write `<run>.wsj` and then
@@ -380,18 +361,18 @@ fn a_kill_while_reconciling_never_duplicates_records() {
     };
     // Both records are journaled (one group commit), then the run dies.
     crash("snapshot.journaled");
-    assert_eq!(listed(&env).len(), 2);
+    assert_eq!(listed(&env).by_id().len(), 2);
     // The next writer dies while reconciling that journal.
     crash("journal.reconcile_trimmed");
-    assert_eq!(check_code(&env).code, 0, "{}", check_code(&env));
+    assert_eq!(check(&env, true).code, 0, "{}", check(&env, true));
     env.snapshot(&[]);
-    let out = check_code(&env);
+    let out = check(&env, true);
     assert_eq!(out.code, 0, "{out}");
-    let n = listed(&env).len();
+    let n = listed(&env).by_id().len();
     assert_eq!(n, 4);
     remove_catalog(&env.store);
     repair(&env, 0);
-    assert_eq!(listed(&env).len(), n);
+    assert_eq!(listed(&env).by_id().len(), n);
 }
 
 /// `wsnap::snapshot_id` is the id the binary commits, so a tool that writes
@@ -442,11 +423,11 @@ fn records_written_with_the_public_snapshot_id_are_repaired() {
     remove_catalog(&env.store);
     let r = repair(&env, 0);
     assert_eq!(r["snapshots"].as_array().unwrap().len(), 7, "{r:#}");
-    let after = listed(&env);
+    let after = listed(&env).by_id();
     assert_eq!(after.len(), 7);
     assert!(after.contains_key(&older.id.0.to_hex()), "{after:?}");
     assert!(states.keys().all(|id| after.contains_key(id)));
-    let out = check_code(&env);
+    let out = check(&env, true);
     assert_eq!(out.code, 0, "{out}");
 }
 
@@ -457,7 +438,7 @@ fn records_written_with_the_public_snapshot_id_are_repaired() {
 fn a_kill_at_any_repair_step_is_finished_by_the_next_repair() {
     let base = TestEnv::new();
     let states = history(&base);
-    let before = listed(&base);
+    let before = listed(&base).by_id();
     assert_eq!(before.len(), 6);
     for point in [
         "repair.packs_indexed",
@@ -479,11 +460,11 @@ fn a_kill_at_any_repair_step_is_finished_by_the_next_repair() {
         );
         let r = repair(&env, 0);
         assert_eq!(r["ok"], true, "{point}: {r:#}");
-        assert_eq!(listed(&env), before, "{point}");
+        assert_eq!(listed(&env).by_id(), before, "{point}");
         for (id, (ws, copy)) in &states {
             assert_restores(&env, id, ws, copy);
         }
-        let out = check_code(&env);
+        let out = check(&env, true);
         assert_eq!(out.code, 0, "{point}: {out}");
         // And the store takes the next tick.
         env.snapshot(&[]);

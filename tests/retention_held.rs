@@ -22,13 +22,10 @@ fn require_root(test: &str) {
     );
 }
 
-/// `wsnap --store STORE ARGS` run as nobody (TZ=UTC, no retention default).
+/// `wsnap --store STORE ARGS` run as nobody.
 fn as_nobody(env: &TestEnv, args: &[&str]) -> Command {
     let mut c = env.nobody_std_cmd();
-    c.env_remove("SCITEX_MAX_SNAPSHOTS")
-        .env_remove("WSNAP_CRASH_AT")
-        .env("TZ", "UTC")
-        .args(args);
+    c.args(args);
     with_timeout(c)
 }
 
@@ -37,7 +34,7 @@ fn snapshots_of(env: &TestEnv, ws: &str) -> usize {
 }
 
 fn status_json(env: &TestEnv, min_free: &str, code: i32) -> Value {
-    let mut c = gc_cmd(env);
+    let mut c = env.cmd();
     c.args([
         "status",
         "--json",
@@ -152,7 +149,7 @@ fn a_workspace_that_skips_or_fails_keeps_its_snapshots_and_the_others_are_pruned
         .unwrap_or_else(|| panic!("no retention problem: {st:#}"))
         .clone();
     assert_eq!(problem["level"], "CRITICAL", "{st:#}");
-    let mut text = gc_cmd(&env);
+    let mut text = env.cmd();
     text.args([
         "status",
         "--max-age",
@@ -205,13 +202,13 @@ fn orphan_packs_of_failed_runs_are_collected_by_the_next_snapshot_prune() {
     let env = TestEnv::new();
     write(&env.ws("a", "p").join("f.txt"), b"first");
     let root = env.root.to_str().unwrap().to_string();
-    expect_code(gc_cmd(&env).args(["snapshot", "--root", &root]), 0);
+    expect_code(env.cmd().args(["snapshot", "--root", &root]), 0);
     let known = pack_files(&env.store);
     // A run that dies after its pack is in place and before the catalog
     // row that names it (what a full disk at the catalog commit leaves
     // too): an orphan pack.
     write(&env.ws("a", "p").join("g.bin"), &random_bytes(1, 200 * KIB));
-    let mut c = gc_std_cmd(&env);
+    let mut c = env.std_cmd();
     c.args(["snapshot", "--root", &root])
         .env("WSNAP_CRASH_AT", "snapshot.pack_sealed");
     let out = run(&mut with_timeout(c));
@@ -221,7 +218,7 @@ fn orphan_packs_of_failed_runs_are_collected_by_the_next_snapshot_prune() {
         .filter(|p| !known.contains(p))
         .collect();
     assert_eq!(orphans.len(), 1, "expected one orphan pack");
-    let ck = expect_code(gc_cmd(&env).args(["check", "--json"]), 0).json();
+    let ck = expect_code(env.cmd().args(["check", "--json"]), 0).json();
     assert_eq!(ck["orphan_packs"].as_array().unwrap().len(), 1, "{ck:#}");
 
     // The next `snapshot --prune`, even with an entry under the root that
@@ -231,13 +228,14 @@ fn orphan_packs_of_failed_runs_are_collected_by_the_next_snapshot_prune() {
     std::fs::remove_file(env.root.join("a/p/g.bin")).unwrap();
     std::os::unix::fs::symlink("/etc", env.root.join("evil")).unwrap();
     let out = expect_code(
-        gc_cmd(&env).args(["snapshot", "--root", &root, "--prune", "--json"]),
+        env.cmd()
+            .args(["snapshot", "--root", &root, "--prune", "--json"]),
         1,
     );
     let v = out.json();
     assert!(u(&v["prune"], "orphan_packs_removed") >= 1, "{v:#}");
     assert!(!orphans[0].exists(), "orphan pack still there:\n{out}");
-    let ck = expect_code(gc_cmd(&env).args(["check", "--read-data", "--json"]), 0).json();
+    let ck = expect_code(env.cmd().args(["check", "--read-data", "--json"]), 0).json();
     assert!(ck["orphan_packs"].as_array().unwrap().is_empty(), "{ck:#}");
 }
 
@@ -251,11 +249,7 @@ fn a_full_store_names_what_was_not_snapshotted_and_prune_makes_room_in_the_same_
     let store = fs.0.join("store");
     let wsnap = |args: &[&str]| {
         let mut c = bare_std_cmd();
-        c.arg("--store")
-            .arg(&store)
-            .args(args)
-            .env_remove("SCITEX_MAX_SNAPSHOTS")
-            .env("TZ", "UTC");
+        c.arg("--store").arg(&store).args(args);
         with_timeout(c)
     };
     let root = env.root.to_str().unwrap().to_string();

@@ -33,7 +33,7 @@ fn series(env: &TestEnv, times: &[i64]) -> Vec<String> {
         .iter()
         .map(|&t| {
             write(&dir.join("f.txt"), format!("at {t}").as_bytes());
-            let mut c = gc_cmd(env);
+            let mut c = env.cmd();
             c.args(["snapshot", "--json", "--allow-future-time", "--time"])
                 .arg(rfc3339(t))
                 .arg("--root")
@@ -69,7 +69,7 @@ fn store_state(env: &TestEnv) -> (Vec<(std::path::PathBuf, u64, String)>, BTreeS
 }
 
 fn berlin(env: &TestEnv) -> Command {
-    let mut c = gc_cmd(env);
+    let mut c = env.cmd();
     c.env("TZ", BERLIN);
     c
 }
@@ -87,7 +87,7 @@ fn a_time_in_the_future_is_refused_unless_allowed() {
     let before = store_state(&env);
 
     for t in ["2099-01-01 00:00".to_string(), rfc3339(now_ns() + 10 * MIN)] {
-        let mut c = gc_cmd(&env);
+        let mut c = env.cmd();
         c.args(["snapshot", "--time", &t, "--root"]).arg(&env.root);
         let out = expect_code(&mut c, 2);
         for word in ["future", "--allow-future-time", "5 min"] {
@@ -100,7 +100,7 @@ fn a_time_in_the_future_is_refused_unless_allowed() {
     }
     // `restore --at latest` still finds the real snapshot.
     let to = env.path("latest");
-    let mut c = gc_cmd(&env);
+    let mut c = env.cmd();
     c.args(["restore", "u/p", "--at", "latest", "--to"])
         .arg(&to);
     expect_code(&mut c, 0);
@@ -112,7 +112,7 @@ fn a_time_in_the_future_is_refused_unless_allowed() {
 
     // --allow-future-time takes it, and says what it is in `list`.
     write(&env.ws("u", "p").join("f.txt"), b"future");
-    let mut c = gc_cmd(&env);
+    let mut c = env.cmd();
     c.args(["snapshot", "--json", "--allow-future-time"])
         .args(["--time", "2099-01-01T00:00:00Z", "--root"])
         .arg(&env.root);
@@ -126,7 +126,7 @@ fn a_time_in_the_future_is_refused_unless_allowed() {
     assert!(ids(&list_json(&env)).contains(&real_id));
 
     // The flag means nothing without --time: a usage error.
-    let mut c = gc_cmd(&env);
+    let mut c = env.cmd();
     c.args(["snapshot", "--allow-future-time", "--root"])
         .arg(&env.root);
     expect_code(&mut c, 2);
@@ -145,7 +145,7 @@ fn keep_within_counts_back_from_now_not_from_a_future_snapshot() {
     let real = series(&env, &times);
 
     let dry = |args: &[&str]| -> Value {
-        let mut c = gc_cmd(&env);
+        let mut c = env.cmd();
         c.args(["prune", "--json", "--dry-run"]).args(args);
         expect_code(&mut c, 0).json()
     };
@@ -162,7 +162,7 @@ fn keep_within_counts_back_from_now_not_from_a_future_snapshot() {
     assert_eq!(forgotten(&r), pick(&real, &[0, 1, 2]), "{r:#}");
 
     // For real: what is kept is what the dry run said, and restores.
-    let mut c = gc_cmd(&env);
+    let mut c = env.cmd();
     c.args(["prune", "--json", "--keep-within", "150m"]);
     let r = expect_code(&mut c, 0).json();
     assert_eq!(forgotten(&r), pick(&real, &[0, 1, 2]), "{r:#}");
@@ -174,7 +174,7 @@ fn keep_within_counts_back_from_now_not_from_a_future_snapshot() {
     // workspace (another workspace, all of it days old).
     let env2 = TestEnv::new();
     let old = series(&env2, &[now - 3 * DAY, now - 2 * DAY, now - DAY - HOUR]);
-    let mut c = gc_cmd(&env2);
+    let mut c = env2.cmd();
     c.args(["prune", "--json", "--keep-within", "1h"]);
     let r = expect_code(&mut c, 0).json();
     assert_eq!(forgotten(&r), pick(&old, &[0, 1]), "{r:#}");
@@ -221,7 +221,7 @@ fn keep_within_needs_a_unit_and_no_keep_count_may_be_zero() {
     ];
     for (var, args, mentions) in cases {
         for cmd in ["prune", "snapshot"] {
-            let mut c = gc_cmd(&env);
+            let mut c = env.cmd();
             if let Some(v) = var {
                 c.env("SCITEX_MAX_SNAPSHOTS", v);
             }
@@ -246,7 +246,7 @@ fn keep_within_needs_a_unit_and_no_keep_count_may_be_zero() {
     }
     // With units, the same values are fine.
     for args in [&["--keep-within", "5h"][..], &["--keep-last", "1"]] {
-        let mut c = gc_cmd(&env);
+        let mut c = env.cmd();
         c.args(["prune", "--dry-run"]).args(args);
         expect_code(&mut c, 0);
     }

@@ -13,7 +13,7 @@
 //!   exact set of entries including empty directories; owners when root).
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{CString, OsStr};
 use std::fmt;
 use std::fs;
@@ -92,7 +92,7 @@ impl TestEnv {
         p
     }
 
-    /// `wsnap --store STORE` (environment defaults cleared, [`RUN_TIMEOUT`]).
+    /// `wsnap --store STORE` ([`clean_env`], [`RUN_TIMEOUT`]).
     pub fn cmd(&self) -> Command {
         with_timeout(self.std_cmd())
     }
@@ -150,17 +150,6 @@ impl TestEnv {
     }
 }
 
-/// `wsnap --store STORE` for `env`.
-pub fn wsnap(env: &TestEnv) -> Command {
-    env.cmd()
-}
-
-/// `snapshot --root ROOT --json EXTRA...` for `env`, asserting exit 0: the
-/// parsed report (`{ok, workspaces: [...], summary}`).
-pub fn snapshot_json(env: &TestEnv, extra: &[&str]) -> Value {
-    env.snapshot(extra)
-}
-
 /// The uid and gid a test runs wsnap as when something must be unreadable
 /// to it (root reads every file whatever its mode).
 pub const NOBODY: u32 = 65534;
@@ -188,14 +177,12 @@ pub fn nobody_bin() -> &'static Path {
 
 impl TestEnv {
     /// `wsnap --store STORE` run as [`NOBODY`] from [`nobody_bin`], in the
-    /// env's temp dir, without the `SCITEX_*` environment defaults. The
+    /// env's temp dir, with the environment of [`clean_env`]. The
     /// caller hands nobody what it must reach (e.g. [`chown_r`]).
     pub fn nobody_std_cmd(&self) -> std::process::Command {
         use std::os::unix::process::CommandExt;
-        let mut c = std::process::Command::new(nobody_bin());
-        c.env_remove("SCITEX_BACKUP_ROOT")
-            .env_remove("SCITEX_WORKSPACE_ROOT")
-            .arg("--store")
+        let mut c = clean_env(std::process::Command::new(nobody_bin()));
+        c.arg("--store")
             .arg(&self.store)
             .current_dir(self.dir.path())
             .uid(NOBODY)
@@ -204,13 +191,35 @@ impl TestEnv {
     }
 }
 
-/// `wsnap` with no arguments and without the `SCITEX_*` environment
-/// defaults, so a developer's own settings never leak into a test.
-pub fn bare_std_cmd() -> std::process::Command {
-    let mut c = std::process::Command::new(BIN);
-    c.env_remove("SCITEX_BACKUP_ROOT")
-        .env_remove("SCITEX_WORKSPACE_ROOT");
+/// Every environment variable wsnap reads: the `SCITEX_*` defaults and the
+/// `WSNAP_*` test hooks (`src/failpoint.rs`) and overrides.
+const WSNAP_ENV: &[&str] = &[
+    "SCITEX_BACKUP_ROOT",
+    "SCITEX_WORKSPACE_ROOT",
+    "SCITEX_MAX_SNAPSHOTS",
+    "WSNAP_CRASH_AT",
+    "WSNAP_PAUSE_AT",
+    "WSNAP_FLIP_AT",
+    "WSNAP_GROUP_ROWS",
+    "WSNAP_TEST_FS_MAGIC",
+    "WSNAP_UNSAFE_ALLOW_NETWORK_FS",
+];
+
+/// The one place a test's wsnap gets its environment: none of
+/// [`WSNAP_ENV`] from the caller's (a developer's own settings or a crash
+/// point never leak into a test), and `TZ=UTC`, so retention's local-time
+/// buckets are the UTC ones. Callers set what they test on top.
+pub fn clean_env(mut c: std::process::Command) -> std::process::Command {
+    for var in WSNAP_ENV {
+        c.env_remove(var);
+    }
+    c.env("TZ", "UTC");
     c
+}
+
+/// `wsnap` with no arguments, in the environment of [`clean_env`].
+pub fn bare_std_cmd() -> std::process::Command {
+    clean_env(std::process::Command::new(BIN))
 }
 
 pub fn bare_cmd() -> Command {
@@ -671,23 +680,6 @@ pub fn assert_entries_equal(a: &Path, b: &Path) {
 // Prune, forget and crash tests
 // ---------------------------------------------------------------------------
 
-/// `wsnap --store STORE` as a `std::process::Command`, without the retention
-/// default (`SCITEX_MAX_SNAPSHOTS`) or a crash point (`WSNAP_CRASH_AT`) from
-/// the caller's environment, and with `TZ=UTC` so retention's local-time
-/// buckets are the UTC ones (callers may set another `TZ`).
-pub fn gc_std_cmd(env: &TestEnv) -> std::process::Command {
-    let mut c = env.std_cmd();
-    c.env_remove("SCITEX_MAX_SNAPSHOTS")
-        .env_remove("WSNAP_CRASH_AT")
-        .env("TZ", "UTC");
-    c
-}
-
-/// [`gc_std_cmd`] wrapped with the default [`RUN_TIMEOUT`].
-pub fn gc_cmd(env: &TestEnv) -> Command {
-    with_timeout(gc_std_cmd(env))
-}
-
 /// A UTC instant in ns.
 pub fn utc_ns(y: i32, mo: u32, d: u32, h: u32, mi: u32, sec: u32) -> i64 {
     use chrono::TimeZone;
@@ -713,7 +705,7 @@ pub fn rfc3339(ns: i64) -> String {
 /// workspace when `workspaces` is empty), asserting exit 0: the report.
 #[track_caller]
 pub fn snapshot_at(env: &TestEnv, workspaces: &[&str], time_ns: i64) -> Value {
-    let mut c = gc_cmd(env);
+    let mut c = env.cmd();
     c.arg("snapshot")
         .arg("--root")
         .arg(&env.root)
@@ -726,8 +718,6 @@ pub fn snapshot_at(env: &TestEnv, workspaces: &[&str], time_ns: i64) -> Value {
     expect_code(&mut c, 0).json()
 }
 
-/// `list --json`: every snapshot of the store.
-#[track_caller]
 /// 64-byte windows of `bytes` at several offsets (start, end, middle, odd):
 /// what must not be found in any store file after a purge.
 pub fn windows_of(bytes: &[u8]) -> Vec<Vec<u8>> {
@@ -747,27 +737,101 @@ pub fn windows_of(bytes: &[u8]) -> Vec<Vec<u8>> {
     .collect()
 }
 
-/// `(id, damaged)` of every listed snapshot.
-pub fn damaged_flags(env: &TestEnv) -> Vec<(String, bool)> {
-    list_json(env)
-        .iter()
-        .map(|s| {
-            (
-                s["id"].as_str().unwrap().to_string(),
-                s["damaged"].as_bool().unwrap(),
-            )
-        })
-        .collect()
+/// `check --json [--read-data]` of `env`'s store; the caller asserts the
+/// exit code (0 clean, 1 damage found).
+pub fn check(env: &TestEnv, read_data: bool) -> Out {
+    let mut c = env.cmd();
+    c.args(["check", "--json"]);
+    if read_data {
+        c.arg("--read-data");
+    }
+    run(&mut c)
 }
 
+/// `list --json`: every snapshot of the store, as JSON objects.
 pub fn list_json(env: &TestEnv) -> Vec<Value> {
-    let mut c = gc_cmd(env);
+    let mut c = env.cmd();
     c.args(["list", "--json"]);
     expect_code(&mut c, 0)
         .json()
         .as_array()
         .expect("list --json is an array")
         .clone()
+}
+
+/// One row of `list --json`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listed {
+    pub id: String,
+    pub user: String,
+    pub project: String,
+    pub damaged: bool,
+}
+
+/// Every snapshot `list --json` shows, in its order; the views below are
+/// what tests compare.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listing(pub Vec<Listed>);
+
+/// `list --json` of `env`'s store (asserting exit 0).
+pub fn listed(env: &TestEnv) -> Listing {
+    Listing(
+        list_json(env)
+            .iter()
+            .map(|v| Listed {
+                id: s(v, "id").to_string(),
+                user: s(v, "user").to_string(),
+                project: s(v, "project").to_string(),
+                damaged: v["damaged"].as_bool().expect("damaged flag"),
+            })
+            .collect(),
+    )
+}
+
+impl Listing {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Ids of one workspace (`user/project`) or of all.
+    pub fn ids(&self, ws: Option<&str>) -> BTreeSet<String> {
+        self.0
+            .iter()
+            .filter(|l| ws.is_none_or(|w| format!("{}/{}", l.user, l.project) == w))
+            .map(|l| l.id.clone())
+            .collect()
+    }
+
+    /// `(id, damaged)` in list order.
+    pub fn flags(&self) -> Vec<(String, bool)> {
+        self.0.iter().map(|l| (l.id.clone(), l.damaged)).collect()
+    }
+
+    /// `(user, project)` in list order.
+    pub fn workspaces(&self) -> Vec<(String, String)> {
+        self.0
+            .iter()
+            .map(|l| (l.user.clone(), l.project.clone()))
+            .collect()
+    }
+
+    /// id → (`user/project`, damaged).
+    pub fn by_id(&self) -> BTreeMap<String, (String, bool)> {
+        self.0
+            .iter()
+            .map(|l| {
+                (
+                    l.id.clone(),
+                    (format!("{}/{}", l.user, l.project), l.damaged),
+                )
+            })
+            .collect()
+    }
+}
+
+/// `(id, damaged)` of every listed snapshot.
+pub fn damaged_flags(env: &TestEnv) -> Vec<(String, bool)> {
+    listed(env).flags()
 }
 
 /// `user/project` of a snapshot object (from `list --json` or a report).
