@@ -23,17 +23,27 @@ pub enum Selector {
 /// Pick one snapshot of `ws`.
 pub fn select(catalog: &Catalog, ws: &WorkspaceName, sel: &Selector) -> Result<SnapshotRow> {
     let all = catalog.snapshots(Some(ws))?;
+    choose(&all, ws, sel).cloned()
+}
+
+/// Pick one of `all`, the snapshots of `ws` ordered by (time, id), as the
+/// catalog returns them.
+pub fn choose<'a>(
+    all: &'a [SnapshotRow],
+    ws: &WorkspaceName,
+    sel: &Selector,
+) -> Result<&'a SnapshotRow> {
     if all.is_empty() {
         return Err(Error::NotFound(format!(
             "no snapshots of workspace {ws} in this store (see `wsnap list`)"
         )));
     }
     match sel {
-        Selector::Time(TimeSpec::Latest) => Ok(all.last().expect("non-empty").clone()),
+        Selector::Time(TimeSpec::Latest) => Ok(all.last().expect("non-empty")),
         Selector::Time(TimeSpec::At(t)) => {
             // `all` is ordered by (time, id): the last one at or before t.
             match all.iter().rev().find(|s| s.time_ns <= *t) {
-                Some(s) => Ok(s.clone()),
+                Some(s) => Ok(s),
                 None => {
                     let oldest = &all[0];
                     Err(Error::NotFound(format!(
@@ -45,7 +55,7 @@ pub fn select(catalog: &Catalog, ws: &WorkspaceName, sel: &Selector) -> Result<S
                 }
             }
         }
-        Selector::Id(prefix) => by_id_prefix(&all, prefix, &format!("of {ws} ")).cloned(),
+        Selector::Id(prefix) => by_id_prefix(all, prefix, &format!("of {ws} ")),
     }
 }
 
@@ -156,5 +166,88 @@ pub fn list_entries(
             EntryKind::Dir { tree } => Ok(store.read_tree(catalog, tree)?.entries),
             _ => Ok(vec![e]),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::SnapshotStats;
+    use crate::error::ErrorKind;
+    use crate::id::{Id, SnapshotId, TreeId};
+
+    fn row(hex_id: &str, time_ns: i64) -> SnapshotRow {
+        let mut id = [0u8; 32];
+        for (i, b) in id.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&hex_id[2 * i..2 * i + 2], 16).unwrap();
+        }
+        SnapshotRow {
+            id: SnapshotId(Id(id)),
+            workspace: WorkspaceName::new(b"alice", b"thesis").unwrap(),
+            time_ns,
+            started_ns: time_ns,
+            finished_ns: time_ns,
+            root: TreeId(Id([0; 32])),
+            stats: SnapshotStats::default(),
+            damaged: false,
+        }
+    }
+
+    fn hex(prefix: &str) -> String {
+        format!("{prefix:0<64}")
+    }
+
+    fn history() -> Vec<SnapshotRow> {
+        vec![
+            row(&hex("aaaa01"), 100),
+            row(&hex("aaaa02"), 200),
+            row(&hex("bbbb01"), 300),
+        ]
+    }
+
+    fn ws() -> WorkspaceName {
+        WorkspaceName::new(b"alice", b"thesis").unwrap()
+    }
+
+    #[test]
+    fn time_picks_the_newest_at_or_before_it() {
+        let all = history();
+        let at = |t| choose(&all, &ws(), &Selector::Time(TimeSpec::At(t))).map(|s| s.time_ns);
+        assert_eq!(at(100).unwrap(), 100);
+        assert_eq!(at(299).unwrap(), 200);
+        assert_eq!(at(10_000).unwrap(), 300);
+        let e = at(99).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Input);
+        assert!(e.to_string().contains("the oldest is"), "{e}");
+        let latest = choose(&all, &ws(), &Selector::Time(TimeSpec::Latest)).unwrap();
+        assert_eq!(latest.time_ns, 300);
+    }
+
+    #[test]
+    fn an_id_prefix_must_be_unique_hex_and_four_digits_long() {
+        let all = history();
+        let by = |p: &str| by_id_prefix(&all, p, "").map(|s| s.time_ns);
+        assert_eq!(by("bbbb").unwrap(), 300);
+        assert_eq!(by("AAAA02").unwrap(), 200, "case does not matter");
+        let e = by("aaaa").unwrap_err();
+        assert!(e.to_string().contains("matches 2 snapshots"), "{e}");
+        assert!(by("abc").unwrap_err().to_string().contains("at least 4"));
+        assert!(by("xyzw").unwrap_err().to_string().contains("at least 4"));
+        assert_eq!(by("cccc").unwrap_err().kind(), ErrorKind::Input);
+    }
+
+    #[test]
+    fn no_snapshot_at_all_is_not_found() {
+        let e = choose(&[], &ws(), &Selector::Time(TimeSpec::Latest)).unwrap_err();
+        assert!(e.to_string().contains("no snapshots of workspace"), "{e}");
+    }
+
+    #[test]
+    fn paths_split_into_validated_components() {
+        assert_eq!(split_path(b"a/b/c").unwrap(), [&b"a"[..], b"b", b"c"]);
+        assert_eq!(split_path(b"/a//./b/").unwrap(), [&b"a"[..], b"b"]);
+        assert!(split_path(b"").unwrap().is_empty());
+        assert!(split_path(b"a/../b").is_err());
+        assert!(split_path(b"a\0b").is_err());
     }
 }
