@@ -74,16 +74,18 @@ pub struct Scan {
     /// The root, when the run covers every workspace under it; `None` for
     /// a run of named workspaces or an import.
     pub root: Option<PathBuf>,
-    /// Entries that are not workspace directories (see [`RunReport::rejected`](super::RunReport::rejected)).
+    /// Entries that are not workspace directories (see
+    /// [`RunReport::rejected`](super::RunReport::rejected)).
     pub rejected: Vec<Rejected>,
-    /// Directories that cannot be listed (see [`RunReport::unlistable`](super::RunReport::unlistable)).
+    /// Directories that cannot be listed (see
+    /// [`RunReport::unlistable`](super::RunReport::unlistable)).
     pub unlistable: Vec<Rejected>,
 }
 
-/// What [`run`](super::run) would snapshot: the named workspaces (or every one under
-/// the root), each from `<root>/<user>/<project>` at `opts.time_ns`; and
-/// what else the root holds (a [`Scan`] with the root set when no
-/// workspace was named).
+/// What [`run`](super::run) would snapshot: the named workspaces (or every
+/// one under the root), each from `<root>/<user>/<project>` at
+/// `opts.time_ns`; and what else the root holds (a [`Scan`] with the root
+/// set when no workspace was named).
 pub fn sources(opts: &SnapshotOptions) -> Result<(Vec<Source>, Scan)> {
     let (workspaces, scan) = if opts.workspaces.is_empty() {
         let found = walk::discover(&opts.root)?;
