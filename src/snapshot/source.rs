@@ -112,7 +112,7 @@ pub fn sources(opts: &SnapshotOptions) -> Result<(Vec<Source>, Scan)> {
 
 /// When the previous full run finished, and how many workspaces it
 /// snapshotted.
-pub(super) type PreviousFullRun = (i64, usize);
+type PreviousFullRun = (i64, usize);
 
 /// For a run over the whole of `root`: the workspaces the previous full
 /// run of that root snapshotted that are not among `sources` now (those under an
