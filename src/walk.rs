@@ -68,7 +68,7 @@ impl Excludes {
 /// subdirectories are walked (in parallel). Deeper levels walk one entry at a
 /// time and take their directory back from each subdirectory's `..`, so a
 /// walk holds at most this many descriptors per thread, however deep the
-/// tree (see `snap_deep` in `snapshot/mod.rs` and `restore.rs`).
+/// tree (see `snap_deep` in `snapshot/traverse.rs` and `restore.rs`).
 pub const HELD_LEVELS: usize = 128;
 
 /// Stack of each walk thread. Snapshot and restore recurse once per level

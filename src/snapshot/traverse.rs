@@ -1,0 +1,499 @@
+//! One workspace's walk: depth first through directory handles, each entry
+//! compared with the parent snapshot's tree (the stat cache, see
+//! `reuse.rs`), only changed files read and chunked (`pipeline.rs`), trees
+//! built bottom-up and handed to the writer, then the snapshot's commit
+//! requested. Problems with the workspace's files are recorded as skips;
+//! only store failures are errors.
+
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+
+use crate::catalog::{CatalogPool, SnapshotRow, SnapshotStats};
+use crate::chunker::ChunkerParams;
+use crate::chunklist;
+use crate::dirfd::{self, Dir, Kind, Stat};
+use crate::error::Result;
+use crate::escape;
+use crate::id::{ChunkId, TreeId};
+use crate::pack::BlobKind;
+use crate::progress::Progress;
+use crate::store::Store;
+use crate::timespec;
+use crate::tree::{Entry, EntryKind, FileContent, Tree, FLAG_CHANGED_DURING_READ};
+use crate::walk::{self, Excludes};
+
+use super::pipeline::{self, BlobSink, Counters};
+use super::reuse::{self, StatKey};
+use super::writer;
+use super::{snapshot_id, Skip, Source, WorkspaceOutcome};
+
+/// Snapshot one source: walk it against its parent snapshot (none with
+/// `reread`), hand its blobs and then its snapshot row to the writer.
+/// `Failed` when its directory cannot be opened or listed; `Err` only for
+/// store failures.
+pub(super) fn snapshot_workspace(
+    store: &Store,
+    pool: &CatalogPool,
+    sink: &BlobSink<'_>,
+    writer: &writer::Writer,
+    excludes: &Excludes,
+    src: &Source,
+    progress: &Progress,
+) -> Result<WorkspaceOutcome> {
+    let ws = &src.workspace;
+    let failed = |reason: String| Ok(WorkspaceOutcome::Failed { reason });
+    let dir = match src.open() {
+        Ok(d) => d,
+        Err(why) => return failed(why),
+    };
+    let last = pool.with(|c| c.last_taken(ws))?;
+    let previous_files = last.as_ref().map_or(0, |p| p.stats.files);
+    let parent = match src.reread {
+        true => None,
+        false => last,
+    };
+    tracing::debug!(
+        "{ws}: walking {}{}",
+        escape::path(&src.dir()),
+        parent.as_ref().map_or(String::new(), |p| format!(
+            ", parent snapshot {}",
+            p.id.0.short()
+        ))
+    );
+    let started_ns = timespec::now_ns();
+    let ctx = WalkCtx {
+        store,
+        pool,
+        sink,
+        excludes,
+        params: store.params().chunker,
+        progress,
+        parent_started_ns: parent.as_ref().map_or(i64::MIN, |p| p.started_ns),
+        counters: Counters::default(),
+        stats: Stats::default(),
+        skips: Mutex::new(Vec::new()),
+    };
+    let root = match snap_dir(&ctx, dir, b"", parent.as_ref().map(|p| p.root), 0) {
+        Ok((Some(root), _)) => root,
+        Ok((None, _)) => {
+            writer.discard()?;
+            let skips = ctx.skips.into_inner().expect("skips poisoned");
+            let why = skips
+                .first()
+                .map_or("unreadable".into(), |s| s.reason.clone());
+            return failed(format!("{}: {why}", escape::path(&src.dir())));
+        }
+        Err(e) => {
+            let _ = writer.discard();
+            return Err(e);
+        }
+    };
+    let mut skips = ctx.skips.into_inner().expect("skips poisoned");
+    skips.sort_by(|a, b| a.path.cmp(&b.path));
+    let s = &ctx.stats;
+    let files = s.files.load(Ordering::Relaxed);
+    if files == 0 && previous_files > 0 {
+        // Everything deleted or excluded at once (`--exclude '*'`, a wiped
+        // project): committed as it is, but the whole workspace counts as
+        // one entry missing, so the run says so and exits 1.
+        skips.insert(
+            0,
+            Skip {
+                path: b".".to_vec(),
+                reason: format!(
+                    "no files left (the previous snapshot had {previous_files}; {} entries excluded now): deleted, or everything excluded?",
+                    s.excluded.load(Ordering::Relaxed)
+                ),
+                missing: true,
+            },
+        );
+    }
+    let time_ns = src.time_ns.unwrap_or(started_ns);
+    let stats = SnapshotStats {
+        files,
+        dirs: s.dirs.load(Ordering::Relaxed),
+        symlinks: s.symlinks.load(Ordering::Relaxed),
+        size_bytes: s.size_bytes.load(Ordering::Relaxed),
+        bytes_added: ctx.counters.bytes_added.load(Ordering::Relaxed),
+        bytes_read: ctx.counters.bytes_read.load(Ordering::Relaxed),
+        skipped: skips.iter().filter(|k| k.missing).count() as u64,
+        special: s.special.load(Ordering::Relaxed),
+        excluded: s.excluded.load(Ordering::Relaxed),
+    };
+    let row = SnapshotRow {
+        id: snapshot_id(ws, time_ns, started_ns, &root),
+        workspace: ws.clone(),
+        time_ns,
+        started_ns,
+        finished_ns: timespec::now_ns(),
+        root,
+        stats,
+        damaged: false,
+    };
+    let skip_rows = skips
+        .iter()
+        .map(|k| (k.path.clone(), k.reason.clone()))
+        .collect();
+    writer.commit(row.clone(), skip_rows)?;
+    Ok(WorkspaceOutcome::Committed {
+        row: Box::new(row),
+        skips,
+    })
+}
+
+#[derive(Default)]
+struct Stats {
+    files: AtomicU64,
+    dirs: AtomicU64,
+    symlinks: AtomicU64,
+    size_bytes: AtomicU64,
+    special: AtomicU64,
+    excluded: AtomicU64,
+}
+
+struct WalkCtx<'a> {
+    store: &'a Store,
+    pool: &'a CatalogPool,
+    sink: &'a BlobSink<'a>,
+    excludes: &'a Excludes,
+    params: ChunkerParams,
+    progress: &'a Progress,
+    parent_started_ns: i64,
+    counters: Counters,
+    stats: Stats,
+    skips: Mutex<Vec<Skip>>,
+}
+
+impl WalkCtx<'_> {
+    fn skip(&self, rel: &[u8], reason: String, missing: bool) {
+        self.skips.lock().expect("skips poisoned").push(Skip {
+            path: rel.to_vec(),
+            reason,
+            missing,
+        });
+    }
+}
+
+fn entry_from(name: Vec<u8>, st: &Stat, size: u64, kind: EntryKind) -> Entry {
+    Entry {
+        name,
+        flags: 0,
+        mode: st.perm(),
+        mtime_ns: st.mtime_ns,
+        ctime_ns: st.ctime_ns,
+        inode: st.ino,
+        uid: st.uid,
+        gid: st.gid,
+        size,
+        kind,
+    }
+}
+
+/// Snapshot one directory, open as `dir`, `depth` levels below the
+/// workspace root; its tree is `None` when it could not be listed (recorded
+/// as a skip). `Err` only for store failures.
+///
+/// Also gives back the handle: below [`walk::HELD_LEVELS`] a level lets go
+/// of its handle while a subdirectory is walked and takes it back from the
+/// subdirectory's `..` (see [`snap_deep`]). `None` when that failed.
+fn snap_dir(
+    ctx: &WalkCtx<'_>,
+    dir: Dir,
+    rel: &[u8],
+    parent: Option<TreeId>,
+    depth: usize,
+) -> Result<(Option<TreeId>, Option<Dir>)> {
+    // A parent tree we cannot read only costs us the stat cache.
+    let parent_tree = parent.and_then(|id| ctx.pool.with(|c| ctx.store.read_tree(c, &id)).ok());
+    let mut names = match dir.names() {
+        Ok(names) => names,
+        Err(e) => {
+            ctx.skip(rel, format!("cannot be listed: {e}"), true);
+            return Ok((None, Some(dir)));
+        }
+    };
+    names.sort_unstable();
+    let (entries, dir) = if depth < walk::HELD_LEVELS {
+        let entries: Vec<Option<Entry>> = names
+            .par_iter()
+            .map(|name| snap_entry(ctx, &dir, rel, name, parent_tree.as_ref(), depth))
+            .collect::<Result<_>>()?;
+        (entries.into_iter().flatten().collect(), Some(dir))
+    } else {
+        snap_deep(ctx, dir, rel, &names, parent_tree.as_ref(), depth)?
+    };
+    let tree = Tree { entries };
+    let (id, bytes) = tree.encode_with_id();
+    if Some(id) != parent {
+        let added = ctx
+            .sink
+            .put(BlobKind::Tree, id.0, &bytes, tree.references())?;
+        ctx.counters.bytes_added.fetch_add(added, Ordering::Relaxed);
+    }
+    Ok((Some(id), dir))
+}
+
+/// The entries of a directory nested [`walk::HELD_LEVELS`] or more deep,
+/// one at a time, holding no descriptor of this level while a subdirectory
+/// is walked: the subdirectory's `..` gives it back, checked to be this very
+/// directory (device and inode). So a tree of any depth needs a bounded
+/// number of descriptors. If the directory was moved meanwhile, its
+/// remaining entries are recorded as skipped and the handle is lost
+/// (`None`): the level above, which lent nothing, finds out the same way.
+fn snap_deep(
+    ctx: &WalkCtx<'_>,
+    dir: Dir,
+    rel: &[u8],
+    names: &[Vec<u8>],
+    parent_tree: Option<&Tree>,
+    depth: usize,
+) -> Result<(Vec<Entry>, Option<Dir>)> {
+    let me = match dir.stat() {
+        Ok(s) => s,
+        Err(e) => {
+            ctx.skip(rel, format!("cannot be read: {e}"), true);
+            return Ok((Vec::new(), Some(dir)));
+        }
+    };
+    let mut entries = Vec::new();
+    let mut cur = Some(dir);
+    for (i, name) in names.iter().enumerate() {
+        let Some(d) = cur.take() else {
+            ctx.skip(
+                rel,
+                format!(
+                    "moved while its subdirectories were walked; {} entries not stored",
+                    names.len() - i
+                ),
+                true,
+            );
+            break;
+        };
+        let child_rel = crate::tree::join_rel(rel, name);
+        let parent_entry = parent_tree.and_then(|t| t.find(name));
+        let opened = match d.stat_at(name) {
+            Ok(seen) if seen.kind() == Kind::Dir && !ctx.excludes.is_excluded(&child_rel, true) => {
+                d.open_dir_as(name, &seen).ok()
+            }
+            _ => None,
+        };
+        let Some((sub, now)) = opened else {
+            // Not a directory (or swapped, or gone): the ordinary path,
+            // which looks again and records what it finds.
+            entries.extend(snap_entry(ctx, &d, rel, name, parent_tree, depth)?);
+            cur = Some(d);
+            continue;
+        };
+        drop(d);
+        let parent_sub = parent_entry.and_then(|e| match e.kind {
+            EntryKind::Dir { tree } => Some(tree),
+            _ => None,
+        });
+        let (tree, back) = snap_dir(ctx, sub, &child_rel, parent_sub, depth + 1)?;
+        cur = back
+            .and_then(|b| b.parent().ok())
+            .filter(|p| p.stat().is_ok_and(|s| s.same_object(&me)));
+        if let Some(tree) = tree {
+            ctx.stats.dirs.fetch_add(1, Ordering::Relaxed);
+            entries.push(entry_from(name.clone(), &now, 0, EntryKind::Dir { tree }));
+        }
+    }
+    Ok((entries, cur))
+}
+
+/// What became of one directory entry.
+enum Taken {
+    Stored(Entry),
+    /// Not stored: deleted, excluded, special, or skipped (recorded).
+    Nothing,
+    /// The object opened was not the one `fstatat` listed (swapped since):
+    /// look again.
+    Replaced,
+}
+
+/// Snapshot entry `name` of `dir`. An entry whose object keeps being
+/// swapped between its `fstatat` and its open is looked at again, up to
+/// [`pipeline::READ_ATTEMPTS`] times, then skipped: what is stored is
+/// always what was listed, never what a symlink swapped in points to.
+fn snap_entry(
+    ctx: &WalkCtx<'_>,
+    dir: &Dir,
+    dir_rel: &[u8],
+    name: &[u8],
+    parent: Option<&Tree>,
+    depth: usize,
+) -> Result<Option<Entry>> {
+    let rel = crate::tree::join_rel(dir_rel, name);
+    if crate::tree::validate_name(name).is_err() {
+        ctx.skip(&rel, "name cannot be stored".into(), true);
+        return Ok(None);
+    }
+    let parent_entry = parent.and_then(|t| t.find(name));
+    for _ in 0..pipeline::READ_ATTEMPTS {
+        let seen = match dir.stat_at(name) {
+            Ok(s) => s,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None), // deleted mid-walk
+            Err(e) => {
+                ctx.skip(&rel, e.to_string(), true);
+                return Ok(None);
+            }
+        };
+        match take_entry(ctx, dir, name, &rel, &seen, parent_entry, depth)? {
+            Taken::Stored(e) => return Ok(Some(e)),
+            Taken::Nothing => return Ok(None),
+            Taken::Replaced => continue,
+        }
+    }
+    ctx.skip(
+        &rel,
+        format!(
+            "replaced by another object while being read ({} tries); not stored",
+            pipeline::READ_ATTEMPTS
+        ),
+        true,
+    );
+    Ok(None)
+}
+
+/// Store the object `seen` (what `fstatat(dir, name)` said).
+fn take_entry(
+    ctx: &WalkCtx<'_>,
+    dir: &Dir,
+    name: &[u8],
+    rel: &[u8],
+    seen: &Stat,
+    parent_entry: Option<&Entry>,
+    depth: usize,
+) -> Result<Taken> {
+    let kind = seen.kind();
+    if ctx.excludes.is_excluded(rel, kind == Kind::Dir) {
+        ctx.stats.excluded.fetch_add(1, Ordering::Relaxed);
+        return Ok(Taken::Nothing);
+    }
+    // An open or read that failed: gone, swapped, or unreadable (skipped).
+    let failed = |e: io::Error| {
+        if e.kind() == io::ErrorKind::NotFound {
+            Taken::Nothing // deleted mid-walk
+        } else if dirfd::is_replaced(&e) || dirfd::is_not_followed(&e) {
+            Taken::Replaced
+        } else {
+            ctx.skip(rel, e.to_string(), true);
+            Taken::Nothing
+        }
+    };
+    match kind {
+        Kind::Dir => {
+            let (sub, now) = match dir.open_dir_as(name, seen) {
+                Ok(x) => x,
+                Err(e) => return Ok(failed(e)),
+            };
+            let parent_sub = parent_entry.and_then(|e| match e.kind {
+                EntryKind::Dir { tree } => Some(tree),
+                _ => None,
+            });
+            Ok(match snap_dir(ctx, sub, rel, parent_sub, depth + 1)?.0 {
+                Some(tree) => {
+                    ctx.stats.dirs.fetch_add(1, Ordering::Relaxed);
+                    Taken::Stored(entry_from(name.to_vec(), &now, 0, EntryKind::Dir { tree }))
+                }
+                None => Taken::Nothing,
+            })
+        }
+        Kind::Symlink => {
+            let target = match dir.read_link(name) {
+                Ok(t) => t,
+                // EINVAL: no longer a symlink.
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Ok(Taken::Replaced),
+                Err(e) => return Ok(failed(e)),
+            };
+            if target.is_empty() || target.len() > crate::tree::MAX_TARGET_BYTES {
+                ctx.skip(rel, "symlink target too long".into(), true);
+                return Ok(Taken::Nothing);
+            }
+            ctx.stats.symlinks.fetch_add(1, Ordering::Relaxed);
+            let size = target.len() as u64;
+            Ok(Taken::Stored(entry_from(
+                name.to_vec(),
+                seen,
+                size,
+                EntryKind::Symlink { target },
+            )))
+        }
+        Kind::Special => {
+            // FIFOs, sockets, devices: counted, never opened.
+            ctx.stats.special.fetch_add(1, Ordering::Relaxed);
+            Ok(Taken::Nothing)
+        }
+        Kind::File => {
+            let key = StatKey {
+                size: seen.size,
+                mtime_ns: seen.mtime_ns,
+                ctime_ns: seen.ctime_ns,
+                inode: seen.ino,
+            };
+            if let Some(p) =
+                parent_entry.filter(|p| reuse::can_reuse(p, &key, ctx.parent_started_ns))
+            {
+                ctx.stats.files.fetch_add(1, Ordering::Relaxed);
+                ctx.stats.size_bytes.fetch_add(p.size, Ordering::Relaxed);
+                ctx.progress.add(1, p.size);
+                return Ok(Taken::Stored(entry_from(
+                    name.to_vec(),
+                    seen,
+                    p.size,
+                    p.kind.clone(),
+                )));
+            }
+            let content =
+                match pipeline::store_file(dir, name, seen, ctx.params, ctx.sink, &ctx.counters)? {
+                    Ok(c) => c,
+                    Err(e) => return Ok(failed(e)),
+                };
+            ctx.stats.files.fetch_add(1, Ordering::Relaxed);
+            ctx.stats
+                .size_bytes
+                .fetch_add(content.size, Ordering::Relaxed);
+            ctx.progress.add(1, content.size);
+            let file_content = file_content(ctx, content.chunks)?;
+            let mut e = entry_from(
+                name.to_vec(),
+                &content.stat,
+                content.size,
+                EntryKind::File {
+                    content: file_content,
+                },
+            );
+            if content.changed_during_read {
+                e.flags |= FLAG_CHANGED_DURING_READ;
+                ctx.skip(
+                    rel,
+                    format!(
+                        "changed while being read ({} tries); stored as last read",
+                        pipeline::READ_ATTEMPTS
+                    ),
+                    false,
+                );
+            }
+            Ok(Taken::Stored(e))
+        }
+    }
+}
+
+/// Inline chunk ids for small files; chunk lists for large ones.
+fn file_content(ctx: &WalkCtx<'_>, chunks: Vec<ChunkId>) -> Result<FileContent> {
+    if chunks.len() <= chunklist::INLINE_MAX_CHUNKS {
+        return Ok(FileContent::Chunks(chunks));
+    }
+    let mut lists = Vec::new();
+    for l in chunklist::split(&chunks) {
+        let added = ctx
+            .sink
+            .put(BlobKind::ChunkList, l.id.0, &l.bytes, l.chunks)?;
+        ctx.counters.bytes_added.fetch_add(added, Ordering::Relaxed);
+        lists.push(l.id);
+    }
+    Ok(FileContent::Lists(lists))
+}
