@@ -258,7 +258,7 @@ fn check_pinned(store: &Store, read_data: bool, progress: &Progress) -> Result<C
 /// Journals against the catalog: every snapshot has exactly one record, and
 /// no finished journal holds a snapshot the catalog does not have (`repair`
 /// would bring it back). Runs beside writers: a snapshot appends its record
-/// before its catalog commit, a prune drops records before its commit, so
+/// before its catalog commit, a prune drops records after its commit, so
 /// the catalog view is taken first and mismatches are confirmed against a
 /// fresh view taken after the journals were read.
 fn check_journals(store: &Store, cat: &Catalog) -> Result<Vec<String>> {
