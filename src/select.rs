@@ -3,9 +3,10 @@
 //! Used by restore, ls, cat, diff, log and forget; reads only the catalog
 //! and trees.
 
-use crate::catalog::{Catalog, SnapshotRow};
+use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::escape::Escaped;
+use crate::model::SnapshotRow;
 use crate::store::Store;
 use crate::timespec::{self, TimeSpec};
 use crate::tree::{validate_name, Entry, EntryKind, Tree};

@@ -32,10 +32,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 
-use crate::catalog::{Catalog, PendingTree, RunRow, SkipList, SnapshotRow, TreeRefs};
+use crate::catalog::{Catalog, PendingTree, SkipList, TreeRefs};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::journal::RunJournal;
+use crate::model::{RunRow, SnapshotRow};
 use crate::pack::{BlobKind, PackWriter, RecordHeader};
 use crate::timespec;
 
