@@ -57,7 +57,7 @@ pub struct SnapshotRow {
 }
 
 /// One finished `snapshot` run, for monitoring.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RunRow {
     pub started_ns: i64,
     pub finished_ns: i64,

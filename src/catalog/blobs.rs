@@ -373,3 +373,73 @@ pub(super) fn upsert_pack(
         |r| r.get(0),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{add_chunks, blob, commit, new_catalog, sealed, ws};
+    use super::*;
+
+    #[test]
+    fn a_chunk_is_found_where_its_pack_put_it() {
+        let (_dir, mut cat) = new_catalog();
+        let (x, y) = (blob("x"), blob("y"));
+        assert_eq!(cat.blob_location(&x).unwrap(), None);
+        assert!(!cat.has_blob(&x).unwrap());
+
+        let pack = add_chunks(&mut cat, &[x, y]);
+        let (offset, h) = pack.records[1];
+        assert_eq!(
+            cat.blob_location(&y).unwrap(),
+            Some(BlobLocation {
+                kind: BlobKind::Chunk,
+                pack: pack.id,
+                offset,
+                stored_len: h.stored_len,
+                raw_len: h.raw_len,
+            })
+        );
+        assert!(cat.has_blob(&x).unwrap());
+        assert_eq!(cat.all_packs().unwrap(), [(pack.id, pack.size_bytes)]);
+        assert_eq!(cat.pack_bytes().unwrap(), pack.size_bytes);
+        let listed = cat.blobs_in_pack(&pack.id).unwrap();
+        assert_eq!(
+            listed.iter().map(|b| (b.0, b.2)).collect::<Vec<_>>(),
+            [(x, pack.records[0].0), (y, offset)]
+        );
+    }
+
+    #[test]
+    fn the_same_pack_indexed_twice_is_one_pack() {
+        let (_dir, mut cat) = new_catalog();
+        let pack = add_chunks(&mut cat, &[blob("x")]);
+        cat.insert_pack(&pack, 2).unwrap();
+        assert_eq!(cat.all_packs().unwrap().len(), 1);
+        assert_eq!(cat.blobs_in_pack(&pack.id).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn trees_are_indexed_with_their_references_at_commit_only() {
+        let (_dir, mut cat) = new_catalog();
+        let chunk = blob("chunk");
+        add_chunks(&mut cat, &[chunk]);
+        // A sealed tree is not indexed with its pack.
+        let early = sealed(&[(blob("tree"), BlobKind::Tree)]);
+        cat.insert_pack(&early, 1).unwrap();
+        assert!(!cat.has_blob(&blob("tree")).unwrap());
+
+        let row = commit(&mut cat, &ws("alice", "thesis"), 10, 10, &[chunk], &[]);
+        let loc = cat
+            .blob_location(&row.root.0)
+            .unwrap()
+            .expect("root indexed");
+        assert_eq!(loc.kind, BlobKind::Tree);
+
+        let mut sizes = Vec::new();
+        cat.for_each_blob_size(|b| sizes.push(b)).unwrap();
+        assert_eq!(sizes.len(), 2);
+        let (chunk_row, tree_row) = (sizes[0].row, sizes[1].row);
+        assert_eq!(sizes[1].kind, BlobKind::Tree);
+        assert_eq!(cat.referenced_rows(tree_row).unwrap(), [chunk_row]);
+        assert_eq!(cat.referenced_rows(chunk_row).unwrap(), []);
+    }
+}

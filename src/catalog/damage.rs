@@ -97,3 +97,39 @@ impl Catalog {
         tx.commit().map_err(&e)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{add_chunks, blob, commit, new_catalog, ws};
+
+    #[test]
+    fn damage_is_recorded_and_healed() {
+        let (_dir, mut cat) = new_catalog();
+        let (good, bad) = (blob("good"), blob("bad"));
+        add_chunks(&mut cat, &[good, bad]);
+        let a = ws("alice", "thesis");
+        let hit = commit(&mut cat, &a, 10, 10, &[good, bad], &[]);
+        let spared = commit(&mut cat, &a, 20, 20, &[good], &[]);
+        assert!(!cat.has_damaged().unwrap());
+
+        // The damaged chunk leaves the index; the root tree stays (its
+        // snapshot row needs it) and its snapshot is marked.
+        let dropped = cat.record_damage(&[bad, hit.root.0], &[hit.id]).unwrap();
+        assert_eq!(dropped, 1);
+        assert!(!cat.has_blob(&bad).unwrap());
+        assert!(cat.has_blob(&hit.root.0).unwrap());
+        assert!(cat.has_damaged().unwrap());
+        let damaged = cat.damaged_snapshots().unwrap();
+        assert_eq!(damaged.len(), 1);
+        assert_eq!((damaged[0].id, damaged[0].damaged), (hit.id, true));
+        assert!(cat.dangling_references().unwrap().is_empty());
+
+        // Stored again by a later run: the snapshot is whole once its tree
+        // links the chunk again.
+        add_chunks(&mut cat, &[bad]);
+        cat.mark_whole(&hit.id, &[(hit.root.0, vec![good, bad])])
+            .unwrap();
+        assert!(!cat.has_damaged().unwrap());
+        assert_eq!(cat.snapshots(Some(&a)).unwrap(), [hit, spared]);
+    }
+}

@@ -357,3 +357,49 @@ impl GcTx<'_> {
         self.tx.commit().map_err(sql_err(&path))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{add_chunks, blob, commit, new_catalog, ws};
+    use super::*;
+
+    #[test]
+    fn forgetting_a_snapshot_frees_only_what_nothing_else_references() {
+        let (_dir, mut cat) = new_catalog();
+        let (shared, own) = (blob("shared"), blob("own"));
+        let pack = add_chunks(&mut cat, &[shared, own]);
+        let a = ws("alice", "thesis");
+        let old = commit(&mut cat, &a, 10, 10, &[shared, own], &[]);
+        let kept = commit(&mut cat, &a, 20, 20, &[shared], &[]);
+        {
+            let tx = cat.begin_gc().unwrap();
+            // The first gc sweeps the whole index: nothing is unreferenced.
+            assert!(tx.collect(Vec::new()).unwrap().is_empty());
+            tx.mark_swept().unwrap();
+            tx.commit().unwrap();
+        }
+
+        let tx = cat.begin_gc().unwrap();
+        let (root, journal) = tx.delete_snapshot(&old.id).unwrap();
+        assert_eq!(journal.as_deref(), Some("test.wsj"));
+        let dead = tx.collect(vec![root]).unwrap();
+        let mut dead_ids: Vec<_> = dead.iter().map(|d| d.id).collect();
+        dead_ids.sort_by_key(|id| id.0);
+        let mut expected = vec![own, old.root.0];
+        expected.sort_by_key(|id| id.0);
+        assert_eq!(dead_ids, expected);
+
+        let own_pack = dead.iter().find(|d| d.id == own).unwrap().pack_row;
+        let usage = tx.pack_usage(&HashSet::from([own_pack])).unwrap();
+        assert_eq!(usage.len(), 1);
+        assert_eq!((usage[0].id, usage[0].live_blobs), (pack.id, 1));
+        assert_eq!(usage[0].live_bytes, RECORD_HEADER_BYTES as u64 + 100);
+        let live = tx.live_blobs(own_pack).unwrap();
+        assert_eq!(live.iter().map(|b| b.id).collect::<Vec<_>>(), [shared]);
+        tx.commit().unwrap();
+
+        assert_eq!(cat.snapshots(None).unwrap(), [kept]);
+        assert!(cat.has_blob(&shared).unwrap() && !cat.has_blob(&own).unwrap());
+        assert!(cat.dangling_references().unwrap().is_empty());
+    }
+}

@@ -73,3 +73,29 @@ impl Catalog {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{add_chunks, blob, commit, new_catalog, ws};
+
+    #[test]
+    fn a_healthy_catalog_passes_and_a_dangling_reference_is_named() {
+        let (_dir, mut cat) = new_catalog();
+        let chunk = blob("chunk");
+        add_chunks(&mut cat, &[chunk]);
+        commit(&mut cat, &ws("alice", "thesis"), 10, 10, &[chunk], &[]);
+        assert_eq!(cat.integrity(false), Vec::<String>::new());
+        assert_eq!(cat.integrity(true), Vec::<String>::new());
+        assert_eq!(cat.dangling_references().unwrap(), Vec::<String>::new());
+
+        // Damage no wsnap writer makes (its connections enforce foreign keys).
+        cat.conn.pragma_update(None, "foreign_keys", "OFF").unwrap();
+        cat.conn
+            .execute("DELETE FROM blobs WHERE hash = ?1", [&chunk.0[..]])
+            .unwrap();
+        assert_eq!(
+            cat.dangling_references().unwrap(),
+            ["catalog: 1 tree references point at unindexed blobs"]
+        );
+    }
+}

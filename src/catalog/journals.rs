@@ -85,3 +85,41 @@ fn pending_journals_in(conn: &Connection) -> rusqlite::Result<Vec<String>> {
     Ok(v.map(|v| v.lines().map(str::to_string).collect())
         .unwrap_or_default())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{commit, new_catalog, ws};
+    use super::*;
+
+    #[test]
+    fn pending_journals_accumulate_until_cleared() {
+        let (_dir, cat) = new_catalog();
+        assert_eq!(cat.pending_journals().unwrap(), Vec::<String>::new());
+        add_pending_journals(&cat.conn, &["b.wsj".into(), "a.wsj".into()]).unwrap();
+        add_pending_journals(&cat.conn, &["a.wsj".into(), "c.wsj".into()]).unwrap();
+        assert_eq!(cat.pending_journals().unwrap(), ["a.wsj", "b.wsj", "c.wsj"]);
+        cat.clear_pending_journals().unwrap();
+        assert_eq!(cat.pending_journals().unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn every_snapshot_names_its_journal() {
+        let (_dir, mut cat) = new_catalog();
+        let mut ids = vec![
+            commit(&mut cat, &ws("alice", "thesis"), 10, 10, &[], &[]).id,
+            commit(&mut cat, &ws("bob", "notes"), 20, 20, &[], &[]).id,
+        ];
+        ids.sort_by_key(|id| id.0 .0);
+        let mut seen = Vec::new();
+        cat.for_each_snapshot_journal(|id, journal| {
+            seen.push((id, journal.map(str::to_string)));
+            Ok(())
+        })
+        .unwrap();
+        let expected: Vec<_> = ids
+            .into_iter()
+            .map(|id| (id, Some("test.wsj".to_string())))
+            .collect();
+        assert_eq!(seen, expected);
+    }
+}

@@ -28,6 +28,8 @@ mod rebuild;
 mod runs;
 mod schema;
 mod snapshots;
+#[cfg(test)]
+mod testing;
 mod workspaces;
 
 pub use blobs::{BlobLocation, BlobSize, PendingTree, TreeRefs};
@@ -482,5 +484,65 @@ impl PinnedCatalog {
     /// Run `f` with the pinned connection.
     pub fn with<T>(&self, f: impl FnOnce(&Catalog) -> Result<T>) -> Result<T> {
         f(&self.inner.lock().expect("catalog lock poisoned"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{commit, new_catalog, ws};
+    use super::*;
+    use crate::error::ErrorKind;
+
+    #[test]
+    fn a_created_catalog_opens_with_its_parameters() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.sqlite");
+        let params = StoreParams {
+            zstd_level: 7,
+            pack_target_bytes: 1 << 20,
+            ..StoreParams::DEFAULT
+        };
+        Catalog::create(&path, &params, 1).unwrap();
+        assert!(!dir.path().join("catalog.sqlite.tmp").exists());
+        for cat in [
+            Catalog::open(&path, true).unwrap(),
+            Catalog::open(&path, false).unwrap(),
+            Catalog::open_immutable(&path).unwrap(),
+        ] {
+            assert_eq!(cat.params(), params);
+            assert_eq!(cat.version(), FORMAT_VERSION);
+        }
+    }
+
+    #[test]
+    fn a_file_that_is_no_catalog_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("catalog.sqlite");
+        fs::write(&path, b"not a database, not even close").unwrap();
+        let err = Catalog::open(&path, false).err().expect("refused");
+        assert_eq!(err.kind(), ErrorKind::Store, "{err}");
+    }
+
+    #[test]
+    fn a_pinned_view_does_not_see_later_commits() {
+        let (dir, mut cat) = new_catalog();
+        let path = dir.path().join("catalog.sqlite");
+        let a = ws("alice", "thesis");
+        let first = commit(&mut cat, &a, 10, 10, &[], &[]);
+        let pinned = PinnedCatalog::open(&path).unwrap();
+        let pinned_conn = Catalog::open(&path, false).unwrap();
+        pinned_conn.pin_view().unwrap();
+        let pool = CatalogPool::new(&path);
+        pool.with(|c| c.snapshot_count()).unwrap();
+
+        let second = commit(&mut cat, &a, 20, 20, &[], &[]);
+        let only_first = vec![first.clone()];
+        assert_eq!(pinned.with(|c| c.snapshots(Some(&a))).unwrap(), only_first);
+        assert_eq!(pinned_conn.snapshots(Some(&a)).unwrap(), only_first);
+        // The pool's idle connection holds no view: it sees the commit.
+        assert_eq!(
+            pool.with(|c| c.snapshots(Some(&a))).unwrap(),
+            [first, second]
+        );
     }
 }

@@ -30,7 +30,7 @@ impl Catalog {
     }
 
     /// The newest run that covered the whole root `key` names (see
-    /// [`super::full_run_key`]); `None` when no such run is recorded.
+    /// [`full_run_key`]); `None` when no such run is recorded.
     pub fn last_full_run(&self, key: &str) -> Result<Option<RunRow>> {
         let e = sql_err(&self.path);
         let id: Option<String> = self
@@ -115,4 +115,67 @@ pub(super) fn insert_run(conn: &Connection, run: &RunRow) -> rusqlite::Result<()
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::new_catalog;
+    use super::*;
+    use crate::error::ErrorKind;
+
+    fn run(started_ns: i64, covered_root: Option<&str>) -> RunRow {
+        RunRow {
+            started_ns,
+            finished_ns: started_ns + 5,
+            workspaces_ok: 3,
+            workspaces_failed: 1,
+            entries_skipped: 2,
+            error: Some("2 workspaces gone at once".into()),
+            covered_root: covered_root.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn the_last_run_is_the_last_finished() {
+        let (_dir, mut cat) = new_catalog();
+        assert_eq!(cat.last_run().unwrap(), None);
+        cat.insert_run(&run(100, None)).unwrap();
+        cat.insert_run(&run(10, None)).unwrap();
+        let last = cat.last_run().unwrap().expect("a run");
+        assert_eq!(last, run(100, None));
+        assert_eq!(cat.first_run_after(10).unwrap(), Some(100));
+        assert_eq!(cat.first_run_after(9).unwrap(), Some(10));
+        assert_eq!(cat.first_run_after(100).unwrap(), None);
+    }
+
+    #[test]
+    fn each_root_has_its_own_last_full_run() {
+        let (dir, mut cat) = new_catalog();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::create_dir(&a).unwrap();
+        let (key_a, key_b) = (full_run_key(&a), full_run_key(&b));
+        assert_ne!(key_a, key_b);
+        // The canonical path names the root, however it was spelled.
+        assert_eq!(full_run_key(&dir.path().join("a/../a")), key_a);
+
+        assert_eq!(cat.last_full_run(&key_a).unwrap(), None);
+        cat.insert_run(&run(10, Some(&key_a))).unwrap();
+        cat.insert_run(&run(20, Some(&key_b))).unwrap();
+        cat.insert_run(&run(30, None)).unwrap();
+        assert_eq!(
+            cat.last_full_run(&key_a).unwrap(),
+            Some(run(10, Some(&key_a)))
+        );
+        assert_eq!(
+            cat.last_full_run(&key_b).unwrap(),
+            Some(run(20, Some(&key_b)))
+        );
+        assert_eq!(cat.last_run().unwrap(), Some(run(30, None)));
+
+        cat.conn
+            .execute("UPDATE meta SET value = '99' WHERE key = ?1", [&key_a])
+            .unwrap();
+        let err = cat.last_full_run(&key_a).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Store, "{err}");
+    }
 }

@@ -428,3 +428,108 @@ pub(super) fn insert_snapshot(
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{add_chunks, blob, commit, new_catalog, snapshot_of, ws};
+    use crate::error::ErrorKind;
+
+    #[test]
+    fn snapshots_are_listed_per_workspace_oldest_first() {
+        let (_dir, mut cat) = new_catalog();
+        let (a, b) = (ws("alice", "thesis"), ws("bob", "notes"));
+        let late = commit(&mut cat, &a, 30, 30, &[], &[]);
+        let other = commit(&mut cat, &b, 20, 20, &[], &[]);
+        let early = commit(&mut cat, &a, 10, 10, &[], &[]);
+
+        assert_eq!(
+            cat.snapshots(Some(&a)).unwrap(),
+            [early.clone(), late.clone()]
+        );
+        assert_eq!(cat.snapshots(Some(&ws("carol", "x"))).unwrap(), []);
+        // All: by workspace, then by time.
+        assert_eq!(
+            cat.snapshots(None).unwrap(),
+            [early.clone(), late.clone(), other]
+        );
+        assert_eq!(cat.snapshot_count().unwrap(), 3);
+        assert!(cat.has_snapshot(&late.id).unwrap());
+        assert!(!cat
+            .has_snapshot(&crate::model::snapshot_id(&a, 1, 1, &late.root))
+            .unwrap());
+
+        let times = cat.snapshot_times(&a).unwrap();
+        assert_eq!(times.iter().map(|t| t.1).collect::<Vec<_>>(), [10, 30]);
+        assert_eq!(cat.snapshot_by_row(times[0].0).unwrap(), early);
+        assert_eq!(
+            cat.snapshot_by_row(-1).unwrap_err().kind(),
+            ErrorKind::Input
+        );
+    }
+
+    #[test]
+    fn the_parent_is_the_last_taken_undamaged_snapshot() {
+        let (_dir, mut cat) = new_catalog();
+        let a = ws("alice", "thesis");
+        assert_eq!(cat.last_taken(&a).unwrap(), None);
+        // Taken last (started latest) although recorded with an older time.
+        let backdated = commit(&mut cat, &a, 5, 50, &[], &[]);
+        let newer_time = commit(&mut cat, &a, 40, 40, &[], &[]);
+        assert_eq!(cat.last_taken(&a).unwrap(), Some(backdated.clone()));
+        assert_eq!(
+            cat.snapshots(Some(&a)).unwrap(),
+            [backdated.clone(), newer_time.clone()]
+        );
+
+        cat.record_damage(&[], &[backdated.id]).unwrap();
+        assert_eq!(cat.last_taken(&a).unwrap(), Some(newer_time));
+    }
+
+    #[test]
+    fn a_commit_stores_the_skip_list_and_finds_the_last_runs_snapshots() {
+        let (_dir, mut cat) = new_catalog();
+        let (a, b) = (ws("alice", "thesis"), ws("bob", "notes"));
+        let skip = (b"data/locked.csv".to_vec(), "permission denied".to_string());
+        commit(&mut cat, &a, 10, 10, &[], &[]);
+        let skipping = commit(&mut cat, &a, 20, 20, &[], std::slice::from_ref(&skip));
+        commit(&mut cat, &b, 21, 21, &[], &[]);
+
+        assert_eq!(cat.skips(&skipping.id).unwrap(), vec![skip.clone()]);
+        assert_eq!(
+            cat.snapshots_started_since(20).unwrap(),
+            [(a.clone(), vec![skip]), (b.clone(), vec![])]
+        );
+        assert_eq!(
+            cat.workspaces_started_between(20, 20)
+                .unwrap()
+                .into_iter()
+                .collect::<Vec<_>>(),
+            vec![a.clone()]
+        );
+        assert_eq!(cat.workspaces_started_between(11, 30).unwrap().len(), 2);
+        // Skipping since its first snapshot after the last one without skips.
+        assert_eq!(cat.skipping_since().unwrap(), [(a.clone(), 20)]);
+        commit(&mut cat, &a, 30, 30, &[], &[]);
+        assert_eq!(cat.skipping_since().unwrap(), []);
+    }
+
+    #[test]
+    fn a_commit_with_an_unindexed_reference_commits_nothing() {
+        let (_dir, mut cat) = new_catalog();
+        let a = ws("alice", "thesis");
+        let stored = blob("stored");
+        add_chunks(&mut cat, &[stored]);
+        let row = commit(&mut cat, &a, 10, 10, &[stored], &[]);
+        assert!(cat.has_blob(&row.root.0).unwrap());
+
+        let missing = blob("never stored");
+        let (tree, dangling) = snapshot_of(&mut cat, &a, 20, 20, &[stored, missing]);
+        let err = cat
+            .commit_snapshot(std::slice::from_ref(&tree), &dangling, &[], "test.wsj")
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Store, "{err}");
+        assert!(!cat.has_blob(&tree.id).unwrap(), "the tree was not indexed");
+        assert_eq!(cat.snapshots(Some(&a)).unwrap(), [row]);
+        assert_eq!(cat.snapshot_count().unwrap(), 1);
+    }
+}

@@ -106,3 +106,38 @@ pub(super) fn ensure_workspace(
         |r| r.get(0),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{commit, new_catalog, ws};
+    use super::*;
+
+    #[test]
+    fn workspaces_are_those_with_snapshots() {
+        let (_dir, mut cat) = new_catalog();
+        let (a, b) = (ws("alice", "thesis"), ws("bob", "notes"));
+        assert_eq!(cat.workspaces().unwrap(), []);
+        commit(&mut cat, &b, 5, 5, &[], &[]);
+        commit(&mut cat, &a, 10, 10, &[], &[]);
+        commit(&mut cat, &a, 30, 30, &[], &[]);
+        assert_eq!(cat.workspaces().unwrap(), [a.clone(), b.clone()]);
+        assert_eq!(
+            cat.workspace_summaries().unwrap(),
+            [
+                WorkspaceSummary {
+                    workspace: a.clone(),
+                    snapshots: 2,
+                    newest_time_ns: 30,
+                },
+                WorkspaceSummary {
+                    workspace: b.clone(),
+                    snapshots: 1,
+                    newest_time_ns: 5,
+                },
+            ]
+        );
+        let mut names: Vec<_> = cat.workspace_names().unwrap().into_values().collect();
+        names.sort();
+        assert_eq!(names, [a, b]);
+    }
+}
