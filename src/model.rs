@@ -68,9 +68,9 @@ pub struct RunRow {
     /// workspaces gone at once); `None` otherwise.
     pub error: Option<String>,
     /// The run covered every workspace under the root (not a run of named
-    /// workspaces, not an import): which root, as
-    /// [`crate::catalog::full_run_key`] names it. Not a column: the newest
-    /// such run's id is the value of that `meta` key (see docs/FORMAT.md).
+    /// workspaces, not an import): which root, as the catalog's
+    /// `full_run_key` names it. Not a column: the newest such run's id is
+    /// the value of that `meta` key (see docs/FORMAT.md).
     pub covered_root: Option<String>,
 }
 

@@ -57,7 +57,7 @@ pub(crate) enum Msg {
     },
     /// A tree or chunk list that is already indexed was referenced again:
     /// its references are checked into `tree_refs` at the next group commit
-    /// (see `catalog::complete_refs`).
+    /// (see `catalog::blobs::complete_refs`).
     Known { id: Id, refs: Vec<Id> },
     /// Write the queued snapshots now (the next source is a workspace with a
     /// queued snapshot: its parent must be readable).
