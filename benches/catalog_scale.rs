@@ -61,12 +61,11 @@ use std::time::{Duration, Instant};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use corpus::Rng;
-use wsnap::catalog::StoreParams;
 use wsnap::journal;
 use wsnap::pack::format::{self, RecordHeader};
 use wsnap::pack::{BlobKind, Compression, PackWriter};
 use wsnap::tree::{Entry, EntryKind, FileContent, Tree};
-use wsnap::{ChunkId, Id, SnapshotRow, SnapshotStats, Store, TreeId, WorkspaceName};
+use wsnap::{ChunkId, Id, SnapshotRow, SnapshotStats, Store, StoreParams, TreeId, WorkspaceName};
 
 const SNAPSHOTS: usize = 288;
 const VERSIONS: usize = 23;

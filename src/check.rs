@@ -17,12 +17,13 @@ use std::fs;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
-use crate::catalog::{Catalog, SnapshotRow};
+use crate::catalog::Catalog;
 use crate::chunklist;
 use crate::error::Result;
 use crate::escape::{self, Escaped};
 use crate::id::{Id, PackId, SnapshotId};
 use crate::journal;
+use crate::model::SnapshotRow;
 use crate::pack::format::{self, RecordHeader, RECORD_HEADER_BYTES};
 use crate::pack::{pack_path, BlobKind};
 use crate::progress::Progress;

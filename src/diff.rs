@@ -14,9 +14,10 @@
 
 use std::collections::HashMap;
 
-use crate::catalog::{Catalog, SnapshotRow};
+use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::id::TreeId;
+use crate::model::SnapshotRow;
 use crate::select::{split_path, Selector};
 use crate::store::Store;
 use crate::timespec;

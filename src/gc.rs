@@ -19,13 +19,14 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::time::Duration;
 
-use crate::catalog::{GcTx, SnapshotRow};
+use crate::catalog::GcTx;
 use crate::damaged::{self, DamagedLeft};
 use crate::durable;
 use crate::error::{Error, Result};
 use crate::id::{Id, PackId, SnapshotId};
 use crate::journal;
 use crate::lock::LockGuard;
+use crate::model::SnapshotRow;
 use crate::pack::format::{self, RecordHeader};
 use crate::pack::{pack_path, PackWriter};
 use crate::progress::Progress;

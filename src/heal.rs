@@ -17,11 +17,11 @@ use crate::catalog::{Catalog, TreeRefs};
 use crate::chunklist;
 use crate::error::Result;
 use crate::id::{Id, TreeId};
+use crate::model::SnapshotRow;
 use crate::pack::BlobKind;
 use crate::store::Store;
 use crate::tree::{EntryKind, FileContent};
 use crate::workspace::WorkspaceName;
-use crate::SnapshotRow;
 
 /// Clear the flag of every damaged snapshot of `workspaces` whose data is
 /// all stored again; returns those now whole. Needs the writer lock.

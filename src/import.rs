@@ -24,9 +24,9 @@ use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use crate::catalog::SnapshotRow;
 use crate::error::{Error, Result};
 use crate::lock::LockGuard;
+use crate::model::SnapshotRow;
 use crate::progress::Progress;
 use crate::snapshot::{self, RunReport, Source};
 use crate::store::Store;

@@ -57,6 +57,7 @@ pub mod heal;
 pub mod id;
 pub mod import;
 pub mod journal;
+pub mod model;
 pub mod pack;
 pub mod progress;
 pub mod repair;
@@ -72,22 +73,9 @@ pub mod tree;
 pub mod walk;
 pub mod workspace;
 
-pub use catalog::{SnapshotRow, SnapshotStats, StoreParams};
 pub use error::{Error, ErrorKind, Result};
 pub use id::{ChunkId, Id, ListId, PackId, SnapshotId, TreeId};
+pub use model::{snapshot_id, RunRow, Skip, SnapshotRow, SnapshotStats, StoreParams};
 pub use store::{InitOutcome, Store};
 pub use timespec::TimeSpec;
 pub use workspace::WorkspaceName;
-
-/// The id of a snapshot: BLAKE3 of its workspace, times and root tree (see
-/// *Snapshot id* in `docs/FORMAT.md`). Journal records are checked against
-/// it; tools that write snapshot rows and journals themselves (the
-/// `catalog_scale` bench's generator) compute it here.
-pub fn snapshot_id(
-    workspace: &WorkspaceName,
-    time_ns: i64,
-    started_ns: i64,
-    root: &TreeId,
-) -> SnapshotId {
-    snapshot::snapshot_id(workspace, time_ns, started_ns, root)
-}

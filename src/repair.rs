@@ -32,13 +32,14 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::catalog::{ancestors, Catalog, SnapshotRow, StoreParams};
+use crate::catalog::{ancestors, Catalog};
 use crate::chunklist;
 use crate::durable;
 use crate::error::{Error, Result};
 use crate::id::{Id, PackId};
 use crate::journal;
 use crate::lock;
+use crate::model::{SnapshotRow, StoreParams};
 use crate::pack::format::{self, RecordHeader, FOOTER_BYTES, HEADER_BYTES, RECORD_HEADER_BYTES};
 use crate::pack::{BlobKind, PackFiles, PackWriter};
 use crate::timespec;

@@ -29,11 +29,12 @@ use std::sync::Mutex;
 
 use rayon::prelude::*;
 
-use crate::catalog::{PinnedCatalog, SnapshotRow};
+use crate::catalog::PinnedCatalog;
 use crate::chunklist;
 use crate::dirfd::{self, Dir, Kind, Stat};
 use crate::error::{Error, Result};
 use crate::id::{ChunkId, Id};
+use crate::model::SnapshotRow;
 use crate::pack::BlobKind;
 use crate::progress::Progress;
 use crate::select::{resolve, Node};

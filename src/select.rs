@@ -3,9 +3,10 @@
 //! Used by restore, ls, cat, diff, log and forget; reads only the catalog
 //! and trees.
 
-use crate::catalog::{Catalog, SnapshotRow};
+use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::escape::Escaped;
+use crate::model::SnapshotRow;
 use crate::store::Store;
 use crate::timespec::{self, TimeSpec};
 use crate::tree::{validate_name, Entry, EntryKind, Tree};
@@ -172,9 +173,9 @@ pub fn list_entries(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::SnapshotStats;
     use crate::error::ErrorKind;
     use crate::id::{Id, SnapshotId, TreeId};
+    use crate::model::SnapshotStats;
 
     fn row(hex_id: &str, time_ns: i64) -> SnapshotRow {
         let mut id = [0u8; 32];

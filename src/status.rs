@@ -40,9 +40,10 @@ use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use crate::catalog::{PinnedCatalog, RunRow, WorkspaceSummary};
+use crate::catalog::{PinnedCatalog, WorkspaceSummary};
 use crate::durable;
 use crate::error::{Error, Result};
+use crate::model::RunRow;
 use crate::store::Store;
 use crate::walk::{self, Rejected};
 use crate::workspace::WorkspaceName;

@@ -17,12 +17,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::catalog::{BlobLocation, Catalog, StoreParams};
+use crate::catalog::{BlobLocation, Catalog};
 use crate::durable;
 use crate::error::{Error, Result};
 use crate::id::{Id, TreeId};
 use crate::journal;
 use crate::lock::{self, LockGuard};
+use crate::model::StoreParams;
 use crate::pack::{BlobKind, PackFiles};
 use crate::timespec;
 use crate::tree::Tree;

@@ -128,7 +128,7 @@ fn enormous_counts_and_lengths_are_rejected_without_allocating() {
     };
     assert!(format::decode_payload(&h, &stored).is_err());
     // A journal record claiming 4 GiB.
-    let mut j = wsnap::journal::encode_header(&wsnap::catalog::StoreParams::DEFAULT);
+    let mut j = wsnap::journal::encode_header(&wsnap::StoreParams::DEFAULT);
     j.extend_from_slice(&u32::MAX.to_le_bytes());
     j.extend_from_slice(&[0; 64]);
     let d = wsnap::journal::decode(&j);

@@ -26,43 +26,42 @@ const SWEPT_ALL_KINDS: &str = "gc_swept_all_kinds_pack_id";
 
 /// A blob that gc removed from the index.
 #[derive(Clone, Copy, Debug)]
-pub struct DeadBlob {
-    pub id: Id,
-    pub pack_row: i64,
+pub(crate) struct DeadBlob {
+    pub(crate) id: Id,
+    pub(crate) pack_row: i64,
     /// Record bytes in its pack (header + payload).
-    pub bytes: u64,
+    pub(crate) bytes: u64,
 }
 
 /// How much of a pack is still in use.
 #[derive(Clone, Debug)]
-pub struct PackUsage {
-    pub row: i64,
-    pub id: PackId,
-    pub size_bytes: u64,
-    pub live_bytes: u64,
-    pub live_blobs: u64,
+pub(crate) struct PackUsage {
+    pub(crate) row: i64,
+    pub(crate) id: PackId,
+    pub(crate) size_bytes: u64,
+    pub(crate) live_bytes: u64,
+    pub(crate) live_blobs: u64,
 }
 
 /// A live blob to move during repack.
 #[derive(Clone, Debug)]
-pub struct LiveBlob {
-    pub row: i64,
-    pub id: Id,
-    pub kind: BlobKind,
-    pub offset: u64,
-    pub stored_len: u32,
-    pub raw_len: u32,
+pub(crate) struct LiveBlob {
+    pub(crate) id: Id,
+    pub(crate) kind: BlobKind,
+    pub(crate) offset: u64,
+    pub(crate) stored_len: u32,
+    pub(crate) raw_len: u32,
 }
 
 /// An open gc transaction. Dropped without `commit`, it rolls back.
-pub struct GcTx<'a> {
+pub(crate) struct GcTx<'a> {
     tx: Transaction<'a>,
     path: std::path::PathBuf,
 }
 
 impl Catalog {
     /// Start the single gc transaction.
-    pub fn begin_gc(&mut self) -> Result<GcTx<'_>> {
+    pub(crate) fn begin_gc(&mut self) -> Result<GcTx<'_>> {
         let path = self.path.clone();
         let tx = self
             .conn
@@ -78,7 +77,7 @@ impl GcTx<'_> {
     }
 
     /// Delete a snapshot row; returns its root blob row and its journal file.
-    pub fn delete_snapshot(&self, id: &SnapshotId) -> Result<(i64, Option<String>)> {
+    pub(crate) fn delete_snapshot(&self, id: &SnapshotId) -> Result<(i64, Option<String>)> {
         let row: Option<(i64, Option<String>)> = self
             .tx
             .query_row(
@@ -95,7 +94,7 @@ impl GcTx<'_> {
     /// snapshots whose roots are `roots`, plus blobs of any kind that
     /// nothing references in packs newer than the sweep watermark (and
     /// whatever only they referenced).
-    pub fn collect(&self, roots: Vec<i64>) -> Result<Vec<DeadBlob>> {
+    pub(crate) fn collect(&self, roots: Vec<i64>) -> Result<Vec<DeadBlob>> {
         let e = self.e();
         let mut dead = Vec::new();
         let mut is_live = self
@@ -176,7 +175,7 @@ impl GcTx<'_> {
     }
 
     /// Usage of the given packs after `collect`.
-    pub fn pack_usage(&self, rows: &HashSet<i64>) -> Result<Vec<PackUsage>> {
+    pub(crate) fn pack_usage(&self, rows: &HashSet<i64>) -> Result<Vec<PackUsage>> {
         let e = self.e();
         let mut stmt = self
             .tx
@@ -211,7 +210,7 @@ impl GcTx<'_> {
     }
 
     /// Live blobs of a pack, in file order.
-    pub fn live_blobs(&self, pack_row: i64) -> Result<Vec<LiveBlob>> {
+    pub(crate) fn live_blobs(&self, pack_row: i64) -> Result<Vec<LiveBlob>> {
         let e = self.e();
         let mut stmt = self
             .tx
@@ -236,7 +235,6 @@ impl GcTx<'_> {
         for r in rows {
             let (row, hash, kind, offset, stored, raw) = r.map_err(&e)?;
             out.push(LiveBlob {
-                row,
                 id: Id::from_slice(&hash)?,
                 kind: BlobKind::from_code(kind)
                     .ok_or_else(|| Error::corrupt(format!("blob row {row} has kind {kind}")))?,
@@ -249,8 +247,8 @@ impl GcTx<'_> {
     }
 
     /// Index a pack written by repack (its blobs are moved with `move_blobs`).
-    pub fn add_pack(&self, sealed: &SealedPack, now_ns: i64) -> Result<i64> {
-        super::upsert_pack(
+    pub(crate) fn add_pack(&self, sealed: &SealedPack, now_ns: i64) -> Result<i64> {
+        super::blobs::upsert_pack(
             &self.tx,
             &sealed.id,
             sealed.size_bytes,
@@ -261,7 +259,7 @@ impl GcTx<'_> {
     }
 
     /// Point moved blobs at their new pack: `moves` maps blob id → (pack row, offset).
-    pub fn move_blobs(&self, moves: &HashMap<Id, (i64, u64)>) -> Result<()> {
+    pub(crate) fn move_blobs(&self, moves: &HashMap<Id, (i64, u64)>) -> Result<()> {
         let e = self.e();
         let mut stmt = self
             .tx
@@ -279,7 +277,7 @@ impl GcTx<'_> {
     }
 
     /// Delete a pack row; it must hold no blob any more.
-    pub fn delete_pack(&self, row: i64) -> Result<()> {
+    pub(crate) fn delete_pack(&self, row: i64) -> Result<()> {
         let left: i64 = self
             .tx
             .query_row(
@@ -300,7 +298,7 @@ impl GcTx<'_> {
     }
 
     /// Every pack the catalog knows.
-    pub fn pack_ids(&self) -> Result<HashSet<PackId>> {
+    pub(crate) fn pack_ids(&self) -> Result<HashSet<PackId>> {
         let e = self.e();
         let mut stmt = self.tx.prepare("SELECT pack_hash FROM packs").map_err(&e)?;
         let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0)).map_err(&e)?;
@@ -312,7 +310,7 @@ impl GcTx<'_> {
     }
 
     /// Remember that packs up to the newest one have been swept.
-    pub fn mark_swept(&self) -> Result<()> {
+    pub(crate) fn mark_swept(&self) -> Result<()> {
         let max: i64 = self
             .tx
             .query_row("SELECT COALESCE(MAX(id), 0) FROM packs", [], |r| r.get(0))
@@ -334,22 +332,11 @@ impl GcTx<'_> {
     /// Record, in this transaction, the journal files that still hold
     /// records of the snapshots it deletes: they are rewritten after the
     /// commit, or by the next writer if this process dies first.
-    pub fn set_pending_journals(&self, names: &[String]) -> Result<()> {
+    pub(crate) fn set_pending_journals(&self, names: &[String]) -> Result<()> {
         if names.is_empty() {
             return Ok(());
         }
-        let mut all = super::pending_journals_in(&self.tx).map_err(self.e())?;
-        all.extend(names.iter().cloned());
-        all.sort();
-        all.dedup();
-        self.tx
-            .execute(
-                "INSERT INTO meta (key, value) VALUES ('journals_pending', ?1)
-                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                [all.join("\n")],
-            )
-            .map_err(self.e())?;
-        Ok(())
+        super::journals::add_pending_journals(&self.tx, names).map_err(self.e())
     }
 
     fn meta_i64(&self, key: &str) -> Result<Option<i64>> {
@@ -365,8 +352,54 @@ impl GcTx<'_> {
         .transpose()
     }
 
-    pub fn commit(self) -> Result<()> {
+    pub(crate) fn commit(self) -> Result<()> {
         let path = self.path.clone();
         self.tx.commit().map_err(sql_err(&path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{add_chunks, blob, commit, new_catalog, ws};
+    use super::*;
+
+    #[test]
+    fn forgetting_a_snapshot_frees_only_what_nothing_else_references() {
+        let (_dir, mut cat) = new_catalog();
+        let (shared, own) = (blob("shared"), blob("own"));
+        let pack = add_chunks(&mut cat, &[shared, own]);
+        let a = ws("alice", "thesis");
+        let old = commit(&mut cat, &a, 10, 10, &[shared, own], &[]);
+        let kept = commit(&mut cat, &a, 20, 20, &[shared], &[]);
+        {
+            let tx = cat.begin_gc().unwrap();
+            // The first gc sweeps the whole index: nothing is unreferenced.
+            assert!(tx.collect(Vec::new()).unwrap().is_empty());
+            tx.mark_swept().unwrap();
+            tx.commit().unwrap();
+        }
+
+        let tx = cat.begin_gc().unwrap();
+        let (root, journal) = tx.delete_snapshot(&old.id).unwrap();
+        assert_eq!(journal.as_deref(), Some("test.wsj"));
+        let dead = tx.collect(vec![root]).unwrap();
+        let mut dead_ids: Vec<_> = dead.iter().map(|d| d.id).collect();
+        dead_ids.sort_by_key(|id| id.0);
+        let mut expected = vec![own, old.root.0];
+        expected.sort_by_key(|id| id.0);
+        assert_eq!(dead_ids, expected);
+
+        let own_pack = dead.iter().find(|d| d.id == own).unwrap().pack_row;
+        let usage = tx.pack_usage(&HashSet::from([own_pack])).unwrap();
+        assert_eq!(usage.len(), 1);
+        assert_eq!((usage[0].id, usage[0].live_blobs), (pack.id, 1));
+        assert_eq!(usage[0].live_bytes, RECORD_HEADER_BYTES as u64 + 100);
+        let live = tx.live_blobs(own_pack).unwrap();
+        assert_eq!(live.iter().map(|b| b.id).collect::<Vec<_>>(), [shared]);
+        tx.commit().unwrap();
+
+        assert_eq!(cat.snapshots(None).unwrap(), [kept]);
+        assert!(cat.has_blob(&shared).unwrap() && !cat.has_blob(&own).unwrap());
+        assert!(cat.dangling_references().unwrap().is_empty());
     }
 }

@@ -5,30 +5,34 @@ use std::collections::HashSet;
 
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use super::{ensure_workspace, i64_of, insert_snapshot, sql_err, Catalog, SnapshotRow};
+use super::blobs::{upsert_pack, INSERT_BLOB};
+use super::snapshots::insert_snapshot;
+use super::workspaces::ensure_workspace;
+use super::{i64_of, sql_err, Catalog};
 use crate::error::{Error, Result};
 use crate::id::{Id, PackId};
+use crate::model::SnapshotRow;
 use crate::pack::{BlobKind, RecordHeader};
 
 /// A tree or chunk list to decode in repair's second pass.
 #[derive(Clone, Copy, Debug)]
-pub struct RefBlob {
-    pub row: i64,
-    pub id: Id,
-    pub kind: BlobKind,
-    pub pack: PackId,
-    pub offset: u64,
+pub(crate) struct RefBlob {
+    pub(crate) row: i64,
+    pub(crate) id: Id,
+    pub(crate) kind: BlobKind,
+    pub(crate) pack: PackId,
+    pub(crate) offset: u64,
 }
 
 /// An open rebuild transaction. Dropped without `commit`, it rolls back.
-pub struct Rebuild<'a> {
+pub(crate) struct Rebuild<'a> {
     tx: Transaction<'a>,
     path: std::path::PathBuf,
 }
 
 impl Catalog {
     /// Start filling this (fresh) catalog.
-    pub fn begin_rebuild(&mut self) -> Result<Rebuild<'_>> {
+    pub(crate) fn begin_rebuild(&mut self) -> Result<Rebuild<'_>> {
         let path = self.path.clone();
         let tx = self.conn.transaction().map_err(sql_err(&path))?;
         Ok(Rebuild { tx, path })
@@ -41,19 +45,19 @@ impl Rebuild<'_> {
     }
 
     /// Index a verified pack; returns its row.
-    pub fn add_pack(&self, id: &PackId, size: u64, records: u64, now_ns: i64) -> Result<i64> {
-        super::upsert_pack(&self.tx, id, size, records, now_ns).map_err(self.e())
+    pub(crate) fn add_pack(
+        &self,
+        id: &PackId,
+        size: u64,
+        records: u64,
+        now_ns: i64,
+    ) -> Result<i64> {
+        upsert_pack(&self.tx, id, size, records, now_ns).map_err(self.e())
     }
 
     /// Index a verified record (the first copy of a blob wins).
-    pub fn add_blob(&self, pack_row: i64, offset: u64, h: &RecordHeader) -> Result<()> {
-        let mut ins = self
-            .tx
-            .prepare_cached(
-                "INSERT OR IGNORE INTO blobs (hash, kind, pack_id, offset, stored_len, raw_len)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )
-            .map_err(self.e())?;
+    pub(crate) fn add_blob(&self, pack_row: i64, offset: u64, h: &RecordHeader) -> Result<()> {
+        let mut ins = self.tx.prepare_cached(INSERT_BLOB).map_err(self.e())?;
         ins.execute(params![
             &h.id.0[..],
             h.kind as u8,
@@ -67,7 +71,7 @@ impl Rebuild<'_> {
     }
 
     /// Every indexed tree and chunk list, in pack order.
-    pub fn ref_blobs(&self) -> Result<Vec<RefBlob>> {
+    pub(crate) fn ref_blobs(&self) -> Result<Vec<RefBlob>> {
         let e = self.e();
         let mut stmt = self
             .tx
@@ -105,7 +109,7 @@ impl Rebuild<'_> {
 
     /// Record what tree (or list) `tree_row` references; returns how many of
     /// `refs` are not indexed (missing data).
-    pub fn add_refs(&self, tree_row: i64, refs: &[Id]) -> Result<u64> {
+    pub(crate) fn add_refs(&self, tree_row: i64, refs: &[Id]) -> Result<u64> {
         let e = self.e();
         let mut find = self
             .tx
@@ -132,7 +136,7 @@ impl Rebuild<'_> {
     }
 
     /// Trees and lists that reference any of `rows`.
-    pub fn parents(&self, rows: &[i64]) -> Result<Vec<i64>> {
+    pub(crate) fn parents(&self, rows: &[i64]) -> Result<Vec<i64>> {
         let e = self.e();
         let mut stmt = self
             .tx
@@ -149,7 +153,7 @@ impl Rebuild<'_> {
     }
 
     /// The blob row of an indexed tree.
-    pub fn tree_row(&self, id: &Id) -> Result<Option<i64>> {
+    pub(crate) fn tree_row(&self, id: &Id) -> Result<Option<i64>> {
         self.tx
             .query_row(
                 "SELECT id FROM blobs WHERE hash = ?1 AND kind = 2",
@@ -161,7 +165,7 @@ impl Rebuild<'_> {
     }
 
     /// Insert a recovered snapshot whose root tree is indexed at `root_row`.
-    pub fn add_snapshot(
+    pub(crate) fn add_snapshot(
         &self,
         row: &SnapshotRow,
         root_row: i64,
@@ -177,14 +181,14 @@ impl Rebuild<'_> {
         insert_snapshot(&self.tx, &row, ws, root_row, journal).map_err(&e)
     }
 
-    pub fn commit(self) -> Result<()> {
+    pub(crate) fn commit(self) -> Result<()> {
         let e = sql_err(&self.path);
         self.tx.commit().map_err(e)
     }
 }
 
 /// Rows reachable upwards from `start` (its ancestors, and itself).
-pub fn ancestors(rb: &Rebuild<'_>, start: HashSet<i64>) -> Result<HashSet<i64>> {
+pub(crate) fn ancestors(rb: &Rebuild<'_>, start: HashSet<i64>) -> Result<HashSet<i64>> {
     let mut seen = start.clone();
     let mut frontier: Vec<i64> = start.into_iter().collect();
     while !frontier.is_empty() {

@@ -9,10 +9,10 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::catalog::{SnapshotRow, StoreParams};
 use crate::durable;
 use crate::error::{Error, Result};
 use crate::id::SnapshotId;
+use crate::model::{SnapshotRow, StoreParams};
 
 use super::format::{decode, encode_header, encode_record, Decoded};
 

@@ -11,11 +11,11 @@
 //! check out (a checksum, or fields that do not hash to the record's
 //! snapshot id), and tells a torn tail (a crash's cut append) from damage.
 
-use crate::catalog::{SnapshotRow, SnapshotStats, StoreParams};
 use crate::chunker::ChunkerParams;
 use crate::codec::{Reader, Writer as Enc};
 use crate::error::{Error, Result};
 use crate::id::{SnapshotId, TreeId};
+use crate::model::{snapshot_id, SnapshotRow, SnapshotStats, StoreParams};
 use crate::workspace::WorkspaceName;
 
 /// The first bytes of every journal file.
@@ -159,7 +159,7 @@ fn decode_payload(payload: &[u8]) -> Result<SnapshotRow> {
         },
         damaged: false,
     };
-    if crate::snapshot::snapshot_id(&row.workspace, row.time_ns, row.started_ns, &row.root) != id {
+    if snapshot_id(&row.workspace, row.time_ns, row.started_ns, &row.root) != id {
         return Err(Error::corrupt(format!(
             "journal record {}: fields do not hash to its id",
             id.0.short()
@@ -238,7 +238,7 @@ mod tests {
         let ws = WorkspaceName::new(user, project).unwrap();
         let root = TreeId(Id(root));
         SnapshotRow {
-            id: crate::snapshot::snapshot_id(&ws, t, t + 1, &root),
+            id: snapshot_id(&ws, t, t + 1, &root),
             workspace: ws,
             time_ns: t,
             started_ns: t + 1,

@@ -29,13 +29,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::catalog::{CatalogPool, RunRow, SnapshotRow};
-use crate::codec::Writer as Enc;
+use crate::catalog::CatalogPool;
 use crate::error::{Error, ErrorKind, Result};
 use crate::escape;
-use crate::id::{Id, SnapshotId, TreeId};
 use crate::journal::RunJournal;
 use crate::lock::LockGuard;
+use crate::model::{RunRow, Skip, SnapshotRow};
 use crate::pack::PackWriter;
 use crate::progress::Progress;
 use crate::store::Store;
@@ -63,18 +62,6 @@ pub struct SnapshotOptions {
     /// (`snapshot --reread`; heals a store whose data was lost or damaged
     /// while the live files still exist).
     pub reread: bool,
-}
-
-/// An entry that could not be stored as it is (unreadable, vanished,
-/// changed while read).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Skip {
-    /// Path relative to the workspace root.
-    pub path: Vec<u8>,
-    pub reason: String,
-    /// True when the entry is missing from the snapshot; false when it was
-    /// stored but is worth a warning (changed while being read).
-    pub missing: bool,
 }
 
 /// The outcome for one workspace.
@@ -518,23 +505,4 @@ fn stopped_on_write_error(
         store_error: Some(error),
         unwritten,
     })
-}
-
-/// The snapshot's id: BLAKE3 of its identifying fields.
-pub(crate) fn snapshot_id(
-    ws: &WorkspaceName,
-    time_ns: i64,
-    started_ns: i64,
-    root: &TreeId,
-) -> SnapshotId {
-    let mut e = Enc::default();
-    e.bytes(b"wsnap snapshot v1\0");
-    e.u32(ws.user.len() as u32);
-    e.bytes(&ws.user);
-    e.u32(ws.project.len() as u32);
-    e.bytes(&ws.project);
-    e.i64(time_ns);
-    e.i64(started_ns);
-    e.id(&root.0);
-    SnapshotId(Id::of(&e.buf))
 }

@@ -52,7 +52,7 @@ impl BlobSink<'_> {
             // An indexed tree or chunk list referenced again (rare: a
             // directory back to an earlier state, or after damage): it must
             // read back, or this copy replaces it (the writer re-points the
-            // index row, see `catalog::index_trees`); and its references
+            // index row, see `catalog::blobs::index_trees`); and its references
             // must be complete (a repaired store may lack some).
             if self.store.read_blob_at(&id, kind, Some(loc)).is_ok() {
                 if !refs.is_empty() {

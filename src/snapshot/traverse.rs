@@ -11,13 +11,14 @@ use std::sync::Mutex;
 
 use rayon::prelude::*;
 
-use crate::catalog::{CatalogPool, SnapshotRow, SnapshotStats};
+use crate::catalog::CatalogPool;
 use crate::chunker::ChunkerParams;
 use crate::chunklist;
 use crate::dirfd::{self, Dir, Kind, Stat};
 use crate::error::Result;
 use crate::escape;
 use crate::id::{ChunkId, TreeId};
+use crate::model::{snapshot_id, Skip, SnapshotRow, SnapshotStats};
 use crate::pack::BlobKind;
 use crate::progress::Progress;
 use crate::store::Store;
@@ -28,7 +29,7 @@ use crate::walk::{self, Excludes};
 use super::pipeline::{self, BlobSink, Counters};
 use super::reuse::{self, StatKey};
 use super::writer;
-use super::{snapshot_id, Skip, Source, WorkspaceOutcome};
+use super::{Source, WorkspaceOutcome};
 
 /// Snapshot one source: walk it against its parent snapshot (none with
 /// `reread`), hand its blobs and then its snapshot row to the writer.

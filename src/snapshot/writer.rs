@@ -32,10 +32,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 
-use crate::catalog::{Catalog, PendingTree, RunRow, SkipList, SnapshotRow, TreeRefs};
+use crate::catalog::{Catalog, PendingTree, SkipList, TreeRefs};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::journal::RunJournal;
+use crate::model::{RunRow, SnapshotRow};
 use crate::pack::{BlobKind, PackWriter, RecordHeader};
 use crate::timespec;
 
@@ -56,7 +57,7 @@ pub(crate) enum Msg {
     },
     /// A tree or chunk list that is already indexed was referenced again:
     /// its references are checked into `tree_refs` at the next group commit
-    /// (see `catalog::complete_refs`).
+    /// (see `catalog::blobs::complete_refs`).
     Known { id: Id, refs: Vec<Id> },
     /// Write the queued snapshots now (the next source is a workspace with a
     /// queued snapshot: its parent must be readable).
