@@ -1,8 +1,10 @@
-//! How results are shown: human lines or `--json`, and the exit-code table.
+//! How results are shown: human lines or `--json`, the exit-code table, and
+//! errors with the hints that name flags (the library's messages never do).
 
 use std::io::{self, Write};
 
-use wsnap::{ErrorKind, SnapshotRow};
+use wsnap::escape;
+use wsnap::{Error, ErrorKind, SnapshotRow, WorkspaceName};
 
 /// Exit codes (also in `wsnap --help` and README).
 pub mod exit {
@@ -26,13 +28,45 @@ pub fn code_for(kind: ErrorKind) -> u8 {
     }
 }
 
+/// An error as printed: the library's message, then what to do where that
+/// means a command or flag of this binary.
+pub fn message(e: &Error) -> String {
+    let hint = match e {
+        Error::NoStore { path } => format!(
+            ": create it with `wsnap --store {} init`",
+            escape::path(path)
+        ),
+        Error::CatalogDamaged { path, .. } => format!(
+            ". Rebuild the catalog from the packs with `wsnap --store {} repair` (the old file is kept aside)",
+            escape::path(path)
+        ),
+        Error::UnsafeFileSystem { .. } => {
+            ", or pass --unsafe-allow-network-fs (WSNAP_UNSAFE_ALLOW_NETWORK_FS=1) at your own risk"
+                .into()
+        }
+        Error::Locked { .. } => "; wait for it or pass --lock-wait".into(),
+        Error::TargetNotEmpty { .. } => "; pick an empty directory or pass --overwrite".into(),
+        Error::UnrecognisedStore { .. } => {
+            ". If this really is a store whose every file lost its header, pass --force".into()
+        }
+        Error::WorkspaceRoot { .. } => " (set --root or SCITEX_WORKSPACE_ROOT)".into(),
+        _ => String::new(),
+    };
+    format!("{e}{hint}")
+}
+
 /// `1.5 KiB`-style sizes.
 pub fn size(bytes: u64) -> String {
-    wsnap::status::human_size(bytes)
+    wsnap::human::size(bytes)
 }
 
 pub fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
+}
+
+/// A workspace's user and project for `--json`.
+pub fn ws_json(w: &WorkspaceName) -> (String, String) {
+    (lossy(&w.user), lossy(&w.project))
 }
 
 /// `ls -l`-style mode string.
