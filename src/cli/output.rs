@@ -109,3 +109,74 @@ pub fn print_json(v: &serde_json::Value) {
     let _ = serde_json::to_writer_pretty(&mut out, v);
     let _ = writeln!(out);
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    /// The hints complete the library's messages into what users read
+    /// (before issue 14 the library wrote the whole text itself).
+    #[test]
+    fn hints_complete_the_messages() {
+        let path = PathBuf::from("/s");
+        let cases = [
+            (
+                Error::NoStore { path: path.clone() },
+                "no wsnap store at /s: create it with `wsnap --store /s init`",
+            ),
+            (
+                Error::CatalogDamaged {
+                    path: path.clone(),
+                    reason: "R".into(),
+                },
+                "store /s: R. Rebuild the catalog from the packs with `wsnap --store /s repair` \
+                 (the old file is kept aside)",
+            ),
+            (
+                Error::UnsafeFileSystem {
+                    path: path.clone(),
+                    fs: "NFS".into(),
+                },
+                "store /s is on NFS: wsnap supports local file systems only (its flock locks and \
+                 its SQLite WAL catalog are not safe on network or FUSE file systems). Move the \
+                 store to a local disk, or pass --unsafe-allow-network-fs \
+                 (WSNAP_UNSAFE_ALLOW_NETWORK_FS=1) at your own risk",
+            ),
+            (
+                Error::Locked {
+                    path: path.clone(),
+                    holder: "H".into(),
+                },
+                "store /s is locked by another wsnap run (H); wait for it or pass --lock-wait",
+            ),
+            (
+                Error::TargetNotEmpty { path: path.clone() },
+                "restore target /s: is not empty; pick an empty directory or pass --overwrite",
+            ),
+            (
+                Error::WorkspaceRoot {
+                    path: path.clone(),
+                    source: io::Error::from_raw_os_error(2), // ENOENT
+                },
+                "invalid workspace root: /s: No such file or directory (os error 2) \
+                 (set --root or SCITEX_WORKSPACE_ROOT)",
+            ),
+            (
+                Error::UnrecognisedStore { path },
+                "/s exists but is not a wsnap store (it has no catalog.sqlite and no file in \
+                 packs/ or journal/ that wsnap wrote, so repair would create a store here); \
+                 refusing to touch it. Pick an empty or absent directory for a new store. If \
+                 this really is a store whose every file lost its header, pass --force",
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(message(&e), want);
+            assert!(
+                !e.to_string().contains("--"),
+                "the library names a flag: {e}"
+            );
+        }
+    }
+}
