@@ -3,6 +3,7 @@
 use std::io::{self, Write};
 use std::path::Path;
 
+use wsnap::check::{self, Recorded};
 use wsnap::escape;
 use wsnap::{Result, Store};
 
@@ -13,7 +14,7 @@ use super::progress;
 pub fn run(store_dir: &Path, read_data: bool, json: bool) -> Result<u8> {
     let store = Store::open(store_dir)?;
     let r = progress::run("check", "packs", |p| {
-        wsnap::check::check_with_progress(&store, read_data, p)
+        check::check_with_progress(&store, read_data, p)
     })?;
     if json {
         output::print_json(&serde_json::json!({
@@ -26,11 +27,11 @@ pub fn run(store_dir: &Path, read_data: bool, json: bool) -> Result<u8> {
             "orphan_packs": r.orphan_packs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
             "recorded": match &r.recorded {
                 None => serde_json::Value::Null,
-                Some(wsnap::check::Recorded::Done { blobs_unindexed, snapshots_marked }) => serde_json::json!({
+                Some(Recorded::Done { blobs_unindexed, snapshots_marked }) => serde_json::json!({
                     "blobs_unindexed": blobs_unindexed,
                     "snapshots_marked_damaged": snapshots_marked,
                 }),
-                Some(wsnap::check::Recorded::NotRecorded(why)) => serde_json::json!({"error": why}),
+                Some(Recorded::NotRecorded(why)) => serde_json::json!({"error": why}),
             },
         }));
     } else {
@@ -50,7 +51,7 @@ pub fn run(store_dir: &Path, read_data: bool, json: bool) -> Result<u8> {
         }
         match &r.recorded {
             None => {}
-            Some(wsnap::check::Recorded::Done {
+            Some(Recorded::Done {
                 blobs_unindexed,
                 snapshots_marked,
             }) => {
@@ -60,7 +61,7 @@ pub fn run(store_dir: &Path, read_data: bool, json: bool) -> Result<u8> {
                      the next snapshot reads the files that held them again and stores them (while the files exist)"
                 );
             }
-            Some(wsnap::check::Recorded::NotRecorded(why)) => {
+            Some(Recorded::NotRecorded(why)) => {
                 let _ = writeln!(
                     out,
                     "not recorded ({why}): later snapshots may still reuse the damaged data; run check again"

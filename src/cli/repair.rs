@@ -5,6 +5,7 @@ use std::io::{self, Write};
 use std::path::Path;
 
 use wsnap::escape;
+use wsnap::repair::{self, KEPT_CATALOG_COPIES};
 use wsnap::{timespec, Result};
 
 use super::args;
@@ -12,7 +13,7 @@ use super::output::{self, exit};
 
 /// `repair [--force]`.
 pub fn run(store_dir: &Path, lock_wait: &str, force: bool, json: bool) -> Result<u8> {
-    let r = wsnap::repair::repair(store_dir, args::parse_duration(lock_wait)?, force)?;
+    let r = repair::repair(store_dir, args::parse_duration(lock_wait)?, force)?;
     let damaged = r.snapshots.iter().filter(|s| s.damaged).count();
     if json {
         output::print_json(&serde_json::json!({
@@ -86,7 +87,7 @@ pub fn run(store_dir: &Path, lock_wait: &str, force: bool, json: bool) -> Result
                 out,
                 "removed old catalog copy {} (the newest {} are kept)",
                 escape::path(p),
-                wsnap::repair::KEPT_CATALOG_COPIES
+                KEPT_CATALOG_COPIES
             );
         }
         let _ = writeln!(
