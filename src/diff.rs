@@ -113,6 +113,41 @@ impl Change {
     }
 }
 
+/// What `diff` sums up: the changes by kind, and the bytes by which files
+/// grew and shrank (a file that appears or replaces a directory or symlink
+/// counts whole; directories and symlinks count 0).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DiffSummary {
+    pub added: usize,
+    pub removed: usize,
+    pub modified: usize,
+    pub type_changed: usize,
+    pub bytes_grown: u64,
+    pub bytes_shrunk: u64,
+}
+
+impl DiffSummary {
+    pub fn of(changes: &[Change]) -> DiffSummary {
+        let file_bytes = |e: &Option<EntryState>| {
+            e.as_ref()
+                .filter(|e| e.kind == EntryType::File)
+                .map_or(0, |e| e.size)
+        };
+        let mut s = DiffSummary::default();
+        for c in changes {
+            match c.kind {
+                ChangeKind::Added => s.added += 1,
+                ChangeKind::Removed => s.removed += 1,
+                ChangeKind::Modified => s.modified += 1,
+                ChangeKind::TypeChanged => s.type_changed += 1,
+            }
+            s.bytes_grown += file_bytes(&c.new).saturating_sub(file_bytes(&c.old));
+            s.bytes_shrunk += file_bytes(&c.old).saturating_sub(file_bytes(&c.new));
+        }
+        s
+    }
+}
+
 /// `FROM`/`TO` of `diff`: a snapshot id prefix (hex digits only) or a time
 /// (as `--at`: the newest snapshot at or before it).
 pub fn parse_selector(s: &str) -> Result<Selector> {
@@ -363,4 +398,55 @@ pub fn log(
         )));
     }
     Ok((events, trees.reads))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(kind: EntryType, size: u64) -> Option<EntryState> {
+        Some(EntryState {
+            kind,
+            size,
+            mode: 0o644,
+            mtime_ns: 0,
+            target: None,
+        })
+    }
+
+    fn change(kind: ChangeKind, old: Option<EntryState>, new: Option<EntryState>) -> Change {
+        Change {
+            path: b"f".to_vec(),
+            kind,
+            old,
+            new,
+            content_changed: true,
+            mode_changed: false,
+        }
+    }
+
+    #[test]
+    fn summary_counts_kinds_and_file_bytes_only() {
+        use EntryType::{Dir, File, Symlink};
+        let s = DiffSummary::of(&[
+            change(ChangeKind::Added, None, state(File, 100)),
+            change(ChangeKind::Added, None, state(Dir, 0)),
+            change(ChangeKind::Removed, state(File, 30), None),
+            change(ChangeKind::Modified, state(File, 50), state(File, 80)),
+            change(ChangeKind::Modified, state(File, 50), state(File, 20)),
+            change(ChangeKind::TypeChanged, state(Symlink, 9), state(File, 7)),
+            change(ChangeKind::TypeChanged, state(File, 5), state(Dir, 0)),
+        ]);
+        assert_eq!(
+            s,
+            DiffSummary {
+                added: 2,
+                removed: 1,
+                modified: 2,
+                type_changed: 2,
+                bytes_grown: 100 + 30 + 7,
+                bytes_shrunk: 30 + 30 + 5,
+            }
+        );
+    }
 }

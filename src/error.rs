@@ -8,6 +8,10 @@
 //! (a user's file vanished, is unreadable) is data recorded in the run report,
 //! never an `Error`; a failure *writing the store* ([`Error::StoreWrite`]) ends
 //! the run at once, with nothing half-written referenced by the catalog.
+//!
+//! Messages say what happened, and what to do where that needs no
+//! command-line flag: they never name a flag (`--lock-wait`, `--force`, …).
+//! The CLI adds those hints, chosen by variant (`cli/output.rs`).
 
 use std::io;
 use std::path::PathBuf;
@@ -37,11 +41,11 @@ pub enum Error {
     NotAStore { path: PathBuf, reason: String },
 
     /// A store whose catalog is missing or unreadable; `repair` rebuilds it.
-    #[error("store {path}: {reason}. Rebuild the catalog from the packs with `wsnap --store {path} repair` (the old file is kept aside)", path = esc(.path))]
+    #[error("store {path}: {reason}", path = esc(.path))]
     CatalogDamaged { path: PathBuf, reason: String },
 
     /// No store at the path.
-    #[error("no wsnap store at {path}: create it with `wsnap --store {path} init`", path = esc(.path))]
+    #[error("no wsnap store at {path}", path = esc(.path))]
     NoStore { path: PathBuf },
 
     /// The store was written by a wsnap with another format version.
@@ -59,14 +63,14 @@ pub enum Error {
     /// The store is on a network or FUSE file system, where `flock` and
     /// SQLite's WAL are not safe (see `crate::fscheck`).
     #[error(
-        "store {path} is on {fs}: wsnap supports local file systems only (its flock locks and its SQLite WAL catalog are not safe on network or FUSE file systems). Move the store to a local disk, or pass --unsafe-allow-network-fs (WSNAP_UNSAFE_ALLOW_NETWORK_FS=1) at your own risk",
+        "store {path} is on {fs}: wsnap supports local file systems only (its flock locks and its SQLite WAL catalog are not safe on network or FUSE file systems). Move the store to a local disk",
         path = esc(.path)
     )]
     UnsafeFileSystem { path: PathBuf, fs: String },
 
     /// Another process holds the store lock.
     #[error(
-        "store {path} is locked by another wsnap run ({holder}); wait for it or pass --lock-wait",
+        "store {path} is locked by another wsnap run ({holder})",
         path = esc(.path)
     )]
     Locked { path: PathBuf, holder: String },
@@ -105,6 +109,22 @@ pub enum Error {
     /// Writing a restored file or directory failed.
     #[error("restoring into {path} failed: {source}{}", disk_hint(source), path = esc(.path))]
     TargetWrite { path: PathBuf, source: io::Error },
+
+    /// The restore target holds entries and overwriting was not asked for.
+    #[error("restore target {path}: is not empty", path = esc(.path))]
+    TargetNotEmpty { path: PathBuf },
+
+    /// `repair` found nothing wsnap wrote (no catalog, no file with a wsnap
+    /// pack or journal header): rebuilding would create a store there.
+    #[error(
+        "{path} exists but is not a wsnap store (it has no catalog.sqlite and no file in packs/ or journal/ that wsnap wrote, so repair would create a store here); refusing to touch it. Pick an empty or absent directory for a new store",
+        path = esc(.path)
+    )]
+    UnrecognisedStore { path: PathBuf },
+
+    /// The workspace root cannot be opened.
+    #[error("invalid workspace root: {path}: {source}", path = esc(.path))]
+    WorkspaceRoot { path: PathBuf, source: io::Error },
 }
 
 /// A path as printed in messages: escaped (see [`crate::escape`]).
@@ -133,11 +153,16 @@ impl Error {
     /// The coarse class of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Invalid { .. } | Error::NotFound(_) | Error::Target { .. } => ErrorKind::Input,
+            Error::Invalid { .. }
+            | Error::NotFound(_)
+            | Error::Target { .. }
+            | Error::TargetNotEmpty { .. }
+            | Error::WorkspaceRoot { .. } => ErrorKind::Input,
             Error::NotAStore { .. }
             | Error::NoStore { .. }
             | Error::CatalogDamaged { .. }
             | Error::UnsupportedVersion { .. }
+            | Error::UnrecognisedStore { .. }
             | Error::StoreRead { .. }
             | Error::UnsafeFileSystem { .. }
             | Error::Corrupt { .. }

@@ -54,6 +54,7 @@ pub mod escape;
 pub mod fscheck;
 pub mod gc;
 pub mod heal;
+pub mod human;
 pub mod id;
 pub mod import;
 pub mod journal;

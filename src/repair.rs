@@ -108,12 +108,8 @@ pub fn repair(dir: &Path, lock_wait: Duration, force: bool) -> Result<RepairRepo
         }
     }
     if !force && !crate::store::is_recognisable(dir) {
-        return Err(Error::NotAStore {
+        return Err(Error::UnrecognisedStore {
             path: dir.to_path_buf(),
-            reason: "it has no catalog.sqlite and no file in packs/ or journal/ that wsnap wrote, \
-                     so repair would create a store here; if this really is a store whose every \
-                     file lost its header, pass --force"
-                .into(),
         });
     }
     let note = format!(

@@ -171,9 +171,9 @@ fn prepare_target(target: &Path, overwrite: bool) -> Result<Dir> {
     };
     let names = dir.names().map_err(|e| terr(e.to_string()))?;
     if !names.is_empty() && !overwrite {
-        return Err(terr(
-            "is not empty; pick an empty directory or pass --overwrite".into(),
-        ));
+        return Err(Error::TargetNotEmpty {
+            path: target.to_path_buf(),
+        });
     }
     Ok(dir)
 }

@@ -117,14 +117,9 @@ pub struct Rejected {
 /// through directory descriptors (see `dirfd.rs`) so a symlinked user or
 /// project is seen as one and never followed.
 pub fn discover(root: &Path) -> Result<Discovery> {
-    let root_dir = Dir::open_path(root, true).map_err(|e| {
-        Error::invalid(
-            "workspace root",
-            format!(
-                "{}: {e} (set --root or SCITEX_WORKSPACE_ROOT)",
-                crate::escape::path(root)
-            ),
-        )
+    let root_dir = Dir::open_path(root, true).map_err(|source| Error::WorkspaceRoot {
+        path: root.to_path_buf(),
+        source,
     })?;
     let list = |dir: &Dir| -> std::io::Result<Vec<Vec<u8>>> {
         let mut names = dir.names()?;

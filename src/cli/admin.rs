@@ -1,5 +1,6 @@
-//! Admin commands: `import-rsync` (migration from the old backups),
-//! `completions` and `man` (generated from the clap definitions).
+//! Admin commands: `init` (and the store a writer creates when there is
+//! none), `import-rsync` (migration from the old backups), `completions`
+//! and `man` (generated from the clap definitions).
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -9,10 +10,42 @@ use clap::CommandFactory;
 use wsnap::escape::{self, Escaped};
 use wsnap::import::{self, Backup, Known, Verdict};
 use wsnap::snapshot::WorkspaceOutcome;
-use wsnap::{timespec, Error, Result, SnapshotRow, Store, WorkspaceName};
+use wsnap::{timespec, Error, InitOutcome, Result, SnapshotRow, Store, StoreParams, WorkspaceName};
 
 use super::args::{Cli, ImportArgs};
 use super::output::{self, exit, lossy, size};
+use super::progress;
+
+/// `init [--compression-level LEVEL]`.
+pub fn init(store_dir: &Path, compression_level: i32) -> Result<u8> {
+    let params = StoreParams {
+        zstd_level: compression_level,
+        ..StoreParams::DEFAULT
+    };
+    match Store::init_with(store_dir, &params)? {
+        InitOutcome::Created => println!("created store {}", escape::path(store_dir)),
+        InitOutcome::AlreadyExists => {
+            println!(
+                "store {} already exists; nothing to do",
+                escape::path(store_dir)
+            )
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// Open the store, creating it (with a warning) if there is none yet:
+/// writers that import data start a store the way `init` would.
+pub fn open_or_create(store_dir: &Path) -> Result<Store> {
+    match Store::open(store_dir) {
+        Err(Error::NoStore { .. }) => {
+            Store::init(store_dir)?;
+            tracing::warn!("created new store {}", escape::path(store_dir));
+            Store::open(store_dir)
+        }
+        r => r,
+    }
+}
 
 /// What became of one backup: its verdict, and after an import its outcome.
 enum Done {
@@ -62,7 +95,7 @@ pub fn import_rsync(store_dir: &Path, a: &ImportArgs) -> Result<u8> {
         return Ok(report(&plan, &done, true, a.json));
     }
 
-    let store = super::open_or_create(store_dir)?;
+    let store = open_or_create(store_dir)?;
     let note = format!(
         "import-rsync started {}",
         timespec::format_local(timespec::now_ns())
@@ -77,7 +110,7 @@ pub fn import_rsync(store_dir: &Path, a: &ImportArgs) -> Result<u8> {
         order.len(),
         escape::path(old_root)
     );
-    let run = super::progress::run("import", "files", |p| {
+    let run = progress::run("import", "files", |p| {
         import::import_locked(&store, &plan, &lock, p)
     })?;
     drop(lock);

@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use wsnap::select::Selector;
+use wsnap::status::MinFree;
 use wsnap::{timespec, Error, Result, WorkspaceName};
 
 #[derive(Parser, Debug)]
@@ -432,7 +433,7 @@ impl SnapshotArgs {
             Some(t) => match timespec::parse(t)? {
                 timespec::TimeSpec::At(ns) => {
                     if !self.allow_future_time {
-                        timespec::check_not_future(ns, timespec::now_ns(), t)?;
+                        check_not_future(ns, timespec::now_ns(), t)?;
                     }
                     Some(ns)
                 }
@@ -494,4 +495,100 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
         what: "duration",
         detail: format!("{s:?}: {e} (e.g. 30s, 5m, 1h)"),
     })
+}
+
+/// Refuse a `--time` more than [`timespec::MAX_FUTURE_SKEW_NS`] after
+/// `now_ns` (see [`timespec::too_far_ahead`]), naming the flag that
+/// accepts it.
+fn check_not_future(time_ns: i64, now_ns: i64, given: &str) -> Result<()> {
+    if timespec::too_far_ahead(time_ns, now_ns) {
+        return Err(Error::Invalid {
+            what: "--time",
+            detail: format!(
+                "{given:?} ({}) is in the future (now is {}; at most {} min ahead is \
+                 accepted for clock skew): it would become the workspace's latest \
+                 snapshot; pass --allow-future-time if this is intended",
+                timespec::format_rfc3339_secs(time_ns),
+                timespec::format_rfc3339_secs(now_ns),
+                timespec::MAX_FUTURE_SKEW_NS / 60_000_000_000
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// `--min-free`: `10%`, `5GiB`, `500M`, `1024` (bytes). K/M/G/T and
+/// KiB/MiB/GiB/TiB are powers of 1024; KB/MB/GB/TB powers of 1000.
+pub fn parse_min_free(s: &str) -> Result<MinFree> {
+    let t = s.trim();
+    let bad = || Error::Invalid {
+        what: "--min-free",
+        detail: format!("{s:?}: give a percentage (10%) or a size (5GiB, 500M, 1024)"),
+    };
+    if let Some(p) = t.strip_suffix('%') {
+        let v: f64 = p.trim().parse().map_err(|_| bad())?;
+        if !(0.0..=100.0).contains(&v) {
+            return Err(Error::Invalid {
+                what: "--min-free",
+                detail: format!("{s:?}: a percentage must be between 0 and 100"),
+            });
+        }
+        return Ok(MinFree::Percent(v));
+    }
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let v: f64 = num.parse().map_err(|_| bad())?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kib" => 1024.0,
+        "m" | "mib" => 1024.0 * 1024.0,
+        "g" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        "t" | "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        _ => return Err(bad()),
+    };
+    Ok(MinFree::Bytes((v * mult) as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn min_free_syntax() {
+        assert_eq!(parse_min_free("10%").unwrap(), MinFree::Percent(10.0));
+        assert_eq!(parse_min_free("0").unwrap(), MinFree::Bytes(0));
+        assert_eq!(parse_min_free("2K").unwrap(), MinFree::Bytes(2048));
+        assert_eq!(
+            parse_min_free("1.5GiB").unwrap(),
+            MinFree::Bytes(1_610_612_736)
+        );
+        assert_eq!(parse_min_free("3 MB").unwrap(), MinFree::Bytes(3_000_000));
+        for bad in ["", "%", "101%", "-1%", "ten", "5 parsecs"] {
+            assert!(parse_min_free(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn future_times_beyond_the_skew_are_refused() {
+        const S: i64 = 1_000_000_000;
+        let now = 1_800_000_000 * S;
+        for (t, ok) in [
+            (now, true),
+            (now + timespec::MAX_FUTURE_SKEW_NS, true),
+            (now + timespec::MAX_FUTURE_SKEW_NS + 1, false),
+            (i64::MAX, false),
+        ] {
+            let r = check_not_future(t, now, "t");
+            assert_eq!(r.is_ok(), ok, "{t}: {r:?}");
+            if let Err(e) = r {
+                assert!(e.to_string().contains("--allow-future-time"), "{e}");
+            }
+        }
+    }
 }

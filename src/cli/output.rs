@@ -1,8 +1,10 @@
-//! How results are shown: human lines or `--json`, and the exit-code table.
+//! How results are shown: human lines or `--json`, the exit-code table, and
+//! errors with the hints that name flags (the library's messages never do).
 
 use std::io::{self, Write};
 
-use wsnap::{ErrorKind, SnapshotRow};
+use wsnap::escape;
+use wsnap::{Error, ErrorKind, SnapshotRow, WorkspaceName};
 
 /// Exit codes (also in `wsnap --help` and README).
 pub mod exit {
@@ -26,13 +28,45 @@ pub fn code_for(kind: ErrorKind) -> u8 {
     }
 }
 
+/// An error as printed: the library's message, then what to do where that
+/// means a command or flag of this binary.
+pub fn message(e: &Error) -> String {
+    let hint = match e {
+        Error::NoStore { path } => format!(
+            ": create it with `wsnap --store {} init`",
+            escape::path(path)
+        ),
+        Error::CatalogDamaged { path, .. } => format!(
+            ". Rebuild the catalog from the packs with `wsnap --store {} repair` (the old file is kept aside)",
+            escape::path(path)
+        ),
+        Error::UnsafeFileSystem { .. } => {
+            ", or pass --unsafe-allow-network-fs (WSNAP_UNSAFE_ALLOW_NETWORK_FS=1) at your own risk"
+                .into()
+        }
+        Error::Locked { .. } => "; wait for it or pass --lock-wait".into(),
+        Error::TargetNotEmpty { .. } => "; pick an empty directory or pass --overwrite".into(),
+        Error::UnrecognisedStore { .. } => {
+            ". If this really is a store whose every file lost its header, pass --force".into()
+        }
+        Error::WorkspaceRoot { .. } => " (set --root or SCITEX_WORKSPACE_ROOT)".into(),
+        _ => String::new(),
+    };
+    format!("{e}{hint}")
+}
+
 /// `1.5 KiB`-style sizes.
 pub fn size(bytes: u64) -> String {
-    wsnap::status::human_size(bytes)
+    wsnap::human::size(bytes)
 }
 
 pub fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
+}
+
+/// A workspace's user and project for `--json`.
+pub fn ws_json(w: &WorkspaceName) -> (String, String) {
+    (lossy(&w.user), lossy(&w.project))
 }
 
 /// `ls -l`-style mode string.
@@ -74,4 +108,75 @@ pub fn print_json(v: &serde_json::Value) {
     let mut out = io::stdout().lock();
     let _ = serde_json::to_writer_pretty(&mut out, v);
     let _ = writeln!(out);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    /// The hints complete the library's messages into what users read
+    /// (before issue 14 the library wrote the whole text itself).
+    #[test]
+    fn hints_complete_the_messages() {
+        let path = PathBuf::from("/s");
+        let cases = [
+            (
+                Error::NoStore { path: path.clone() },
+                "no wsnap store at /s: create it with `wsnap --store /s init`",
+            ),
+            (
+                Error::CatalogDamaged {
+                    path: path.clone(),
+                    reason: "R".into(),
+                },
+                "store /s: R. Rebuild the catalog from the packs with `wsnap --store /s repair` \
+                 (the old file is kept aside)",
+            ),
+            (
+                Error::UnsafeFileSystem {
+                    path: path.clone(),
+                    fs: "NFS".into(),
+                },
+                "store /s is on NFS: wsnap supports local file systems only (its flock locks and \
+                 its SQLite WAL catalog are not safe on network or FUSE file systems). Move the \
+                 store to a local disk, or pass --unsafe-allow-network-fs \
+                 (WSNAP_UNSAFE_ALLOW_NETWORK_FS=1) at your own risk",
+            ),
+            (
+                Error::Locked {
+                    path: path.clone(),
+                    holder: "H".into(),
+                },
+                "store /s is locked by another wsnap run (H); wait for it or pass --lock-wait",
+            ),
+            (
+                Error::TargetNotEmpty { path: path.clone() },
+                "restore target /s: is not empty; pick an empty directory or pass --overwrite",
+            ),
+            (
+                Error::WorkspaceRoot {
+                    path: path.clone(),
+                    source: io::Error::from_raw_os_error(2), // ENOENT
+                },
+                "invalid workspace root: /s: No such file or directory (os error 2) \
+                 (set --root or SCITEX_WORKSPACE_ROOT)",
+            ),
+            (
+                Error::UnrecognisedStore { path },
+                "/s exists but is not a wsnap store (it has no catalog.sqlite and no file in \
+                 packs/ or journal/ that wsnap wrote, so repair would create a store here); \
+                 refusing to touch it. Pick an empty or absent directory for a new store. If \
+                 this really is a store whose every file lost its header, pass --force",
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(message(&e), want);
+            assert!(
+                !e.to_string().contains("--"),
+                "the library names a flag: {e}"
+            );
+        }
+    }
 }

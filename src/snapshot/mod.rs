@@ -163,16 +163,60 @@ impl RunReport {
         out.dedup();
         out
     }
+
+    /// The run's figures, as its summary gives them.
+    pub fn totals(&self) -> RunTotals {
+        let mut t = RunTotals {
+            entries_skipped: self.rejected.len() as u64,
+            failed: self.unlistable.len() as u64,
+            ..RunTotals::default()
+        };
+        for w in &self.workspaces {
+            match &w.outcome {
+                WorkspaceOutcome::Committed { row, skips } => {
+                    t.ok += 1;
+                    t.files += row.stats.files;
+                    t.size_bytes += row.stats.size_bytes;
+                    t.bytes_added += row.stats.bytes_added;
+                    t.entries_skipped += skips.iter().filter(|s| s.missing).count() as u64;
+                }
+                WorkspaceOutcome::Failed { .. } => t.failed += 1,
+            }
+        }
+        t
+    }
+}
+
+/// A run's totals over its workspaces ([`RunReport::totals`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunTotals {
+    /// Workspaces committed.
+    pub ok: u64,
+    /// Workspaces failed, and user or project directories that could not
+    /// be listed (each counts as one).
+    pub failed: u64,
+    /// Entries missing from the snapshots, and entries under the root that
+    /// are not workspace directories.
+    pub entries_skipped: u64,
+    pub files: u64,
+    pub size_bytes: u64,
+    pub bytes_added: u64,
+}
+
+/// Take the store's writer lock for a snapshot run, waiting up to `wait`;
+/// a run that finds it held is told `snapshot started TIME`.
+pub fn lock(store: &Store, wait: Duration) -> Result<LockGuard> {
+    let note = format!(
+        "snapshot started {}",
+        timespec::format_local(timespec::now_ns())
+    );
+    store.lock(wait, &note)
 }
 
 /// Snapshot the workspaces of `opts` (every one under the root when none
 /// is named) into `store`, taking its lock for the run.
 pub fn run(store: &Store, opts: &SnapshotOptions) -> Result<RunReport> {
-    let note = format!(
-        "snapshot started {}",
-        timespec::format_local(timespec::now_ns())
-    );
-    let _lock = store.lock(opts.lock_wait, &note)?;
+    let _lock = lock(store, opts.lock_wait)?;
     let excludes = Excludes::new(&opts.excludes)?;
     let (sources, scan) = sources(opts)?;
     snapshot_sources(

@@ -1,0 +1,78 @@
+//! `restore`: a snapshot, or a path in it, into a directory; the result as
+//! one line or `--json`.
+
+use std::ffi::OsString;
+use std::path::Path;
+
+use wsnap::escape::{self, Escaped};
+use wsnap::restore::{self, RestoreOptions};
+use wsnap::select;
+use wsnap::{timespec, Result, Store};
+
+use super::args::{self, Which};
+use super::output::{self, exit, lossy, size};
+use super::progress;
+
+/// `restore USER/PROJECT (--at TIME | --snapshot ID) --to DIR`.
+pub fn run(
+    store_dir: &Path,
+    workspace: &OsString,
+    which: &Which,
+    to: &Path,
+    path: &Option<OsString>,
+    overwrite: bool,
+    json: bool,
+) -> Result<u8> {
+    let ws = args::workspace(workspace)?;
+    let sel = which.selector()?;
+    let store = Store::open(store_dir)?;
+    let snap = select::select(&store.catalog(false)?, &ws, &sel)?;
+    let opts = RestoreOptions {
+        target: to.to_path_buf(),
+        path: args::path_bytes(path),
+        overwrite,
+    };
+    let t0 = std::time::Instant::now();
+    let r = progress::run("restore", "files", |p| {
+        restore::restore_with_progress(&store, &snap, &opts, p)
+    })?;
+    let secs = t0.elapsed().as_secs_f64();
+    if json {
+        output::print_json(&serde_json::json!({
+            "snapshot": output::snapshot_json(&snap),
+            "target": to.display().to_string(),
+            "files": r.files,
+            "dirs": r.dirs,
+            "symlinks": r.symlinks,
+            "bytes": r.bytes,
+            "seconds": secs,
+            "damaged": r.damaged.iter().map(|(p, why)| serde_json::json!({"path": lossy(p), "reason": why})).collect::<Vec<_>>(),
+        }));
+    } else {
+        for (p, why) in &r.damaged {
+            tracing::error!("damaged: {}: {why}", Escaped(p));
+        }
+        println!(
+            "restored {} snapshot {} ({}) into {}: {} files, {} dirs, {} symlinks, {} in {:.1} s{}",
+            ws,
+            snap.id.0.short(),
+            timespec::format_local(snap.time_ns),
+            escape::path(to),
+            r.files,
+            r.dirs,
+            r.symlinks,
+            size(r.bytes),
+            secs,
+            if r.damaged.is_empty() {
+                String::new()
+            } else {
+                format!("; {} paths damaged (listed above)", r.damaged.len())
+            }
+        );
+    }
+    Ok(if r.damaged.is_empty() {
+        exit::OK
+    } else {
+        exit::PARTIAL
+    })
+}
