@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 use crate::catalog::SnapshotRow;
 use crate::error::{Error, Result};
-use crate::lock::LockGuard;
+use crate::lock::WriterLock;
 use crate::progress::Progress;
 use crate::snapshot::{self, RunReport, Source};
 use crate::store::Store;
@@ -281,7 +281,7 @@ pub fn sources(plan: &[Backup]) -> Vec<(usize, Source)> {
 pub fn import_locked(
     store: &Store,
     plan: &[Backup],
-    lock: &LockGuard,
+    lock: &WriterLock,
     progress: &Progress,
 ) -> Result<RunReport> {
     let sources: Vec<Source> = sources(plan).into_iter().map(|(_, s)| s).collect();

@@ -44,7 +44,7 @@ const CHECK_BYTES: usize = 8;
 
 /// The journal directory of a store.
 pub fn dir(store_dir: &Path) -> PathBuf {
-    store_dir.join("journal")
+    crate::layout::journal_dir(store_dir)
 }
 
 /// File header: the store's fixed parameters, so a repaired catalog gets the

@@ -574,7 +574,7 @@ pub fn status(store: &Store, opts: &StatusOptions) -> Result<StatusReport> {
     drop(pinned);
     retention_held.sort_by(|a, b| a.workspace.cmp(&b.workspace));
 
-    let size = store_size(store.dir())?;
+    let size = store_size(store)?;
     let (fs_size, fs_avail) = fs_space(store.dir())?;
     let space = FsSpace {
         size_bytes: fs_size,
@@ -649,22 +649,14 @@ fn plural(n: usize) -> &'static str {
 }
 
 /// Sizes of `packs/`, `tmp/` and the catalog files (from `stat`).
-fn store_size(dir: &Path) -> Result<StoreSize> {
+fn store_size(store: &Store) -> Result<StoreSize> {
     let len = |p: &Path| fs::symlink_metadata(p).map_or(0, |m| m.len());
     let mut s = StoreSize::default();
-    for name in ["catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm"] {
-        s.catalog_bytes += len(&dir.join(name));
+    for p in crate::layout::catalog_files(store.dir()) {
+        s.catalog_bytes += len(&p);
     }
-    let packs = dir.join("packs");
-    for sub in fs::read_dir(&packs).map_err(|e| Error::store_read(&packs, e))? {
-        let sub = sub.map_err(|e| Error::store_read(&packs, e))?.path();
-        if let Ok(rd) = fs::read_dir(&sub) {
-            for f in rd.flatten() {
-                s.pack_bytes += f.metadata().map_or(0, |m| m.len());
-            }
-        }
-    }
-    if let Ok(rd) = fs::read_dir(dir.join("tmp")) {
+    s.pack_bytes = store.packs().list()?.iter().map(|f| f.size_bytes).sum();
+    if let Ok(rd) = fs::read_dir(crate::layout::tmp_dir(store.dir())) {
         for f in rd.flatten() {
             s.tmp_bytes += f.metadata().map_or(0, |m| m.len());
         }

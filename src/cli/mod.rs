@@ -107,9 +107,7 @@ fn run(cli: Cli) -> Result<u8> {
                     held: held_workspaces(&store, &report)?,
                     ..p.clone()
                 };
-                let pruned = progress::run("prune", "packs", |pr| {
-                    gc::prune_locked_with_progress(&store, &p, &lock, pr)
-                });
+                let pruned = progress::run("prune", "packs", |pr| gc::prune(&store, &p, &lock, pr));
                 match pruned {
                     Ok(g) => gc = Some(g),
                     // The disk is full: gc may fail too; the first error
@@ -204,9 +202,7 @@ fn run(cli: Cli) -> Result<u8> {
             let opts = retention.options(ws, *dry_run)?;
             let store = Store::open(store_dir)?;
             let lock = store.lock(args::parse_duration(lock_wait)?, "prune")?;
-            let r = progress::run("prune", "packs", |p| {
-                gc::prune_locked_with_progress(&store, &opts, &lock, p)
-            })?;
+            let r = progress::run("prune", "packs", |p| gc::prune(&store, &opts, &lock, p))?;
             drop(lock);
             show_gc(&r, *json);
             Ok(exit::OK)
@@ -432,7 +428,7 @@ fn run(cli: Cli) -> Result<u8> {
         Command::List { workspace, json } => {
             let store = Store::open(store_dir)?;
             let ws = workspace.as_ref().map(args::workspace).transpose()?;
-            let rows = store.catalog(false)?.snapshots(ws.as_ref())?;
+            let rows = store.catalog_for_reading()?.snapshots(ws.as_ref())?;
             if let (Some(ws), true) = (&ws, rows.is_empty()) {
                 return Err(Error::NotFound(format!("no snapshots of workspace {ws}")));
             }
@@ -477,7 +473,7 @@ fn run(cli: Cli) -> Result<u8> {
             // Same read path as restore: readers' lock, then one pinned
             // view, so a prune committing meanwhile changes nothing we read.
             let _readers = store.read_guard()?;
-            let cat = store.catalog(false)?;
+            let cat = store.catalog_for_reading()?;
             cat.pin_view()?;
             let snap = select::select(&cat, &ws, &sel)?;
             wsnap::failpoint::pause_point("ls.selected");
@@ -572,7 +568,7 @@ fn run(cli: Cli) -> Result<u8> {
             let ws = args::workspace(workspace)?;
             let sel = which.selector()?;
             let store = Store::open(store_dir)?;
-            let snap = select::select(&store.catalog(false)?, &ws, &sel)?;
+            let snap = select::select(&store.catalog_for_reading()?, &ws, &sel)?;
             let opts = RestoreOptions {
                 target: to.clone(),
                 path: args::path_bytes(path),
@@ -688,7 +684,7 @@ fn held_workspaces(
 ) -> Result<Vec<wsnap::WorkspaceName>> {
     let mut held = report.held();
     if !report.rejected.is_empty() {
-        for ws in store.catalog(false)?.workspaces()? {
+        for ws in store.catalog_for_reading()?.workspaces()? {
             let covered = report.rejected.iter().any(|r| {
                 let mut parts = r.path.splitn(2, |&b| b == b'/');
                 let user = parts.next().unwrap_or_default();

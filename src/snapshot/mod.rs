@@ -36,8 +36,8 @@ use crate::escape;
 use crate::id::ChunkId;
 use crate::id::{Id, SnapshotId, TreeId};
 use crate::journal::RunJournal;
-use crate::lock::LockGuard;
-use crate::pack::{BlobKind, PackWriter};
+use crate::lock::WriterLock;
+use crate::pack::BlobKind;
 use crate::progress::Progress;
 use crate::store::Store;
 use crate::timespec;
@@ -191,7 +191,7 @@ pub fn run(store: &Store, opts: &SnapshotOptions) -> Result<RunReport> {
 }
 
 /// [`run`] for a caller that already holds the store lock.
-pub fn run_locked(store: &Store, opts: &SnapshotOptions, lock: &LockGuard) -> Result<RunReport> {
+pub fn run_locked(store: &Store, opts: &SnapshotOptions, lock: &WriterLock) -> Result<RunReport> {
     let excludes = Excludes::new(&opts.excludes)?;
     let (sources, scan) = sources(opts)?;
     run_inner(
@@ -307,7 +307,7 @@ pub fn run_sources_locked(
     sources: &[Source],
     scan: &Scan,
     excludes: &[String],
-    lock: &LockGuard,
+    lock: &WriterLock,
     progress: &Progress,
 ) -> Result<RunReport> {
     let excludes = Excludes::new(excludes)?;
@@ -319,7 +319,7 @@ pub fn run_sources_locked(
 /// `unwritten` sources with a fresh writer, new pack and journal files,
 /// under the same lock. Nothing that failed is retried: the failed
 /// writer's files are gone (its temporary pack removed, its journal
-/// trimmed by [`Store::tidy_locked`], which this calls first), and every
+/// trimmed by [`Store::recover`], which this calls first), and every
 /// new pack is verified by reading it back when sealed, as always. The
 /// returned report covers the whole run: `first`'s outcomes for the
 /// workspaces it finished, and the run row records them all.
@@ -327,10 +327,10 @@ pub fn run_again_locked(
     store: &Store,
     first: RunReport,
     excludes: &[String],
-    lock: &LockGuard,
+    lock: &WriterLock,
     progress: &Progress,
 ) -> Result<RunReport> {
-    store.tidy_locked(lock)?;
+    store.recover(lock)?;
     let excludes = Excludes::new(excludes)?;
     let again: std::collections::HashSet<&WorkspaceName> =
         first.unwritten.iter().map(|s| &s.workspace).collect();
@@ -353,6 +353,7 @@ pub fn run_again_locked(
             &sources,
             &scan,
             &excludes,
+            lock,
             progress,
             carried,
             Some(first.started_ns),
@@ -365,12 +366,23 @@ fn run_inner(
     sources: &[Source],
     scan: &Scan,
     excludes: &Excludes,
-    _lock: &LockGuard,
+    lock: &WriterLock,
     progress: &Progress,
 ) -> Result<RunReport> {
     // Walks recurse once per directory level: the walk pool's threads
     // have stacks for trees nested tens of thousands deep.
-    walk::pool().install(|| run_in_pool(store, sources, scan, excludes, progress, Vec::new(), None))
+    walk::pool().install(|| {
+        run_in_pool(
+            store,
+            sources,
+            scan,
+            excludes,
+            lock,
+            progress,
+            Vec::new(),
+            None,
+        )
+    })
 }
 
 /// When the previous full run finished, and how many workspaces it
@@ -421,11 +433,13 @@ fn is_store_write(e: &Error) -> bool {
     e.kind() == ErrorKind::Write
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_in_pool(
     store: &Store,
     sources: &[Source],
     scan: &Scan,
     excludes: &Excludes,
+    lock: &WriterLock,
     progress: &Progress,
     carried: Vec<WorkspaceReport>,
     run_started_ns: Option<i64>,
@@ -435,8 +449,8 @@ fn run_in_pool(
     let params = store.params();
     let pending: writer::Pending = Arc::new(Mutex::new(Default::default()));
     let writer = writer::Writer::spawn(
-        store.catalog(true)?,
-        PackWriter::new(&store.tmp_dir(), &store.packs_dir()),
+        store.catalog_for_writing(lock)?,
+        store.packs().writer(),
         // Named by this writer's own start: a second pass of the run
         // (`run_again_locked`) must not reuse the first writer's file name.
         RunJournal::new(store.dir(), params, timespec::now_ns()),
@@ -561,7 +575,7 @@ fn run_in_pool(
         .filter(|r| matches!(r.outcome, WorkspaceOutcome::Committed { .. }))
         .map(|r| &r.workspace)
         .collect();
-    let mut catalog = store.catalog(true)?;
+    let mut catalog = store.catalog_for_writing(lock)?;
     if catalog.has_damaged()? {
         for s in crate::heal::damaged_snapshots(store, &mut catalog, &taken)? {
             tracing::info!(
@@ -603,7 +617,7 @@ fn stopped_on_write_error(
     started_ns: i64,
 ) -> Result<RunReport> {
     tracing::debug!("writing the store failed; the run stops: {error}");
-    let catalog = store.catalog(false)?;
+    let catalog = store.catalog_for_reading()?;
     let mut unwritten = Vec::new();
     for (r, src) in reports[first_new..].iter_mut().zip(sources) {
         if let WorkspaceOutcome::Committed { row, .. } = &r.outcome {
