@@ -22,8 +22,7 @@ use crate::error::Result;
 use crate::escape::{self, Escaped};
 use crate::id::{Id, SnapshotId};
 use crate::journal;
-use crate::pack::format;
-use crate::pack::{BlobKind, ExpectedRecord};
+use crate::pack::{self, BlobKind, ExpectedRecord};
 use crate::progress::Progress;
 use crate::store::Store;
 use crate::tree::{EntryKind, FileContent};
@@ -182,7 +181,7 @@ fn check_pinned(store: &Store, read_data: bool, progress: &Progress) -> Result<C
                 }
             };
             report.bytes_read += bytes.len() as u64;
-            if let Err(e) = format::scan(&bytes) {
+            if let Err(e) = pack::scan(&bytes) {
                 problems.push(format!("pack {}: {}", escape::path(&path), e.detail()));
             }
             for (offset, expected) in records {
@@ -394,7 +393,7 @@ fn check_journals(store: &Store, cat: &Catalog) -> Result<Vec<String>> {
 /// whole pack's `bytes`: its header, and its decompressed, re-hashed data.
 /// A tree or chunk list gives back the ids it references.
 fn check_record(bytes: &[u8], offset: u64, expected: &ExpectedRecord) -> Result<Option<Vec<Id>>> {
-    let raw = format::verify_record(bytes, offset, expected)?;
+    let raw = pack::verify_record(bytes, offset, expected)?;
     match expected.kind {
         BlobKind::Tree => Ok(Some(crate::tree::Tree::decode(&raw)?.references())),
         BlobKind::ChunkList => {

@@ -273,9 +273,7 @@ pub fn holds_store_data(store: &Path) -> bool {
     };
     let packs = list_packs(store).is_ok_and(|files| {
         files.iter().any(|f| {
-            in_fan(&f.path)
-                && has_pack_suffix(&f.path)
-                && starts_with(&f.path, crate::pack::format::PACK_MAGIC)
+            in_fan(&f.path) && has_pack_suffix(&f.path) && crate::pack::has_pack_magic(&f.path)
         })
     });
     let journals = fs::read_dir(journal_dir(store)).is_ok_and(|rd| {

@@ -40,8 +40,7 @@ use crate::id::PackId;
 use crate::journal;
 use crate::layout::{self, PackFile};
 use crate::lock;
-use crate::pack::format::{self, RecordHeader};
-use crate::pack::{salvage, BlobKind, ExpectedRecord, Packs};
+use crate::pack::{self, salvage, BlobKind, ExpectedRecord, Packs, RecordHeader};
 use crate::timespec;
 use crate::tree::Tree;
 
@@ -368,7 +367,7 @@ fn verify_pack(
     file: &PackFile,
     bytes: &[u8],
 ) -> std::result::Result<(PackId, Vec<(u64, RecordHeader)>), String> {
-    let (id, records) = format::verify_pack(bytes).map_err(|e| e.detail())?;
+    let (id, records) = pack::verify_pack(bytes).map_err(|e| e.detail())?;
     if file.id != Some(id) {
         return Err(format!("its content is pack {id}, not its file name"));
     }

@@ -187,6 +187,15 @@ pub fn encode_pack_header() -> [u8; HEADER_BYTES] {
     w.buf.try_into().expect("pack header is 16 bytes")
 }
 
+/// Whether the file at `path` starts like a pack (its magic): a file wsnap
+/// wrote as a pack, whole or damaged.
+pub fn has_pack_magic(path: &std::path::Path) -> bool {
+    let mut head = [0u8; PACK_MAGIC.len()];
+    std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok_and(|()| head == *PACK_MAGIC)
+}
+
 pub fn decode_pack_header(bytes: &[u8]) -> Result<()> {
     let mut r = Reader::new(bytes, "pack header");
     if r.take(8)? != PACK_MAGIC {
