@@ -365,6 +365,11 @@ mod tests {
         // Not packs wsnap wrote (no magic), no journal: not store data.
         assert!(!holds_store_data(s));
         assert!(!is_recognisable(s));
+        // A file that starts like a pack is.
+        fs::write(s.join("packs/00/x.pack"), crate::pack::format::PACK_MAGIC).unwrap();
+        assert!(holds_store_data(s));
+        assert!(is_recognisable(s));
+        fs::remove_file(s.join("packs/00/x.pack")).unwrap();
 
         clear_tmp(s).unwrap();
         assert!(tmp_dir(s).is_dir(), "a missing tmp/ is made");

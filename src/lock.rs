@@ -45,7 +45,15 @@ impl Drop for Flock {
 }
 
 /// The writers' lock, held exclusively: this process is the store's only
-/// writer. Every write of the catalog and of packs requires it.
+/// writer. Every write of the catalog and of packs requires it; a readers'
+/// guard is no substitute:
+///
+/// ```compile_fail
+/// # fn f(store: &wsnap::Store) -> wsnap::Result<()> {
+/// let readers = store.read_guard()?;
+/// let catalog = store.catalog_for_writing(&readers)?; // expected `&WriterLock`
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct WriterLock {
     _flock: Flock,

@@ -276,3 +276,48 @@ fn classify(dir: &Path) -> Result<State> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_writer_lock_recovers_first_and_is_held_once() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("store");
+        assert_eq!(Store::init(&dir).unwrap(), InitOutcome::Created);
+        assert_eq!(Store::init(&dir).unwrap(), InitOutcome::AlreadyExists);
+        let store = Store::open(&dir).unwrap();
+        let leftover = layout::tmp_dir(&dir).join("pack-1-0.tmp");
+        fs::write(&leftover, b"a crashed writer's pack").unwrap();
+        let lock = store.lock(Duration::ZERO, "test").unwrap();
+        assert!(!leftover.exists(), "recovery clears tmp/");
+        let second = store.lock(Duration::ZERO, "second");
+        assert!(matches!(second, Err(Error::Locked { .. })), "{second:?}");
+        // Readers do not wait for the writer; gc's deletion waits for readers.
+        let reader = store.read_guard().unwrap();
+        assert!(store.readers_exclusive_now().unwrap().is_none());
+        drop(reader);
+        assert!(store.readers_exclusive_now().unwrap().is_some());
+        store.catalog_for_writing(&lock).unwrap();
+        drop(lock);
+        store.lock(Duration::ZERO, "third").unwrap();
+    }
+
+    #[test]
+    fn packs_without_a_catalog_are_damage_and_foreign_files_are_no_store() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path();
+        fs::write(dir.join("notes.txt"), b"mine").unwrap();
+        assert!(matches!(Store::init(dir), Err(Error::NotAStore { .. })));
+        assert!(!dir.join("packs").exists(), "nothing written");
+        fs::remove_file(dir.join("notes.txt")).unwrap();
+        let pack = layout::pack_path(dir, &crate::id::PackId(Id([7; 32])));
+        fs::create_dir_all(pack.parent().unwrap()).unwrap();
+        fs::write(&pack, crate::pack::format::PACK_MAGIC).unwrap();
+        assert!(matches!(
+            Store::open(dir),
+            Err(Error::CatalogDamaged { .. })
+        ));
+    }
+}
