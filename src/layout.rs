@@ -13,7 +13,11 @@
 //! ```
 //!
 //! Everything here is a name or a directory listing; what the files hold
-//! is known to `pack`, `journal` and `catalog`.
+//! is known to `pack`, `journal` and `catalog`. Only recognising a store by
+//! its files ([`holds_store_data`]) looks into them, through the two format
+//! files' magic (`pack/format.rs`, the journal's): `layout` sits above those
+//! and below every module that reads or writes the store (`pack::Packs`,
+//! the pack writer, journal files, catalog, store).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -273,7 +277,9 @@ pub fn holds_store_data(store: &Path) -> bool {
     };
     let packs = list_packs(store).is_ok_and(|files| {
         files.iter().any(|f| {
-            in_fan(&f.path) && has_pack_suffix(&f.path) && crate::pack::has_pack_magic(&f.path)
+            in_fan(&f.path)
+                && has_pack_suffix(&f.path)
+                && crate::pack::format::has_pack_magic(&f.path)
         })
     });
     let journals = fs::read_dir(journal_dir(store)).is_ok_and(|rd| {

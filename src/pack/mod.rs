@@ -13,8 +13,8 @@ pub mod salvage;
 pub mod writer;
 
 pub use format::{
-    has_pack_magic, new_record, pack_bytes, recompress, record_bytes, scan, verify_pack,
-    verify_record, BlobKind, Compression, ExpectedRecord, RecordHeader,
+    new_record, pack_bytes, recompress, record_bytes, scan, verify_pack, verify_record, BlobKind,
+    Compression, ExpectedRecord, RecordHeader,
 };
 pub use packs::Packs;
 pub use writer::{PackWriter, SealedPack};
