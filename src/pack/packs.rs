@@ -1,7 +1,8 @@
 //! The one seam for pack I/O: [`Packs`] lists, reads (whole, one record or
 //! one header), writes (through [`PackWriter`]) and deletes the store's
-//! pack files. Restore, check, gc, repair, stats, status and the snapshot
-//! writer go through it and nothing else touches `packs/`, so a second
+//! pack files. Restore (through `Store::read_blob`), check, gc, repair,
+//! status and the snapshot writer go through it, and nothing else touches
+//! `packs/` (`stats` reads no pack at all), so a second
 //! place for packs (object storage) is a second implementation of this
 //! method set, not edits across the crate.
 //!
