@@ -355,7 +355,7 @@ fn generate(dir: &Path, workspaces: usize) {
 
     // The real newest snapshot of every workspace, its tree and references.
     let store = Store::open(&store_dir).expect("open");
-    let cat = store.catalog(false).expect("catalog");
+    let cat = store.catalog_for_reading().expect("catalog");
     let mut conn = Connection::open(store.catalog_path()).expect("open catalog");
     let mut real: Vec<RealWs> = Vec::with_capacity(workspaces);
     {
@@ -419,7 +419,7 @@ fn generate(dir: &Path, workspaces: usize) {
     let max_id = |sql: &str| -> i64 { tx.query_row(sql, [], |r| r.get(0)).expect("max") };
     let mut next_blob = max_id("SELECT COALESCE(MAX(id), 0) FROM blobs") + 1;
     let mut pb = PackBuf {
-        writer: PackWriter::new(&store.tmp_dir(), &store.packs_dir()),
+        writer: store.packs().writer(),
         blobs: Vec::new(),
         refs: Vec::new(),
         next_pack: max_id("SELECT COALESCE(MAX(id), 0) FROM packs") + 1,

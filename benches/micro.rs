@@ -606,7 +606,7 @@ fn restore_bench(c: &mut Criterion, report: &mut Report) {
     let store = Store::open(&dir.join("store")).expect("open");
     let ws = WorkspaceName::new(b"user", b"project").expect("name");
     let snap = select::select(
-        &store.catalog(false).expect("catalog"),
+        &store.catalog_for_reading().expect("catalog"),
         &ws,
         &Selector::Time(TimeSpec::Latest),
     )

@@ -14,18 +14,16 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs;
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
 use crate::catalog::Catalog;
 use crate::chunklist;
 use crate::error::Result;
 use crate::escape::{self, Escaped};
-use crate::id::{Id, PackId, SnapshotId};
+use crate::id::{Id, SnapshotId};
 use crate::journal;
 use crate::model::SnapshotRow;
-use crate::pack::format::{self, RecordHeader, RECORD_HEADER_BYTES};
-use crate::pack::{pack_path, BlobKind};
+use crate::pack::{self, BlobKind, ExpectedRecord};
 use crate::progress::Progress;
 use crate::store::Store;
 use crate::tree::{EntryKind, FileContent};
@@ -94,7 +92,11 @@ pub fn check_with_progress(
 fn record(store: &Store, blobs: &[Id], snapshots: &[SnapshotId]) -> Recorded {
     let done = store
         .lock(std::time::Duration::ZERO, "check: recording damaged blobs")
-        .and_then(|_lock| store.catalog(true)?.record_damage(blobs, snapshots));
+        .and_then(|lock| {
+            store
+                .catalog_for_writing(&lock)?
+                .record_damage(blobs, snapshots)
+        });
     match done {
         Ok(n) => Recorded::Done {
             blobs_unindexed: n,
@@ -110,7 +112,7 @@ fn check_pinned(store: &Store, read_data: bool, progress: &Progress) -> Result<C
     // Readers' lock, then one pinned view: gc deletes no pack this view
     // names, and a prune committing meanwhile changes nothing we compare.
     let _readers = store.read_guard()?;
-    let cat = store.catalog(false)?;
+    let cat = store.catalog_for_reading()?;
     cat.pin_view()?;
     let mut report = CheckReport::default();
     let mut damaged: BTreeMap<Id, String> = BTreeMap::new();
@@ -143,56 +145,68 @@ fn check_pinned(store: &Store, read_data: bool, progress: &Progress) -> Result<C
     for (pack, size) in &packs {
         progress.add(1, *size);
         known.insert(*pack);
-        let path = pack_path(&store.packs_dir(), pack);
+        let path = store.packs().path_of(pack);
         let blobs = cat.blobs_in_pack(pack)?;
         report.blobs += blobs.len() as u64;
-        let file = match fs::File::open(&path) {
-            Ok(f) => f,
+        let actual = match store.packs().size(pack) {
+            Ok(n) => n,
             Err(e) => {
-                problems.push(format!("pack {} is missing: {e}", escape::path(&path)));
+                problems.push(format!(
+                    "pack {} is missing: {}",
+                    escape::path(&path),
+                    e.detail()
+                ));
                 for b in blobs {
                     damaged.insert(b.0, format!("its pack {} is missing", pack.0.short()));
                 }
                 continue;
             }
         };
-        let actual = file.metadata().map(|m| m.len()).unwrap_or(0);
         if actual != *size {
             problems.push(format!(
                 "pack {} has {actual} bytes, catalog says {size}",
                 escape::path(&path)
             ));
         }
+        let records = blobs.into_iter().map(ExpectedRecord::located);
         if read_data {
-            let bytes = match fs::read(&path) {
+            let bytes = match store.packs().read_whole(pack) {
                 Ok(b) => b,
                 Err(e) => {
-                    problems.push(format!("pack {} unreadable: {e}", escape::path(&path)));
+                    problems.push(format!(
+                        "pack {} unreadable: {}",
+                        escape::path(&path),
+                        e.detail()
+                    ));
                     continue;
                 }
             };
             report.bytes_read += bytes.len() as u64;
-            if let Err(e) = format::scan(&bytes) {
+            if let Err(e) = pack::scan(&bytes) {
                 problems.push(format!("pack {}: {}", escape::path(&path), e.detail()));
             }
-            for (id, kind, offset, stored, raw) in blobs {
-                match check_record(&bytes, id, kind, offset, stored, raw, true) {
-                    Ok(Some(refs)) => decoded.push((id, refs)),
+            for (offset, expected) in records {
+                match check_record(&bytes, offset, &expected) {
+                    Ok(Some(refs)) => decoded.push((expected.id, refs)),
                     Ok(None) => {}
                     Err(e) => {
-                        damaged.insert(id, e);
+                        damaged.insert(expected.id, e.detail());
                     }
                 }
             }
         } else {
-            for (id, kind, offset, stored, raw) in blobs {
-                let mut h = [0u8; RECORD_HEADER_BYTES];
-                let r = file
-                    .read_exact_at(&mut h, offset)
-                    .map_err(|e| e.to_string())
-                    .and_then(|_| check_record(&h, id, kind, 0, stored, raw, false));
-                if let Err(e) = r {
-                    damaged.insert(id, e);
+            for (offset, expected) in records {
+                match store.packs().read_header(pack, offset) {
+                    Ok(h) if h.agrees_with(&expected) => {}
+                    Ok(_) => {
+                        damaged.insert(
+                            expected.id,
+                            format!("record at offset {offset} does not match the catalog"),
+                        );
+                    }
+                    Err(e) => {
+                        damaged.insert(expected.id, e.detail());
+                    }
                 }
             }
         }
@@ -215,7 +229,16 @@ fn check_pinned(store: &Store, read_data: bool, progress: &Progress) -> Result<C
             }
         }
     }
-    report.orphan_packs = orphan_packs(store, &known);
+    match store.packs().list() {
+        Ok(files) => {
+            report.orphan_packs = files
+                .into_iter()
+                .filter(|f| f.id.is_none_or(|id| !known.contains(&id)))
+                .map(|f| f.path)
+                .collect();
+        }
+        Err(e) => problems.push(format!("pack files cannot be listed: {}", e.detail())),
+    }
     report.snapshots = cat.snapshot_count()?;
     for s in cat.damaged_snapshots()? {
         problems.push(format!(
@@ -270,7 +293,7 @@ fn check_journals(store: &Store, cat: &Catalog) -> Result<Vec<String>> {
     // The catalog's view is taken before the journals are read (a snapshot
     // is journaled before it commits, so every snapshot in this view has
     // its record on disk by then), and streamed after.
-    let view = store.catalog(false)?;
+    let view = store.catalog_for_reading()?;
     view.pin_view()?;
     let pending = view.pending_journals()?;
     // Every record as (snapshot id, journal file index), sorted, then merged
@@ -308,7 +331,7 @@ fn check_journals(store: &Store, cat: &Catalog) -> Result<Vec<String>> {
         recorded.extend(d.records.into_iter().map(|r| (r.id, idx)));
     }
     recorded.sort_unstable();
-    let fresh = store.catalog(false)?;
+    let fresh = store.catalog_for_reading()?;
     let mut suspects: Vec<(SnapshotId, String)> = Vec::new();
     let mut not_in_catalog: Vec<SnapshotId> = Vec::new();
     let mut at = 0;
@@ -367,70 +390,19 @@ fn check_journals(store: &Store, cat: &Catalog) -> Result<Vec<String>> {
     Ok(problems)
 }
 
-/// Check the record of blob `id` in `bytes` at `offset` (the header, and
-/// with `payload` the decompressed, re-hashed data). A tree or chunk list
-/// read whole gives back the ids it references.
-fn check_record(
-    bytes: &[u8],
-    id: Id,
-    kind: BlobKind,
-    offset: u64,
-    stored: u32,
-    raw: u32,
-    payload: bool,
-) -> std::result::Result<Option<Vec<Id>>, String> {
-    let start = usize::try_from(offset).map_err(|_| "offset out of range".to_string())?;
-    let hend = start
-        .checked_add(RECORD_HEADER_BYTES)
-        .ok_or("offset out of range")?;
-    let hbytes = bytes
-        .get(start..hend)
-        .ok_or("record header beyond the end of the pack")?;
-    let h = RecordHeader::decode(hbytes).map_err(|e| e.detail())?;
-    if h.id != id || h.kind != kind || h.stored_len != stored || h.raw_len != raw {
-        return Err(format!(
-            "record at offset {offset} does not match the catalog"
-        ));
-    }
-    if payload {
-        let pend = hend
-            .checked_add(stored as usize)
-            .ok_or("length out of range")?;
-        let data = bytes
-            .get(hend..pend)
-            .ok_or("payload beyond the end of the pack")?;
-        let raw = format::decode_payload(&h, data).map_err(|e| e.detail())?;
-        if kind == BlobKind::Tree {
-            let tree = crate::tree::Tree::decode(&raw).map_err(|e| e.detail())?;
-            return Ok(Some(tree.references()));
-        } else if kind == BlobKind::ChunkList {
-            let chunks = chunklist::decode(&raw).map_err(|e| e.detail())?;
-            return Ok(Some(chunks.into_iter().map(|c| c.0).collect()));
+/// Check the record the catalog describes as `expected` at `offset` of a
+/// whole pack's `bytes`: its header, and its decompressed, re-hashed data.
+/// A tree or chunk list gives back the ids it references.
+fn check_record(bytes: &[u8], offset: u64, expected: &ExpectedRecord) -> Result<Option<Vec<Id>>> {
+    let raw = pack::verify_record(bytes, offset, expected)?;
+    match expected.kind {
+        BlobKind::Tree => Ok(Some(crate::tree::Tree::decode(&raw)?.references())),
+        BlobKind::ChunkList => {
+            let chunks = chunklist::decode(&raw)?;
+            Ok(Some(chunks.into_iter().map(|c| c.0).collect()))
         }
+        BlobKind::Chunk => Ok(None),
     }
-    Ok(None)
-}
-
-fn orphan_packs(store: &Store, known: &HashSet<PackId>) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(fans) = fs::read_dir(store.packs_dir()) else {
-        return out;
-    };
-    for fan in fans.flatten() {
-        let Ok(files) = fs::read_dir(fan.path()) else {
-            continue;
-        };
-        for f in files.flatten() {
-            let name = f.file_name();
-            let hex = name.to_str().and_then(|s| s.strip_suffix(".pack"));
-            match hex.map(Id::from_hex) {
-                Some(Ok(id)) if known.contains(&PackId(id)) => {}
-                _ => out.push(f.path()),
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// For each damaged id: the snapshots and paths whose data uses it.

@@ -37,9 +37,9 @@ use crate::catalog::Catalog;
 use crate::durable;
 use crate::error::{Error, Result};
 use crate::id::Id;
-use crate::pack::format::{self, RecordHeader, FOOTER_BYTES, HEADER_BYTES, RECORD_HEADER_BYTES};
-use crate::pack::BlobKind;
-use crate::repair::{pack_id_of, repair_dirs, verify_known};
+use crate::layout;
+use crate::pack::salvage::{gaps, regions};
+use crate::pack::ExpectedRecord;
 
 /// Bytes of one damaged pack that a purge left in place.
 #[derive(Clone, Debug)]
@@ -65,59 +65,33 @@ pub struct PurgeReport {
     pub left: Vec<DamagedLeft>,
 }
 
-/// One record of a damaged pack: `[start, end)` covers header and payload.
-struct Region {
-    start: usize,
-    end: usize,
-    id: Id,
-    intact: bool,
-}
-
-/// Every `damaged/repair-*/packs/*.pack`.
-fn damaged_packs(damaged: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for d in repair_dirs(damaged)? {
-        let packs = d.join("packs");
-        let Ok(entries) = fs::read_dir(&packs) else {
-            continue;
-        };
-        for e in entries {
-            let p = e.map_err(|e| Error::store_read(&packs, e))?.path();
-            if p.extension().is_some_and(|x| x == "pack") && p.is_file() {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
 /// Rewrite the damaged packs under `store_dir/damaged` so that no byte of
 /// data the catalog no longer indexes remains, as far as it can be told
 /// apart; `dead` are the blobs the caller's gc just removed. Call it after
 /// the gc commit, under the writer lock.
 pub fn purge(store_dir: &Path, catalog: &Catalog, dead: &HashSet<Id>) -> Result<PurgeReport> {
-    let damaged = store_dir.join("damaged");
+    let damaged = layout::damaged_dir(store_dir);
     let mut report = PurgeReport::default();
-    let packs = damaged_packs(&damaged)?;
+    let packs = layout::damaged_packs(store_dir)?;
     if packs.is_empty() {
         return Ok(report);
     }
     let any_damaged = !catalog.damaged_snapshots()?.is_empty();
     // Old catalogs kept beside the damaged packs place records whose header
     // is lost. One that does not open is simply not used.
-    let old: Vec<Catalog> = repair_dirs(&damaged)?
+    let old: Vec<Catalog> = layout::repair_dirs(&damaged)?
         .iter()
-        .map(|d| d.join("catalog.sqlite"))
+        .map(|d| layout::catalog_path(d))
         .filter(|p| p.is_file())
         .filter_map(|p| Catalog::open_immutable(&p).ok())
         .collect();
     for path in packs {
         let bytes = fs::read(&path).map_err(|e| Error::store_read(&path, e))?;
         let mut known = Vec::new();
-        if let Some(id) = pack_id_of(&path) {
+        if let Some(id) = layout::pack_id_of(&path) {
             for c in &old {
-                known.extend(c.blobs_in_pack(&id).unwrap_or_default());
+                let blobs = c.blobs_in_pack(&id).unwrap_or_default();
+                known.extend(blobs.into_iter().map(ExpectedRecord::located));
             }
         }
         let regions = regions(&bytes, &known);
@@ -165,87 +139,6 @@ pub fn purge(store_dir: &Path, catalog: &Catalog, dead: &HashSet<Id>) -> Result<
     Ok(report)
 }
 
-/// Records of a damaged pack: by header check, then at the offsets `known`
-/// gives (id, kind, offset, stored_len, raw_len) where no record was found.
-fn regions(bytes: &[u8], known: &[(Id, BlobKind, u64, u32, u32)]) -> Vec<Region> {
-    let body_end = body_end(bytes);
-    let mut out = Vec::new();
-    let mut pos = HEADER_BYTES.min(bytes.len());
-    while pos + RECORD_HEADER_BYTES <= body_end {
-        // Cheap filter before the header check's hash: kind and compression
-        // codes (zeroed bytes, most of a purged file, fail here).
-        let plausible = (1..=3).contains(&bytes[pos]) && bytes[pos + 1] <= 1;
-        let found = plausible
-            .then(|| RecordHeader::decode(&bytes[pos..pos + RECORD_HEADER_BYTES]).ok())
-            .flatten()
-            .and_then(|h| {
-                let p = pos + RECORD_HEADER_BYTES;
-                let q = p.checked_add(h.stored_len as usize)?;
-                (q <= body_end).then(|| (h, format::decode_payload(&h, &bytes[p..q]).is_ok(), q))
-            });
-        match found {
-            Some((h, intact, q)) => {
-                out.push(Region {
-                    start: pos,
-                    end: q,
-                    id: h.id,
-                    intact,
-                });
-                pos = q;
-            }
-            None => pos += 1,
-        }
-    }
-    for &(id, kind, offset, stored_len, raw_len) in known {
-        let Ok(start) = usize::try_from(offset) else {
-            continue;
-        };
-        let end = start + RECORD_HEADER_BYTES + stored_len as usize;
-        if end > bytes.len() || out.iter().any(|r| r.start < end && start < r.end) {
-            continue;
-        }
-        let intact = verify_known(bytes, id, kind, offset, stored_len, raw_len).is_some();
-        out.push(Region {
-            start,
-            end,
-            id,
-            intact,
-        });
-    }
-    out.sort_by_key(|r| r.start);
-    out
-}
-
-/// Where records may end: before an intact-looking footer, else the end.
-fn body_end(bytes: &[u8]) -> usize {
-    if bytes.len() >= HEADER_BYTES + FOOTER_BYTES
-        && bytes[bytes.len() - FOOTER_BYTES..].starts_with(format::FOOTER_MAGIC)
-    {
-        bytes.len() - FOOTER_BYTES
-    } else {
-        bytes.len()
-    }
-}
-
-/// Byte ranges in no region, leaving out the pack header and a footer
-/// (neither holds blob data: magic, version, count, the pack's own id).
-fn gaps(bytes: &[u8], regions: &[Region]) -> Vec<(usize, usize)> {
-    let mut out = Vec::new();
-    let mut pos = HEADER_BYTES.min(bytes.len());
-    let end = body_end(bytes);
-    for r in regions {
-        if r.start > pos {
-            out.push((pos, r.start.min(end)));
-        }
-        pos = pos.max(r.end);
-    }
-    if pos < end {
-        out.push((pos, end));
-    }
-    out.retain(|(a, b)| a < b);
-    out
-}
-
 /// Replace `path` with `bytes`: temporary file → fsync → rename → fsync.
 fn rewrite(path: &Path, bytes: &[u8]) -> Result<()> {
     let name = path.file_name().expect("a pack file name");
@@ -259,26 +152,4 @@ fn rewrite(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut file = durable::create_private_file(&tmp).map_err(w)?;
     file.write_all(bytes).map_err(w)?;
     durable::commit_file(&file, &tmp, path).map_err(|e| Error::store_write(path, e))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gaps_leave_out_header_footer_and_records() {
-        let mut bytes = vec![7u8; 200];
-        bytes[200 - FOOTER_BYTES..200 - FOOTER_BYTES + 8].copy_from_slice(format::FOOTER_MAGIC);
-        let r = Region {
-            start: 40,
-            end: 100,
-            id: Id([0; 32]),
-            intact: true,
-        };
-        assert_eq!(
-            gaps(&bytes, &[r]),
-            vec![(HEADER_BYTES, 40), (100, 200 - FOOTER_BYTES)]
-        );
-        assert_eq!(gaps(&bytes[..90], &[]), vec![(HEADER_BYTES, 90)]);
-    }
 }

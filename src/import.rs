@@ -25,7 +25,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::lock::LockGuard;
+use crate::lock::WriterLock;
 use crate::model::SnapshotRow;
 use crate::progress::Progress;
 use crate::snapshot::{self, RunReport, Source};
@@ -281,7 +281,7 @@ pub fn sources(plan: &[Backup]) -> Vec<(usize, Source)> {
 pub fn import_locked(
     store: &Store,
     plan: &[Backup],
-    lock: &LockGuard,
+    lock: &WriterLock,
     progress: &Progress,
 ) -> Result<RunReport> {
     let sources: Vec<Source> = sources(plan).into_iter().map(|(_, s)| s).collect();

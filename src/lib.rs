@@ -27,7 +27,7 @@
 //! assert!(report.all_ok());
 //!
 //! let ws = wsnap::WorkspaceName::new(b"alice", b"thesis")?;
-//! let snap = select::select(&store.catalog(false)?, &ws, &select::Selector::Time(TimeSpec::Latest))?;
+//! let snap = select::select(&store.catalog_for_reading()?, &ws, &select::Selector::Time(TimeSpec::Latest))?;
 //! restore::restore(&store, &snap, &restore::RestoreOptions {
 //!     target: "/tmp/thesis".into(),
 //!     path: None,
@@ -58,6 +58,7 @@ pub mod human;
 pub mod id;
 pub mod import;
 pub mod journal;
+pub mod layout;
 pub mod model;
 pub mod pack;
 pub mod progress;

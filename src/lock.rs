@@ -1,9 +1,18 @@
-//! The store lock: one `flock` on `STORE/lock`.
+//! The store's two locks, each one `flock`, each guard its own type.
 //!
-//! Writers (`snapshot`, later `prune`/`forget`/`repair`) hold it exclusively
-//! for the whole run. The holder writes its pid and start time into the file
-//! so a second run can say who it is waiting for. The kernel drops the lock
-//! when the process dies, so a crashed run never leaves a stale lock.
+//! - `STORE/lock`, the writers' lock: writers (`snapshot`, `prune`,
+//!   `forget`, `repair`, `import`) hold it exclusively for the whole run
+//!   ([`WriterLock`]). The holder writes its pid and start time into the
+//!   file so a second run can say who it is waiting for. A reader opening
+//!   a read-only store's catalog without SQLite's locking holds it shared
+//!   ([`WritersExcluded`]).
+//! - `STORE/readers`, the readers' lock: readers hold it shared while they
+//!   read packs ([`ReaderLock`]); gc takes it exclusively, without waiting,
+//!   only to delete pack files ([`ReadersExcluded`]).
+//!
+//! Distinct types, so a readers' guard does not type-check where the writer
+//! lock is required. The kernel drops a lock when the process dies, so a
+//! crashed run never leaves a stale lock.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -15,15 +24,15 @@ use std::time::{Duration, Instant};
 use crate::durable::FILE_MODE;
 use crate::error::{Error, Result};
 
-/// Held while the process owns the store for writing; released on drop.
+/// One held `flock`; released when the file is closed (on drop).
 #[derive(Debug)]
-pub struct LockGuard {
+struct Flock {
     /// `None`: a reader of a read-only store that has no `readers` file
     /// (see [`readers_shared`]).
     file: Option<File>,
 }
 
-impl Drop for LockGuard {
+impl Drop for Flock {
     fn drop(&mut self) {
         // Clear the holder note while still holding the lock, so a later
         // holder that writes none (`flock(1)` during a store copy) is not
@@ -33,6 +42,42 @@ impl Drop for LockGuard {
             let _ = f.set_len(0);
         }
     }
+}
+
+/// The writers' lock, held exclusively: this process is the store's only
+/// writer. Every write of the catalog and of packs requires it; a readers'
+/// guard is no substitute:
+///
+/// ```compile_fail
+/// # fn f(store: &wsnap::Store) -> wsnap::Result<()> {
+/// let readers = store.read_guard()?;
+/// let catalog = store.catalog_for_writing(&readers)?; // expected `&WriterLock`
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct WriterLock {
+    _flock: Flock,
+}
+
+/// The readers' lock, held shared while packs are read (restore, ls,
+/// check, diff, log): gc deletes no pack file meanwhile.
+#[derive(Debug)]
+pub struct ReaderLock {
+    _flock: Flock,
+}
+
+/// The readers' lock, held exclusively: no reader is active, so pack files
+/// the catalog no longer names may be deleted (gc only).
+#[derive(Debug)]
+pub struct ReadersExcluded {
+    _flock: Flock,
+}
+
+/// The writers' lock, held shared: no writer runs while it is held (a
+/// reader of a read-only store's catalog, see [`writers_shared_now`]).
+#[derive(Debug)]
+pub struct WritersExcluded {
+    _flock: Flock,
 }
 
 fn try_flock(file: &File) -> std::io::Result<bool> {
@@ -54,7 +99,7 @@ fn try_flock_mode(file: &File, mode: libc::c_int) -> std::io::Result<bool> {
 }
 
 /// Take the exclusive lock on `lock_path`, waiting up to `wait`.
-pub fn exclusive(lock_path: &Path, wait: Duration, holder_note: &str) -> Result<LockGuard> {
+pub fn exclusive(lock_path: &Path, wait: Duration, holder_note: &str) -> Result<WriterLock> {
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -100,7 +145,9 @@ pub fn exclusive(lock_path: &Path, wait: Duration, holder_note: &str) -> Result<
     let _ = file.set_len(0);
     let _ = file.seek(SeekFrom::Start(0));
     let _ = writeln!(file, "pid {} {}", std::process::id(), holder_note);
-    Ok(LockGuard { file: Some(file) })
+    Ok(WriterLock {
+        _flock: Flock { file: Some(file) },
+    })
 }
 
 fn open_lock_file(path: &Path) -> std::io::Result<File> {
@@ -125,7 +172,7 @@ fn open_lock_file(path: &Path) -> std::io::Result<File> {
 /// the file is missing and cannot be created there, no wsnap process can
 /// write through this path and none has the file open elsewhere (it would
 /// exist), so there is nothing to exclude: the read goes on without the lock.
-pub fn readers_shared(path: &Path, wait: Duration) -> Result<LockGuard> {
+pub fn readers_shared(path: &Path, wait: Duration) -> Result<ReaderLock> {
     let file = match open_lock_file(path) {
         Ok(f) => f,
         Err(e) if is_read_only_error(&e) => match File::open(path) {
@@ -135,7 +182,9 @@ pub fn readers_shared(path: &Path, wait: Duration) -> Result<LockGuard> {
                     "{}: read-only store without a readers file; reading without the lock",
                     crate::escape::path(path)
                 );
-                return Ok(LockGuard { file: None });
+                return Ok(ReaderLock {
+                    _flock: Flock { file: None },
+                });
             }
             Err(e2) => return Err(Error::store_read(path, e2)),
         },
@@ -144,7 +193,9 @@ pub fn readers_shared(path: &Path, wait: Duration) -> Result<LockGuard> {
     let deadline = Instant::now() + wait;
     loop {
         if try_flock_mode(&file, libc::LOCK_SH).map_err(|e| Error::store_read(path, e))? {
-            return Ok(LockGuard { file: Some(file) });
+            return Ok(ReaderLock {
+                _flock: Flock { file: Some(file) },
+            });
         }
         if Instant::now() >= deadline {
             return Err(Error::Locked {
@@ -168,19 +219,23 @@ fn is_read_only_error(e: &std::io::Error) -> bool {
 /// writer working through another (writable) path to the same files
 /// changes the catalog under it; it is opened read-only (`flock` does not
 /// need write access).
-pub fn writers_shared_now(path: &Path) -> Option<LockGuard> {
+pub fn writers_shared_now(path: &Path) -> Option<WritersExcluded> {
     let file = File::open(path).ok()?;
     match try_flock_mode(&file, libc::LOCK_SH) {
-        Ok(true) => Some(LockGuard { file: Some(file) }),
+        Ok(true) => Some(WritersExcluded {
+            _flock: Flock { file: Some(file) },
+        }),
         _ => None,
     }
 }
 
 /// The readers' lock, exclusive, if no reader holds it right now.
-pub fn readers_exclusive_now(path: &Path) -> Result<Option<LockGuard>> {
+pub fn readers_exclusive_now(path: &Path) -> Result<Option<ReadersExcluded>> {
     let file = open_lock_file(path).map_err(|e| Error::store_write(path, e))?;
     if try_flock(&file).map_err(|e| Error::store_write(path, e))? {
-        Ok(Some(LockGuard { file: Some(file) }))
+        Ok(Some(ReadersExcluded {
+            _flock: Flock { file: Some(file) },
+        }))
     } else {
         Ok(None)
     }

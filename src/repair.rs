@@ -36,12 +36,12 @@ use crate::catalog::{ancestors, Catalog};
 use crate::chunklist;
 use crate::durable;
 use crate::error::{Error, Result};
-use crate::id::{Id, PackId};
+use crate::id::PackId;
 use crate::journal;
+use crate::layout::{self, PackFile};
 use crate::lock;
 use crate::model::{SnapshotRow, StoreParams};
-use crate::pack::format::{self, RecordHeader, FOOTER_BYTES, HEADER_BYTES, RECORD_HEADER_BYTES};
-use crate::pack::{BlobKind, PackFiles, PackWriter};
+use crate::pack::{self, salvage, BlobKind, ExpectedRecord, Packs, RecordHeader};
 use crate::timespec;
 use crate::tree::Tree;
 
@@ -89,11 +89,11 @@ pub struct RepairReport {
 pub const KEPT_CATALOG_COPIES: usize = 3;
 
 /// Rebuild the catalog of the store at `dir`. A directory that is not
-/// recognisably a store ([`crate::store::is_recognisable`]: no catalog, no
+/// recognisably a store ([`layout::is_recognisable`]: no catalog, no
 /// file with a wsnap pack or journal header) is refused before anything is
 /// written, unless `force`.
 pub fn repair(dir: &Path, lock_wait: Duration, force: bool) -> Result<RepairReport> {
-    match fs::metadata(dir.join("packs")) {
+    match fs::metadata(layout::packs_dir(dir)) {
         Ok(m) if m.is_dir() => {}
         Ok(_) | Err(_) if !dir.exists() => {
             return Err(Error::NoStore {
@@ -107,7 +107,7 @@ pub fn repair(dir: &Path, lock_wait: Duration, force: bool) -> Result<RepairRepo
             })
         }
     }
-    if !force && !crate::store::is_recognisable(dir) {
+    if !force && !layout::is_recognisable(dir) {
         return Err(Error::UnrecognisedStore {
             path: dir.to_path_buf(),
         });
@@ -116,27 +116,15 @@ pub fn repair(dir: &Path, lock_wait: Duration, force: bool) -> Result<RepairRepo
         "repair started {}",
         timespec::format_local(timespec::now_ns())
     );
-    let _lock = lock::exclusive(&dir.join("lock"), lock_wait, &note)?;
-    let w = |p: &Path| {
-        let p = p.to_path_buf();
-        move |e| Error::store_write(p, e)
-    };
-    let tmp = dir.join("tmp");
-    durable::create_private_dir(&tmp).map_err(w(&tmp))?;
-    for e in fs::read_dir(&tmp)
-        .map_err(|e| Error::store_read(&tmp, e))?
-        .flatten()
-    {
-        fs::remove_file(e.path()).map_err(w(&e.path()))?;
-    }
+    let _lock = lock::exclusive(&layout::lock_path(dir), lock_wait, &note)?;
+    layout::clear_tmp(dir)?;
     let now = timespec::now_ns();
-    let stamp = chrono::TimeZone::timestamp_nanos(&chrono::Utc, now).format("%Y%m%dT%H%M%S%.fZ");
-    let aside = dir.join("damaged").join(format!("repair-{stamp}"));
+    let aside = layout::repair_aside_dir(dir, now);
     let mut report = RepairReport::default();
 
     // Sources of snapshots and parameters: journals, and the old catalog if
     // it still opens.
-    let old_path = dir.join("catalog.sqlite");
+    let old_path = layout::catalog_path(dir);
     let old = if old_path.exists() {
         // Writable only to fold its WAL into the main file: from here on
         // `catalog.sqlite` alone is complete, so replacing it later never
@@ -192,9 +180,9 @@ pub fn repair(dir: &Path, lock_wait: Duration, force: bool) -> Result<RepairRepo
     report.params_from = from;
 
     // A fresh catalog beside the old one.
-    let new_path = dir.join("catalog.sqlite.repair");
+    let new_path = layout::repair_catalog_path(dir);
     for suffix in ["", "-wal", "-shm"] {
-        let p = with_suffix(&new_path, suffix);
+        let p = layout::with_suffix(&new_path, suffix);
         match fs::remove_file(&p) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -203,15 +191,19 @@ pub fn repair(dir: &Path, lock_wait: Duration, force: bool) -> Result<RepairRepo
     }
     Catalog::create(&new_path, &params, now)?;
     let mut cat = Catalog::open(&new_path, true)?;
-    let packs_dir = dir.join("packs");
+    let packs = Packs::new(dir);
     let new_journal = format!("{now:020}-repair.wsj");
     {
         let rb = cat.begin_rebuild()?;
         // Pass 1: packs.
-        let mut writer = PackWriter::new(&tmp, &packs_dir);
-        for path in pack_files(&packs_dir)? {
-            let bytes = fs::read(&path).map_err(|e| Error::store_read(&path, e))?;
-            match verify_pack(&path, &bytes) {
+        let mut writer = packs.writer();
+        let files = packs.list()?;
+        for file in files
+            .into_iter()
+            .filter(|f| layout::has_pack_suffix(&f.path))
+        {
+            let bytes = packs.read_listed(&file)?;
+            match verify_pack(&file, &bytes) {
                 Ok((id, records)) => {
                     let row = rb.add_pack(&id, bytes.len() as u64, records.len() as u64, now)?;
                     for (offset, h) in &records {
@@ -222,22 +214,22 @@ pub fn repair(dir: &Path, lock_wait: Duration, force: bool) -> Result<RepairRepo
                 }
                 Err(problem) => {
                     let mut saved = 0;
-                    let mut found = salvage(&bytes);
+                    let mut found = salvage::salvage(&bytes);
                     // Records whose header is damaged but whose payload is
                     // intact: the old catalog, if it still opens, says where
                     // they are; each is kept only if it hashes to its id.
-                    if let (Some(old), Some(pack)) = (&old, pack_id_of(&path)) {
+                    if let (Some(old), Some(pack)) = (&old, file.id) {
                         if let Ok(known) = old.blobs_in_pack(&pack) {
-                            let extra = salvage_known(&bytes, &found, &known);
+                            let known: Vec<_> =
+                                known.into_iter().map(ExpectedRecord::located).collect();
+                            let extra = salvage::salvage_known(&bytes, &found, &known);
                             report.salvaged_by_old_catalog += extra.len() as u64;
                             found.extend(extra);
                             found.sort_by_key(|(start, _)| *start);
                         }
                     }
                     for (start, h) in found {
-                        let payload = &bytes[start + RECORD_HEADER_BYTES
-                            ..start + RECORD_HEADER_BYTES + h.stored_len as usize];
-                        writer.append(h, payload)?;
+                        writer.append(h, salvage::payload(&bytes, start, &h))?;
                         saved += 1;
                     }
                     // The damaged file gets its second name under `damaged/`
@@ -247,11 +239,11 @@ pub fn repair(dir: &Path, lock_wait: Duration, force: bool) -> Result<RepairRepo
                     // and replaces it in `packs/`. A crash from here on
                     // leaves the damaged file in both places (or the intact
                     // one in `packs/`): the next repair does it again.
-                    let to = aside.join("packs").join(path.file_name().expect("name"));
-                    keep_aside(&path, &to)?;
+                    let to = layout::aside_pack_path(&aside, &file.path);
+                    packs.keep_aside(&file, &to)?;
                     let mut replaced = false;
                     if let Some(sealed) = writer.seal()? {
-                        replaced = Some(sealed.id) == pack_id_of(&path);
+                        replaced = Some(sealed.id) == file.id;
                         let row = rb.add_pack(
                             &sealed.id,
                             sealed.size_bytes,
@@ -265,10 +257,10 @@ pub fn repair(dir: &Path, lock_wait: Duration, force: bool) -> Result<RepairRepo
                         report.blobs += sealed.records.len() as u64;
                     }
                     if !replaced {
-                        remove_durably(&path)?;
+                        packs.remove_listed(&file)?;
                     }
                     report.damaged_packs.push(DamagedPack {
-                        path,
+                        path: file.path,
                         problem,
                         records_saved: saved,
                         moved_to: to,
@@ -280,10 +272,9 @@ pub fn repair(dir: &Path, lock_wait: Duration, force: bool) -> Result<RepairRepo
         crate::failpoint::crash_point("repair.packs_indexed");
 
         // Pass 2: references of trees and chunk lists.
-        let files = PackFiles::new(&packs_dir);
         let mut broken: HashSet<i64> = HashSet::new();
         for b in rb.ref_blobs()? {
-            let refs = files
+            let refs = packs
                 .read_blob(&b.pack, b.offset, &b.id)
                 .and_then(|(_, raw)| match b.kind {
                     BlobKind::Tree => Tree::decode(&raw).map(|t| t.references()),
@@ -331,30 +322,27 @@ pub fn repair(dir: &Path, lock_wait: Duration, force: bool) -> Result<RepairRepo
     // the new file renamed over it: at every instant `catalog.sqlite` is the
     // old complete file or the new one.
     let mut moved = false;
-    for suffix in ["", "-wal", "-shm"] {
-        let p = with_suffix(&old_path, suffix);
+    let old_files = layout::catalog_files(dir);
+    for (p, to) in old_files.iter().zip(layout::catalog_files(&aside)) {
         if p.exists() {
-            keep_aside(&p, &aside.join(format!("catalog.sqlite{suffix}")))?;
+            keep_aside(p, &to)?;
             moved = true;
         }
     }
-    for suffix in ["-wal", "-shm"] {
-        let p = with_suffix(&old_path, suffix);
-        match fs::remove_file(&p) {
+    for p in &old_files[1..] {
+        match fs::remove_file(p) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::store_write(&p, e)),
+            Err(e) => return Err(Error::store_write(p, e)),
         }
     }
     crate::failpoint::crash_point("repair.old_catalog_kept");
     let file = fs::File::open(&new_path).map_err(|e| Error::store_read(&new_path, e))?;
-    durable::commit_file(&file, &new_path, &old_path).map_err(w(&old_path))?;
+    durable::commit_file(&file, &new_path, &old_path)
+        .map_err(|e| Error::store_write(&old_path, e))?;
     crate::failpoint::crash_point("repair.catalog_replaced");
     for path in journal_files {
-        move_aside(
-            &path,
-            &aside.join("journal").join(path.file_name().expect("name")),
-        )?;
+        move_aside(&path, &layout::aside_journal_path(&aside, &path))?;
         moved = true;
     }
     if moved || !report.damaged_packs.is_empty() {
@@ -363,188 +351,39 @@ pub fn repair(dir: &Path, lock_wait: Duration, force: bool) -> Result<RepairRepo
     // Only now that the new catalog is in place: older copies of old
     // catalogs beyond the newest KEPT_CATALOG_COPIES go (packs and journals
     // under `damaged/` are never deleted here).
-    report.old_catalogs_removed = trim_catalog_copies(&dir.join("damaged"))?;
+    report.old_catalogs_removed = trim_catalog_copies(&layout::damaged_dir(dir))?;
     report
         .snapshots
         .sort_by(|a, b| (&a.workspace, a.time_ns).cmp(&(&b.workspace, b.time_ns)));
     Ok(report)
 }
 
-/// `packs/xx/*.pack`, sorted.
-fn pack_files(packs_dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for fan in fs::read_dir(packs_dir).map_err(|e| Error::store_read(packs_dir, e))? {
-        let fan = fan.map_err(|e| Error::store_read(packs_dir, e))?;
-        if !fan.path().is_dir() {
-            continue;
-        }
-        for f in fs::read_dir(fan.path()).map_err(|e| Error::store_read(fan.path(), e))? {
-            let f = f.map_err(|e| Error::store_read(fan.path(), e))?;
-            if f.file_name().to_str().is_some_and(|n| n.ends_with(".pack")) {
-                out.push(f.path());
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
 /// A whole, intact pack: its id (matching its file name) and records, every
 /// payload decompressed and re-hashed.
 fn verify_pack(
-    path: &Path,
+    file: &PackFile,
     bytes: &[u8],
 ) -> std::result::Result<(PackId, Vec<(u64, RecordHeader)>), String> {
-    let (id, records) = format::scan(bytes).map_err(|e| e.detail())?;
-    let named = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.strip_suffix(".pack"))
-        .and_then(|h| Id::from_hex(h).ok());
-    if named != Some(id.0) {
+    let (id, records) = pack::verify_pack(bytes).map_err(|e| e.detail())?;
+    if file.id != Some(id) {
         return Err(format!("its content is pack {id}, not its file name"));
     }
-    for (offset, h) in &records {
-        let start = *offset as usize + RECORD_HEADER_BYTES;
-        format::decode_payload(h, &bytes[start..start + h.stored_len as usize])
-            .map_err(|e| format!("record at {offset}: {}", e.detail()))?;
-    }
     Ok((id, records))
-}
-
-/// Records of a damaged pack that still verify: (header offset, header).
-/// After a bad header the next one is searched byte by byte; a false match
-/// of the 4-byte header check is caught by the payload hash.
-fn salvage(bytes: &[u8]) -> Vec<(usize, RecordHeader)> {
-    let mut out = Vec::new();
-    let end = bytes.len().saturating_sub(FOOTER_BYTES).max(HEADER_BYTES);
-    let end = if bytes.len() >= HEADER_BYTES + FOOTER_BYTES
-        && bytes[bytes.len() - FOOTER_BYTES..].starts_with(format::FOOTER_MAGIC)
-    {
-        end
-    } else {
-        bytes.len()
-    };
-    let mut pos = HEADER_BYTES.min(bytes.len());
-    while pos + RECORD_HEADER_BYTES <= end {
-        let ok = RecordHeader::decode(&bytes[pos..pos + RECORD_HEADER_BYTES])
-            .ok()
-            .and_then(|h| {
-                let p = pos + RECORD_HEADER_BYTES;
-                let q = p.checked_add(h.stored_len as usize)?;
-                (q <= end && format::decode_payload(&h, &bytes[p..q]).is_ok()).then_some((h, q))
-            });
-        match ok {
-            Some((h, next)) => {
-                out.push((pos, h));
-                pos = next;
-            }
-            None => pos += 1,
-        }
-    }
-    out
-}
-
-/// The pack id a file name `<hex>.pack` claims, if it is one.
-pub(crate) fn pack_id_of(path: &Path) -> Option<PackId> {
-    path.file_name()
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.strip_suffix(".pack"))
-        .and_then(|h| Id::from_hex(h).ok())
-        .map(PackId)
-}
-
-/// Records a catalog placed at `known` (id, kind, offset, stored_len,
-/// raw_len) that [`salvage`] did not find (their header is damaged), whose
-/// payload still hashes to their id: (header offset, a rebuilt header).
-pub(crate) fn salvage_known(
-    bytes: &[u8],
-    found: &[(usize, RecordHeader)],
-    known: &[(Id, BlobKind, u64, u32, u32)],
-) -> Vec<(usize, RecordHeader)> {
-    let have: HashSet<Id> = found.iter().map(|(_, h)| h.id).collect();
-    let mut out = Vec::new();
-    for &(id, kind, offset, stored_len, raw_len) in known {
-        if have.contains(&id) {
-            continue;
-        }
-        if let Some(h) = verify_known(bytes, id, kind, offset, stored_len, raw_len) {
-            out.push((offset as usize, h));
-        }
-    }
-    out
-}
-
-/// The header of the record a catalog says is at `offset`, if the payload
-/// there decodes and hashes to `id` (the compression flag is in the header
-/// only, so both are tried).
-pub(crate) fn verify_known(
-    bytes: &[u8],
-    id: Id,
-    kind: BlobKind,
-    offset: u64,
-    stored_len: u32,
-    raw_len: u32,
-) -> Option<RecordHeader> {
-    let p = usize::try_from(offset)
-        .ok()?
-        .checked_add(RECORD_HEADER_BYTES)?;
-    let q = p.checked_add(stored_len as usize)?;
-    let payload = bytes.get(p..q)?;
-    [format::Compression::None, format::Compression::Zstd]
-        .into_iter()
-        .filter(|c| *c == format::Compression::Zstd || raw_len == stored_len)
-        .map(|compression| RecordHeader {
-            kind,
-            compression,
-            raw_len,
-            stored_len,
-            id,
-        })
-        .find(|h| format::decode_payload(h, payload).is_ok())
-}
-
-/// The `damaged/repair-*` directories, oldest first (by the time in their
-/// name).
-pub(crate) fn repair_dirs(damaged: &Path) -> Result<Vec<PathBuf>> {
-    let mut out: Vec<(String, PathBuf)> = Vec::new();
-    let entries = match fs::read_dir(damaged) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::store_read(damaged, e)),
-    };
-    for e in entries {
-        let e = e.map_err(|e| Error::store_read(damaged, e))?;
-        let name = e.file_name();
-        let Some(stamp) = name.to_str().and_then(|n| n.strip_prefix("repair-")) else {
-            continue;
-        };
-        if !e.path().is_dir() {
-            continue;
-        }
-        // `20261101T120000.5Z`: the fraction has 0, 3, 6 or 9 digits; pad it
-        // so names compare in time order.
-        let stamp = stamp.trim_end_matches('Z');
-        let (secs, frac) = stamp.split_once('.').unwrap_or((stamp, ""));
-        out.push((format!("{secs}.{frac:0<9}"), e.path()));
-    }
-    out.sort();
-    Ok(out.into_iter().map(|(_, p)| p).collect())
 }
 
 /// Delete old catalog copies (`catalog.sqlite`, `-wal`, `-shm`) under
 /// `damaged/repair-*/` beyond the newest [`KEPT_CATALOG_COPIES`]; a
 /// directory left empty goes too. Returns the catalog files deleted.
 fn trim_catalog_copies(damaged: &Path) -> Result<Vec<PathBuf>> {
-    let with_catalog: Vec<PathBuf> = repair_dirs(damaged)?
+    let with_catalog: Vec<PathBuf> = layout::repair_dirs(damaged)?
         .into_iter()
-        .filter(|d| d.join("catalog.sqlite").exists())
+        .filter(|d| layout::catalog_path(d).exists())
         .collect();
     let excess = with_catalog.len().saturating_sub(KEPT_CATALOG_COPIES);
     let mut removed = Vec::new();
     for d in &with_catalog[..excess] {
-        for name in ["catalog.sqlite-wal", "catalog.sqlite-shm", "catalog.sqlite"] {
-            let p = d.join(name);
+        let [main, wal, shm] = layout::catalog_files(d);
+        for p in [wal, shm, main] {
             match fs::remove_file(&p) {
                 Ok(()) => removed.push(p),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -567,21 +406,8 @@ fn keep_aside(from: &Path, to: &Path) -> Result<()> {
     durable::link_or_copy(from, to).map_err(|e| Error::store_write(to, e))
 }
 
-/// Unlink `path` and make that durable.
-fn remove_durably(path: &Path) -> Result<()> {
-    durable::remove(path).map_err(|e| Error::store_write(path, e))
-}
-
 fn move_aside(from: &Path, to: &Path) -> Result<()> {
     let d = to.parent().expect("has a parent");
     durable::create_private_dir(d).map_err(|e| Error::store_write(d, e))?;
     durable::rename(from, to).map_err(|e| Error::store_write(from, e))
-}
-
-/// `path` with `suffix` appended to its last component, byte for byte (a
-/// store path need not be UTF-8: `display()` would replace bytes).
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut p = path.as_os_str().to_os_string();
-    p.push(suffix);
-    PathBuf::from(p)
 }

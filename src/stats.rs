@@ -30,8 +30,7 @@
 
 use crate::catalog::{Catalog, PinnedCatalog, SnapshotRoot};
 use crate::error::{Error, Result};
-use crate::pack::format::RECORD_HEADER_BYTES;
-use crate::pack::BlobKind;
+use crate::pack::{self, BlobKind};
 use crate::store::Store;
 use crate::workspace::WorkspaceName;
 
@@ -222,7 +221,7 @@ fn compute(cat: &Catalog, only: Option<&WorkspaceName>) -> Result<StatsReport> {
     })?;
     finish_group(&mut group, &mut per_ws, &mut blobs)?;
 
-    let record = |i: usize| u64::from(blobs.stored[i]) + RECORD_HEADER_BYTES as u64;
+    let record = |i: usize| pack::record_bytes(u64::from(blobs.stored[i]));
     for i in 0..blobs.rows.len() {
         let o = blobs.owner[i];
         if o == NONE {

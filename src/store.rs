@@ -1,17 +1,10 @@
-//! A store directory: paths, creation, opening, and shared read access.
+//! A store directory: creation, opening, its locks, recovery after a
+//! crash, and shared read access to its catalog and packs.
 //!
-//! ```text
-//! STORE/                0700
-//!   catalog.sqlite      the index (SQLite, WAL); never delete -wal/-shm by hand
-//!   packs/xx/<id>.pack  immutable pack files, 0600
-//!   tmp/                packs being written; garbage after a crash
-//!   lock                flock target; holds the writer's pid
-//!   readers             flock target: shared by readers, exclusive while gc deletes packs
-//! ```
-//!
-//! A path that exists but is not a store is refused and never written into.
-//! `init` creates the catalog last (renamed into place), so a crash during
-//! `init` leaves a directory that is recognised as unfinished and re-inited.
+//! The directory tree is described (and named) in `layout`. A path that
+//! exists but is not a store is refused and never written into. `init`
+//! creates the catalog last (renamed into place), so a crash during `init`
+//! leaves a directory that is recognised as unfinished and re-inited.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -22,30 +15,21 @@ use crate::durable;
 use crate::error::{Error, Result};
 use crate::id::{Id, TreeId};
 use crate::journal;
-use crate::lock::{self, LockGuard};
+use crate::layout;
+use crate::lock::{self, ReaderLock, ReadersExcluded, WriterLock};
 use crate::model::StoreParams;
-use crate::pack::{BlobKind, PackFiles};
+use crate::pack::{BlobKind, ExpectedRecord, Packs};
 use crate::timespec;
 use crate::tree::Tree;
 
-const CATALOG: &str = "catalog.sqlite";
 /// The journal holding the snapshots of a store upgraded from version 1.
 const V1_JOURNAL: &str = "00000000000000000000-v1.wsj";
-/// Entries a store directory may hold before its catalog exists (crashed init).
-const INIT_LEFTOVERS: &[&str] = &[
-    "packs",
-    "tmp",
-    "journal",
-    "lock",
-    "readers",
-    "catalog.sqlite.tmp",
-];
 
 /// An opened store.
 pub struct Store {
     dir: PathBuf,
     params: StoreParams,
-    packs: PackFiles,
+    packs: Packs,
 }
 
 /// What `Store::init` found.
@@ -76,12 +60,10 @@ impl Store {
             move |e| Error::store_write(p, e)
         };
         durable::create_private_dir(dir).map_err(w(dir))?;
-        for sub in ["packs", "tmp"] {
-            let p = dir.join(sub);
+        for p in layout::init_dirs(dir) {
             durable::create_private_dir(&p).map_err(w(&p))?;
         }
-        for name in ["lock", "readers"] {
-            let lock_path = dir.join(name);
+        for lock_path in layout::init_lock_files(dir) {
             if !lock_path.exists() {
                 drop(durable::create_private_file(&lock_path).map_err(w(&lock_path))?);
             }
@@ -91,7 +73,7 @@ impl Store {
             durable::sync_dir(parent).map_err(w(parent))?;
         }
         // Last step: the catalog appears atomically, which makes this a store.
-        Catalog::create(&dir.join(CATALOG), params, timespec::now_ns())?;
+        Catalog::create(&layout::catalog_path(dir), params, timespec::now_ns())?;
         Ok(InitOutcome::Created)
     }
 
@@ -105,11 +87,11 @@ impl Store {
                 })
             }
         }
-        let catalog = Catalog::open(&dir.join(CATALOG), false)?;
+        let catalog = Catalog::open(&layout::catalog_path(dir), false)?;
         Ok(Store {
             dir: dir.to_path_buf(),
             params: catalog.params(),
-            packs: PackFiles::new(&dir.join("packs")),
+            packs: Packs::new(dir),
         })
     }
 
@@ -122,58 +104,62 @@ impl Store {
     }
 
     pub fn catalog_path(&self) -> PathBuf {
-        self.dir.join(CATALOG)
+        layout::catalog_path(&self.dir)
     }
 
-    pub fn packs_dir(&self) -> PathBuf {
-        self.dir.join("packs")
-    }
-
-    pub fn tmp_dir(&self) -> PathBuf {
-        self.dir.join("tmp")
-    }
-
-    pub fn packs(&self) -> &PackFiles {
+    /// The store's pack files: the one way to list, read, write and delete
+    /// them.
+    pub fn packs(&self) -> &Packs {
         &self.packs
     }
 
-    /// A new catalog connection.
-    pub fn catalog(&self, writable: bool) -> Result<Catalog> {
-        Catalog::open(&self.catalog_path(), writable)
+    /// A new catalog connection for a writer (it holds the writer lock).
+    pub fn catalog_for_writing(&self, _lock: &WriterLock) -> Result<Catalog> {
+        Catalog::open(&self.catalog_path(), true)
     }
 
-    /// Take the exclusive writer lock, waiting up to `wait`. Then, as the
-    /// only writer: clear `tmp/` (leftovers of a crashed writer), upgrade a
-    /// version-1 catalog, and finish the journals of crashed runs.
-    pub fn lock(&self, wait: Duration, note: &str) -> Result<LockGuard> {
-        let guard = lock::exclusive(&self.dir.join("lock"), wait, note)?;
-        self.tidy_locked(&guard)?;
-        Ok(guard)
+    /// A new read-only catalog connection.
+    pub fn catalog_for_reading(&self) -> Result<Catalog> {
+        Catalog::open(&self.catalog_path(), false)
     }
 
-    /// What every writer does once it holds the lock: remove temporary
-    /// files of dead runs (`tmp/`), upgrade an old catalog, finish the
+    /// Take the exclusive writer lock, waiting up to `wait`, then
+    /// [`Store::recover`] what crashed or failed writers left.
+    pub fn lock(&self, wait: Duration, note: &str) -> Result<WriterLock> {
+        let lock = lock::exclusive(&layout::lock_path(&self.dir), wait, note)?;
+        self.recover(&lock)?;
+        Ok(lock)
+    }
+
+    /// Recovery, what every writer does once it holds the lock (and before
+    /// anything else): remove the temporary files of dead runs (`tmp/`),
+    /// upgrade an old catalog, make sure its indexes exist, and finish the
     /// journals of crashed or failed runs (trimmed to what the catalog
     /// committed) and of an interrupted gc. Also called within a run, after
     /// its writer failed, before a fresh writer starts (`snapshot --prune`
     /// on a full disk, see `snapshot::run_again_locked`).
-    pub fn tidy_locked(&self, _lock: &LockGuard) -> Result<()> {
-        let tmp = self.tmp_dir();
-        if let Ok(rd) = fs::read_dir(&tmp) {
-            for e in rd.flatten() {
-                fs::remove_file(e.path()).map_err(|e2| Error::store_write(e.path(), e2))?;
-            }
-        }
-        let mut catalog = self.catalog(true)?;
+    pub fn recover(&self, lock: &WriterLock) -> Result<()> {
+        layout::clear_tmp(&self.dir)?;
+        let mut catalog = self.catalog_for_writing(lock)?;
         if catalog.version() == 1 {
-            // Every existing snapshot goes into one journal, durable before
-            // the catalog says version 2. A crash in between rewrites the
-            // same file next time.
-            let path = journal::dir(&self.dir).join(V1_JOURNAL);
-            journal::rewrite(&path, &self.params, &catalog.snapshots(None)?)?;
-            catalog.migrate_v1(V1_JOURNAL)?;
+            self.migrate_v1(&mut catalog)?;
         }
         catalog.ensure_indexes()?;
+        self.finish_journals(&catalog)
+    }
+
+    /// Upgrade a version-1 catalog: every existing snapshot goes into one
+    /// journal, durable before the catalog says version 2. A crash in
+    /// between rewrites the same file next time.
+    fn migrate_v1(&self, catalog: &mut Catalog) -> Result<()> {
+        let path = journal::dir(&self.dir).join(V1_JOURNAL);
+        journal::rewrite(&path, &self.params, &catalog.snapshots(None)?)?;
+        catalog.migrate_v1(V1_JOURNAL)
+    }
+
+    /// Bring the journals in line with the catalog: the open journals of
+    /// crashed runs, and the files an interrupted gc was rewriting.
+    fn finish_journals(&self, catalog: &Catalog) -> Result<()> {
         journal::reconcile(&self.dir, &self.params, |id| catalog.has_snapshot(id))?;
         let pending = catalog.pending_journals()?;
         if !pending.is_empty() {
@@ -189,13 +175,14 @@ impl Store {
     /// log): gc will not delete a pack file meanwhile. On a read-only store
     /// it is taken through a read-only descriptor, or skipped if the file is
     /// missing (see [`lock::readers_shared`]).
-    pub fn read_guard(&self) -> Result<LockGuard> {
-        lock::readers_shared(&self.dir.join("readers"), Duration::from_secs(60))
+    pub fn read_guard(&self) -> Result<ReaderLock> {
+        lock::readers_shared(&layout::readers_path(&self.dir), Duration::from_secs(60))
     }
 
-    /// The readers' lock, exclusive, if no reader is active (gc only).
-    pub(crate) fn readers_exclusive_now(&self) -> Result<Option<LockGuard>> {
-        lock::readers_exclusive_now(&self.dir.join("readers"))
+    /// The readers' lock, exclusive, if no reader is active (gc only, to
+    /// delete pack files).
+    pub(crate) fn readers_exclusive_now(&self) -> Result<Option<ReadersExcluded>> {
+        lock::readers_exclusive_now(&layout::readers_path(&self.dir))
     }
 
     /// Read and decode a tree through `catalog`.
@@ -226,52 +213,15 @@ impl Store {
                 loc.kind
             )));
         }
-        let (header, raw) =
-            self.packs
-                .read_blob_sized(&loc.pack, loc.offset, loc.stored_len, id)?;
-        if header.kind != kind || header.raw_len != loc.raw_len {
-            return Err(Error::corrupt(format!(
-                "blob {id}: pack record disagrees with catalog"
-            )));
-        }
+        let expected = ExpectedRecord {
+            id: *id,
+            kind,
+            stored_len: loc.stored_len,
+            raw_len: loc.raw_len,
+        };
+        let (_, raw) = self.packs.read_record(&loc.pack, loc.offset, &expected)?;
         Ok(raw)
     }
-}
-
-/// Whether `dir` holds files wsnap wrote: a pack (`packs/xx/*.pack`
-/// starting with the pack magic) or a snapshot journal (`journal/*.wsj`
-/// starting with the journal magic). Then a missing or unreadable catalog is
-/// damage to repair, not a foreign directory; a `packs/` folder of someone
-/// else's files is not.
-pub(crate) fn holds_store_data(dir: &Path) -> bool {
-    let starts_with = |p: &Path, magic: &[u8]| {
-        let mut head = vec![0u8; magic.len()];
-        fs::File::open(p)
-            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
-            .is_ok_and(|()| head == magic)
-    };
-    let has = |d: &Path, suffix: &str, magic: &[u8]| {
-        fs::read_dir(d).is_ok_and(|rd| {
-            rd.flatten().any(|e| {
-                e.file_name().to_str().is_some_and(|n| n.ends_with(suffix))
-                    && starts_with(&e.path(), magic)
-            })
-        })
-    };
-    let packs = fs::read_dir(dir.join("packs")).is_ok_and(|rd| {
-        rd.flatten().any(|fan| {
-            fan.file_name().len() == 2 && has(&fan.path(), ".pack", crate::pack::format::PACK_MAGIC)
-        })
-    });
-    packs || has(&dir.join("journal"), ".wsj", crate::journal::JOURNAL_MAGIC)
-}
-
-/// Whether `dir` is recognisably a store, whole or damaged: it has a
-/// catalog, or files wsnap wrote (a pack or journal header; see
-/// `holds_store_data`). `repair` writes only into such a
-/// directory (unless forced).
-pub fn is_recognisable(dir: &Path) -> bool {
-    dir.join(CATALOG).exists() || holds_store_data(dir)
 }
 
 enum State {
@@ -292,14 +242,14 @@ fn classify(dir: &Path) -> Result<State> {
             reason: "not a directory".into(),
         });
     }
-    if dir.join(CATALOG).exists() {
+    if layout::catalog_path(dir).exists() {
         return Ok(State::Store);
     }
     let mut foreign = Vec::new();
     for e in fs::read_dir(dir).map_err(|e| Error::store_read(dir, e))? {
         let e = e.map_err(|e| Error::store_read(dir, e))?;
         let name = e.file_name();
-        let leftover = INIT_LEFTOVERS.iter().any(|n| name == *n);
+        let leftover = layout::is_init_leftover(&name);
         let empty_subdir = e.path().is_dir()
             && fs::read_dir(e.path())
                 .map(|mut r| r.next().is_none())
@@ -310,7 +260,7 @@ fn classify(dir: &Path) -> Result<State> {
             ));
         }
     }
-    if holds_store_data(dir) {
+    if layout::holds_store_data(dir) {
         return Err(Error::CatalogDamaged {
             path: dir.to_path_buf(),
             reason: "catalog.sqlite is missing but packs are here".into(),
@@ -325,5 +275,50 @@ fn classify(dir: &Path) -> Result<State> {
             path: dir.to_path_buf(),
             reason: format!("it has no catalog.sqlite but holds {}", foreign.join(", ")),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_writer_lock_recovers_first_and_is_held_once() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("store");
+        assert_eq!(Store::init(&dir).unwrap(), InitOutcome::Created);
+        assert_eq!(Store::init(&dir).unwrap(), InitOutcome::AlreadyExists);
+        let store = Store::open(&dir).unwrap();
+        let leftover = layout::tmp_dir(&dir).join("pack-1-0.tmp");
+        fs::write(&leftover, b"a crashed writer's pack").unwrap();
+        let lock = store.lock(Duration::ZERO, "test").unwrap();
+        assert!(!leftover.exists(), "recovery clears tmp/");
+        let second = store.lock(Duration::ZERO, "second");
+        assert!(matches!(second, Err(Error::Locked { .. })), "{second:?}");
+        // Readers do not wait for the writer; gc's deletion waits for readers.
+        let reader = store.read_guard().unwrap();
+        assert!(store.readers_exclusive_now().unwrap().is_none());
+        drop(reader);
+        assert!(store.readers_exclusive_now().unwrap().is_some());
+        store.catalog_for_writing(&lock).unwrap();
+        drop(lock);
+        store.lock(Duration::ZERO, "third").unwrap();
+    }
+
+    #[test]
+    fn packs_without_a_catalog_are_damage_and_foreign_files_are_no_store() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path();
+        fs::write(dir.join("notes.txt"), b"mine").unwrap();
+        assert!(matches!(Store::init(dir), Err(Error::NotAStore { .. })));
+        assert!(!dir.join("packs").exists(), "nothing written");
+        fs::remove_file(dir.join("notes.txt")).unwrap();
+        let pack = layout::pack_path(dir, &crate::id::PackId(Id([7; 32])));
+        fs::create_dir_all(pack.parent().unwrap()).unwrap();
+        fs::write(&pack, crate::pack::format::PACK_MAGIC).unwrap();
+        assert!(matches!(
+            Store::open(dir),
+            Err(Error::CatalogDamaged { .. })
+        ));
     }
 }

@@ -11,7 +11,7 @@ use std::fs;
 use common::*;
 use wsnap::catalog::{Catalog, PendingTree};
 use wsnap::pack::format::{self, Compression, RecordHeader};
-use wsnap::pack::{BlobKind, PackWriter};
+use wsnap::pack::BlobKind;
 use wsnap::tree::Tree;
 use wsnap::{Id, SnapshotId, SnapshotRow, SnapshotStats, Store, TreeId, WorkspaceName};
 
@@ -140,7 +140,7 @@ fn enormous_counts_and_lengths_are_rejected_without_allocating() {
 fn store_with_trees(env: &TestEnv, blobs: &[(Vec<u8>, Vec<Id>)], root: Id) -> SnapshotId {
     Store::init(&env.store).unwrap();
     let store = Store::open(&env.store).unwrap();
-    let mut w = PackWriter::new(&store.tmp_dir(), &store.packs_dir());
+    let mut w = store.packs().writer();
     let mut offsets = Vec::new();
     for (raw, _) in blobs {
         let h = RecordHeader {

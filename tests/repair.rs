@@ -387,7 +387,11 @@ fn records_written_with_the_public_snapshot_id_are_repaired() {
     let env = TestEnv::new();
     let states = history(&env);
     let store = Store::open(&env.store).unwrap();
-    let rows: Vec<SnapshotRow> = store.catalog(false).unwrap().snapshots(None).unwrap();
+    let rows: Vec<SnapshotRow> = store
+        .catalog_for_reading()
+        .unwrap()
+        .snapshots(None)
+        .unwrap();
     assert_eq!(rows.len(), 6);
     for r in &rows {
         assert_eq!(

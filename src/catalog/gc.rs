@@ -17,8 +17,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use super::{sql_err, Catalog};
 use crate::error::{Error, Result};
 use crate::id::{Id, PackId, SnapshotId};
-use crate::pack::format::RECORD_HEADER_BYTES;
-use crate::pack::{BlobKind, SealedPack};
+use crate::pack::{record_bytes, BlobKind, SealedPack};
 
 /// `meta` key: the newest pack row whose unreferenced blobs of every kind
 /// (chunks, trees, chunk lists) have been swept.
@@ -161,7 +160,7 @@ impl GcTx<'_> {
                 dead.push(DeadBlob {
                     id: Id::from_slice(&hash)?,
                     pack_row,
-                    bytes: RECORD_HEADER_BYTES as u64 + stored.max(0) as u64,
+                    bytes: record_bytes(stored.max(0) as u64),
                 });
             }
             // Children whose last reference was this blob may be dead now:
@@ -191,7 +190,7 @@ impl GcTx<'_> {
         sorted.sort_unstable();
         for row in sorted {
             let got: Option<(Vec<u8>, i64, i64, i64)> = stmt
-                .query_row(params![row, RECORD_HEADER_BYTES as i64], |r| {
+                .query_row(params![row, record_bytes(0) as i64], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
                 })
                 .optional()
@@ -393,7 +392,7 @@ mod tests {
         let usage = tx.pack_usage(&HashSet::from([own_pack])).unwrap();
         assert_eq!(usage.len(), 1);
         assert_eq!((usage[0].id, usage[0].live_blobs), (pack.id, 1));
-        assert_eq!(usage[0].live_bytes, RECORD_HEADER_BYTES as u64 + 100);
+        assert_eq!(usage[0].live_bytes, crate::pack::record_bytes(100));
         let live = tx.live_blobs(own_pack).unwrap();
         assert_eq!(live.iter().map(|b| b.id).collect::<Vec<_>>(), [shared]);
         tx.commit().unwrap();

@@ -33,7 +33,7 @@ mod testing;
 mod workspaces;
 
 pub use blobs::{BlobLocation, BlobSize, PendingTree, TreeRefs};
-pub(crate) use gc::GcTx;
+pub(crate) use gc::{GcTx, PackUsage};
 pub(crate) use rebuild::ancestors;
 pub use runs::full_run_key;
 pub use schema::FORMAT_VERSION;
@@ -60,7 +60,7 @@ pub struct Catalog {
     /// The writers' lock, shared, held by a connection that reads a
     /// read-only store with SQLite's locking off (see
     /// [`open_read_only_store`]).
-    _writers: Option<crate::lock::LockGuard>,
+    _writers: Option<crate::lock::WritersExcluded>,
 }
 
 fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
@@ -100,7 +100,7 @@ fn sql_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
 ///   copied again after a run (or mounted writable): the error says so.
 fn open_read_only_store(
     path: &Path,
-    writers: &mut Option<crate::lock::LockGuard>,
+    writers: &mut Option<crate::lock::WritersExcluded>,
 ) -> Result<Connection> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let wal = dir.join("catalog.sqlite-wal");
@@ -249,11 +249,11 @@ impl Catalog {
         conn: Connection,
         path: &Path,
         writable: bool,
-        writers: Option<crate::lock::LockGuard>,
+        writers: Option<crate::lock::WritersExcluded>,
     ) -> Result<Catalog> {
         let store_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         let not_store = |reason: String| {
-            if crate::store::holds_store_data(&store_dir) {
+            if crate::layout::holds_store_data(&store_dir) {
                 Error::CatalogDamaged {
                     path: store_dir.clone(),
                     reason,

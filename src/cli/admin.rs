@@ -86,7 +86,7 @@ pub fn import_rsync(store_dir: &Path, a: &ImportArgs) -> Result<u8> {
     if a.dry_run {
         // Read only: no store is created, no lock taken.
         let snapshots = match Store::open(store_dir) {
-            Ok(store) => store.catalog(false)?.snapshots(None)?,
+            Ok(store) => store.catalog_for_reading()?.snapshots(None)?,
             Err(Error::NoStore { .. }) => Vec::new(),
             Err(e) => return Err(e),
         };
@@ -103,7 +103,10 @@ pub fn import_rsync(store_dir: &Path, a: &ImportArgs) -> Result<u8> {
     // One lock for the plan and the import: nothing can add a snapshot at
     // one of the planned times in between.
     let lock = store.lock(lock_wait, &note)?;
-    let plan = import::plan(old_root, &gather(&store.catalog(false)?.snapshots(None)?)?)?;
+    let plan = import::plan(
+        old_root,
+        &gather(&store.catalog_for_reading()?.snapshots(None)?)?,
+    )?;
     let order = import::sources(&plan);
     tracing::info!(
         "import: {} backup directories to import from {}",

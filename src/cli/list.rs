@@ -17,7 +17,7 @@ use super::output::{self, exit, lossy, size};
 pub fn list(store_dir: &Path, workspace: Option<&OsString>, json: bool) -> Result<u8> {
     let store = Store::open(store_dir)?;
     let ws = workspace.map(args::workspace).transpose()?;
-    let rows = store.catalog(false)?.snapshots(ws.as_ref())?;
+    let rows = store.catalog_for_reading()?.snapshots(ws.as_ref())?;
     if let (Some(ws), true) = (&ws, rows.is_empty()) {
         return Err(Error::NotFound(format!("no snapshots of workspace {ws}")));
     }
@@ -65,7 +65,7 @@ pub fn ls(
     // Same read path as restore: readers' lock, then one pinned
     // view, so a prune committing meanwhile changes nothing we read.
     let _readers = store.read_guard()?;
-    let cat = store.catalog(false)?;
+    let cat = store.catalog_for_reading()?;
     cat.pin_view()?;
     let snap = select::select(&cat, &ws, &sel)?;
     wsnap::failpoint::pause_point("ls.selected");

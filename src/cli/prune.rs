@@ -28,9 +28,7 @@ pub fn prune(
     let opts = retention.options(ws, dry_run)?;
     let store = Store::open(store_dir)?;
     let lock = store.lock(args::parse_duration(lock_wait)?, "prune")?;
-    let r = progress::run("prune", "packs", |p| {
-        gc::prune_locked_with_progress(&store, &opts, &lock, p)
-    })?;
+    let r = progress::run("prune", "packs", |p| gc::prune(&store, &opts, &lock, p))?;
     drop(lock);
     show_gc(&r, json);
     Ok(exit::OK)

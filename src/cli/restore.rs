@@ -26,7 +26,7 @@ pub fn run(
     let ws = args::workspace(workspace)?;
     let sel = which.selector()?;
     let store = Store::open(store_dir)?;
-    let snap = select::select(&store.catalog(false)?, &ws, &sel)?;
+    let snap = select::select(&store.catalog_for_reading()?, &ws, &sel)?;
     let opts = RestoreOptions {
         target: to.to_path_buf(),
         path: args::path_bytes(path),

@@ -56,9 +56,7 @@ pub fn run(store_dir: &Path, a: &SnapshotArgs) -> Result<u8> {
             held: held_workspaces(&store, &report)?,
             ..p.clone()
         };
-        let pruned = progress::run("prune", "packs", |pr| {
-            gc::prune_locked_with_progress(&store, &p, &lock, pr)
-        });
+        let pruned = progress::run("prune", "packs", |pr| gc::prune(&store, &p, &lock, pr));
         match pruned {
             Ok(g) => gc = Some(g),
             // The disk is full: gc may fail too; the first error
@@ -195,7 +193,7 @@ fn log_snapshot_problems(report: &RunReport) {
 fn held_workspaces(store: &Store, report: &RunReport) -> Result<Vec<WorkspaceName>> {
     let mut held = report.held();
     if !report.rejected.is_empty() {
-        for ws in store.catalog(false)?.workspaces()? {
+        for ws in store.catalog_for_reading()?.workspaces()? {
             let covered = report.rejected.iter().any(|r| {
                 let mut parts = r.path.splitn(2, |&b| b == b'/');
                 let user = parts.next().unwrap_or_default();

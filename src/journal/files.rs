@@ -18,7 +18,7 @@ use super::format::{decode, encode_header, encode_record, Decoded};
 
 /// The journal directory of a store.
 pub fn dir(store_dir: &Path) -> PathBuf {
-    store_dir.join("journal")
+    crate::layout::journal_dir(store_dir)
 }
 
 /// A journal file name: `<name>.wsj` or `<name>.wsj.open`.

@@ -12,8 +12,12 @@
 //! ```
 //!
 //! A record describes itself, so the catalog's blob index can be rebuilt from
-//! the packs alone ([`scan`]). `id` is BLAKE3 of the *uncompressed* payload
-//! and is verified on every read ([`decode_payload`]).
+//! the packs alone ([`scan`], [`verify_pack`]). `id` is BLAKE3 of the
+//! *uncompressed* payload and is verified on every read ([`decode_payload`]);
+//! the header must agree with what the catalog says the record holds
+//! ([`ExpectedRecord`]). Callers outside `pack/` ask for what they need
+//! (a new record, a verified record, a record's size on disk) and never
+//! see an offset or a magic number.
 
 use crate::codec::{Reader, Writer};
 use crate::error::{Error, Result};
@@ -71,6 +75,33 @@ pub struct RecordHeader {
     pub id: Id,
 }
 
+/// What the catalog says a record holds. Every read checks the record's
+/// header against it ([`RecordHeader::agrees_with`]): one definition of
+/// "the record agrees with the catalog".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExpectedRecord {
+    pub id: Id,
+    pub kind: BlobKind,
+    pub stored_len: u32,
+    pub raw_len: u32,
+}
+
+impl ExpectedRecord {
+    /// A record as an index lists it, (id, kind, offset, stored_len,
+    /// raw_len): its offset and what it holds.
+    pub fn located(
+        (id, kind, offset, stored_len, raw_len): (Id, BlobKind, u64, u32, u32),
+    ) -> (u64, ExpectedRecord) {
+        let e = ExpectedRecord {
+            id,
+            kind,
+            stored_len,
+            raw_len,
+        };
+        (offset, e)
+    }
+}
+
 fn check_of(bytes: &[u8]) -> u32 {
     let h = blake3::hash(bytes);
     let b = h.as_bytes();
@@ -78,6 +109,15 @@ fn check_of(bytes: &[u8]) -> u32 {
 }
 
 impl RecordHeader {
+    /// Whether this is the record the catalog describes: same blob, kind
+    /// and lengths.
+    pub fn agrees_with(&self, e: &ExpectedRecord) -> bool {
+        self.id == e.id
+            && self.kind == e.kind
+            && self.stored_len == e.stored_len
+            && self.raw_len == e.raw_len
+    }
+
     pub fn encode(&self) -> [u8; RECORD_HEADER_BYTES] {
         let mut w = Writer::with_capacity(RECORD_HEADER_BYTES);
         w.u8(self.kind as u8);
@@ -145,6 +185,15 @@ pub fn encode_pack_header() -> [u8; HEADER_BYTES] {
     w.u32(PACK_VERSION);
     w.u32(0);
     w.buf.try_into().expect("pack header is 16 bytes")
+}
+
+/// Whether the file at `path` starts like a pack (its magic): a file wsnap
+/// wrote as a pack, whole or damaged.
+pub fn has_pack_magic(path: &std::path::Path) -> bool {
+    let mut head = [0u8; PACK_MAGIC.len()];
+    std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok_and(|()| head == *PACK_MAGIC)
 }
 
 pub fn decode_pack_header(bytes: &[u8]) -> Result<()> {
@@ -216,6 +265,48 @@ pub fn compress(raw: &[u8], level: i32) -> (Compression, Vec<u8>) {
         }
     }
     (Compression::None, raw.to_vec())
+}
+
+/// The record that stores blob `id` (of `kind`, bytes `raw`): its header
+/// and payload, compressed as [`compress`] decides.
+pub fn new_record(kind: BlobKind, id: Id, raw: &[u8], level: i32) -> (RecordHeader, Vec<u8>) {
+    let (compression, payload) = compress(raw, level);
+    let header = RecordHeader {
+        kind,
+        compression,
+        raw_len: u32::try_from(raw.len()).expect("blob under 4 GiB"),
+        stored_len: u32::try_from(payload.len()).expect("blob under 4 GiB"),
+        id,
+    };
+    (header, payload)
+}
+
+/// Store again a blob read (and verified) from the record `header`
+/// describes, with the same choice of compression (repack): a raw record
+/// stays raw, a compressed one is compressed again at `level`.
+pub fn recompress(header: &RecordHeader, raw: Vec<u8>, level: i32) -> (RecordHeader, Vec<u8>) {
+    let (compression, payload) = match header.compression {
+        Compression::None => (Compression::None, raw),
+        Compression::Zstd => compress(&raw, level),
+    };
+    let header = RecordHeader {
+        compression,
+        stored_len: u32::try_from(payload.len()).expect("blob under 4 GiB"),
+        ..*header
+    };
+    (header, payload)
+}
+
+/// Bytes a record with `stored_len` payload bytes takes in its pack
+/// (header and payload): what dropping it frees, what adding it costs.
+pub fn record_bytes(stored_len: u64) -> u64 {
+    RECORD_HEADER_BYTES as u64 + stored_len
+}
+
+/// Bytes of a pack whose records take `records_bytes` (its header and
+/// footer added): the size a pack holding just those records would have.
+pub fn pack_bytes(records_bytes: u64) -> u64 {
+    (HEADER_BYTES + FOOTER_BYTES) as u64 + records_bytes
 }
 
 fn zstd_compress(raw: &[u8], level: i32) -> Option<Vec<u8>> {
@@ -323,6 +414,44 @@ pub fn scan(bytes: &[u8]) -> Result<(PackId, Vec<(u64, RecordHeader)>)> {
         )));
     }
     Ok((footer.pack_id, records))
+}
+
+/// [`scan`], and every payload decompressed and re-hashed: a whole, intact
+/// pack's id and records.
+pub fn verify_pack(bytes: &[u8]) -> Result<(PackId, Vec<(u64, RecordHeader)>)> {
+    let (id, records) = scan(bytes)?;
+    for (offset, h) in &records {
+        let start = *offset as usize + RECORD_HEADER_BYTES;
+        decode_payload(h, &bytes[start..start + h.stored_len as usize])
+            .map_err(|e| Error::corrupt(format!("record at {offset}: {}", e.detail())))?;
+    }
+    Ok((id, records))
+}
+
+/// The blob of the record at `offset` in a whole pack's `bytes`, if that
+/// record is the one `expected` describes, and its payload decompresses and
+/// hashes to its id.
+pub fn verify_record(bytes: &[u8], offset: u64, expected: &ExpectedRecord) -> Result<Vec<u8>> {
+    let start = usize::try_from(offset).map_err(|_| Error::corrupt("offset out of range"))?;
+    let hend = start
+        .checked_add(RECORD_HEADER_BYTES)
+        .ok_or_else(|| Error::corrupt("offset out of range"))?;
+    let hbytes = bytes
+        .get(start..hend)
+        .ok_or_else(|| Error::corrupt("record header beyond the end of the pack"))?;
+    let h = RecordHeader::decode(hbytes)?;
+    if !h.agrees_with(expected) {
+        return Err(Error::corrupt(format!(
+            "record at offset {offset} does not match the catalog"
+        )));
+    }
+    let pend = hend
+        .checked_add(h.stored_len as usize)
+        .ok_or_else(|| Error::corrupt("length out of range"))?;
+    let data = bytes
+        .get(hend..pend)
+        .ok_or_else(|| Error::corrupt("payload beyond the end of the pack"))?;
+    decode_payload(&h, data)
 }
 
 #[cfg(test)]

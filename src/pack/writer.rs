@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::durable;
 use crate::error::{Error, Result};
 use crate::id::{Id, PackId};
+use crate::layout;
 use crate::pack::format::{self, Footer, RecordHeader, HEADER_BYTES};
-use crate::pack::pack_path;
 
 /// A pack that is on disk for good, with what it holds.
 #[derive(Debug)]
@@ -37,8 +37,8 @@ struct OpenPack {
 
 /// Writer of new packs.
 pub struct PackWriter {
+    store: PathBuf,
     tmp_dir: PathBuf,
-    packs_dir: PathBuf,
     open: Option<OpenPack>,
     failed: bool,
 }
@@ -46,10 +46,12 @@ pub struct PackWriter {
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl PackWriter {
-    pub fn new(tmp_dir: &Path, packs_dir: &Path) -> PackWriter {
+    /// A writer of packs into the store at `store_dir`: written under its
+    /// `tmp/`, sealed into its `packs/` (see `Packs::writer`).
+    pub(crate) fn new(store_dir: &Path) -> PackWriter {
         PackWriter {
-            tmp_dir: tmp_dir.to_path_buf(),
-            packs_dir: packs_dir.to_path_buf(),
+            store: store_dir.to_path_buf(),
+            tmp_dir: layout::tmp_dir(store_dir),
             open: None,
             failed: false,
         }
@@ -122,7 +124,7 @@ impl PackWriter {
             return Ok(None);
         }
         let pack = self.open.take().expect("non-empty pack is open");
-        let result = seal_pack(pack, &self.packs_dir);
+        let result = seal_pack(pack, &self.store);
         if result.is_err() {
             self.failed = true;
         }
@@ -200,7 +202,7 @@ fn read_back(file: &File, id: &PackId, records: &[(u64, RecordHeader)]) -> Resul
     Ok(())
 }
 
-fn seal_pack(mut pack: OpenPack, packs_dir: &Path) -> Result<SealedPack> {
+fn seal_pack(mut pack: OpenPack, store_dir: &Path) -> Result<SealedPack> {
     let id = PackId(Id(*pack.hasher.finalize().as_bytes()));
     let footer = Footer {
         record_count: pack.records.len() as u64,
@@ -226,11 +228,12 @@ fn seal_pack(mut pack: OpenPack, packs_dir: &Path) -> Result<SealedPack> {
             std::io::Error::other(format!("the sealed pack does not read back: {e}")),
         ));
     }
-    let final_path = pack_path(packs_dir, &id);
+    let final_path = layout::pack_path(store_dir, &id);
+    let packs_dir = layout::packs_dir(store_dir);
     let fan_dir = final_path.parent().expect("pack path has a parent");
     if !fan_dir.is_dir() {
         durable::create_private_dir(fan_dir).map_err(|e| Error::store_write(fan_dir, e))?;
-        durable::sync_dir(packs_dir).map_err(|e| Error::store_write(packs_dir, e))?;
+        durable::sync_dir(&packs_dir).map_err(|e| Error::store_write(&packs_dir, e))?;
     }
     // Crash order: fsync data → rename → fsync dir. A crash before the rename
     // leaves a tmp file (removed by the next writer); after it, a complete pack

@@ -33,9 +33,8 @@ use crate::catalog::CatalogPool;
 use crate::error::{Error, ErrorKind, Result};
 use crate::escape;
 use crate::journal::RunJournal;
-use crate::lock::LockGuard;
+use crate::lock::WriterLock;
 use crate::model::{RunRow, Skip, SnapshotRow};
-use crate::pack::PackWriter;
 use crate::progress::Progress;
 use crate::store::Store;
 use crate::timespec;
@@ -205,7 +204,7 @@ pub struct RunTotals {
 
 /// Take the store's writer lock for a snapshot run, waiting up to `wait`;
 /// a run that finds it held is told `snapshot started TIME`.
-pub fn lock(store: &Store, wait: Duration) -> Result<LockGuard> {
+pub fn lock(store: &Store, wait: Duration) -> Result<WriterLock> {
     let note = format!(
         "snapshot started {}",
         timespec::format_local(timespec::now_ns())
@@ -216,7 +215,7 @@ pub fn lock(store: &Store, wait: Duration) -> Result<LockGuard> {
 /// Snapshot the workspaces of `opts` (every one under the root when none
 /// is named) into `store`, taking its lock for the run.
 pub fn run(store: &Store, opts: &SnapshotOptions) -> Result<RunReport> {
-    let _lock = lock(store, opts.lock_wait)?;
+    let lock = lock(store, opts.lock_wait)?;
     let excludes = Excludes::new(&opts.excludes)?;
     let (sources, scan) = sources(opts)?;
     snapshot_sources(
@@ -224,6 +223,7 @@ pub fn run(store: &Store, opts: &SnapshotOptions) -> Result<RunReport> {
         &sources,
         &scan,
         &excludes,
+        &lock,
         &Progress::default(),
         Vec::new(),
         None,
@@ -242,11 +242,20 @@ pub fn run_sources_locked(
     sources: &[Source],
     scan: &Scan,
     excludes: &[String],
-    _lock: &LockGuard,
+    lock: &WriterLock,
     progress: &Progress,
 ) -> Result<RunReport> {
     let excludes = Excludes::new(excludes)?;
-    snapshot_sources(store, sources, scan, &excludes, progress, Vec::new(), None)
+    snapshot_sources(
+        store,
+        sources,
+        scan,
+        &excludes,
+        lock,
+        progress,
+        Vec::new(),
+        None,
+    )
 }
 
 /// After a run stopped on a store write failure and space was freed
@@ -254,7 +263,7 @@ pub fn run_sources_locked(
 /// `unwritten` sources with a fresh writer, new pack and journal files,
 /// under the same lock. Nothing that failed is retried: the failed
 /// writer's files are gone (its temporary pack removed, its journal
-/// trimmed by [`Store::tidy_locked`], which this calls first), and every
+/// trimmed by [`Store::recover`], which this calls first), and every
 /// new pack is verified by reading it back when sealed, as always. The
 /// returned report covers the whole run: `first`'s outcomes for the
 /// workspaces it finished, and the run row records them all.
@@ -262,10 +271,10 @@ pub fn run_again_locked(
     store: &Store,
     first: RunReport,
     excludes: &[String],
-    lock: &LockGuard,
+    lock: &WriterLock,
     progress: &Progress,
 ) -> Result<RunReport> {
-    store.tidy_locked(lock)?;
+    store.recover(lock)?;
     let excludes = Excludes::new(excludes)?;
     let again: std::collections::HashSet<&WorkspaceName> =
         first.unwritten.iter().map(|s| &s.workspace).collect();
@@ -287,6 +296,7 @@ pub fn run_again_locked(
         &sources,
         &scan,
         &excludes,
+        lock,
         progress,
         carried,
         Some(first.started_ns),
@@ -296,11 +306,13 @@ pub fn run_again_locked(
 /// Snapshot `sources` in order as one run (the entry points above hold
 /// the lock): after `carried`, the outcomes of an earlier pass of the same
 /// run that began at `run_started_ns`, if there was one.
+#[allow(clippy::too_many_arguments)]
 fn snapshot_sources(
     store: &Store,
     sources: &[Source],
     scan: &Scan,
     excludes: &Excludes,
+    lock: &WriterLock,
     progress: &Progress,
     carried: Vec<WorkspaceReport>,
     run_started_ns: Option<i64>,
@@ -313,6 +325,7 @@ fn snapshot_sources(
             sources,
             scan,
             excludes,
+            lock,
             progress,
             carried,
             run_started_ns,
@@ -328,11 +341,13 @@ fn is_store_write(e: &Error) -> bool {
 }
 
 /// [`snapshot_sources`], on the walk pool's threads.
+#[allow(clippy::too_many_arguments)]
 fn run_in_pool(
     store: &Store,
     sources: &[Source],
     scan: &Scan,
     excludes: &Excludes,
+    lock: &WriterLock,
     progress: &Progress,
     carried: Vec<WorkspaceReport>,
     run_started_ns: Option<i64>,
@@ -342,8 +357,8 @@ fn run_in_pool(
     let params = store.params();
     let pending: writer::Pending = Arc::new(Mutex::new(Default::default()));
     let writer = writer::Writer::spawn(
-        store.catalog(true)?,
-        PackWriter::new(&store.tmp_dir(), &store.packs_dir()),
+        store.catalog_for_writing(lock)?,
+        store.packs().writer(),
         // Named by this writer's own start: a second pass of the run
         // (`run_again_locked`) must not reuse the first writer's file name.
         RunJournal::new(store.dir(), params, timespec::now_ns()),
@@ -469,7 +484,7 @@ fn run_in_pool(
         .filter(|r| matches!(r.outcome, WorkspaceOutcome::Committed { .. }))
         .map(|r| &r.workspace)
         .collect();
-    let mut catalog = store.catalog(true)?;
+    let mut catalog = store.catalog_for_writing(lock)?;
     if catalog.has_damaged()? {
         for s in crate::heal::damaged_snapshots(store, &mut catalog, &taken)? {
             tracing::info!(
@@ -511,7 +526,7 @@ fn stopped_on_write_error(
     started_ns: i64,
 ) -> Result<RunReport> {
     tracing::debug!("writing the store failed; the run stops: {error}");
-    let catalog = store.catalog(false)?;
+    let catalog = store.catalog_for_reading()?;
     let mut unwritten = Vec::new();
     for (r, src) in reports[first_new..].iter_mut().zip(sources) {
         if let WorkspaceOutcome::Committed { row, .. } = &r.outcome {

@@ -18,8 +18,7 @@ use crate::chunker::{ChunkerParams, StreamChunker, DEFAULT_BUFFER_BYTES};
 use crate::dirfd::{self, Dir, Stat};
 use crate::error::Result;
 use crate::id::{ChunkId, Id};
-use crate::pack::format::{self, RECORD_HEADER_BYTES};
-use crate::pack::{BlobKind, RecordHeader};
+use crate::pack::{self, BlobKind};
 use crate::snapshot::writer::{Msg, Pending};
 use crate::store::Store;
 
@@ -64,15 +63,8 @@ impl BlobSink<'_> {
         if !self.pending.lock().expect("pending poisoned").insert(id) {
             return Ok(0); // another worker claimed it meanwhile
         }
-        let (compression, payload) = format::compress(raw, self.zstd_level);
-        let header = RecordHeader {
-            kind,
-            compression,
-            raw_len: u32::try_from(raw.len()).expect("blob under 4 GiB"),
-            stored_len: u32::try_from(payload.len()).expect("blob under 4 GiB"),
-            id,
-        };
-        let added = (RECORD_HEADER_BYTES + payload.len()) as u64;
+        let (header, payload) = pack::new_record(kind, id, raw, self.zstd_level);
+        let added = pack::record_bytes(payload.len() as u64);
         self.send(Msg::Blob {
             header,
             payload,

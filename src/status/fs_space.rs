@@ -8,6 +8,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::store::Store;
 
 /// The free-space threshold (the CLI parses `--min-free` into it).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -71,22 +72,14 @@ impl FsSpace {
 }
 
 /// Sizes of `packs/`, `tmp/` and the catalog files (from `stat`).
-pub(super) fn store_size(dir: &Path) -> Result<StoreSize> {
+pub(super) fn store_size(store: &Store) -> Result<StoreSize> {
     let len = |p: &Path| fs::symlink_metadata(p).map_or(0, |m| m.len());
     let mut s = StoreSize::default();
-    for name in ["catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm"] {
-        s.catalog_bytes += len(&dir.join(name));
+    for p in crate::layout::catalog_files(store.dir()) {
+        s.catalog_bytes += len(&p);
     }
-    let packs = dir.join("packs");
-    for sub in fs::read_dir(&packs).map_err(|e| Error::store_read(&packs, e))? {
-        let sub = sub.map_err(|e| Error::store_read(&packs, e))?.path();
-        if let Ok(rd) = fs::read_dir(&sub) {
-            for f in rd.flatten() {
-                s.pack_bytes += f.metadata().map_or(0, |m| m.len());
-            }
-        }
-    }
-    if let Ok(rd) = fs::read_dir(dir.join("tmp")) {
+    s.pack_bytes = store.packs().list()?.iter().map(|f| f.size_bytes).sum();
+    if let Ok(rd) = fs::read_dir(crate::layout::tmp_dir(store.dir())) {
         for f in rd.flatten() {
             s.tmp_bytes += f.metadata().map_or(0, |m| m.len());
         }

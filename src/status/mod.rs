@@ -100,7 +100,7 @@ pub fn status(store: &Store, opts: &StatusOptions) -> Result<StatusReport> {
     )?;
     drop(pinned);
 
-    let size = fs_space::store_size(store.dir())?;
+    let size = fs_space::store_size(store)?;
     let space = fs_space::fs_space(store.dir(), opts.min_free)?;
     assess::space(&space, opts.min_free, &mut problems);
     assess::retention(&retention_held, &space, &mut problems);

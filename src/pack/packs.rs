@@ -1,0 +1,210 @@
+//! The one seam for pack I/O: [`Packs`] lists, reads (whole, one record or
+//! one header), writes (through [`PackWriter`]) and deletes the store's
+//! pack files. Restore (through `Store::read_blob`), check, gc, repair,
+//! status and the snapshot writer go through it, and nothing else touches
+//! `packs/` (`stats` reads no pack at all), so a second
+//! place for packs (object storage) is a second implementation of this
+//! method set, not edits across the crate.
+//!
+//! Today the packs are the files `packs/xx/<id>.pack` of the store
+//! directory (see `layout`). Blobs are read with `pread` (`read_exact_at`)
+//! rather than through a memory map: a map's touched pages count against
+//! the process's RSS when a restore streams gigabytes, and a damaged
+//! (truncated) pack must give an error, not a SIGBUS. Open files are
+//! cached; the cache is bounded.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::durable;
+use crate::error::{Error, Result};
+use crate::escape;
+use crate::id::{Id, PackId};
+use crate::layout::{self, PackFile};
+use crate::pack::format::{self, ExpectedRecord, RecordHeader, RECORD_HEADER_BYTES};
+use crate::pack::writer::PackWriter;
+
+const MAX_OPEN_PACKS: usize = 256;
+
+/// The store's pack files.
+pub struct Packs {
+    store: PathBuf,
+    open: Mutex<HashMap<PackId, Arc<File>>>,
+}
+
+impl Packs {
+    /// The packs of the store at `store_dir`.
+    pub(crate) fn new(store_dir: &Path) -> Packs {
+        Packs {
+            store: store_dir.to_path_buf(),
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Where pack `pack` is (for messages).
+    pub fn path_of(&self, pack: &PackId) -> PathBuf {
+        layout::pack_path(&self.store, pack)
+    }
+
+    /// Every pack file there is, and anything else found among them (see
+    /// [`layout::list_packs`]).
+    pub fn list(&self) -> Result<Vec<PackFile>> {
+        layout::list_packs(&self.store)
+    }
+
+    /// A writer of new packs: written under `tmp/`, sealed durably into
+    /// place (see [`PackWriter`]).
+    pub fn writer(&self) -> PackWriter {
+        PackWriter::new(&self.store)
+    }
+
+    /// The size of pack `pack`; an error if it is missing or cannot be read.
+    pub fn size(&self, pack: &PackId) -> Result<u64> {
+        let path = self.path_of(pack);
+        fs::metadata(&path)
+            .map(|m| m.len())
+            .map_err(|e| Error::store_read(&path, e))
+    }
+
+    /// The whole of pack `pack` (to verify all of it).
+    pub fn read_whole(&self, pack: &PackId) -> Result<Vec<u8>> {
+        let path = self.path_of(pack);
+        fs::read(&path).map_err(|e| Error::store_read(&path, e))
+    }
+
+    /// The whole of a listed file, whatever its name (`repair`).
+    pub fn read_listed(&self, file: &PackFile) -> Result<Vec<u8>> {
+        fs::read(&file.path).map_err(|e| Error::store_read(&file.path, e))
+    }
+
+    fn file(&self, pack: &PackId) -> Result<Arc<File>> {
+        let mut open = self.open.lock().expect("pack cache lock poisoned");
+        if let Some(f) = open.get(pack) {
+            return Ok(f.clone());
+        }
+        let path = self.path_of(pack);
+        let f = Arc::new(File::open(&path).map_err(|e| Error::store_read(&path, e))?);
+        if open.len() >= MAX_OPEN_PACKS {
+            open.clear();
+        }
+        open.insert(*pack, f.clone());
+        Ok(f)
+    }
+
+    /// The record header at `offset` of `pack` (`check` without reading
+    /// the data).
+    pub fn read_header(&self, pack: &PackId, offset: u64) -> Result<RecordHeader> {
+        let file = self.file(pack)?;
+        let path = || escape::path(&self.path_of(pack));
+        let mut hbuf = [0u8; RECORD_HEADER_BYTES];
+        file.read_exact_at(&mut hbuf, offset)
+            .map_err(|e| Error::corrupt(format!("pack {}: header at {offset}: {e}", path())))?;
+        RecordHeader::decode(&hbuf)
+            .map_err(|e| Error::corrupt(format!("pack {} at {offset}: {}", path(), e.detail())))
+    }
+
+    /// Read the blob whose record header starts at `offset` in `pack`,
+    /// decompress it and check it is `expected` (its lengths unknown: the
+    /// header is read first).
+    pub fn read_blob(
+        &self,
+        pack: &PackId,
+        offset: u64,
+        expected: &Id,
+    ) -> Result<(RecordHeader, Vec<u8>)> {
+        let file = self.file(pack)?;
+        let path = || escape::path(&self.path_of(pack));
+        let header = self.read_header(pack, offset)?;
+        if header.id != *expected {
+            return Err(Error::corrupt(format!(
+                "pack {} at {offset} holds blob {}, catalog expects {}",
+                path(),
+                header.id,
+                expected
+            )));
+        }
+        let mut stored = vec![0u8; header.stored_len as usize];
+        file.read_exact_at(&mut stored, offset + RECORD_HEADER_BYTES as u64)
+            .map_err(|e| Error::corrupt(format!("pack {}: blob {expected}: {e}", path())))?;
+        let raw = format::decode_payload(&header, &stored)?;
+        Ok((header, raw))
+    }
+
+    /// Read the record the catalog describes as `expected` at `offset` of
+    /// `pack`: header and payload in one `pread` (half the system calls of
+    /// a restore). The header must agree with `expected` (id, kind and
+    /// lengths); the blob is decompressed and verified against its id.
+    pub fn read_record(
+        &self,
+        pack: &PackId,
+        offset: u64,
+        expected: &ExpectedRecord,
+    ) -> Result<(RecordHeader, Vec<u8>)> {
+        let file = self.file(pack)?;
+        let path = || escape::path(&self.path_of(pack));
+        let id = expected.id;
+        let mut buf = vec![0u8; RECORD_HEADER_BYTES + expected.stored_len as usize];
+        file.read_exact_at(&mut buf, offset)
+            .map_err(|e| Error::corrupt(format!("pack {}: blob {id} at {offset}: {e}", path())))?;
+        let (hbuf, stored) = buf.split_at(RECORD_HEADER_BYTES);
+        let header = RecordHeader::decode(hbuf)
+            .map_err(|e| Error::corrupt(format!("pack {} at {offset}: {}", path(), e.detail())))?;
+        if !header.agrees_with(expected) {
+            return Err(Error::corrupt(format!(
+                "pack {} at {offset} holds {:?} {} of {}/{} bytes (stored/raw), catalog expects {:?} {id} of {}/{}",
+                path(),
+                header.kind,
+                header.id,
+                header.stored_len,
+                header.raw_len,
+                expected.kind,
+                expected.stored_len,
+                expected.raw_len,
+            )));
+        }
+        let raw = format::decode_payload(&header, stored)?;
+        Ok((header, raw))
+    }
+
+    /// Delete pack `pack` durably (its directory fsynced); a pack already
+    /// gone is fine. Callers make sure nothing needs it: the catalog no
+    /// longer names it and no reader is active (`lock::ReadersExcluded`).
+    pub fn remove(&self, pack: &PackId) -> Result<()> {
+        self.open
+            .lock()
+            .expect("pack cache lock poisoned")
+            .remove(pack);
+        let path = self.path_of(pack);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::store_write(&path, e)),
+        }
+        let dir = path.parent().expect("pack has a directory");
+        durable::sync_dir(dir).map_err(|e| Error::store_write(dir, e))
+    }
+
+    /// Delete a listed file durably, whatever its name (`repair`, after
+    /// keeping it aside).
+    pub fn remove_listed(&self, file: &PackFile) -> Result<()> {
+        if let Some(id) = &file.id {
+            self.open
+                .lock()
+                .expect("pack cache lock poisoned")
+                .remove(id);
+        }
+        durable::remove(&file.path).map_err(|e| Error::store_write(&file.path, e))
+    }
+
+    /// Give a listed file a durable second name `to` outside the packs (a
+    /// hard link, or a copy); the file stays (`repair` keeps damaged packs
+    /// under `damaged/`).
+    pub fn keep_aside(&self, file: &PackFile, to: &Path) -> Result<()> {
+        let d = to.parent().expect("has a parent");
+        durable::create_private_dir(d).map_err(|e| Error::store_write(d, e))?;
+        durable::link_or_copy(&file.path, to).map_err(|e| Error::store_write(to, e))
+    }
+}
