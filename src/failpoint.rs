@@ -234,7 +234,7 @@ pub fn group_rows() -> Option<usize> {
         .filter(|&n| n > 0)
 }
 
-/// Test hook: `WSNAP_TEST_FS_MAGIC=0x6969` makes [`crate::fscheck`] see
+/// Test hook: `WSNAP_TEST_FS_MAGIC=0x6969` makes `fscheck.rs` see
 /// that `statfs` magic for the store's file system (no NFS server or FUSE
 /// mount is needed to test the refusal and its override).
 pub fn fs_magic() -> Option<u32> {

@@ -36,48 +36,68 @@
 //! # Ok(()) }
 //! ```
 
+// The building blocks: private to the library.
 mod codec;
+mod damaged;
 mod durable;
-#[doc(hidden)]
-pub mod failpoint;
-pub mod lock;
+mod error;
+mod fscheck;
+mod heal;
+mod id;
+mod layout;
+mod lock;
+mod model;
+mod store;
+mod walk;
+mod workspace;
 
-pub mod catalog;
+// The operations, one module each: what the `wsnap` binary calls.
 pub mod check;
-pub mod chunker;
-pub mod chunklist;
-pub mod damaged;
 pub mod diff;
-pub mod dirfd;
-pub mod error;
-pub mod escape;
-pub mod fscheck;
 pub mod gc;
-pub mod heal;
-pub mod human;
-pub mod id;
 pub mod import;
-pub mod journal;
-pub mod layout;
-pub mod model;
-pub mod pack;
-pub mod progress;
 pub mod repair;
 pub mod restore;
-pub mod retention;
 pub mod select;
 pub mod snapshot;
 pub mod stats;
 pub mod status;
-pub mod store;
-pub mod timespec;
-pub mod tree;
-pub mod walk;
-pub mod workspace;
 
+// Small vocabularies the operations and their callers share.
+pub mod escape;
+pub mod human;
+pub mod progress;
+pub mod retention;
+pub mod timespec;
+
+// Formats and storage internals, public only for the fuzz targets, the
+// benches and the integration tests (decoders of bytes from disk, a
+// catalog to damage on purpose, the failpoint list). Not an API.
+#[doc(hidden)]
+pub mod catalog;
+#[doc(hidden)]
+pub mod chunker;
+#[doc(hidden)]
+pub mod chunklist;
+#[doc(hidden)]
+pub mod dirfd;
+#[doc(hidden)]
+pub mod failpoint;
+#[doc(hidden)]
+pub mod journal;
+#[doc(hidden)]
+pub mod pack;
+#[doc(hidden)]
+pub mod tree;
+
+pub use catalog::PinnedCatalog;
+pub use dirfd::raise_open_file_limit;
 pub use error::{Error, ErrorKind, Result};
+pub use fscheck::require_local;
 pub use id::{ChunkId, Id, ListId, PackId, SnapshotId, TreeId};
+pub use lock::{ReaderLock, WriterLock};
 pub use model::{snapshot_id, RunRow, Skip, SnapshotRow, SnapshotStats, StoreParams};
 pub use store::{InitOutcome, Store};
 pub use timespec::TimeSpec;
+pub use tree::EntryKind;
 pub use workspace::WorkspaceName;

@@ -89,7 +89,7 @@ pub struct RepairReport {
 pub const KEPT_CATALOG_COPIES: usize = 3;
 
 /// Rebuild the catalog of the store at `dir`. A directory that is not
-/// recognisably a store ([`layout::is_recognisable`]: no catalog, no
+/// recognisably a store (`layout::is_recognisable`: no catalog, no
 /// file with a wsnap pack or journal header) is refused before anything is
 /// written, unless `force`.
 pub fn repair(dir: &Path, lock_wait: Duration, force: bool) -> Result<RepairReport> {

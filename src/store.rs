@@ -174,7 +174,7 @@ impl Store {
     /// Hold the readers' lock while reading packs (restore, ls, check, diff,
     /// log): gc will not delete a pack file meanwhile. On a read-only store
     /// it is taken through a read-only descriptor, or skipped if the file is
-    /// missing (see [`lock::readers_shared`]).
+    /// missing (see `lock::readers_shared`).
     pub fn read_guard(&self) -> Result<ReaderLock> {
         lock::readers_shared(&layout::readers_path(&self.dir), Duration::from_secs(60))
     }

@@ -8,9 +8,9 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use wsnap::catalog::PinnedCatalog;
 use wsnap::diff::{self, Change, ChangeKind, DiffSummary, EntryState};
 use wsnap::escape::Escaped;
+use wsnap::PinnedCatalog;
 use wsnap::{select, timespec, Error, Result, Store};
 
 use super::args;

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use wsnap::escape::Escaped;
 use wsnap::select;
-use wsnap::tree::EntryKind;
+use wsnap::EntryKind;
 use wsnap::{timespec, Error, Result, Store};
 
 use super::args::{self, Which};

@@ -36,7 +36,7 @@ pub fn main() -> ExitCode {
     logging::init(cli.verbose, cli.quiet);
     progress::set_enabled(!cli.quiet);
     // Snapshot and restore hold one descriptor per level of nesting.
-    wsnap::dirfd::raise_open_file_limit(1 << 20);
+    wsnap::raise_open_file_limit(1 << 20);
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -52,7 +52,7 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Completions { .. } | Command::Man => {}
         // `status` reports it as UNKNOWN itself.
         Command::Status { .. } => {}
-        _ => wsnap::fscheck::require_local(store_dir, cli.unsafe_allow_network_fs)?,
+        _ => wsnap::require_local(store_dir, cli.unsafe_allow_network_fs)?,
     }
     match &cli.command {
         Command::Init { compression_level } => admin::init(store_dir, *compression_level),

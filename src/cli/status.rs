@@ -40,7 +40,7 @@ pub fn run(
             min_free: args::parse_min_free(min_free)?,
             now_ns,
         };
-        wsnap::fscheck::require_local(store_dir, allow_network_fs)?;
+        wsnap::require_local(store_dir, allow_network_fs)?;
         let store = Store::open(store_dir)?;
         status::status(&store, &opts)
     })();

@@ -77,7 +77,7 @@ pub struct GcReport {
     pub damaged_packs_rewritten: u64,
     pub damaged_bytes_zeroed: u64,
     /// `forget` only: bytes under `damaged/` that may still hold forgotten
-    /// data (see [`crate::damaged`]); non-empty means the purge is
+    /// data (see `damaged.rs`); non-empty means the purge is
     /// incomplete.
     pub damaged_left: Vec<DamagedLeft>,
     /// Workspaces whose retention was held (see [`PruneOptions::held`])

@@ -51,7 +51,7 @@ pub struct SnapshotOptions {
     pub root: PathBuf,
     /// Only these workspaces; empty means every workspace under `root`.
     pub workspaces: Vec<WorkspaceName>,
-    /// Extra gitignore-syntax excludes, on top of [`walk::DEFAULT_EXCLUDES`].
+    /// Extra gitignore-syntax excludes, on top of `walk::DEFAULT_EXCLUDES`.
     pub excludes: Vec<String>,
     /// Recorded snapshot time; `None` means now.
     pub time_ns: Option<i64>,

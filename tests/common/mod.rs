@@ -171,6 +171,24 @@ pub fn nobody_bin() -> &'static Path {
         let bin = dir.join("wsnap");
         fs::copy(BIN, &bin).expect("copy the wsnap binary");
         fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+        // A process another test thread forked while the copy was open for
+        // writing holds that descriptor until it execs: running the copy
+        // meanwhile fails with ETXTBSY. Wait until it runs.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match std::process::Command::new(&bin).arg("--version").output() {
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "{}: {e}",
+                        bin.display()
+                    );
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => panic!("run {}: {e}", bin.display()),
+                Ok(_) => break,
+            }
+        }
         bin
     })
 }
