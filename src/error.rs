@@ -30,6 +30,9 @@ pub enum ErrorKind {
     Write,
     /// Another process holds the store lock.
     Locked,
+    /// A remote (object storage) cannot be used now: unreachable, refused
+    /// credentials, missing bucket.
+    Unavailable,
 }
 
 /// Everything that can go wrong in the library.
@@ -125,6 +128,10 @@ pub enum Error {
     /// The workspace root cannot be opened.
     #[error("invalid workspace root: {path}: {source}", path = esc(.path))]
     WorkspaceRoot { path: PathBuf, source: io::Error },
+
+    /// The off-site copy (`crate::remote`).
+    #[error(transparent)]
+    Remote(#[from] crate::remote::RemoteError),
 }
 
 /// A path as printed in messages: escaped (see [`crate::escape`]).
@@ -169,6 +176,11 @@ impl Error {
             | Error::Catalog { .. } => ErrorKind::Store,
             Error::StoreWrite { .. } | Error::TargetWrite { .. } => ErrorKind::Write,
             Error::Locked { .. } => ErrorKind::Locked,
+            Error::Remote(r) => match r.class() {
+                crate::remote::RemoteClass::Content => ErrorKind::Store,
+                crate::remote::RemoteClass::Unavailable => ErrorKind::Unavailable,
+                crate::remote::RemoteClass::Input => ErrorKind::Input,
+            },
         }
     }
 

@@ -10,6 +10,10 @@
 //!   lock                flock target; holds the writer's pid
 //!   readers             flock target: shared by readers, exclusive while gc deletes packs
 //!   damaged/repair-<time>/   what `repair` set aside: damaged packs, old catalogs and journals
+//!   remotes/NAME.json   an off-site copy's configuration (0600), beside NAME.key (the
+//!                       generated key), NAME.credentials, NAME.state (last push),
+//!                       NAME.lock (one push at a time), NAME.push/ (a push's staging)
+//!   cache/NAME/         what was fetched from remote NAME, laid out as a read-only store
 //! ```
 //!
 //! Everything here is a name or a directory listing; what the files hold
@@ -34,6 +38,8 @@ const JOURNAL: &str = "journal";
 const LOCK: &str = "lock";
 const READERS: &str = "readers";
 const DAMAGED: &str = "damaged";
+const REMOTES: &str = "remotes";
+const CACHE: &str = "cache";
 /// The suffix of a pack file.
 const PACK_SUFFIX: &str = ".pack";
 /// The suffix of a journal file.
@@ -116,6 +122,63 @@ pub fn readers_path(store: &Path) -> PathBuf {
 /// `STORE/damaged/`: what `repair` set aside.
 pub fn damaged_dir(store: &Path) -> PathBuf {
     store.join(DAMAGED)
+}
+
+/// `STORE/remotes/`: the configuration of the off-site copies.
+pub fn remotes_dir(store: &Path) -> PathBuf {
+    store.join(REMOTES)
+}
+
+/// `STORE/remotes/NAME.json`: remote `NAME`'s configuration.
+pub fn remote_config_path(store: &Path, name: &str) -> PathBuf {
+    remotes_dir(store).join(format!("{name}.json"))
+}
+
+/// The remote name a file `remotes/NAME.json` configures, if it is one.
+pub fn remote_name_of(path: &Path) -> Option<String> {
+    path.file_name()?
+        .to_str()?
+        .strip_suffix(".json")
+        .map(str::to_string)
+}
+
+/// `STORE/remotes/NAME.key`: a key `remote add` generated.
+pub fn remote_key_path(store: &Path, name: &str) -> PathBuf {
+    remotes_dir(store).join(format!("{name}.key"))
+}
+
+/// `STORE/remotes/NAME.credentials`: S3 credentials kept for cron.
+pub fn remote_credentials_path(store: &Path, name: &str) -> PathBuf {
+    remotes_dir(store).join(format!("{name}.credentials"))
+}
+
+/// `STORE/remotes/NAME.state`: what the last push did (for `status`).
+pub fn remote_state_path(store: &Path, name: &str) -> PathBuf {
+    remotes_dir(store).join(format!("{name}.state"))
+}
+
+/// `STORE/remotes/NAME.lock`: held by a push for its whole run.
+pub fn remote_lock_path(store: &Path, name: &str) -> PathBuf {
+    remotes_dir(store).join(format!("{name}.lock"))
+}
+
+/// `STORE/remotes/NAME.push/`: the catalog image and journal copies a
+/// push uploads (taken under the writer lock, uploaded after it).
+pub fn remote_push_dir(store: &Path, name: &str) -> PathBuf {
+    remotes_dir(store).join(format!("{name}.push"))
+}
+
+/// `STORE/cache/NAME/`: a read-only store made of what was fetched from
+/// remote `NAME` (its catalog image and the packs restores needed).
+pub fn remote_cache_dir(store: &Path, name: &str) -> PathBuf {
+    store.join(CACHE).join(name)
+}
+
+/// Whether `name` is an entry of the remote configuration (`remotes/`,
+/// `cache/`): a directory holding only those is still empty enough for
+/// `init` or `pull`.
+pub fn is_remote_entry(name: &std::ffi::OsStr) -> bool {
+    name == REMOTES || name == CACHE
 }
 
 /// The directories `init` creates, in order.

@@ -56,6 +56,7 @@ pub mod check;
 pub mod diff;
 pub mod gc;
 pub mod import;
+pub mod remote;
 pub mod repair;
 pub mod restore;
 pub mod select;

@@ -95,6 +95,17 @@ impl Store {
         })
     }
 
+    /// Open a store whose missing packs `fetcher` fetches on first use
+    /// (a remote's cache, see `remote::fetch`).
+    pub fn open_with_fetcher(
+        dir: &Path,
+        fetcher: crate::pack::packs::PackFetcher,
+    ) -> Result<Store> {
+        let mut store = Store::open(dir)?;
+        store.packs = Packs::with_fetcher(dir, fetcher);
+        Ok(store)
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -249,6 +260,9 @@ fn classify(dir: &Path) -> Result<State> {
     for e in fs::read_dir(dir).map_err(|e| Error::store_read(dir, e))? {
         let e = e.map_err(|e| Error::store_read(dir, e))?;
         let name = e.file_name();
+        if layout::is_remote_entry(&name) {
+            continue;
+        }
         let leftover = layout::is_init_leftover(&name);
         let empty_subdir = e.path().is_dir()
             && fs::read_dir(e.path())

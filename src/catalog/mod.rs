@@ -22,6 +22,7 @@
 mod blobs;
 mod damage;
 mod gc;
+mod image;
 mod integrity;
 mod journals;
 mod rebuild;

@@ -19,6 +19,7 @@ use wsnap::{timespec, Error, Result, WorkspaceName};
     about = "Deduplicating snapshots of research workspaces (<root>/<user>/<project>/)",
     after_help = "Exit codes: 0 ok; 1 finished with failures (a workspace, file or restored file); \
                   2 bad input; 3 store missing, foreign or damaged; 4 writing failed (disk full, I/O); \
+                  69 remote unavailable (unreachable, bad credentials, missing bucket); \
                   75 store locked by another run."
 )]
 pub struct Cli {

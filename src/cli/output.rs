@@ -17,6 +17,9 @@ pub mod exit {
     pub const WRITE: u8 = 4;
     /// EX_TEMPFAIL: another run holds the store lock.
     pub const LOCKED: u8 = 75;
+    /// EX_UNAVAILABLE: a remote cannot be reached or refuses us
+    /// (unreachable endpoint, bad credentials, missing bucket).
+    pub const UNAVAILABLE: u8 = 69;
 }
 
 pub fn code_for(kind: ErrorKind) -> u8 {
@@ -25,6 +28,7 @@ pub fn code_for(kind: ErrorKind) -> u8 {
         ErrorKind::Store => exit::STORE,
         ErrorKind::Write => exit::WRITE,
         ErrorKind::Locked => exit::LOCKED,
+        ErrorKind::Unavailable => exit::UNAVAILABLE,
     }
 }
 

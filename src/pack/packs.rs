@@ -29,10 +29,18 @@ use crate::pack::writer::PackWriter;
 
 const MAX_OPEN_PACKS: usize = 256;
 
+/// Where a missing pack can be fetched from (a remote's cache store:
+/// `remote::fetch`): called with the pack and the path it belongs at, it
+/// puts the pack there durably.
+pub type PackFetcher = Box<dyn Fn(&PackId, &Path) -> Result<()> + Send + Sync>;
+
 /// The store's pack files.
 pub struct Packs {
     store: PathBuf,
     open: Mutex<HashMap<PackId, Arc<File>>>,
+    /// For a cache of a remote: fetch a pack on first use. One fetch at a
+    /// time (the lock); most packs are fetched ahead, in parallel.
+    fetcher: Option<Mutex<PackFetcher>>,
 }
 
 impl Packs {
@@ -41,6 +49,15 @@ impl Packs {
         Packs {
             store: store_dir.to_path_buf(),
             open: Mutex::new(HashMap::new()),
+            fetcher: None,
+        }
+    }
+
+    /// The packs of a cache store, fetched by `fetcher` when missing.
+    pub(crate) fn with_fetcher(store_dir: &Path, fetcher: PackFetcher) -> Packs {
+        Packs {
+            fetcher: Some(Mutex::new(fetcher)),
+            ..Packs::new(store_dir)
         }
     }
 
@@ -86,7 +103,18 @@ impl Packs {
             return Ok(f.clone());
         }
         let path = self.path_of(pack);
-        let f = Arc::new(File::open(&path).map_err(|e| Error::store_read(&path, e))?);
+        let f = match (File::open(&path), &self.fetcher) {
+            (Ok(f), _) => f,
+            (Err(e), Some(fetch)) if e.kind() == std::io::ErrorKind::NotFound => {
+                let fetch = fetch.lock().expect("pack fetcher poisoned");
+                if !path.exists() {
+                    fetch(pack, &path)?;
+                }
+                File::open(&path).map_err(|e| Error::store_read(&path, e))?
+            }
+            (Err(e), _) => return Err(Error::store_read(&path, e)),
+        };
+        let f = Arc::new(f);
         if open.len() >= MAX_OPEN_PACKS {
             open.clear();
         }
