@@ -137,6 +137,27 @@ pub const POINTS: &[Point] = &[
         Kind::Crash,
         "the new catalog in place, old journals still there",
     ),
+    // push (`remote/push.rs`).
+    p(
+        "push.packs_uploaded",
+        Kind::Crash,
+        "the packs the local catalog listed are on the remote, no image taken",
+    ),
+    p(
+        "push.image_uploaded",
+        Kind::Crash,
+        "packs, journals and the image on the remote, the pointer still the old one",
+    ),
+    p(
+        "push.pointer_written",
+        Kind::Crash,
+        "the new pointer on the remote, unreferenced objects not yet deleted",
+    ),
+    p(
+        "push.deleted",
+        Kind::Crash,
+        "the objects whose grace period was over deleted",
+    ),
     // Readers (to interleave them with a writer).
     p(
         "restore.pinned",

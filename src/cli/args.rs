@@ -126,11 +126,54 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Verify the store: catalog against packs; with --read-data every blob
+    /// Verify the store: catalog against packs; with --read-data every blob.
+    /// With --remote NAME: the remote's copy instead
     Check {
         /// Read every pack whole, decompress and re-hash every blob
         #[arg(long)]
         read_data: bool,
+        /// Check remote NAME's copy: every object its newest pointer and
+        /// catalog image reference exists (with --read-data: is downloaded
+        /// and verified)
+        #[arg(long, value_name = "NAME")]
+        remote: Option<String>,
+        /// With --remote --read-data: read only this percentage of the
+        /// packs, chosen at random
+        #[arg(long, value_name = "PERCENT", requires = "read_data", requires = "remote")]
+        subset: Option<f64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Off-site copies: add, list or remove a remote
+    Remote {
+        #[command(subcommand)]
+        action: RemoteAction,
+    },
+    /// Upload what remote NAME lacks (packs, journals), then the catalog
+    /// image and the pointer to it; delete what no longer counts after the
+    /// grace period (NAME may be left out when there is one remote)
+    Push {
+        /// The remote (see `wsnap remote list`)
+        name: Option<String>,
+        /// Wait this long for the writer lock (held only while the catalog
+        /// image is taken), then exit 75
+        #[arg(long, default_value = "10m")]
+        lock_wait: String,
+        /// Push even if the remote holds another store's copy (its objects
+        /// are then deleted after the grace period)
+        #[arg(long)]
+        force: bool,
+        /// Grace period before unreferenced objects are deleted (tests)
+        #[arg(long, hide = true, env = "WSNAP_REMOTE_GRACE")]
+        grace: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a complete local store from remote NAME, in an empty or absent
+    /// --store directory (which may hold the remote's configuration)
+    Pull {
+        /// The remote (see `wsnap remote list`)
+        name: String,
         #[arg(long)]
         json: bool,
     },
@@ -149,6 +192,10 @@ pub enum Command {
         /// Restore into a non-empty target, replacing conflicting entries
         #[arg(long)]
         overwrite: bool,
+        /// Restore from remote NAME alone (its newest catalog image and the
+        /// packs this restore needs, fetched into STORE/cache/NAME/)
+        #[arg(long, value_name = "NAME")]
+        remote: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -210,6 +257,43 @@ pub enum Command {
     /// Print the man page (roff): `wsnap man > /usr/local/share/man/man1/wsnap.1`
     #[command(alias = "man-page")]
     Man,
+}
+
+/// `wsnap remote …`.
+#[derive(Subcommand, Debug)]
+pub enum RemoteAction {
+    /// Configure remote NAME for this store (s3://BUCKET[/PREFIX] or
+    /// file:///PATH) and check it can be reached with its key. Credentials
+    /// come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
+    /// (/ AWS_SESSION_TOKEN); when set here they are saved, 0600, in
+    /// STORE/remotes/NAME.credentials for cron
+    Add {
+        name: String,
+        url: String,
+        /// S3 endpoint of a server other than AWS (http://HOST:PORT allows
+        /// plain HTTP; path-style requests)
+        #[arg(long, value_name = "URL")]
+        endpoint: Option<String>,
+        /// S3 region (default us-east-1; Garage: its s3_region, e.g. garage)
+        #[arg(long, value_name = "R")]
+        region: Option<String>,
+        /// The remote's key file (64 hex digits, 0600). Without the key the
+        /// remote is unreadable: keep a copy off this server
+        #[arg(long, value_name = "FILE")]
+        key_file: Option<PathBuf>,
+        /// Make a new random key (into --key-file, or STORE/remotes/NAME.key)
+        #[arg(long)]
+        generate_key: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The remotes of this store, with their last push
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forget remote NAME here (its data on the remote and its key file stay)
+    Remove { name: String },
 }
 
 #[derive(Args, Debug)]
@@ -286,6 +370,10 @@ pub struct SnapshotArgs {
     /// the same run and lock
     #[arg(long)]
     pub prune: bool,
+    /// Then push to remote NAME (or the only remote), as `wsnap push`: a
+    /// failed push makes the run exit non-zero, the snapshot stays
+    #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = "")]
+    pub push: Option<String>,
     #[command(flatten)]
     pub retention: RetentionArgs,
     #[arg(long)]

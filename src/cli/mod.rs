@@ -17,6 +17,7 @@ mod logging;
 mod output;
 mod progress;
 mod prune;
+mod remote;
 mod repair;
 mod restore;
 mod snapshot;
@@ -75,7 +76,24 @@ fn run(cli: Cli) -> Result<u8> {
             force,
             json,
         } => repair::run(store_dir, lock_wait, *force, *json),
-        Command::Check { read_data, json } => check::run(store_dir, *read_data, *json),
+        Command::Check {
+            read_data,
+            remote: Some(name),
+            subset,
+            json,
+        } => remote::check(store_dir, name, *read_data, *subset, *json),
+        Command::Check {
+            read_data, json, ..
+        } => check::run(store_dir, *read_data, *json),
+        Command::Remote { action } => remote::remote(store_dir, action),
+        Command::Push {
+            name,
+            lock_wait,
+            force,
+            grace,
+            json,
+        } => remote::push(store_dir, name.as_deref(), lock_wait, *force, grace.as_deref(), *json),
+        Command::Pull { name, json } => remote::pull(store_dir, name, *json),
         Command::List { workspace, json } => list::list(store_dir, workspace.as_ref(), *json),
         Command::Ls {
             workspace,
@@ -89,7 +107,17 @@ fn run(cli: Cli) -> Result<u8> {
             to,
             path,
             overwrite,
+            remote: Some(name),
             json,
+        } => remote::restore(store_dir, name, workspace, which, to, path, *overwrite, *json),
+        Command::Restore {
+            workspace,
+            which,
+            to,
+            path,
+            overwrite,
+            json,
+            ..
         } => restore::run(store_dir, workspace, which, to, path, *overwrite, *json),
         Command::Status {
             root,

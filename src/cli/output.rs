@@ -54,9 +54,36 @@ pub fn message(e: &Error) -> String {
             ". If this really is a store whose every file lost its header, pass --force".into()
         }
         Error::WorkspaceRoot { .. } => " (set --root or SCITEX_WORKSPACE_ROOT)".into(),
+        Error::Remote(r) => remote_hint(r).into(),
         _ => String::new(),
     };
     format!("{e}{hint}")
+}
+
+fn remote_hint(r: &wsnap::remote::RemoteError) -> &'static str {
+    use wsnap::remote::RemoteError as R;
+    match r {
+        R::WrongKey { .. } => {
+            ". Give the key file this remote was created with (`wsnap remote remove NAME`, then \
+             `wsnap remote add NAME URL --key-file FILE`)"
+        }
+        R::Tampered { .. } => {
+            ". Run `wsnap check --remote NAME --read-data` to see what else is affected; the next \
+             `wsnap push` uploads what the remote lacks"
+        }
+        R::Missing { .. } => ". The next `wsnap push` uploads what the remote lacks",
+        R::Empty { .. } => ". Run `wsnap push NAME` from the store first, or check the URL",
+        R::Credentials { .. } => {
+            " (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; `wsnap remote add` saves them \
+             for cron when they are set)"
+        }
+        R::Unreachable { .. } => " (check --endpoint and that the server runs)",
+        R::OtherStore { .. } => {
+            ". Push to another prefix, or pass --force to replace that copy (its objects are \
+             deleted after the grace period)"
+        }
+        _ => "",
+    }
 }
 
 /// `1.5 KiB`-style sizes.

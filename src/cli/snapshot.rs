@@ -93,10 +93,32 @@ pub fn run(store_dir: &Path, a: &SnapshotArgs) -> Result<u8> {
     let secs = t0.elapsed().as_secs_f64();
     log_snapshot_problems(&report);
     drop(lock);
+    // The push, after the prune and outside the run's lock (the push
+    // takes it only for its catalog image). A store that failed to write
+    // still has its committed snapshots to push.
+    let pushed = a.push.as_ref().map(|name| {
+        let name = Some(name.as_str()).filter(|n| !n.is_empty());
+        let grace = std::env::var("WSNAP_REMOTE_GRACE").ok();
+        super::remote::push_report(
+            &store,
+            name,
+            opts.lock_wait.max(std::time::Duration::from_secs(600)),
+            false,
+            grace.as_deref(),
+        )
+    });
+    if let Some(Err(e)) = &pushed {
+        tracing::error!("push failed: {}", output::message(e));
+    }
     if a.json {
         let mut v = snapshot_report_json(&report, secs);
         if let Some(g) = &gc {
             v["prune"] = gc_json(g);
+        }
+        match &pushed {
+            None => {}
+            Some(Ok((r, label, s))) => v["push"] = super::remote::push_json(r, label, *s),
+            Some(Err(e)) => v["push"] = serde_json::json!({"error": output::message(e)}),
         }
         v["recovered_from"] = match &recovered {
             Some((e, n)) => serde_json::json!({"error": e, "workspaces_retried": n}),
@@ -117,6 +139,11 @@ pub fn run(store_dir: &Path, a: &SnapshotArgs) -> Result<u8> {
         } else if a.prune {
             println!("prune: failed (see the error above); nothing was forgotten");
         }
+        match &pushed {
+            Some(Ok((r, label, s))) => super::remote::print_push(r, label, *s),
+            Some(Err(e)) => println!("push: failed: {}", output::message(e)),
+            None => {}
+        }
     }
     // Last, so in a log it closes the run's lines.
     let t = report.totals();
@@ -133,11 +160,14 @@ pub fn run(store_dir: &Path, a: &SnapshotArgs) -> Result<u8> {
         tracing::error!("{}", output::message(e));
         return Ok(output::code_for(e.kind()));
     }
-    Ok(if report.all_ok() {
-        exit::OK
-    } else {
-        exit::PARTIAL
-    })
+    if !report.all_ok() {
+        return Ok(exit::PARTIAL);
+    }
+    // The snapshot is committed; a failed push still fails the run.
+    if let Some(Err(e)) = &pushed {
+        return Ok(output::code_for(e.kind()));
+    }
+    Ok(exit::OK)
 }
 
 /// Failed workspaces and skipped files, as log lines (with a timestamp in

@@ -176,11 +176,6 @@ impl Bucket {
         })
     }
 
-    /// How this remote is named in messages.
-    pub fn label(&self) -> &str {
-        &self.label
-    }
-
     fn path(&self, name: &str) -> ObjPath {
         if self.prefix.is_empty() {
             ObjPath::from(name)

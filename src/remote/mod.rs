@@ -413,3 +413,78 @@ pub(crate) fn parallel<T: Sync>(
         None => Ok(()),
     }
 }
+
+/// What `remote add` did.
+#[derive(Debug)]
+pub struct Added {
+    pub cfg: RemoteConfig,
+    /// Where the key is (resolved against the store).
+    pub key_path: PathBuf,
+    /// The key was generated now (the admin must keep a copy elsewhere).
+    pub generated: bool,
+    /// The remote already held a copy made with this key.
+    pub existing_copy: bool,
+    /// Credentials from the environment were saved in the store.
+    pub credentials_saved: bool,
+}
+
+/// `remote add`: check the remote with the key (an existing remote must
+/// have been written with it; a new one gets its `config` object), then
+/// save the configuration (and the environment's credentials) in the
+/// store. `generate`: make a new key at `key_file` first. The store
+/// directory is created if absent (a fresh machine restoring from the
+/// remote needs no store). Nothing is saved if the remote cannot be used.
+pub fn add(store: &Path, mut cfg: RemoteConfig, generate: bool) -> Result<Added> {
+    validate_name(&cfg.name)?;
+    if crate::layout::remote_config_path(store, &cfg.name).exists() {
+        return Err(RemoteError::Config {
+            name: cfg.name.clone(),
+            detail: "is already configured in this store".into(),
+        }
+        .into());
+    }
+    let dir = crate::layout::remotes_dir(store);
+    crate::durable::ensure_private_dir(&dir).map_err(|e| crate::Error::store_write(&dir, e))?;
+    if cfg.key_file.as_os_str().is_empty() {
+        // Relative to the store: the store can move with its key.
+        cfg.key_file = crate::layout::remote_key_path(Path::new(""), &cfg.name);
+    }
+    let key_path = cfg.key_path(store);
+    let keys = if generate {
+        Keys::generate(&key_path)?
+    } else {
+        Keys::load(&key_path)?
+    };
+    let checked = (|| {
+        let remote = Remote::with(store, cfg.clone(), keys)?;
+        remote.init_config()
+    })();
+    let existing_copy = match checked {
+        Ok(e) => e,
+        Err(e) => {
+            if generate {
+                let _ = crate::durable::remove(&key_path);
+            }
+            return Err(e);
+        }
+    };
+    save(store, &cfg)?;
+    let credentials_saved = save_env_credentials(store, &cfg.name)?;
+    Ok(Added {
+        cfg,
+        key_path,
+        generated: generate,
+        existing_copy,
+        credentials_saved,
+    })
+}
+
+/// Where the credentials of remote `name` are kept in the store.
+pub fn credentials_path(store: &Path, name: &str) -> PathBuf {
+    crate::layout::remote_credentials_path(store, name)
+}
+
+/// Scratch space for remote `name` (downloads being checked).
+pub fn scratch_dir(store: &Path, name: &str) -> PathBuf {
+    crate::layout::tmp_dir(&crate::layout::remote_cache_dir(store, name))
+}
