@@ -147,6 +147,7 @@ fn push_locked(
     for dir in [DATA_DIR, IMAGE_DIR, JOURNAL_DIR] {
         present.extend(remote.list(dir)?);
     }
+    let initial: HashMap<String, u64> = present.clone();
     let present = Mutex::new(present);
     let uploaded = Mutex::new(Count::default());
 
@@ -204,12 +205,9 @@ fn push_locked(
         .map(|(id, _)| remote.pack_object(id))
         .collect();
     let mut skipped = Count::default();
-    {
-        let p = present.lock().expect("poisoned");
-        for o in &referenced {
-            if let Some(&n) = p.get(o) {
-                skipped.add(n);
-            }
+    for o in &referenced {
+        if let Some(&n) = initial.get(o) {
+            skipped.add(n);
         }
     }
     let mut journals = Vec::new();
