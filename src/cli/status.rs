@@ -238,6 +238,14 @@ fn status_json(
             "free_percent": r.space.free_percent(),
             "min_free_bytes": r.space.min_free_bytes,
         },
+        "remotes": r.remotes.iter().map(|x| json!({
+            "name": x.name,
+            "url": x.url,
+            "last_push": x.last_push_ns.map(timespec::format_rfc3339),
+            "newest_pushed_snapshot": x.newest_pushed_ns.map(timespec::format_rfc3339),
+            "lag_seconds": x.lag_ns(r.now_ns) as f64 / 1e9,
+            "last_error": x.last_error,
+        })).collect::<Vec<_>>(),
     })
 }
 
@@ -330,6 +338,22 @@ fn print_status_details(out: &mut impl Write, r: &StatusReport) {
         for w in &r.not_in_last_run {
             let _ = writeln!(out, "not in last run: {w}");
         }
+    }
+    for x in &r.remotes {
+        let _ = writeln!(
+            out,
+            "remote {}: {}, last push {}, lag {}{}",
+            x.name,
+            x.url,
+            x.last_push_ns
+                .map(timespec::format_local)
+                .unwrap_or_else(|| "never".into()),
+            human::duration(x.lag_ns(r.now_ns)),
+            x.last_error
+                .as_ref()
+                .map(|e| format!(", failing: {e}"))
+                .unwrap_or_default()
+        );
     }
     for h in &r.retention_held {
         let _ = writeln!(

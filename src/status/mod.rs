@@ -55,8 +55,9 @@ use crate::workspace::WorkspaceName;
 pub use assess::{GONE_AT_ONCE_PERCENT, GONE_WARN_NS};
 pub use fs_space::{FsSpace, MinFree, StoreSize};
 pub use prometheus::{prometheus_text, write_prometheus};
+pub use assess::REMOTE_CRITICAL_LAG_NS;
 pub use report::{
-    HeldReason, HeldRetention, Level, Problem, RunSkip, StatusOptions, StatusReport,
+    HeldReason, HeldRetention, Level, Problem, RemoteLag, RunSkip, StatusOptions, StatusReport,
     WorkspaceState, WorkspaceStatus,
 };
 
@@ -100,6 +101,9 @@ pub fn status(store: &Store, opts: &StatusOptions) -> Result<StatusReport> {
     )?;
     drop(pinned);
 
+    let remotes = remote_lags(store, &pinned_newest(store)?)?;
+    assess::remotes(&remotes, opts, &mut problems);
+
     let size = fs_space::store_size(store)?;
     let space = fs_space::fs_space(store.dir(), opts.min_free)?;
     assess::space(&space, opts.min_free, &mut problems);
@@ -122,7 +126,35 @@ pub fn status(store: &Store, opts: &StatusOptions) -> Result<StatusReport> {
         workspaces,
         store: size,
         space,
+        remotes,
     })
+}
+
+/// The store's newest snapshot time.
+fn pinned_newest(store: &Store) -> Result<Option<i64>> {
+    Ok(store.catalog_for_reading()?.newest_snapshot()?.map(|(_, t)| t))
+}
+
+/// Each configured remote with what its last push recorded.
+fn remote_lags(store: &Store, newest_local_ns: &Option<i64>) -> Result<Vec<RemoteLag>> {
+    let mut out = Vec::new();
+    for cfg in crate::remote::list(store.dir())? {
+        let s = crate::remote::PushState::load(store.dir(), &cfg.name);
+        let failed_since = match (s.last_failure_ns, s.last_success_ns) {
+            (Some(f), Some(ok)) => f > ok,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        out.push(RemoteLag {
+            url: cfg.location.url.clone(),
+            name: cfg.name,
+            last_push_ns: s.last_success_ns,
+            newest_pushed_ns: s.newest_pushed_ns,
+            newest_local_ns: *newest_local_ns,
+            last_error: s.last_error.filter(|_| failed_since),
+        });
+    }
+    Ok(out)
 }
 
 /// The workspaces whose retention is held, sorted by name. Derived from

@@ -200,6 +200,38 @@ pub fn prometheus_text(level: Level, report: Option<&StatusReport>, now_ns: i64)
             r.count(state) as f64,
         );
     }
+    if !r.remotes.is_empty() {
+        p.metric(
+            "wsnap_remote_last_push_time_seconds",
+            "gauge",
+            "When the last successful push to each remote finished (Unix time; absent: never).",
+        );
+        for x in &r.remotes {
+            if let Some(t) = x.last_push_ns {
+                p.sample("wsnap_remote_last_push_time_seconds", &[("remote", x.name.as_str())], secs(t));
+            }
+        }
+        p.metric(
+            "wsnap_remote_lag_seconds",
+            "gauge",
+            "How far each remote's newest snapshot is behind the store's.",
+        );
+        for x in &r.remotes {
+            p.sample("wsnap_remote_lag_seconds", &[("remote", x.name.as_str())], secs(x.lag_ns(now_ns)));
+        }
+        p.metric(
+            "wsnap_remote_push_failing",
+            "gauge",
+            "1 when the last push to a remote failed after its last success, else 0.",
+        );
+        for x in &r.remotes {
+            p.sample(
+                "wsnap_remote_push_failing",
+                &[("remote", x.name.as_str())],
+                if x.last_error.is_some() { 1.0 } else { 0.0 },
+            );
+        }
+    }
     let names: Vec<(String, String, &WorkspaceStatus)> = r
         .workspaces
         .iter()

@@ -133,6 +133,33 @@ pub struct HeldRetention {
     pub since_ns: i64,
 }
 
+/// An off-site copy and how far it lags behind the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteLag {
+    pub name: String,
+    pub url: String,
+    /// When the last successful push wrote its pointer.
+    pub last_push_ns: Option<i64>,
+    /// The newest snapshot that push carried.
+    pub newest_pushed_ns: Option<i64>,
+    /// The newest snapshot of the store.
+    pub newest_local_ns: Option<i64>,
+    /// The last push's error, if it failed after the last success.
+    pub last_error: Option<String>,
+}
+
+impl RemoteLag {
+    /// How far the remote's newest snapshot is behind the store's (0 when
+    /// it has the newest; the store's newest's age when never pushed).
+    pub fn lag_ns(&self, now_ns: i64) -> i64 {
+        match (self.newest_local_ns, self.newest_pushed_ns) {
+            (None, _) => 0,
+            (Some(l), Some(p)) => (l - p).max(0),
+            (Some(l), None) => (now_ns - l).max(0),
+        }
+    }
+}
+
 /// Everything `status` found.
 #[derive(Clone, Debug)]
 pub struct StatusReport {
@@ -157,6 +184,8 @@ pub struct StatusReport {
     pub workspaces: Vec<WorkspaceStatus>,
     pub store: StoreSize,
     pub space: FsSpace,
+    /// The store's remotes (`remote add`), with their lag.
+    pub remotes: Vec<RemoteLag>,
 }
 
 impl StatusReport {
