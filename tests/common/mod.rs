@@ -221,6 +221,8 @@ const WSNAP_ENV: &[&str] = &[
     "WSNAP_GROUP_ROWS",
     "WSNAP_TEST_FS_MAGIC",
     "WSNAP_UNSAFE_ALLOW_NETWORK_FS",
+    "WSNAP_REMOTE_GRACE",
+    "WSNAP_REMOTE_CACHE_BYTES",
 ];
 
 /// The one place a test's wsnap gets its environment: none of
