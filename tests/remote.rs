@@ -418,6 +418,8 @@ fn a_flipped_bit_in_any_remote_object_is_detected_exit_3_and_never_restored() {
 #[test]
 fn a_missing_file_remote_is_a_clear_error_and_names_are_exact() {
     let s = Setup::new();
+    workload(&s.env);
+    s.env.snapshot(&[]);
     let out = expect_code(
         s.env.cmd().args([
             "remote",

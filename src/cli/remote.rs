@@ -194,7 +194,15 @@ pub fn push_report(
     grace_arg: Option<&str>,
 ) -> Result<(PushReport, String, f64)> {
     let t0 = Instant::now();
-    let remote = Remote::open(store.dir(), name)?;
+    let cfg = remote::load(store.dir(), name)?;
+    let remote = match Remote::open(store.dir(), Some(&cfg.name)) {
+        Ok(r) => r,
+        Err(e) => {
+            // Recorded for `status`, as a failed push.
+            let _ = remote::push::record_failure(store, &cfg.name, &e);
+            return Err(e);
+        }
+    };
     let opts = remote::push::PushOptions {
         grace: grace(grace_arg)?,
         lock_wait,

@@ -94,6 +94,15 @@ pub struct PushReport {
     pub lock_seconds: f64,
 }
 
+/// Record a push of remote `name` that failed before it could start
+/// (the remote could not be opened), for `status`.
+pub fn record_failure(store: &Store, name: &str, e: &Error) -> Result<()> {
+    let mut state = PushState::load(store.dir(), name);
+    state.last_failure_ns = Some(timespec::now_ns());
+    state.last_error = Some(e.to_string());
+    state.save(store.dir(), name)
+}
+
 /// Push `store` to `remote`, recording the outcome for `status`.
 pub fn push(
     store: &Store,
