@@ -63,7 +63,9 @@ impl Setup {
     fn reader(&self, name: &str) -> PathBuf {
         let dir = self.env.path(name);
         let mut c = bare_cmd();
-        c.arg("--store").arg(&dir).args(["remote", "add", "off", &self.url, "--key-file"]);
+        c.arg("--store")
+            .arg(&dir)
+            .args(["remote", "add", "off", &self.url, "--key-file"]);
         c.arg(self.key());
         expect_code(&mut c, 0);
         dir
@@ -91,14 +93,29 @@ fn store_cmd(store: &Path) -> Command {
 /// Three workspaces with a bit of everything a restore keeps.
 fn workload(env: &TestEnv) {
     let a = env.ws("alice", "thesis");
-    write_file(&a.join("big.bin"), &random_bytes(1, 3 * MIB), 0o640, hour_ago_ns());
+    write_file(
+        &a.join("big.bin"),
+        &random_bytes(1, 3 * MIB),
+        0o640,
+        hour_ago_ns(),
+    );
     write_file(&a.join("notes.txt"), b"chapter one\n", 0o600, hour_ago_ns());
     mkdir(&a.join("empty"));
     symlink(b"notes.txt", &a.join("link"), hour_ago_ns());
     let b = env.ws("bob", "data");
     fs::create_dir_all(b.join("sub/deeper")).unwrap();
-    write_file(&b.join("sub/deeper/x.csv"), &repeated(b"1,2,3\n", 200 * KIB), 0o644, hour_ago_ns());
-    write_file(&b.join("script.sh"), b"#!/bin/sh\necho hi\n", 0o755, hour_ago_ns());
+    write_file(
+        &b.join("sub/deeper/x.csv"),
+        &repeated(b"1,2,3\n", 200 * KIB),
+        0o644,
+        hour_ago_ns(),
+    );
+    write_file(
+        &b.join("script.sh"),
+        b"#!/bin/sh\necho hi\n",
+        0o755,
+        hour_ago_ns(),
+    );
     let c = env.ws("carol", "empty");
     let _ = c;
 }
@@ -109,16 +126,34 @@ fn snapshots(store: &Path) -> Vec<(String, String)> {
     v.as_array()
         .unwrap()
         .iter()
-        .map(|s| (s["id"].as_str().unwrap().to_string(), format!("{}/{}", s["user"].as_str().unwrap(), s["project"].as_str().unwrap())))
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap().to_string(),
+                format!(
+                    "{}/{}",
+                    s["user"].as_str().unwrap(),
+                    s["project"].as_str().unwrap()
+                ),
+            )
+        })
         .collect()
 }
 
 /// Restore snapshot `id` of `ws` from `store` (with `extra` flags) into a
 /// new directory under `env`.
-fn restore_from(store: &Path, env: &TestEnv, ws: &str, id: &str, extra: &[&str], tag: &str) -> PathBuf {
+fn restore_from(
+    store: &Path,
+    env: &TestEnv,
+    ws: &str,
+    id: &str,
+    extra: &[&str],
+    tag: &str,
+) -> PathBuf {
     let to = env.path(format!("r-{tag}-{}-{}", ws.replace('/', "_"), &id[..8]));
     let mut c = store_cmd(store);
-    c.args(["restore", ws, "--snapshot", id, "--to"]).arg(&to).args(extra);
+    c.args(["restore", ws, "--snapshot", id, "--to"])
+        .arg(&to)
+        .args(extra);
     expect_code(&mut c, 0);
     to
 }
@@ -128,7 +163,8 @@ fn pack_count(store: &Path) -> usize {
 }
 
 #[test]
-fn push_then_pull_and_restore_remote_give_every_snapshot_back_and_a_second_push_sends_only_what_is_new() {
+fn push_then_pull_and_restore_remote_give_every_snapshot_back_and_a_second_push_sends_only_what_is_new(
+) {
     let s = Setup::new();
     workload(&s.env);
     s.env.snapshot(&[]);
@@ -140,15 +176,29 @@ fn push_then_pull_and_restore_remote_give_every_snapshot_back_and_a_second_push_
     assert_eq!(s.objects("data").len(), pack_count(&s.env.store));
 
     // A second tick: one small file changes.
-    write_file(&s.env.ws("alice", "thesis").join("notes.txt"), b"chapter two\n", 0o600, hour_ago_ns());
+    write_file(
+        &s.env.ws("alice", "thesis").join("notes.txt"),
+        b"chapter two\n",
+        0o600,
+        hour_ago_ns(),
+    );
     s.env.snapshot(&[]);
     let packs_before = s.objects("data").len();
     let second = s.push(&[]);
     let new_packs = pack_count(&s.env.store) - packs_before;
     // New packs + journals + the image + the pointer, nothing re-sent.
-    assert!(u(&second["uploaded"], "objects") <= new_packs as u64 + 4, "{second:#}");
-    assert!(u(&second["uploaded"], "bytes") < first_bytes / 10, "{second:#}");
-    assert!(u(&second["skipped"], "objects") >= packs_before as u64, "{second:#}");
+    assert!(
+        u(&second["uploaded"], "objects") <= new_packs as u64 + 4,
+        "{second:#}"
+    );
+    assert!(
+        u(&second["uploaded"], "bytes") < first_bytes / 10,
+        "{second:#}"
+    );
+    assert!(
+        u(&second["skipped"], "objects") >= packs_before as u64,
+        "{second:#}"
+    );
     // Nothing changed: only the pointer goes up again.
     let third = s.push(&[]);
     assert_eq!(u(&third["uploaded"], "objects"), 1, "{third:#}");
@@ -167,7 +217,18 @@ fn push_then_pull_and_restore_remote_give_every_snapshot_back_and_a_second_push_
     let to = s.env.path("one-path");
     let out = expect_code(
         store_cmd(&reader)
-            .args(["restore", "--remote", "off", "bob/data", "--snapshot", id, "--path", "sub", "--json", "--to"])
+            .args([
+                "restore",
+                "--remote",
+                "off",
+                "bob/data",
+                "--snapshot",
+                id,
+                "--path",
+                "sub",
+                "--json",
+                "--to",
+            ])
             .arg(&to),
         0,
     );
@@ -189,7 +250,9 @@ fn push_then_pull_and_restore_remote_give_every_snapshot_back_and_a_second_push_
     expect_code(store_cmd(&pulled).args(["check", "--read-data"]), 0);
     // check --remote reads and verifies everything.
     let out = expect_code(
-        s.env.cmd().args(["check", "--remote", "off", "--read-data", "--json"]),
+        s.env
+            .cmd()
+            .args(["check", "--remote", "off", "--read-data", "--json"]),
         0,
     );
     assert_eq!(out.json()["ok"], true, "{out}");
@@ -211,7 +274,10 @@ fn without_images_pull_rebuilds_the_catalog_from_packs_and_journals() {
     let pulled = s.reader("pulled");
     let out = expect_code(store_cmd(&pulled).args(["pull", "off", "--json"]), 0);
     let v = out.json();
-    assert!(v["rebuilt_because"].as_str().unwrap().contains("missing"), "{out}");
+    assert!(
+        v["rebuilt_because"].as_str().unwrap().contains("missing"),
+        "{out}"
+    );
     let local = snapshots(&s.env.store);
     assert_eq!(snapshots(&pulled), local);
     for (id, ws) in &local {
@@ -223,7 +289,9 @@ fn without_images_pull_rebuilds_the_catalog_from_packs_and_journals() {
     let reader = s.reader("reader");
     let (id, ws) = &local[0];
     let out = expect_code(
-        store_cmd(&reader).args(["restore", "--remote", "off", ws, "--snapshot", id, "--to"]).arg(s.env.path("x")),
+        store_cmd(&reader)
+            .args(["restore", "--remote", "off", ws, "--snapshot", id, "--to"])
+            .arg(s.env.path("x")),
         3,
     );
     assert!(out.stderr.contains("is missing"), "{out}");
@@ -271,17 +339,35 @@ fn a_push_killed_at_each_crash_point_leaves_the_remote_restorable_and_no_orphan_
         let to = s.env.path(format!("after-{point}"));
         let out = expect_code(
             store_cmd(&reader)
-                .args(["restore", "--remote", "off", "alice/thesis", "--at", "latest", "--json", "--to"])
+                .args([
+                    "restore",
+                    "--remote",
+                    "off",
+                    "alice/thesis",
+                    "--at",
+                    "latest",
+                    "--json",
+                    "--to",
+                ])
                 .arg(&to),
             0,
         );
         let id = out.json()["snapshot"]["id"].as_str().unwrap().to_string();
         let want = restore_from(&s.env.store, &s.env, "alice/thesis", &id, &[], point);
         assert_trees_equal(&want, &to);
-        expect_code(s.env.cmd().args(["check", "--remote", "off", "--read-data"]), 0);
+        expect_code(
+            s.env
+                .cmd()
+                .args(["check", "--remote", "off", "--read-data"]),
+            0,
+        );
         // The next push completes; with no grace, nothing unreferenced is left.
         s.push(&[("WSNAP_REMOTE_GRACE", "0s")]);
-        assert_eq!(s.objects("data").len(), pack_count(&s.env.store), "after {point}");
+        assert_eq!(
+            s.objects("data").len(),
+            pack_count(&s.env.store),
+            "after {point}"
+        );
         assert_eq!(s.objects("catalog").len(), 1, "after {point}");
     }
 }
@@ -290,7 +376,12 @@ fn a_push_killed_at_each_crash_point_leaves_the_remote_restorable_and_no_orphan_
 fn prune_then_push_deletes_dead_packs_after_the_grace_period_and_nothing_live() {
     let s = Setup::new();
     let a = s.env.ws("alice", "thesis");
-    write_file(&a.join("old.bin"), &random_bytes(7, 2 * MIB), 0o600, hour_ago_ns());
+    write_file(
+        &a.join("old.bin"),
+        &random_bytes(7, 2 * MIB),
+        0o600,
+        hour_ago_ns(),
+    );
     write_file(&a.join("keep.txt"), b"kept\n", 0o600, hour_ago_ns());
     s.env.snapshot(&[]);
     s.add();
@@ -311,11 +402,26 @@ fn prune_then_push_deletes_dead_packs_after_the_grace_period_and_nothing_live() 
     let reader = s.reader("reader");
     let to = s.env.path("out");
     expect_code(
-        store_cmd(&reader).args(["restore", "--remote", "off", "alice/thesis", "--at", "latest", "--to"]).arg(&to),
+        store_cmd(&reader)
+            .args([
+                "restore",
+                "--remote",
+                "off",
+                "alice/thesis",
+                "--at",
+                "latest",
+                "--to",
+            ])
+            .arg(&to),
         0,
     );
     assert_trees_equal(&a, &to);
-    expect_code(s.env.cmd().args(["check", "--remote", "off", "--read-data"]), 0);
+    expect_code(
+        s.env
+            .cmd()
+            .args(["check", "--remote", "off", "--read-data"]),
+        0,
+    );
 }
 
 #[test]
@@ -333,7 +439,10 @@ fn a_wrong_key_is_exit_3_before_anything_is_read_and_the_store_is_untouched() {
     );
     assert!(out.stderr.contains("is not this remote's key"), "{out}");
     assert!(!other.join("remotes/off.json").exists());
-    assert!(!other.join("remotes/off.key").exists(), "the unused key is not left behind");
+    assert!(
+        !other.join("remotes/off.key").exists(),
+        "the unused key is not left behind"
+    );
     // The store's own key replaced by another: push and restore refuse.
     let fingerprint = pack_fingerprint(&s.env.store);
     let listing = snapshots(&s.env.store);
@@ -341,7 +450,18 @@ fn a_wrong_key_is_exit_3_before_anything_is_read_and_the_store_is_untouched() {
     let out = expect_code(s.env.cmd().args(["push"]), 3);
     assert!(out.stderr.contains("is not this remote's key"), "{out}");
     let out = expect_code(
-        s.env.cmd().args(["restore", "--remote", "off", "alice/thesis", "--at", "latest", "--to"]).arg(s.env.path("x")),
+        s.env
+            .cmd()
+            .args([
+                "restore",
+                "--remote",
+                "off",
+                "alice/thesis",
+                "--at",
+                "latest",
+                "--to",
+            ])
+            .arg(s.env.path("x")),
         3,
     );
     assert!(out.stderr.contains("is not this remote's key"), "{out}");
@@ -385,16 +505,31 @@ fn a_flipped_bit_in_any_remote_object_is_detected_exit_3_and_never_restored() {
         fs::remove_dir_all(&s.remote_dir).unwrap();
         copy_tree(&pristine, &s.remote_dir);
         flip_middle_bit(&object);
-        let name = object.strip_prefix(&s.remote_dir).unwrap().display().to_string();
+        let name = object
+            .strip_prefix(&s.remote_dir)
+            .unwrap()
+            .display()
+            .to_string();
         let reader = s.reader(&format!("reader-{what}"));
         let to = s.env.path(format!("out-{what}"));
-        let restore = run(
-            store_cmd(&reader)
-                .args(["restore", "--remote", "off", "alice/thesis", "--at", "latest", "--to"])
-                .arg(&to),
-        );
-        let check = run(s.env.cmd().args(["check", "--remote", "off", "--read-data"]));
-        let pull = run(store_cmd(&s.env.path(format!("pull-{what}"))).args(["pull", "off"]).env_remove("X"));
+        let restore = run(store_cmd(&reader)
+            .args([
+                "restore",
+                "--remote",
+                "off",
+                "alice/thesis",
+                "--at",
+                "latest",
+                "--to",
+            ])
+            .arg(&to));
+        let check = run(s
+            .env
+            .cmd()
+            .args(["check", "--remote", "off", "--read-data"]));
+        let pull = run(store_cmd(&s.env.path(format!("pull-{what}")))
+            .args(["pull", "off"])
+            .env_remove("X"));
         let _ = pull;
         if what == "journal" {
             // A restore does not read journals; check and pull do.
@@ -405,10 +540,15 @@ fn a_flipped_bit_in_any_remote_object_is_detected_exit_3_and_never_restored() {
         }
         assert_eq!(restore.code, 3, "{what}: {restore}");
         assert!(
-            restore.stderr.contains(&format!("tampered or damaged object {name}")),
+            restore
+                .stderr
+                .contains(&format!("tampered or damaged object {name}")),
             "{what}: {restore}"
         );
-        assert!(!to.exists() || fs::read_dir(&to).unwrap().next().is_none(), "{what}: something was restored");
+        assert!(
+            !to.exists() || fs::read_dir(&to).unwrap().next().is_none(),
+            "{what}: something was restored"
+        );
         assert_ne!(check.code, 0, "{what}: {check}");
     }
     // The local store never noticed anything: it checks clean.
@@ -430,15 +570,30 @@ fn a_missing_file_remote_is_a_clear_error_and_names_are_exact() {
         ]),
         69,
     );
-    assert!(out.stderr.contains("does not exist") && out.stderr.contains("absent"), "{out}");
-    let out = expect_code(s.env.cmd().args(["remote", "add", "off", "http://x", "--generate-key"]), 2);
+    assert!(
+        out.stderr.contains("does not exist") && out.stderr.contains("absent"),
+        "{out}"
+    );
+    let out = expect_code(
+        s.env
+            .cmd()
+            .args(["remote", "add", "off", "http://x", "--generate-key"]),
+        2,
+    );
     assert!(out.stderr.contains("s3://"), "{out}");
     expect_code(s.env.cmd().args(["remote", "add", "off", &s.url]), 2);
     s.add();
-    expect_code(s.env.cmd().args(["remote", "add", "off", &s.url, "--generate-key"]), 2);
+    expect_code(
+        s.env
+            .cmd()
+            .args(["remote", "add", "off", &s.url, "--generate-key"]),
+        2,
+    );
     let v = expect_code(s.env.cmd().args(["remote", "list", "--json"]), 0).json();
     assert_eq!(v[0]["name"], "off");
-    assert!(!v.to_string().contains(&fs::read_to_string(s.key()).unwrap().trim().to_string()));
+    assert!(!v
+        .to_string()
+        .contains(&fs::read_to_string(s.key()).unwrap().trim().to_string()));
     expect_code(s.env.cmd().args(["remote", "remove", "of"]), 2);
     // The remote directory disappears (an unmounted disk): a clear error.
     fs::rename(&s.remote_dir, s.env.path("moved")).unwrap();
@@ -456,7 +611,9 @@ fn the_cron_line_snapshots_prunes_and_pushes_and_a_failed_push_fails_the_run_and
     s.env.snapshot(&[]);
     s.add();
     let mut c = s.env.cmd();
-    c.args(["snapshot", "--root"]).arg(&s.env.root).args(["--prune", "--push", "--json"]);
+    c.args(["snapshot", "--root"])
+        .arg(&s.env.root)
+        .args(["--prune", "--push", "--json"]);
     let v = expect_code(&mut c, 0).json();
     assert!(u(&v["push"]["uploaded"], "objects") > 0, "{v:#}");
     let status = |env: &TestEnv| {
@@ -470,21 +627,43 @@ fn the_cron_line_snapshots_prunes_and_pushes_and_a_failed_push_fails_the_run_and
     assert_eq!(st["remotes"][0]["lag_seconds"], 0.0, "{st:#}");
     // The remote goes away: the snapshot commits, the run fails loudly.
     fs::rename(&s.remote_dir, s.env.path("moved")).unwrap();
-    write_file(&s.env.ws("bob", "data").join("more"), b"more", 0o600, hour_ago_ns());
+    write_file(
+        &s.env.ws("bob", "data").join("more"),
+        b"more",
+        0o600,
+        hour_ago_ns(),
+    );
     let before = snapshots(&s.env.store).len();
     let mut c = s.env.cmd();
-    c.args(["snapshot", "--root"]).arg(&s.env.root).args(["--prune", "--push"]);
+    c.args(["snapshot", "--root"])
+        .arg(&s.env.root)
+        .args(["--prune", "--push"]);
     let out = expect_code(&mut c, 69);
     assert!(out.stdout.contains("push: failed"), "{out}");
     assert!(snapshots(&s.env.store).len() > before);
     let st = status(&s.env).json();
-    assert!(st["remotes"][0]["last_error"].as_str().unwrap().contains("not a directory"), "{st:#}");
+    assert!(
+        st["remotes"][0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("not a directory"),
+        "{st:#}"
+    );
     // Prometheus gauges for the remote.
     let prom = s.env.path("wsnap.prom");
     let mut c = s.env.cmd();
-    c.args(["status", "--root"]).arg(&s.env.root).arg("--prometheus").arg(&prom);
+    c.args(["status", "--root"])
+        .arg(&s.env.root)
+        .arg("--prometheus")
+        .arg(&prom);
     run(&mut c);
     let text = fs::read_to_string(&prom).unwrap();
-    assert!(text.contains("wsnap_remote_push_failing{remote=\"off\"} 1"), "{text}");
-    assert!(text.contains("wsnap_remote_lag_seconds{remote=\"off\"}"), "{text}");
+    assert!(
+        text.contains("wsnap_remote_push_failing{remote=\"off\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("wsnap_remote_lag_seconds{remote=\"off\"}"),
+        "{text}"
+    );
 }

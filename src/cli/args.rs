@@ -139,7 +139,12 @@ pub enum Command {
         remote: Option<String>,
         /// With --remote --read-data: read only this percentage of the
         /// packs, chosen at random
-        #[arg(long, value_name = "PERCENT", requires = "read_data", requires = "remote")]
+        #[arg(
+            long,
+            value_name = "PERCENT",
+            requires = "read_data",
+            requires = "remote"
+        )]
         subset: Option<f64>,
         #[arg(long)]
         json: bool,

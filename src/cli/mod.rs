@@ -92,7 +92,14 @@ fn run(cli: Cli) -> Result<u8> {
             force,
             grace,
             json,
-        } => remote::push(store_dir, name.as_deref(), lock_wait, *force, grace.as_deref(), *json),
+        } => remote::push(
+            store_dir,
+            name.as_deref(),
+            lock_wait,
+            *force,
+            grace.as_deref(),
+            *json,
+        ),
         Command::Pull { name, json } => remote::pull(store_dir, name, *json),
         Command::List { workspace, json } => list::list(store_dir, workspace.as_ref(), *json),
         Command::Ls {
@@ -109,7 +116,9 @@ fn run(cli: Cli) -> Result<u8> {
             overwrite,
             remote: Some(name),
             json,
-        } => remote::restore(store_dir, name, workspace, which, to, path, *overwrite, *json),
+        } => remote::restore(
+            store_dir, name, workspace, which, to, path, *overwrite, *json,
+        ),
         Command::Restore {
             workspace,
             which,

@@ -260,7 +260,8 @@ pub fn push(
     json: bool,
 ) -> Result<u8> {
     let store = Store::open(store_dir)?;
-    let (r, label, secs) = push_report(&store, name, args::parse_duration(lock_wait)?, force, grace)?;
+    let (r, label, secs) =
+        push_report(&store, name, args::parse_duration(lock_wait)?, force, grace)?;
     if json {
         output::print_json(&push_json(&r, &label, secs));
     } else {
@@ -438,7 +439,12 @@ pub fn check(
             r.snapshots,
             r.objects,
             if read_data {
-                format!(", {} packs ({}) and {} journals read and verified", r.packs_read, size(r.bytes_read), r.journals_read)
+                format!(
+                    ", {} packs ({}) and {} journals read and verified",
+                    r.packs_read,
+                    size(r.bytes_read),
+                    r.journals_read
+                )
             } else {
                 String::new()
             },

@@ -274,7 +274,7 @@ fn evict(dir: &Path, cap: u64, keep: &std::collections::HashSet<PackId>) -> Resu
         .collect();
     let mut total: u64 = files.iter().map(|f| f.1).sum();
     // Oldest first; this restore's packs last.
-    files.sort_by(|a, b| (a.3, a.0).cmp(&(b.3, b.0)));
+    files.sort_by_key(|f| (f.3, f.0));
     let mut n = 0;
     for (_, size, path, _) in files {
         if total <= cap {

@@ -44,7 +44,7 @@ use super::error::RemoteError;
 use super::pointer::{
     ImageRef, JournalRef, Pointer, Unreferenced, DATA_DIR, IMAGE_DIR, JOURNAL_DIR, POINTER_OBJECT,
 };
-use super::{parallel, Remote, CONFIG_OBJECT, PARALLEL};
+use super::{parallel, Remote, PARALLEL};
 
 /// The default grace period before an unreferenced object is deleted: a
 /// reader that fetched an older pointer has this long to finish.
@@ -409,17 +409,4 @@ fn compress(from: &Path, to: &Path) -> Result<()> {
     let src = fs::File::open(from).map_err(|e| Error::store_read(from, e))?;
     let dst = durable::create_private_file(to).map_err(|e| Error::store_write(to, e))?;
     zstd::stream::copy_encode(src, dst, 3).map_err(|e| Error::store_write(to, e))
-}
-
-/// Unused but kept close: the objects a pointer needs (check, tests).
-pub fn referenced_objects(
-    remote: &Remote,
-    pointer: &Pointer,
-    packs: &[(PackId, u64)],
-) -> Vec<String> {
-    let mut v: Vec<String> = packs.iter().map(|(id, _)| remote.pack_object(id)).collect();
-    v.extend(pointer.journals.iter().map(|j| j.object.clone()));
-    v.push(pointer.image.object.clone());
-    v.push(CONFIG_OBJECT.to_string());
-    v
 }

@@ -368,7 +368,11 @@ pub const REMOTE_CRITICAL_LAG_NS: i64 = 24 * 3600 * 1_000_000_000;
 /// Remotes behind the store: beyond `max_age` a WARNING, beyond
 /// [`REMOTE_CRITICAL_LAG_NS`] CRITICAL; never pushed, a WARNING (CRITICAL
 /// after that long). The last push's error is quoted.
-pub(super) fn remotes(remotes: &[super::report::RemoteLag], opts: &StatusOptions, problems: &mut Vec<Problem>) {
+pub(super) fn remotes(
+    remotes: &[super::report::RemoteLag],
+    opts: &StatusOptions,
+    problems: &mut Vec<Problem>,
+) {
     for r in remotes {
         let lag = r.lag_ns(opts.now_ns);
         let why = r
@@ -379,22 +383,35 @@ pub(super) fn remotes(remotes: &[super::report::RemoteLag], opts: &StatusOptions
         let (level, what) = match r.last_push_ns {
             None if r.newest_local_ns.is_none() => continue,
             None => (
-                if lag > REMOTE_CRITICAL_LAG_NS { Level::Critical } else { Level::Warning },
+                if lag > REMOTE_CRITICAL_LAG_NS {
+                    Level::Critical
+                } else {
+                    Level::Warning
+                },
                 format!("remote {} ({}) was never pushed to{why}", r.name, r.url),
             ),
             Some(_) if lag > opts.max_age_ns => (
-                if lag > REMOTE_CRITICAL_LAG_NS { Level::Critical } else { Level::Warning },
+                if lag > REMOTE_CRITICAL_LAG_NS {
+                    Level::Critical
+                } else {
+                    Level::Warning
+                },
                 format!(
                     "remote {} ({}) lags {} behind the store (last push {}){why}",
                     r.name,
                     r.url,
                     human::duration(lag),
-                    r.last_push_ns.map(timespec::format_local).unwrap_or_default()
+                    r.last_push_ns
+                        .map(timespec::format_local)
+                        .unwrap_or_default()
                 ),
             ),
             Some(_) => continue,
         };
-        problems.push(Problem { level, message: what });
+        problems.push(Problem {
+            level,
+            message: what,
+        });
     }
 }
 

@@ -52,10 +52,10 @@ use crate::store::Store;
 use crate::walk;
 use crate::workspace::WorkspaceName;
 
+pub use assess::REMOTE_CRITICAL_LAG_NS;
 pub use assess::{GONE_AT_ONCE_PERCENT, GONE_WARN_NS};
 pub use fs_space::{FsSpace, MinFree, StoreSize};
 pub use prometheus::{prometheus_text, write_prometheus};
-pub use assess::REMOTE_CRITICAL_LAG_NS;
 pub use report::{
     HeldReason, HeldRetention, Level, Problem, RemoteLag, RunSkip, StatusOptions, StatusReport,
     WorkspaceState, WorkspaceStatus,
@@ -132,7 +132,10 @@ pub fn status(store: &Store, opts: &StatusOptions) -> Result<StatusReport> {
 
 /// The store's newest snapshot time.
 fn pinned_newest(store: &Store) -> Result<Option<i64>> {
-    Ok(store.catalog_for_reading()?.newest_snapshot()?.map(|(_, t)| t))
+    Ok(store
+        .catalog_for_reading()?
+        .newest_snapshot()?
+        .map(|(_, t)| t))
 }
 
 /// Each configured remote with what its last push recorded.

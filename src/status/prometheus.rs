@@ -208,7 +208,11 @@ pub fn prometheus_text(level: Level, report: Option<&StatusReport>, now_ns: i64)
         );
         for x in &r.remotes {
             if let Some(t) = x.last_push_ns {
-                p.sample("wsnap_remote_last_push_time_seconds", &[("remote", x.name.as_str())], secs(t));
+                p.sample(
+                    "wsnap_remote_last_push_time_seconds",
+                    &[("remote", x.name.as_str())],
+                    secs(t),
+                );
             }
         }
         p.metric(
@@ -217,7 +221,11 @@ pub fn prometheus_text(level: Level, report: Option<&StatusReport>, now_ns: i64)
             "How far each remote's newest snapshot is behind the store's.",
         );
         for x in &r.remotes {
-            p.sample("wsnap_remote_lag_seconds", &[("remote", x.name.as_str())], secs(x.lag_ns(now_ns)));
+            p.sample(
+                "wsnap_remote_lag_seconds",
+                &[("remote", x.name.as_str())],
+                secs(x.lag_ns(now_ns)),
+            );
         }
         p.metric(
             "wsnap_remote_push_failing",
