@@ -248,6 +248,9 @@ fn push_then_pull_and_restore_remote_give_every_snapshot_back_and_a_second_push_
         assert_trees_equal(&want, &got);
     }
     expect_code(store_cmd(&pulled).args(["check", "--read-data"]), 0);
+    // The pulled store is the same store: it may go on pushing.
+    let v = expect_code(store_cmd(&pulled).args(["push", "--json"]), 0).json();
+    assert_eq!(u(&v["uploaded"], "objects"), 1, "only the pointer: {v:#}");
     // check --remote reads and verifies everything.
     let out = expect_code(
         s.env
@@ -446,6 +449,7 @@ fn a_wrong_key_is_exit_3_before_anything_is_read_and_the_store_is_untouched() {
     // The store's own key replaced by another: push and restore refuse.
     let fingerprint = pack_fingerprint(&s.env.store);
     let listing = snapshots(&s.env.store);
+    fs::copy(s.key(), s.env.path("key-copy")).unwrap();
     fs::write(s.key(), format!("{}\n", "ab".repeat(32))).unwrap();
     let out = expect_code(s.env.cmd().args(["push"]), 3);
     assert!(out.stderr.contains("is not this remote's key"), "{out}");
@@ -468,6 +472,25 @@ fn a_wrong_key_is_exit_3_before_anything_is_read_and_the_store_is_untouched() {
     assert!(!s.env.path("x").exists());
     assert_eq!(pack_fingerprint(&s.env.store), fingerprint);
     assert_eq!(snapshots(&s.env.store), listing);
+    // Another store with the right key may not push over this copy.
+    fs::write(s.key(), fs::read(s.env.path("key-copy")).unwrap()).unwrap();
+    let other_store = s.env.path("other-store");
+    expect_code(store_cmd(&other_store).arg("init"), 0);
+    fs::create_dir_all(other_store.join("remotes")).unwrap();
+    let mut c = store_cmd(&other_store);
+    c.args(["remote", "add", "off", &s.url, "--key-file"])
+        .arg(s.env.path("key-copy"));
+    expect_code(&mut c, 0);
+    let mut c = store_cmd(&other_store);
+    c.args(["snapshot", "--root"]).arg(&s.env.root);
+    expect_code(&mut c, 0);
+    let out = expect_code(store_cmd(&other_store).arg("push"), 3);
+    assert!(
+        out.stderr.contains("holds the copy of another store") && out.stderr.contains("--force"),
+        "{out}"
+    );
+    expect_code(s.env.cmd().args(["check", "--remote", "off"]), 0);
+    expect_code(store_cmd(&other_store).args(["push", "--force"]), 0);
     // A key file that is no key: bad input.
     fs::write(s.key(), "not a key").unwrap();
     expect_code(s.env.cmd().args(["push"]), 2);
@@ -665,5 +688,37 @@ fn the_cron_line_snapshots_prunes_and_pushes_and_a_failed_push_fails_the_run_and
     assert!(
         text.contains("wsnap_remote_lag_seconds{remote=\"off\"}"),
         "{text}"
+    );
+}
+
+#[test]
+fn an_object_cut_short_on_the_remote_is_reported_and_sent_again_by_the_next_push() {
+    let s = Setup::new();
+    workload(&s.env);
+    s.env.snapshot(&[]);
+    s.add();
+    s.push(&[]);
+    let pack = s
+        .objects("data")
+        .into_iter()
+        .max_by_key(|p| fs::metadata(p).unwrap().len())
+        .unwrap();
+    let full = fs::metadata(&pack).unwrap().len();
+    let f = fs::OpenOptions::new().write(true).open(&pack).unwrap();
+    f.set_len(full / 2).unwrap();
+    drop(f);
+    let out = expect_code(s.env.cmd().args(["check", "--remote", "off"]), 3);
+    assert!(out.stdout.contains("bytes, expected"), "{out}");
+    let v = s.push(&[]);
+    assert!(
+        u(&v["uploaded"], "objects") >= 2,
+        "the pack and the pointer: {v:#}"
+    );
+    assert_eq!(fs::metadata(&pack).unwrap().len(), full);
+    expect_code(
+        s.env
+            .cmd()
+            .args(["check", "--remote", "off", "--read-data"]),
+        0,
     );
 }

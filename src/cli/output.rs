@@ -72,7 +72,9 @@ fn remote_hint(r: &wsnap::remote::RemoteError) -> &'static str {
              `wsnap push` uploads what the remote lacks"
         }
         R::Missing { .. } => ". The next `wsnap push` uploads what the remote lacks",
-        R::Empty { .. } => ". Run `wsnap push NAME` from the store first, or check the URL",
+        R::Empty { .. } => {
+            ". Check the URL, or run `wsnap push NAME` from the store whose copy it is to be"
+        }
         R::Credentials { .. } => {
             " (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; `wsnap remote add` saves them \
              for cron when they are set)"

@@ -195,7 +195,10 @@ pub fn push_report(
 ) -> Result<(PushReport, String, f64)> {
     let t0 = Instant::now();
     let cfg = remote::load(store.dir(), name)?;
-    let remote = match Remote::open(store.dir(), Some(&cfg.name)) {
+    // A push may start a remote afresh (a wiped bucket): `init_config`.
+    let opened = Remote::open_unchecked(store.dir(), Some(&cfg.name))
+        .and_then(|r| r.init_config().map(|_| r));
+    let remote = match opened {
         Ok(r) => r,
         Err(e) => {
             // Recorded for `status`, as a failed push.

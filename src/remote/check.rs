@@ -15,7 +15,7 @@ use crate::id::PackId;
 use crate::pack::format::{self, ExpectedRecord};
 use crate::progress::Progress;
 
-use super::object::{Header, SEGMENT_BYTES};
+use super::object::SEGMENT_BYTES;
 use super::pointer::{DATA_DIR, IMAGE_DIR, JOURNAL_DIR};
 use super::{parallel, Remote};
 
@@ -34,12 +34,7 @@ pub struct RemoteCheckReport {
 
 /// The sealed size of a plaintext of `len` bytes.
 fn sealed_len(len: u64) -> u64 {
-    Header {
-        segment_size: SEGMENT_BYTES,
-        plaintext_len: len,
-        nonce_base: [0; 16],
-    }
-    .object_len()
+    super::object::sealed_len(len, SEGMENT_BYTES)
 }
 
 /// Check `remote`; `read_data` reads `subset_percent` % of the packs

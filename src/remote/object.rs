@@ -224,6 +224,17 @@ impl<'k> Sealer<'k> {
     }
 }
 
+/// The size of an object holding `plaintext_len` bytes sealed in segments
+/// of `segment_size`.
+pub fn sealed_len(plaintext_len: u64, segment_size: u32) -> u64 {
+    Header {
+        segment_size,
+        plaintext_len,
+        nonce_base: [0; 16],
+    }
+    .object_len()
+}
+
 /// Seal a whole plaintext held in memory (small objects).
 pub fn seal(keys: &Keys, name: &str, plaintext: &[u8], segment_size: u32) -> Vec<u8> {
     let mut s = Sealer::new(keys, name, plaintext.len() as u64, segment_size);

@@ -41,6 +41,7 @@ use crate::timespec;
 
 use super::config::PushState;
 use super::error::RemoteError;
+use super::object::{sealed_len, SEGMENT_BYTES};
 use super::pointer::{
     ImageRef, JournalRef, Pointer, Unreferenced, DATA_DIR, IMAGE_DIR, JOURNAL_DIR, POINTER_OBJECT,
 };
@@ -183,6 +184,12 @@ fn push_locked(
         }
         durable::create_private_dir(&stage.join(JOURNAL_DIR))
             .map_err(|e| Error::store_write(&stage, e))?;
+        // Private before SQLite writes a byte into it (it holds every
+        // workspace's file names).
+        drop(
+            durable::create_private_file(&image_path)
+                .map_err(|e| Error::store_write(&image_path, e))?,
+        );
         store.catalog_for_reading()?.backup_to(&image_path)?;
         let mut staged = Vec::new();
         for j in journal::list(store.dir())? {
@@ -214,9 +221,10 @@ fn push_locked(
         .map(|(id, _)| remote.pack_object(id))
         .collect();
     let mut skipped = Count::default();
-    for o in &referenced {
-        if let Some(&n) = initial.get(o) {
-            skipped.add(n);
+    for (id, size) in &needed {
+        let want = sealed_len(*size, SEGMENT_BYTES);
+        if initial.get(&remote.pack_object(id)) == Some(&want) {
+            skipped.add(want);
         }
     }
     let mut journals = Vec::new();
@@ -350,12 +358,21 @@ fn upload_packs(
     progress: &Progress,
     required: bool,
 ) -> Result<()> {
+    // Missing, or not the size its pack makes (cut short on a remote
+    // without atomic writes): sent (again).
     let todo: Vec<(PackId, String)> = {
         let p = present.lock().expect("poisoned");
         packs
             .iter()
-            .map(|(id, _)| (*id, remote.pack_object(id)))
-            .filter(|(_, o)| !p.contains_key(o))
+            .map(|(id, size)| {
+                (
+                    *id,
+                    remote.pack_object(id),
+                    sealed_len(*size, SEGMENT_BYTES),
+                )
+            })
+            .filter(|(_, o, want)| p.get(o) != Some(want))
+            .map(|(id, o, _)| (id, o))
             .collect()
     };
     let done = AtomicU64::new(0);
@@ -384,9 +401,12 @@ fn put_if_missing(
     skipped: &mut Count,
 ) -> Result<()> {
     let there = present.lock().expect("poisoned").get(object).copied();
+    let len = fs::metadata(path)
+        .map_err(|e| Error::store_read(path, e))?
+        .len();
     match there {
-        Some(n) => skipped.add(n),
-        None => {
+        Some(n) if n == sealed_len(len, SEGMENT_BYTES) => skipped.add(n),
+        _ => {
             let n = remote.upload_file(object, path)?;
             present
                 .lock()
