@@ -722,3 +722,126 @@ fn an_object_cut_short_on_the_remote_is_reported_and_sent_again_by_the_next_push
         0,
     );
 }
+
+#[test]
+fn an_s3_remote_without_credentials_or_reachable_endpoint_is_exit_69_and_nothing_is_saved() {
+    let env = TestEnv::new();
+    // A port nothing listens on (bound, then closed).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let add = |creds: bool| {
+        let mut c = env.std_cmd();
+        c.args([
+            "remote",
+            "add",
+            "s3",
+            "s3://bucket/prefix",
+            "--endpoint",
+            &endpoint,
+            "--region",
+            "garage",
+            "--generate-key",
+        ]);
+        for v in [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+        ] {
+            c.env_remove(v);
+        }
+        if creds {
+            c.env("AWS_ACCESS_KEY_ID", "GKtest")
+                .env("AWS_SECRET_ACCESS_KEY", "not-a-real-secret-0123456789");
+        }
+        run(&mut with_timeout(c))
+    };
+    let out = add(false);
+    assert_eq!(out.code, 69, "{out}");
+    assert!(out.stderr.contains("credentials"), "{out}");
+    let t0 = std::time::Instant::now();
+    let out = add(true);
+    assert_eq!(out.code, 69, "{out}");
+    assert!(out.stderr.contains("unreachable"), "{out}");
+    assert!(
+        !out.stderr.contains("not-a-real-secret"),
+        "a secret in a message: {out}"
+    );
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(60),
+        "retries took {:?}",
+        t0.elapsed()
+    );
+    assert!(!env.store.join("remotes/s3.json").exists());
+    assert!(!env.store.join("remotes/s3.credentials").exists());
+}
+
+#[test]
+fn a_push_killed_at_random_moments_leaves_the_remote_restorable_and_the_next_push_cleans_up() {
+    let s = Setup::new();
+    workload(&s.env);
+    let a = s.env.ws("alice", "thesis");
+    s.env.snapshot(&[]);
+    s.add();
+    let reader = s.reader("reader");
+    for round in 0..5u64 {
+        write_file(
+            &a.join(format!("r{round}.bin")),
+            &random_bytes(500 + round, 2 * MIB),
+            0o600,
+            hour_ago_ns(),
+        );
+        s.env.snapshot(&["--prune", "--keep-last", "2"]);
+        let mut c = s.env.std_cmd();
+        c.arg("push");
+        let mut child = c.spawn().unwrap();
+        // 0–400 ms in: anywhere from listing to deletions.
+        let ms = u64::from_le_bytes(
+            blake3::hash(&round.to_le_bytes()).as_bytes()[..8]
+                .try_into()
+                .unwrap(),
+        ) % 400;
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        if s.remote_dir.join("latest").exists() {
+            let to = s.env.path(format!("kill-{round}"));
+            let out = expect_code(
+                store_cmd(&reader)
+                    .args([
+                        "restore",
+                        "--remote",
+                        "off",
+                        "alice/thesis",
+                        "--at",
+                        "latest",
+                        "--json",
+                        "--to",
+                    ])
+                    .arg(&to),
+                0,
+            );
+            let id = out.json()["snapshot"]["id"].as_str().unwrap().to_string();
+            let want = restore_from(
+                &s.env.store,
+                &s.env,
+                "alice/thesis",
+                &id,
+                &[],
+                &format!("k{round}"),
+            );
+            assert_trees_equal(&want, &to);
+        }
+    }
+    s.push(&[("WSNAP_REMOTE_GRACE", "0s")]);
+    assert_eq!(s.objects("data").len(), pack_count(&s.env.store));
+    expect_code(
+        s.env
+            .cmd()
+            .args(["check", "--remote", "off", "--read-data"]),
+        0,
+    );
+}
