@@ -845,3 +845,67 @@ fn a_push_killed_at_random_moments_leaves_the_remote_restorable_and_the_next_pus
         0,
     );
 }
+
+#[test]
+fn the_restore_cache_is_bounded_and_a_check_can_read_a_random_subset() {
+    let s = Setup::new();
+    workload(&s.env);
+    s.env.snapshot(&[]);
+    s.add();
+    s.push(&[]);
+    let reader = s.reader("reader");
+    let restore = |tag: &str, cap: &str| {
+        let mut c = bare_std_cmd();
+        c.arg("--store")
+            .arg(&reader)
+            .env("WSNAP_REMOTE_CACHE_BYTES", cap);
+        c.args([
+            "restore",
+            "--remote",
+            "off",
+            "alice/thesis",
+            "--at",
+            "latest",
+            "--json",
+            "--to",
+        ])
+        .arg(s.env.path(tag));
+        expect_code(&mut with_timeout(c), 0).json()
+    };
+    let first = restore("a", "100000000000");
+    assert!(u(&first, "packs_fetched") >= 1, "{first:#}");
+    assert_eq!(first["image_fetched"], true);
+    // Everything is cached: nothing fetched again, the image reused.
+    let second = restore("b", "100000000000");
+    assert_eq!(u(&second, "packs_fetched"), 0, "{second:#}");
+    assert_eq!(second["image_fetched"], false);
+    // A cap of 1 byte: the cache is emptied after the restore.
+    let third = restore("c", "1");
+    assert!(u(&third, "cache_evicted") >= 1, "{third:#}");
+    assert!(pack_files(&reader.join("cache/off")).is_empty());
+    assert_trees_equal(&s.env.path("a"), &s.env.path("c"));
+    let v = expect_code(
+        s.env.cmd().args([
+            "check",
+            "--remote",
+            "off",
+            "--read-data",
+            "--subset",
+            "50",
+            "--json",
+        ]),
+        0,
+    )
+    .json();
+    let packs = pack_count(&s.env.store) as u64;
+    assert!(
+        u(&v, "packs_read") >= 1 && u(&v, "packs_read") <= packs.div_ceil(2),
+        "{v:#}"
+    );
+    expect_code(
+        s.env
+            .cmd()
+            .args(["check", "--remote", "off", "--subset", "50"]),
+        2,
+    );
+}
