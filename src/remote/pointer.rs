@@ -211,4 +211,24 @@ mod tests {
         assert_eq!(Pointer::decode(text.as_bytes()), Err(Some(7)));
         assert_eq!(Pointer::decode(b"{}"), Err(None));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_decode_without_panicking(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
+            if let Ok(p) = Pointer::decode(&bytes) {
+                proptest::prop_assert_eq!(Pointer::decode(&p.encode()), Ok(p));
+            }
+            let _ = crate::remote::object::Header::decode(&bytes);
+        }
+
+        #[test]
+        fn a_pointer_with_one_byte_changed_decodes_or_is_refused(at in 0usize..2000, b in proptest::prelude::any::<u8>()) {
+            let mut bytes = sample().encode();
+            let i = at % bytes.len();
+            bytes[i] = b;
+            if let Ok(p) = Pointer::decode(&bytes) {
+                proptest::prop_assert_eq!(Pointer::decode(&p.encode()), Ok(p));
+            }
+        }
+    }
 }
