@@ -47,15 +47,17 @@ fn require_empty(dir: &Path) -> Result<()> {
     for e in rd {
         let e = e.map_err(|e| Error::store_read(dir, e))?;
         if !layout::is_remote_entry(&e.file_name()) {
-            return Err(Error::Target {
-                path: dir.to_path_buf(),
-                reason: format!(
-                    "a pull needs an empty or absent store directory, and this one holds {}",
+            return Err(Error::invalid(
+                "pull target",
+                format!(
+                    "{}: a pull needs an empty or absent store directory (it may hold the \
+                     remote's configuration), and this one holds {}",
+                    crate::escape::path(dir),
                     crate::escape::escape(std::os::unix::ffi::OsStrExt::as_bytes(
                         e.file_name().as_os_str()
                     ))
                 ),
-            });
+            ));
         }
     }
     Ok(())
