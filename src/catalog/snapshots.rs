@@ -6,9 +6,10 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::blobs::{complete_refs, index_trees, PendingTree, TreeRefs};
 use super::runs::insert_run;
+use super::schema::OLDEST_READABLE;
 use super::workspaces::ensure_workspace;
 use super::{i64_of, sql_err, Catalog, FORMAT_VERSION};
-use crate::error::{Error, Result};
+use crate::error::{Error, Format, Location, Missing, Object, Problem, Result};
 use crate::id::{Id, SnapshotId, TreeId};
 use crate::model::{RunRow, SnapshotRow, SnapshotStats};
 use crate::workspace::WorkspaceName;
@@ -53,10 +54,13 @@ impl Catalog {
         run: Option<&RunRow>,
     ) -> Result<()> {
         if self.version != FORMAT_VERSION {
-            return Err(Error::corrupt(format!(
-                "catalog is version {}; take the writer lock to upgrade it first",
-                self.version
-            )));
+            // Readable, but a writer upgrades it before anything is added.
+            return Err(Error::UnsupportedFormat {
+                what: Format::Catalog,
+                found: self.version,
+                supported: OLDEST_READABLE..=FORMAT_VERSION,
+                location: Location::File(self.path.clone()),
+            });
         }
         let path = self.path.clone();
         let e = sql_err(&path);
@@ -73,8 +77,11 @@ impl Catalog {
                 )
                 .optional()
                 .map_err(&e)?;
-            let root = root
-                .ok_or_else(|| Error::corrupt(format!("root tree {} is not stored", row.root)))?;
+            let root = root.ok_or_else(|| {
+                Error::corrupt(Problem::NotStored)
+                    .within(Object::Tree(row.root))
+                    .within(Object::Snapshot(row.id))
+            })?;
             insert_snapshot(&tx, row, ws, root, journal).map_err(&e)?;
             let snap = tx.last_insert_rowid();
             let mut ins = tx
@@ -216,7 +223,7 @@ impl Catalog {
     pub(crate) fn snapshot_by_row(&self, row: i64) -> Result<SnapshotRow> {
         self.select_snapshots("WHERE s.id = ?1", params![row])?
             .pop()
-            .ok_or_else(|| Error::NotFound(format!("snapshot row {row}")))
+            .ok_or(Error::NotFound(Missing::SnapshotRow(row)))
     }
 
     /// Skip list of a snapshot.
