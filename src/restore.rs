@@ -278,7 +278,7 @@ fn make_dir(ctx: &Ctx<'_>, e: &Entry, dir: &Dir, rel: &[u8]) -> Result<(Dir, Opt
         Tree::decode(&raw).map_err(|error| Unreadable {
             kind: BlobKind::Tree,
             id: tree.0,
-            error,
+            error: Box::new(error),
         })
     });
     match listing {
@@ -406,7 +406,7 @@ fn restore_entry(ctx: &Ctx<'_>, e: &Entry, dir: &Dir, rel: &[u8], depth: usize) 
 struct Unreadable {
     kind: BlobKind,
     id: Id,
-    error: Error,
+    error: Box<Error>,
 }
 
 impl std::fmt::Display for Unreadable {
@@ -457,7 +457,7 @@ fn for_each_chunk(
                 let chunks = chunklist::decode(&bytes).map_err(|error| Unreadable {
                     kind: BlobKind::ChunkList,
                     id: l.0,
-                    error,
+                    error: Box::new(error),
                 })?;
                 if let Err(e) = feed(&chunks)? {
                     return Ok(Err(e));
@@ -505,7 +505,7 @@ impl Ctx<'_> {
             .map_err(|error| Unreadable {
                 kind,
                 id: *id,
-                error,
+                error: Box::new(error),
             })
     }
 

@@ -439,7 +439,7 @@ pub(super) fn insert_snapshot(
 #[cfg(test)]
 mod tests {
     use super::super::testing::{add_chunks, blob, commit, new_catalog, snapshot_of, ws};
-    use crate::error::ErrorKind;
+    use crate::error::{Error, ErrorKind, Object, Problem};
 
     #[test]
     fn snapshots_are_listed_per_workspace_oldest_first() {
@@ -535,6 +535,14 @@ mod tests {
             .commit_snapshot(std::slice::from_ref(&tree), &dangling, &[], "test.wsj")
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Store, "{err}");
+        // What the writer takes for a refusal (`snapshot/writer.rs`).
+        match &err {
+            Error::Corrupt {
+                at,
+                problem: Problem::NotStored,
+            } => assert_eq!(at, &[Object::Blob(tree.id), Object::Blob(missing)]),
+            e => panic!("{e:?}"),
+        }
         assert!(!cat.has_blob(&tree.id).unwrap(), "the tree was not indexed");
         assert_eq!(cat.snapshots(Some(&a)).unwrap(), [row]);
         assert_eq!(cat.snapshot_count().unwrap(), 1);

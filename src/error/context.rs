@@ -16,7 +16,7 @@ fn esc(p: &std::path::Path) -> String {
     escape::path(p)
 }
 
-/// Which versioned structure [`Error::UnsupportedFormat`] is about.
+/// Which versioned structure [`Error::UnsupportedFormat`](super::Error::UnsupportedFormat) is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Format {
@@ -102,7 +102,8 @@ pub enum Object {
     Journal(PathBuf),
     /// A snapshot: its journal record or its catalog row.
     Snapshot(SnapshotId),
-    /// The catalog's contents (SQLite's own errors are [`Error::Catalog`]).
+    /// The catalog's contents (SQLite's own errors are
+    /// [`Error::Catalog`](super::Error::Catalog)).
     Catalog,
     /// One `meta` value of the catalog.
     CatalogMeta(String),
@@ -254,7 +255,7 @@ pub(super) fn damage(at: &[Object], problem: &Problem) -> String {
     s
 }
 
-/// What [`Error::NotFound`] did not find.
+/// What [`Error::NotFound`](super::Error::NotFound) did not find.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Missing {
@@ -351,5 +352,152 @@ impl fmt::Display for Missing {
             ),
             Missing::SnapshotRow(row) => write!(f, "no snapshot at catalog row {row}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Error;
+    use super::*;
+
+    fn ws() -> WorkspaceName {
+        WorkspaceName::new(b"alice", b"thesis").unwrap()
+    }
+
+    /// The texts of before the variants were typed (tests and admins grep
+    /// for them).
+    #[test]
+    fn missing_reads_as_before() {
+        let id = SnapshotId(Id::of(b"s"));
+        let short = id.0.short();
+        let cases = [
+            (
+                Missing::Snapshots(ws()),
+                "no snapshots of workspace alice/thesis in this store (see `wsnap list`)"
+                    .to_string(),
+            ),
+            (
+                Missing::SnapshotAt {
+                    workspace: ws(),
+                    at_ns: 0,
+                    oldest: (5_000_000_000, id),
+                },
+                format!(
+                    "no snapshot of alice/thesis at or before {}; the oldest is {} ({short})",
+                    crate::human::local_time(0),
+                    crate::human::local_time(5_000_000_000)
+                ),
+            ),
+            (
+                Missing::SnapshotId {
+                    prefix: "ffff".into(),
+                    workspace: Some(ws()),
+                },
+                "no snapshot of alice/thesis has id ffff".into(),
+            ),
+            (
+                Missing::SnapshotId {
+                    prefix: "ffff".into(),
+                    workspace: None,
+                },
+                "no snapshot has id ffff".into(),
+            ),
+            (
+                Missing::Path {
+                    workspace: ws(),
+                    snapshot: id,
+                    path: b"a/\x1bb".to_vec(),
+                },
+                format!("a/\\x1bb not found in snapshot {short} of alice/thesis"),
+            ),
+            (
+                Missing::NotADirectory {
+                    path: b"a/b/c".to_vec(),
+                    component: b"b".to_vec(),
+                },
+                "a/b/c: b is not a directory".into(),
+            ),
+            (
+                Missing::History {
+                    workspace: Some(ws()),
+                    path: b"src/x.py".to_vec(),
+                },
+                "src/x.py is in no snapshot of alice/thesis (see `wsnap ls`)".into(),
+            ),
+            (
+                Missing::Forgotten {
+                    snapshot: id,
+                    workspace: Some(ws()),
+                },
+                format!("snapshot {short} of alice/thesis was forgotten meanwhile"),
+            ),
+        ];
+        for (m, text) in cases {
+            assert_eq!(Error::NotFound(m).to_string(), text);
+        }
+    }
+
+    #[test]
+    fn damage_names_its_places_outside_in_and_check_drops_the_advice() {
+        let (blob, found) = (Id::of(b"b"), Id::of(b"c"));
+        let e = Error::corrupt(Problem::HashMismatch {
+            expected: blob,
+            found,
+        })
+        .within(Object::Chunk(ChunkId(blob)))
+        .within(Object::Record { offset: 64 })
+        .within(Object::PackFile("/s/packs/ab/p.pack".into()));
+        let detail = format!(
+            "pack /s/packs/ab/p.pack: record at offset 64: chunk {blob}: hashes to {found}"
+        );
+        assert_eq!(e.detail(), detail);
+        assert_eq!(
+            e.to_string(),
+            format!("store data is corrupt: {detail}. Run `wsnap check` to see what it affects")
+        );
+        // Anything but damage keeps its places to itself.
+        let e = Error::invalid("id", "x").within(Object::Catalog);
+        assert_eq!(e.to_string(), "invalid id: x");
+    }
+
+    #[test]
+    fn an_unsupported_format_says_which_way_it_differs() {
+        let at = |found, supported| {
+            Error::UnsupportedFormat {
+                what: Format::Catalog,
+                found,
+                supported,
+                location: Location::File("/s/catalog.sqlite".into()),
+            }
+            .detail()
+        };
+        let newer = at(3, 1..=2);
+        assert!(newer.starts_with("catalog /s/catalog.sqlite has format version 3; this wsnap reads versions 1 to 2: it was written by a newer wsnap (upgrade wsnap to read it), or it is damaged"), "{newer}");
+        assert!(at(0, 1..=2).contains("older than any version this wsnap can upgrade"));
+        assert!(at(1, 1..=2).contains("writes only version 2"));
+        // Blobs too: a tree or chunk list of a newer wsnap.
+        let mut tree = crate::tree::Tree::default().encode();
+        tree[4] = 2;
+        let id = TreeId(Id::of(&tree));
+        let e = crate::tree::Tree::decode(&tree)
+            .unwrap_err()
+            .within(Object::Tree(id));
+        assert_eq!(e.kind(), super::super::ErrorKind::Store);
+        assert!(
+            e.to_string().starts_with(&format!(
+                "tree {id} has format version 2; this wsnap reads version 1"
+            )),
+            "{e}"
+        );
+        let mut list = crate::chunklist::split(&[ChunkId(id.0)]).remove(0).bytes;
+        list[4] = 9;
+        assert!(matches!(
+            crate::chunklist::decode(&list),
+            Err(Error::UnsupportedFormat {
+                what: Format::ChunkList,
+                found: 9,
+                ..
+            })
+        ));
     }
 }

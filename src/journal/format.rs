@@ -298,6 +298,33 @@ mod tests {
         }
     }
 
+    /// A header of a newer journal version: whether its checksum is laid
+    /// out as ours (recomputed) or not (left as it was).
+    #[test]
+    fn a_journal_of_another_version_is_unsupported_not_damaged() {
+        for recompute in [true, false] {
+            let mut bytes = encode_header(&StoreParams::DEFAULT);
+            bytes[4] = JOURNAL_VERSION + 1;
+            if recompute {
+                let check = blake3::hash(&bytes[..HEADER_BYTES - CHECK_BYTES]);
+                bytes[HEADER_BYTES - CHECK_BYTES..]
+                    .copy_from_slice(&check.as_bytes()[..CHECK_BYTES]);
+            }
+            bytes.extend_from_slice(&encode_record(&row(b"a", b"b", 5, [1; 32], 3)));
+            let d = decode(&bytes);
+            assert!(d.params.is_none() && d.records.is_empty());
+            match d.damage {
+                Some(Error::UnsupportedFormat {
+                    what: Format::Journal,
+                    found: 2,
+                    supported,
+                    location: Location::Unknown,
+                }) => assert_eq!(supported, 1..=1),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
     #[test]
     fn torn_tail_and_flipped_byte() {
         let rows = [

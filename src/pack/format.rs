@@ -546,6 +546,44 @@ mod tests {
     }
 
     #[test]
+    fn a_pack_of_another_version_is_unsupported_not_corrupt() {
+        let mut pack = encode_pack_header().to_vec();
+        pack[8..12].copy_from_slice(&(PACK_VERSION + 1).to_le_bytes());
+        let e = decode_pack_header(&pack).unwrap_err();
+        assert!(
+            matches!(&e, Error::UnsupportedFormat { what: Format::Pack, found: 2, supported, location: Location::Unknown }
+                if *supported == (1..=1)),
+            "{e:?}"
+        );
+        // Where it is read whole, the caller says which file it is.
+        pack.extend(
+            Footer {
+                record_count: 0,
+                pack_id: PackId(Id::of(&pack)),
+            }
+            .encode(),
+        );
+        let path = std::path::PathBuf::from("/s/packs/ab/x.pack");
+        let e = scan(&pack)
+            .unwrap_err()
+            .within(Object::PackFile(path.clone()));
+        assert!(
+            matches!(&e, Error::UnsupportedFormat { location: Location::File(p), .. } if *p == path)
+        );
+        let m = e.to_string();
+        assert!(
+            m.starts_with(
+                "pack /s/packs/ab/x.pack has format version 2; this wsnap reads version 1"
+            ),
+            "{m}"
+        );
+        assert!(
+            m.contains("newer wsnap") && !m.contains("corrupt") && !m.contains("check"),
+            "{m}"
+        );
+    }
+
+    #[test]
     fn flipped_header_bit_is_detected() {
         let h = RecordHeader {
             kind: BlobKind::Tree,
