@@ -189,12 +189,9 @@ pub fn now_ns() -> i64 {
     Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
 }
 
-/// `YYYY-mm-dd HH:MM:SS` in local time.
+/// `YYYY-mm-dd HH:MM:SS` in local time ([`crate::human::local_time`]).
 pub fn format_local(ns: i64) -> String {
-    Local
-        .timestamp_nanos(ns)
-        .format("%Y-%m-%d %H:%M:%S")
-        .to_string()
+    crate::human::local_time(ns)
 }
 
 /// `YYYY-mm-dd HH:MM:SS +01:00` in local time: the offset tells apart the

@@ -419,7 +419,7 @@ impl Which {
 }
 
 pub fn workspace(s: &OsString) -> Result<WorkspaceName> {
-    WorkspaceName::parse(s)
+    Ok(WorkspaceName::parse(s)?)
 }
 
 pub fn path_bytes(p: &Option<OsString>) -> Option<Vec<u8>> {
