@@ -102,7 +102,7 @@ pub fn join_rel(dir: &[u8], name: &[u8]) -> Vec<u8> {
 }
 
 /// Check a name read from the store (a tree entry's) before it is joined
-/// to a path ([`check_name`]); a bad one is corrupt data.
+/// to a path (`workspace::check_name`); a bad one is corrupt data.
 pub fn validate_name(name: &[u8]) -> Result<()> {
     check_name(name).map_err(|why| {
         Error::corrupt(Problem::BadName {

@@ -9,8 +9,8 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use wsnap::diff::{self, Change, ChangeKind, DiffSummary, EntryState};
-use wsnap::error::Missing;
 use wsnap::escape::Escaped;
+use wsnap::Missing;
 use wsnap::PinnedCatalog;
 use wsnap::{select, timespec, Error, Result, Store};
 

@@ -5,10 +5,10 @@ use std::ffi::OsString;
 use std::io::{self, Write};
 use std::path::Path;
 
-use wsnap::error::Missing;
 use wsnap::escape::Escaped;
 use wsnap::select;
 use wsnap::EntryKind;
+use wsnap::Missing;
 use wsnap::{timespec, Error, Result, Store};
 
 use super::args::{self, Which};
