@@ -18,7 +18,7 @@ use std::path::PathBuf;
 
 use crate::catalog::Catalog;
 use crate::chunklist;
-use crate::error::Result;
+use crate::error::{Error, Object, Result};
 use crate::escape::{self, Escaped};
 use crate::id::{Id, SnapshotId};
 use crate::journal;
@@ -56,7 +56,7 @@ pub struct CheckReport {
 /// file holding them stores them again) and the snapshots reaching them are
 /// marked damaged (never a stat-cache parent; whole again once their data
 /// is stored again, see `heal.rs`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Recorded {
     Done {
         blobs_unindexed: u64,
@@ -64,7 +64,7 @@ pub enum Recorded {
     },
     /// The writer lock could not be taken (another run, a read-only store):
     /// nothing recorded; run `check --read-data` again.
-    NotRecorded(String),
+    NotRecorded(Error),
 }
 
 /// Check `store`.
@@ -102,7 +102,7 @@ fn record(store: &Store, blobs: &[Id], snapshots: &[SnapshotId]) -> Recorded {
             blobs_unindexed: n,
             snapshots_marked: snapshots.len() as u64,
         },
-        Err(e) => Recorded::NotRecorded(e.to_string()),
+        Err(e) => Recorded::NotRecorded(e),
     }
 }
 
@@ -183,7 +183,7 @@ fn check_pinned(store: &Store, read_data: bool, progress: &Progress) -> Result<C
             };
             report.bytes_read += bytes.len() as u64;
             if let Err(e) = pack::scan(&bytes) {
-                problems.push(format!("pack {}: {}", escape::path(&path), e.detail()));
+                problems.push(e.within(Object::PackFile(path.clone())).detail());
             }
             for (offset, expected) in records {
                 match check_record(&bytes, offset, &expected) {
@@ -198,11 +198,9 @@ fn check_pinned(store: &Store, read_data: bool, progress: &Progress) -> Result<C
             for (offset, expected) in records {
                 match store.packs().read_header(pack, offset) {
                     Ok(h) if h.agrees_with(&expected) => {}
-                    Ok(_) => {
-                        damaged.insert(
-                            expected.id,
-                            format!("record at offset {offset} does not match the catalog"),
-                        );
+                    Ok(h) => {
+                        let e = expected.unlike(&h).within(Object::Record { offset });
+                        damaged.insert(expected.id, e.detail());
                     }
                     Err(e) => {
                         damaged.insert(expected.id, e.detail());
@@ -320,8 +318,8 @@ fn check_journals(store: &Store, cat: &Catalog) -> Result<Vec<String>> {
         // Records a writer is about to commit, or a gc is about to drop.
         let open = name.ends_with(".open") || pending.contains(&name);
         let d = journal::read(&path)?;
-        if let Some(why) = &d.damage {
-            problems.push(format!("journal {}: {why}", escape::path(&path)));
+        if let Some(e) = &d.damage {
+            problems.push(e.detail());
         } else if d.torn_tail && !open {
             problems.push(format!("journal {}: cut short", escape::path(&path)));
         }

@@ -11,7 +11,7 @@
 //! Encoding, version 1: `"WCLS" u8:version=1 u32:count chunk_id[32]*count`.
 
 use crate::codec::{Reader, Writer};
-use crate::error::Result;
+use crate::error::{Error, Format, Location, Result};
 use crate::id::{ChunkId, Id, ListId};
 
 const MAGIC: &[u8; 4] = b"WCLS";
@@ -68,11 +68,16 @@ pub fn encode(ids: &[ChunkId]) -> EncodedList {
 pub fn decode(bytes: &[u8]) -> Result<Vec<ChunkId>> {
     let mut r = Reader::new(bytes, "chunk list");
     if r.take(4)? != MAGIC {
-        return Err(r.error("bad magic"));
+        return Err(r.bad_magic());
     }
     let version = r.u8()?;
     if version != LIST_VERSION {
-        return Err(r.error(format!("unknown chunk list version {version}")));
+        return Err(Error::UnsupportedFormat {
+            what: Format::ChunkList,
+            found: i64::from(version),
+            supported: i64::from(LIST_VERSION)..=i64::from(LIST_VERSION),
+            location: Location::Unknown,
+        });
     }
     let n = r.u32()? as usize;
     if n == 0 || n > MAX_IDS || n > r.remaining() / 32 {

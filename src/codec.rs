@@ -1,9 +1,11 @@
 //! Little-endian byte encoding primitives shared by every on-disk format.
 //!
 //! [`Reader`] never panics: every read is bounds-checked and a short or
-//! malformed input becomes [`Error::Corrupt`] naming what was being decoded.
+//! malformed input becomes [`Error::Corrupt`] naming what was being decoded
+//! and where ([`Problem::Truncated`], [`Problem::TrailingBytes`],
+//! [`Problem::Malformed`]); the caller adds which object it was.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Problem, Result};
 use crate::id::Id;
 
 /// Appends fixed-width little-endian fields to a buffer.
@@ -60,12 +62,12 @@ impl<'a> Reader<'a> {
 
     pub fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         if n > self.remaining() {
-            return Err(Error::corrupt(format!(
-                "{} truncated: need {n} bytes at offset {}, have {}",
-                self.what,
-                self.pos,
-                self.remaining()
-            )));
+            return Err(Error::corrupt(Problem::Truncated {
+                what: self.what,
+                offset: self.pos as u64,
+                need: n as u64,
+                have: self.remaining() as u64,
+            }));
         }
         let s = &self.buf[self.pos..self.pos + n];
         self.pos += n;
@@ -103,15 +105,24 @@ impl<'a> Reader<'a> {
         if self.remaining() == 0 {
             Ok(())
         } else {
-            Err(Error::corrupt(format!(
-                "{} has {} trailing bytes",
-                self.what,
-                self.remaining()
-            )))
+            Err(Error::corrupt(Problem::TrailingBytes {
+                what: self.what,
+                count: self.remaining() as u64,
+            }))
         }
     }
 
+    /// A field just read that the decoder rejects.
     pub fn error(&self, detail: impl std::fmt::Display) -> Error {
-        Error::corrupt(format!("{} at offset {}: {detail}", self.what, self.pos))
+        Error::corrupt(Problem::Malformed {
+            what: self.what,
+            offset: self.pos as u64,
+            detail: detail.to_string(),
+        })
+    }
+
+    /// The structure does not start with its magic bytes.
+    pub fn bad_magic(&self) -> Error {
+        Error::corrupt(Problem::BadMagic { what: self.what })
     }
 }

@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 
 use crate::catalog::Catalog;
-use crate::error::{Error, Result};
+use crate::error::{Error, Missing, Result};
 use crate::id::TreeId;
 use crate::model::SnapshotRow;
 use crate::select::{split_path, Selector};
@@ -389,13 +389,10 @@ pub fn log(
         prev = entry;
     }
     if events.is_empty() {
-        return Err(Error::NotFound(format!(
-            "{} is in no snapshot of {} (see `wsnap ls`)",
-            crate::escape::Escaped(path),
-            snaps
-                .first()
-                .map_or_else(String::new, |s| s.workspace.to_string())
-        )));
+        return Err(Error::NotFound(Missing::History {
+            workspace: snaps.first().map(|s| s.workspace.clone()),
+            path: path.to_vec(),
+        }));
     }
     Ok((events, trees.reads))
 }

@@ -1,6 +1,8 @@
-//! Sizes and durations as people read them (`1.5 KiB`, `2h 5m`): the one
-//! formatter for the library's messages (`status`) and every command's
-//! output.
+//! Sizes, durations and times as people read them (`1.5 KiB`, `2h 5m`,
+//! `2026-11-27 03:05:00`): the one formatter for the library's messages
+//! (`status`, errors) and every command's output.
+
+use chrono::{Local, TimeZone};
 
 /// `1.5 KiB`-style sizes, as every command prints them.
 pub fn size(bytes: u64) -> String {
@@ -21,6 +23,14 @@ pub fn size(bytes: u64) -> String {
 pub fn duration(ns: i64) -> String {
     let secs = (ns.max(0) / 1_000_000_000) as u64;
     humantime::format_duration(std::time::Duration::from_secs(secs)).to_string()
+}
+
+/// `YYYY-mm-dd HH:MM:SS` in local time, from nanoseconds since the epoch.
+pub fn local_time(ns: i64) -> String {
+    Local
+        .timestamp_nanos(ns)
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
 }
 
 #[cfg(test)]

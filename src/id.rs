@@ -6,8 +6,6 @@
 
 use std::fmt;
 
-use crate::error::{Error, Result};
-
 /// A BLAKE3-256 digest.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Id(pub [u8; 32]);
@@ -34,10 +32,14 @@ impl Id {
     }
 
     /// Parse 64 hex digits.
-    pub fn from_hex(s: &str) -> Result<Id> {
+    pub fn from_hex(s: &str) -> Result<Id, BadHex> {
         let bytes = s.as_bytes();
+        let bad = |digits| BadHex {
+            given: s.to_string(),
+            digits,
+        };
         if bytes.len() != 64 {
-            return Err(Error::invalid("id", format!("{s:?} is not 64 hex digits")));
+            return Err(bad(false));
         }
         let mut out = [0u8; 32];
         for (i, pair) in bytes.chunks_exact(2).enumerate() {
@@ -45,32 +47,65 @@ impl Id {
             let lo = hex_val(pair[1]);
             match (hi, lo) {
                 (Some(h), Some(l)) => out[i] = (h << 4) | l,
-                _ => return Err(Error::invalid("id", format!("{s:?} is not hex"))),
+                _ => return Err(bad(true)),
             }
         }
         Ok(Id(out))
     }
 
     /// Build from a 32-byte slice (catalog column).
-    pub fn from_slice(b: &[u8]) -> Result<Id> {
+    pub fn from_slice(b: &[u8]) -> Result<Id, BadLength> {
         <[u8; 32]>::try_from(b)
             .map(Id)
-            .map_err(|_| Error::corrupt(format!("id of {} bytes, expected 32", b.len())))
+            .map_err(|_| BadLength { len: b.len() })
     }
 
     /// Check that `bytes` hash to this id.
-    pub fn verify(&self, bytes: &[u8]) -> Result<()> {
-        let actual = Id::of(bytes);
-        if actual == *self {
+    pub fn verify(&self, bytes: &[u8]) -> Result<(), HashMismatch> {
+        let found = Id::of(bytes);
+        if found == *self {
             Ok(())
         } else {
-            Err(Error::corrupt(format!(
-                "blob {} hashes to {}",
-                self.to_hex(),
-                actual.to_hex()
-            )))
+            Err(HashMismatch {
+                expected: *self,
+                found,
+            })
         }
     }
+}
+
+// The errors of this module are its own (it sits below `error`, whose
+// variants carry ids); `error.rs` turns each into an `Error` (`From`), so
+// `?` works wherever a `crate::Result` is returned.
+
+/// A string that is not an id ([`Id::from_hex`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadHex {
+    pub given: String,
+    /// 64 characters, but not all hex digits.
+    pub digits: bool,
+}
+
+impl fmt::Display for BadHex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.digits {
+            false => write!(f, "{:?} is not 64 hex digits", self.given),
+            true => write!(f, "{:?} is not hex", self.given),
+        }
+    }
+}
+
+/// Bytes of another length than an id's 32 ([`Id::from_slice`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BadLength {
+    pub len: usize,
+}
+
+/// Bytes that hash to `found`, not to the id they were read as ([`Id::verify`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HashMismatch {
+    pub expected: Id,
+    pub found: Id,
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";

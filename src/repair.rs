@@ -157,10 +157,8 @@ pub fn repair(dir: &Path, lock_wait: Duration, force: bool) -> Result<RepairRepo
     let journal_files = journal::list(dir)?;
     for path in &journal_files {
         let d = journal::read(path)?;
-        if let Some(why) = d.damage {
-            report
-                .journal_problems
-                .push(format!("{}: {why}", crate::escape::path(path)));
+        if let Some(e) = d.damage {
+            report.journal_problems.push(e.detail());
         }
         if params.is_none() {
             if let Some(p) = d.params {
@@ -212,7 +210,7 @@ pub fn repair(dir: &Path, lock_wait: Duration, force: bool) -> Result<RepairRepo
                     report.packs += 1;
                     report.blobs += records.len() as u64;
                 }
-                Err(problem) => {
+                Err(e) => {
                     let mut saved = 0;
                     let mut found = salvage::salvage(&bytes);
                     // Records whose header is damaged but whose payload is
@@ -261,7 +259,7 @@ pub fn repair(dir: &Path, lock_wait: Duration, force: bool) -> Result<RepairRepo
                     }
                     report.damaged_packs.push(DamagedPack {
                         path: file.path,
-                        problem,
+                        problem: e.detail(),
                         records_saved: saved,
                         moved_to: to,
                     });
@@ -360,13 +358,12 @@ pub fn repair(dir: &Path, lock_wait: Duration, force: bool) -> Result<RepairRepo
 
 /// A whole, intact pack: its id (matching its file name) and records, every
 /// payload decompressed and re-hashed.
-fn verify_pack(
-    file: &PackFile,
-    bytes: &[u8],
-) -> std::result::Result<(PackId, Vec<(u64, RecordHeader)>), String> {
-    let (id, records) = pack::verify_pack(bytes).map_err(|e| e.detail())?;
+fn verify_pack(file: &PackFile, bytes: &[u8]) -> Result<(PackId, Vec<(u64, RecordHeader)>)> {
+    let (id, records) = pack::verify_pack(bytes)?;
     if file.id != Some(id) {
-        return Err(format!("its content is pack {id}, not its file name"));
+        return Err(Error::corrupt_as(format!(
+            "its content is pack {id}, not its file name"
+        )));
     }
     Ok((id, records))
 }

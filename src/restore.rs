@@ -32,7 +32,7 @@ use rayon::prelude::*;
 use crate::catalog::PinnedCatalog;
 use crate::chunklist;
 use crate::dirfd::{self, Dir, Kind, Stat};
-use crate::error::{Error, Result};
+use crate::error::{Error, Missing, Result};
 use crate::id::{ChunkId, Id};
 use crate::model::SnapshotRow;
 use crate::pack::BlobKind;
@@ -102,11 +102,10 @@ pub fn restore_with_progress(
             .iter()
             .any(|s| s.id == snap.id);
         if !still_there {
-            return Err(Error::NotFound(format!(
-                "snapshot {} of {} was forgotten meanwhile",
-                snap.id.0.short(),
-                snap.workspace
-            )));
+            return Err(Error::NotFound(Missing::Forgotten {
+                snapshot: snap.id,
+                workspace: Some(snap.workspace.clone()),
+            }));
         }
         resolve(store, cat, snap, opts.path.as_deref().unwrap_or(b""))
     })?;
@@ -275,9 +274,13 @@ fn make_dir(ctx: &Ctx<'_>, e: &Entry, dir: &Dir, rel: &[u8]) -> Result<(Dir, Opt
             open_made_dir(ctx, dir, &e.name, rel)?
         }
     };
-    let listing = ctx
-        .read(&tree.0, BlobKind::Tree)
-        .and_then(|raw| Tree::decode(&raw).map_err(|e| e.to_string()));
+    let listing = ctx.read(&tree.0, BlobKind::Tree).and_then(|raw| {
+        Tree::decode(&raw).map_err(|error| Unreadable {
+            kind: BlobKind::Tree,
+            id: tree.0,
+            error: Box::new(error),
+        })
+    });
     match listing {
         Ok(t) => Ok((sub, Some(t))),
         Err(err) => {
@@ -369,7 +372,7 @@ fn restore_entry(ctx: &Ctx<'_>, e: &Entry, dir: &Dir, rel: &[u8], depth: usize) 
                     (written != e.size)
                         .then(|| format!("restored {written} bytes, snapshot says {}", e.size))
                 }
-                Err(why) => Some(why),
+                Err(why) => Some(why.to_string()),
             };
             if let Some(why) = lost {
                 drop(f);
@@ -396,16 +399,38 @@ fn restore_entry(ctx: &Ctx<'_>, e: &Entry, dir: &Dir, rel: &[u8], depth: usize) 
     Ok(())
 }
 
-/// Feed a file's chunks, verified, to `write` in order. `Err(why)` means a
+/// A blob a restored file or directory needs that cannot be read or
+/// decoded: that file or directory is lost (recorded as damage, with this
+/// as its reason), the restore goes on.
+#[derive(Debug)]
+struct Unreadable {
+    kind: BlobKind,
+    id: Id,
+    error: Box<Error>,
+}
+
+impl std::fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:?} {} unreadable: {}",
+            self.kind,
+            self.id.short(),
+            self.error
+        )
+    }
+}
+
+/// Feed a file's chunks, verified, to `write` in order. `Err` means a
 /// damaged blob (this file is lost, the restore goes on); `Ok(Err)` is a
 /// failure of `write` (ends the restore).
 fn for_each_chunk(
     ctx: &Ctx<'_>,
     content: &FileContent,
     mut write: impl FnMut(&[u8]) -> Result<()>,
-) -> std::result::Result<Result<()>, String> {
+) -> std::result::Result<Result<()>, Unreadable> {
     let read = |id: &Id, kind: BlobKind| ctx.read(id, kind);
-    let mut feed = |chunks: &[ChunkId]| -> std::result::Result<Result<()>, String> {
+    let mut feed = |chunks: &[ChunkId]| -> std::result::Result<Result<()>, Unreadable> {
         // Read, decompress and verify a few chunks in parallel, write in order.
         for batch in chunks.chunks(RESTORE_BATCH) {
             let data: Vec<_> = if batch.len() == 1 {
@@ -429,8 +454,11 @@ fn for_each_chunk(
         FileContent::Lists(lists) => {
             for l in lists {
                 let bytes = read(&l.0, BlobKind::ChunkList)?;
-                let chunks = chunklist::decode(&bytes)
-                    .map_err(|e| format!("chunk list {}: {e}", l.0.short()))?;
+                let chunks = chunklist::decode(&bytes).map_err(|error| Unreadable {
+                    kind: BlobKind::ChunkList,
+                    id: l.0,
+                    error: Box::new(error),
+                })?;
                 if let Err(e) = feed(&chunks)? {
                     return Ok(Err(e));
                 }
@@ -470,11 +498,15 @@ impl Ctx<'_> {
     }
 
     /// Look the blob up under the catalog lock, read it outside it.
-    fn read(&self, id: &Id, kind: BlobKind) -> std::result::Result<Vec<u8>, String> {
+    fn read(&self, id: &Id, kind: BlobKind) -> std::result::Result<Vec<u8>, Unreadable> {
         self.pool
             .with(|cat| cat.blob_location(id))
             .and_then(|loc| self.store.read_blob_at(id, kind, loc))
-            .map_err(|e| format!("{kind:?} {} unreadable: {e}", id.short()))
+            .map_err(|error| Unreadable {
+                kind,
+                id: *id,
+                error: Box::new(error),
+            })
     }
 
     fn damage(&self, path: Vec<u8>, why: String) {

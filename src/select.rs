@@ -4,13 +4,13 @@
 //! and trees.
 
 use crate::catalog::Catalog;
-use crate::error::{Error, Result};
+use crate::error::{Error, Missing, Result};
 use crate::escape::Escaped;
 use crate::model::SnapshotRow;
 use crate::store::Store;
-use crate::timespec::{self, TimeSpec};
-use crate::tree::{validate_name, Entry, EntryKind, Tree};
-use crate::workspace::WorkspaceName;
+use crate::timespec::TimeSpec;
+use crate::tree::{Entry, EntryKind, Tree};
+use crate::workspace::{check_name, WorkspaceName};
 
 /// How the user names a snapshot.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,9 +35,7 @@ pub fn choose<'a>(
     sel: &Selector,
 ) -> Result<&'a SnapshotRow> {
     if all.is_empty() {
-        return Err(Error::NotFound(format!(
-            "no snapshots of workspace {ws} in this store (see `wsnap list`)"
-        )));
+        return Err(Error::NotFound(Missing::Snapshots(ws.clone())));
     }
     match sel {
         Selector::Time(TimeSpec::Latest) => Ok(all.last().expect("non-empty")),
@@ -45,27 +43,23 @@ pub fn choose<'a>(
             // `all` is ordered by (time, id): the last one at or before t.
             match all.iter().rev().find(|s| s.time_ns <= *t) {
                 Some(s) => Ok(s),
-                None => {
-                    let oldest = &all[0];
-                    Err(Error::NotFound(format!(
-                        "no snapshot of {ws} at or before {}; the oldest is {} ({})",
-                        timespec::format_local(*t),
-                        timespec::format_local(oldest.time_ns),
-                        oldest.id.0.short()
-                    )))
-                }
+                None => Err(Error::NotFound(Missing::SnapshotAt {
+                    workspace: ws.clone(),
+                    at_ns: *t,
+                    oldest: (all[0].time_ns, all[0].id),
+                })),
             }
         }
-        Selector::Id(prefix) => by_id_prefix(all, prefix, &format!("of {ws} ")),
+        Selector::Id(prefix) => by_id_prefix(all, prefix, Some(ws)),
     }
 }
 
-/// The one snapshot among `all` whose id starts with `prefix` (at least 4
-/// hex digits). `scope` completes "no snapshot {scope}has id …".
+/// The one snapshot among `all` (the snapshots of `workspace`, if given)
+/// whose id starts with `prefix` (at least 4 hex digits).
 pub fn by_id_prefix<'a>(
     all: &'a [SnapshotRow],
     prefix: &str,
-    scope: &str,
+    workspace: Option<&WorkspaceName>,
 ) -> Result<&'a SnapshotRow> {
     let p = prefix.to_ascii_lowercase();
     if p.len() < 4 || !p.bytes().all(|c| c.is_ascii_hexdigit()) {
@@ -80,9 +74,10 @@ pub fn by_id_prefix<'a>(
         .collect();
     match hits.as_slice() {
         [one] => Ok(one),
-        [] => Err(Error::NotFound(format!(
-            "no snapshot {scope}has id {prefix}"
-        ))),
+        [] => Err(Error::NotFound(Missing::SnapshotId {
+            prefix: prefix.to_string(),
+            workspace: workspace.cloned(),
+        })),
         _ => Err(Error::invalid(
             "snapshot id",
             format!(
@@ -100,7 +95,7 @@ pub fn split_path(path: &[u8]) -> Result<Vec<&[u8]>> {
         if c.is_empty() || c == b"." {
             continue;
         }
-        validate_name(c).map_err(|_| {
+        check_name(c).map_err(|_| {
             Error::invalid(
                 "path",
                 format!(
@@ -130,22 +125,20 @@ pub fn resolve(store: &Store, catalog: &Catalog, snap: &SnapshotRow, path: &[u8]
     let mut node = Node::Root(tree.clone());
     for (i, part) in parts.iter().enumerate() {
         let entry = tree.find(part).cloned().ok_or_else(|| {
-            Error::NotFound(format!(
-                "{} not found in snapshot {} of {}",
-                Escaped(path),
-                snap.id.0.short(),
-                snap.workspace
-            ))
+            Error::NotFound(Missing::Path {
+                workspace: snap.workspace.clone(),
+                snapshot: snap.id,
+                path: path.to_vec(),
+            })
         })?;
         if i + 1 < parts.len() {
             match &entry.kind {
                 EntryKind::Dir { tree: t } => tree = store.read_tree(catalog, t)?,
                 _ => {
-                    return Err(Error::NotFound(format!(
-                        "{}: {} is not a directory",
-                        Escaped(path),
-                        Escaped(part)
-                    )))
+                    return Err(Error::NotFound(Missing::NotADirectory {
+                        path: path.to_vec(),
+                        component: part.to_vec(),
+                    }))
                 }
             }
         }
@@ -227,7 +220,7 @@ mod tests {
     #[test]
     fn an_id_prefix_must_be_unique_hex_and_four_digits_long() {
         let all = history();
-        let by = |p: &str| by_id_prefix(&all, p, "").map(|s| s.time_ns);
+        let by = |p: &str| by_id_prefix(&all, p, None).map(|s| s.time_ns);
         assert_eq!(by("bbbb").unwrap(), 300);
         assert_eq!(by("AAAA02").unwrap(), 200, "case does not matter");
         let e = by("aaaa").unwrap_err();

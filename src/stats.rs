@@ -29,7 +29,7 @@
 //! rows are streamed, never collected.
 
 use crate::catalog::{Catalog, PinnedCatalog, SnapshotRoot};
-use crate::error::{Error, Result};
+use crate::error::{Error, Missing, Object, Result};
 use crate::pack::{self, BlobKind};
 use crate::store::Store;
 use crate::workspace::WorkspaceName;
@@ -111,9 +111,12 @@ struct Blobs {
 impl Blobs {
     fn index(&self, row: i64) -> Result<usize> {
         self.rows.binary_search(&row).map_err(|_| {
-            Error::corrupt(format!(
-                "catalog: a snapshot or tree references blob row {row}, which is not indexed"
-            ))
+            Error::corrupt_as("a snapshot or tree references it, but it is not indexed").within(
+                Object::CatalogRow {
+                    table: "blobs",
+                    row,
+                },
+            )
         })
     }
 }
@@ -160,12 +163,14 @@ fn compute(cat: &Catalog, only: Option<&WorkspaceName>) -> Result<StatsReport> {
         let tag = u32::try_from(per_ws.len() + 1)
             .ok()
             .filter(|t| *t != SHARED)
-            .ok_or_else(|| Error::corrupt("too many workspaces"))?;
+            .ok_or_else(|| Error::corrupt_as("more workspaces than stats can count"))?;
         let name = names.get(&first.workspace_row).cloned().ok_or_else(|| {
-            Error::corrupt(format!(
-                "catalog: snapshot of unknown workspace row {}",
-                first.workspace_row
-            ))
+            Error::corrupt_as("a snapshot names it, but it is not in the table").within(
+                Object::CatalogRow {
+                    table: "workspaces",
+                    row: first.workspace_row,
+                },
+            )
         })?;
         let mut ws = WorkspaceStats {
             workspace: name,
@@ -252,9 +257,7 @@ fn compute(cat: &Catalog, only: Option<&WorkspaceName>) -> Result<StatsReport> {
     if let Some(w) = only {
         list.retain(|s| &s.workspace == w);
         if list.is_empty() {
-            return Err(Error::NotFound(format!(
-                "no snapshots of workspace {w} in this store (see `wsnap list`)"
-            )));
+            return Err(Error::NotFound(Missing::Snapshots(w.clone())));
         }
     }
     report.workspaces = list;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::catalog::{BlobLocation, Catalog};
 use crate::durable;
-use crate::error::{Error, Result};
+use crate::error::{Error, Object, Problem, Result};
 use crate::id::{Id, TreeId};
 use crate::journal;
 use crate::layout;
@@ -199,7 +199,7 @@ impl Store {
     /// Read and decode a tree through `catalog`.
     pub fn read_tree(&self, catalog: &Catalog, id: &TreeId) -> Result<Tree> {
         let raw = self.read_blob(catalog, &id.0, BlobKind::Tree)?;
-        Tree::decode(&raw).map_err(|e| Error::corrupt(format!("tree {id}: {e}")))
+        Tree::decode(&raw).map_err(|e| e.within(Object::Tree(*id)))
     }
 
     /// Read one blob, verified against its id.
@@ -217,12 +217,13 @@ impl Store {
         loc: Option<BlobLocation>,
     ) -> Result<Vec<u8>> {
         let loc =
-            loc.ok_or_else(|| Error::corrupt(format!("{kind:?} {id} is not in the catalog")))?;
+            loc.ok_or_else(|| Error::corrupt(Problem::NotIndexed).within(kind.object(*id)))?;
         if loc.kind != kind {
-            return Err(Error::corrupt(format!(
-                "blob {id} is a {:?}, expected {kind:?}",
-                loc.kind
-            )));
+            return Err(Error::corrupt(Problem::KindMismatch {
+                found: loc.kind.name(),
+                expected: kind.name(),
+            })
+            .within(Object::Blob(*id)));
         }
         let expected = ExpectedRecord {
             id: *id,

@@ -4,6 +4,14 @@
 //! local time `YYYY-mm-dd HH:MM[:SS]` (also with `T`), and the old backup
 //! names' `YYYYmmdd_HHMMSS`. Times are nanoseconds since the Unix epoch.
 //!
+//! And the times people type:
+//! - `now`; a time ago: `45m ago`, `2 hours ago`, `1h30m ago`, `-45m`
+//!   (units as `humantime` reads them; a day is 24 hours);
+//! - a day alone, `YYYY-mm-dd`, `today` or `yesterday`: the **end** of that
+//!   local day (23:59:59.999999999), so `--at 2026-11-30` is "as of that
+//!   day": the day's last snapshot, or the newest before it;
+//! - `today HH:MM[:SS]`, `yesterday HH:MM[:SS]`: that local time.
+//!
 //! Local times at a DST change (the rule, also in README.md "TIME"):
 //! - a wall-clock time in the repeated hour (clocks turned back) means the
 //!   **earlier** of its two instants, as GNU `date` does; a warning on stderr
@@ -56,9 +64,26 @@ pub enum LocalTime {
 /// Parse a TIME argument. A local time in a repeated hour is logged as a
 /// warning naming both instants (see the module doc for the rule).
 pub fn parse(s: &str) -> Result<TimeSpec> {
+    parse_at(s, now_ns())
+}
+
+/// [`parse`] with `now_ns` as the present (for relative times and days).
+pub fn parse_at(s: &str, now_ns: i64) -> Result<TimeSpec> {
     let t = s.trim();
     if t.eq_ignore_ascii_case("latest") {
         return Ok(TimeSpec::Latest);
+    }
+    if t.eq_ignore_ascii_case("now") {
+        return Ok(TimeSpec::At(now_ns));
+    }
+    if let Some(ago) = relative(t) {
+        let d = ago.map_err(|why| Error::invalid("time", format!("{s:?}: {why}")))?;
+        let d = i64::try_from(d.as_nanos())
+            .map_err(|_| Error::invalid("time", format!("{s:?} is out of range")))?;
+        return Ok(TimeSpec::At(now_ns.saturating_sub(d)));
+    }
+    if let Some(local) = day_words(t, now_ns) {
+        return parse_at(&local, now_ns);
     }
     if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
         return to_ns(dt.with_timezone(&Utc), s).map(TimeSpec::At);
@@ -107,10 +132,61 @@ pub fn parse(s: &str) -> Result<TimeSpec> {
     Err(Error::invalid(
         "time",
         format!(
-            "{s:?}: use 'YYYY-mm-dd HH:MM[:SS]' (local), RFC 3339 \
-             ('2026-11-26T10:00:00Z'), 'YYYYmmdd_HHMMSS' or 'latest'"
+            "{s:?}: use 'YYYY-mm-dd HH:MM[:SS]' or 'YYYY-mm-dd' (local), RFC 3339 \
+             ('2026-11-26T10:00:00Z'), 'YYYYmmdd_HHMMSS', '45m ago', 'today', \
+             'yesterday 17:00', 'now' or 'latest'"
         ),
     ))
+}
+
+/// `45m ago`, `2 hours ago`, `-45m`: how long ago. `None` when `t` is not
+/// written as a time ago; `Some(Err)` when it is but the duration is not
+/// one `humantime` reads.
+fn relative(t: &str) -> Option<std::result::Result<std::time::Duration, String>> {
+    let lower = t.to_ascii_lowercase();
+    let span = match (lower.strip_suffix("ago"), lower.strip_prefix('-')) {
+        (Some(span), _) => span,
+        (None, Some(span)) if span.starts_with(|c: char| c.is_ascii_digit()) => span,
+        _ => return None,
+    };
+    // humantime reads `2hours` and `1h 30m`; people also write `2 hours`.
+    let mut compact = String::new();
+    for word in span.split_whitespace() {
+        let glue = word.starts_with(|c: char| c.is_ascii_alphabetic());
+        if !compact.is_empty() && !glue {
+            compact.push(' ');
+        }
+        compact.push_str(word);
+    }
+    if compact.is_empty() {
+        return Some(Err("say how long ago, e.g. '45m ago' or '-2h'".into()));
+    }
+    Some(humantime::parse_duration(&compact).map_err(|e| {
+        format!("{e}; write a time ago as '45m ago', '2 hours ago', '1h30m ago' or '-45m'")
+    }))
+}
+
+/// `today`, `yesterday` (with an optional `HH:MM[:SS]`) and a date alone,
+/// as the local time they stand for: a day alone is its last instant.
+fn day_words(t: &str, now_ns: i64) -> Option<String> {
+    let lower = t.to_ascii_lowercase();
+    let (day, rest) = match lower.split_once(char::is_whitespace) {
+        Some((d, r)) => (d.to_string(), r.trim().to_string()),
+        None => (lower.clone(), String::new()),
+    };
+    let today = Local.timestamp_nanos(now_ns).date_naive();
+    let date = match day.as_str() {
+        "today" => today,
+        "yesterday" => today.pred_opt()?,
+        _ if rest.is_empty() => chrono::NaiveDate::parse_from_str(&day, "%Y-%m-%d").ok()?,
+        _ => return None,
+    };
+    let time = if rest.is_empty() {
+        "23:59:59.999999999".to_string()
+    } else {
+        rest
+    };
+    Some(format!("{} {time}", date.format("%Y-%m-%d")))
 }
 
 /// What [`resolve_local`] asks of a time zone.
@@ -189,12 +265,9 @@ pub fn now_ns() -> i64 {
     Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
 }
 
-/// `YYYY-mm-dd HH:MM:SS` in local time.
+/// `YYYY-mm-dd HH:MM:SS` in local time ([`crate::human::local_time`]).
 pub fn format_local(ns: i64) -> String {
-    Local
-        .timestamp_nanos(ns)
-        .format("%Y-%m-%d %H:%M:%S")
-        .to_string()
+    crate::human::local_time(ns)
 }
 
 /// `YYYY-mm-dd HH:MM:SS +01:00` in local time: the offset tells apart the
@@ -238,9 +311,56 @@ mod tests {
             TimeSpec::At(1_000_000_000)
         );
         assert_eq!(parse("latest").unwrap(), TimeSpec::Latest);
-        for bad in ["", "yesterday", "2026-13-01 00:00", "2026-01-01"] {
+        for bad in [
+            "",
+            "2026-13-01 00:00",
+            "2026-02-30",
+            "45m",
+            "45 parsecs ago",
+            "ago",
+            "tomorrow",
+            "yesterday 25:00",
+        ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn times_people_type() {
+        let now = parse("2026-11-30 12:00:00").unwrap();
+        let TimeSpec::At(now) = now else { panic!() };
+        let at = |s: &str| match parse_at(s, now).unwrap() {
+            TimeSpec::At(ns) => ns,
+            TimeSpec::Latest => panic!("{s}"),
+        };
+        const MIN: i64 = 60_000_000_000;
+        assert_eq!(at("now"), now);
+        for s in [
+            "45m ago",
+            "45 min ago",
+            "45 minutes ago",
+            "-45m",
+            " 45M AGO ",
+        ] {
+            assert_eq!(at(s), now - 45 * MIN, "{s}");
+        }
+        for s in [
+            "2 hours ago",
+            "2h ago",
+            "1h 60m ago",
+            "1h60m ago",
+            "-2h",
+            "120m ago",
+        ] {
+            assert_eq!(at(s), now - 120 * MIN, "{s}");
+        }
+        assert_eq!(at("3 days ago"), now - 3 * 24 * 60 * MIN);
+        let day_end = |d: &str| at(&format!("{d} 23:59:59.999999999"));
+        assert_eq!(at("today"), day_end("2026-11-30"));
+        assert_eq!(at("yesterday"), day_end("2026-11-29"));
+        assert_eq!(at("2026-11-30"), day_end("2026-11-30"));
+        assert_eq!(at("yesterday 17:00"), at("2026-11-29 17:00"));
+        assert_eq!(at("Today 09:30:15"), at("2026-11-30 09:30:15"));
     }
 
     fn naive(t: &str) -> NaiveDateTime {

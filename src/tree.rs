@@ -20,15 +20,15 @@
 //! ```
 
 use crate::codec::{Reader, Writer};
-use crate::error::{Error, Result};
+use crate::error::{Error, Format, Location, Problem, Result};
 use crate::id::{ChunkId, Id, ListId, TreeId};
+use crate::workspace::check_name;
 
 const MAGIC: &[u8; 4] = b"WTRE";
 /// Version 1: the first tree encoding.
 pub const TREE_VERSION: u8 = 1;
 
-/// Longest name accepted (Linux allows 255 bytes; we leave room).
-pub const MAX_NAME_BYTES: usize = 1024;
+pub use crate::workspace::MAX_NAME_BYTES;
 /// Longest symlink target accepted (PATH_MAX).
 pub const MAX_TARGET_BYTES: usize = 4096;
 /// Smallest possible encoded entry, used to bound counts before allocating.
@@ -101,28 +101,15 @@ pub fn join_rel(dir: &[u8], name: &[u8]) -> Vec<u8> {
     v
 }
 
-/// Check a name read from anywhere before it is joined to a path.
+/// Check a name read from the store (a tree entry's) before it is joined
+/// to a path (`workspace::check_name`); a bad one is corrupt data.
 pub fn validate_name(name: &[u8]) -> Result<()> {
-    let bad = if name.is_empty() {
-        Some("empty name")
-    } else if name == b"." || name == b".." {
-        Some("name is . or ..")
-    } else if name.contains(&b'/') {
-        Some("name contains /")
-    } else if name.contains(&0) {
-        Some("name contains NUL")
-    } else if name.len() > MAX_NAME_BYTES {
-        Some("name too long")
-    } else {
-        None
-    };
-    match bad {
-        Some(why) => Err(Error::corrupt(format!(
-            "tree entry {:?}: {why}",
-            crate::escape::Escaped(&name[..name.len().min(64)])
-        ))),
-        None => Ok(()),
-    }
+    check_name(name).map_err(|why| {
+        Error::corrupt(Problem::BadName {
+            name: name[..name.len().min(64)].to_vec(),
+            why,
+        })
+    })
 }
 
 impl Tree {
@@ -217,11 +204,16 @@ impl Tree {
     pub fn decode(bytes: &[u8]) -> Result<Tree> {
         let mut r = Reader::new(bytes, "tree");
         if r.take(4)? != MAGIC {
-            return Err(r.error("bad magic"));
+            return Err(r.bad_magic());
         }
         let version = r.u8()?;
         if version != TREE_VERSION {
-            return Err(r.error(format!("unknown tree version {version}")));
+            return Err(Error::UnsupportedFormat {
+                what: Format::Tree,
+                found: i64::from(version),
+                supported: i64::from(TREE_VERSION)..=i64::from(TREE_VERSION),
+                location: Location::Unknown,
+            });
         }
         let count = r.u32()? as usize;
         if count > r.remaining() / MIN_ENTRY_BYTES {

@@ -138,7 +138,7 @@ pub fn discover(root: &Path) -> Result<Discovery> {
             Ok(d) => d,
             Err(e) if dirfd::is_not_followed(&e) => {
                 let reason = match root_dir.stat_at(&user) {
-                    Ok(s) => not_a_dir(s.kind()),
+                    Ok(s) => NotAWorkspaceDir::of_kind(s.kind()).to_string(),
                     Err(_) => e.to_string(),
                 };
                 found.rejected.push(Rejected { path: user, reason });
@@ -170,7 +170,7 @@ pub fn discover(root: &Path) -> Result<Discovery> {
                 Ok(s) => {
                     found.rejected.push(Rejected {
                         path,
-                        reason: not_a_dir(s.kind()),
+                        reason: NotAWorkspaceDir::of_kind(s.kind()).to_string(),
                     });
                     continue;
                 }
@@ -187,7 +187,7 @@ pub fn discover(root: &Path) -> Result<Discovery> {
                 Ok(w) => found.workspaces.push(w),
                 Err(e) => found.rejected.push(Rejected {
                     path,
-                    reason: e.to_string(),
+                    reason: Error::from(e).to_string(),
                 }),
             }
         }
@@ -197,21 +197,48 @@ pub fn discover(root: &Path) -> Result<Discovery> {
 
 /// Open `name` in `dir` as a user or project directory: a real directory,
 /// never a symlink followed. `Err` says what it is instead.
-pub fn open_workspace_dir(dir: &Dir, name: &[u8]) -> std::result::Result<Dir, String> {
+pub fn open_workspace_dir(dir: &Dir, name: &[u8]) -> std::result::Result<Dir, NotAWorkspaceDir> {
     match dir.open_dir(name) {
         Ok(d) => Ok(d),
         Err(e) if dirfd::is_not_followed(&e) => Err(match dir.stat_at(name) {
-            Ok(s) => not_a_dir(s.kind()),
-            Err(_) => e.to_string(),
+            Ok(s) => NotAWorkspaceDir::of_kind(s.kind()),
+            Err(_) => NotAWorkspaceDir::Unopenable(e),
         }),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(NotAWorkspaceDir::Unopenable(e)),
     }
 }
 
-fn not_a_dir(kind: Kind) -> String {
-    match kind {
-        Kind::Symlink => "is a symlink, not followed (a workspace must be a real directory)".into(),
-        _ => "is not a directory (a workspace must be a real directory)".into(),
+/// Why a user or project entry cannot be opened as a workspace directory
+/// (shown after its path: "… is a symlink, not followed").
+#[derive(Debug)]
+pub enum NotAWorkspaceDir {
+    Symlink,
+    /// A file, a FIFO, a device: anything but a directory.
+    NotADirectory,
+    /// Opening it failed (permissions, an I/O error).
+    Unopenable(std::io::Error),
+}
+
+impl NotAWorkspaceDir {
+    fn of_kind(kind: Kind) -> NotAWorkspaceDir {
+        match kind {
+            Kind::Symlink => NotAWorkspaceDir::Symlink,
+            _ => NotAWorkspaceDir::NotADirectory,
+        }
+    }
+}
+
+impl std::fmt::Display for NotAWorkspaceDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotAWorkspaceDir::Symlink => {
+                f.write_str("is a symlink, not followed (a workspace must be a real directory)")
+            }
+            NotAWorkspaceDir::NotADirectory => {
+                f.write_str("is not a directory (a workspace must be a real directory)")
+            }
+            NotAWorkspaceDir::Unopenable(e) => write!(f, "{e}"),
+        }
     }
 }
 

@@ -215,6 +215,23 @@ fn restore_at(store: &Path, ws: &str, at: &str, target: &Path) {
         .success();
 }
 
+/// Every workspace of store-v2 as of its last tick, restored under `into`,
+/// has the bytes store-v2.b3 lists.
+fn assert_v2_latest_restores(store: &Path, into: &Path) {
+    let mut got = BTreeMap::new();
+    for ws in [
+        "alice/notes",
+        "alice/thesis",
+        "bob_lab/rna_seq",
+        "carol/thesis",
+    ] {
+        let target = into.join(ws);
+        restore_at(store, ws, "2026-11-26T12:10:00Z", &target);
+        files_with_hashes(&target, &format!("/{ws}"), &mut got);
+    }
+    assert_eq!(got, expected_hashes("store-v2.b3"));
+}
+
 #[test]
 fn store_v2_checks_and_restores_byte_identical() {
     use std::os::unix::fs::PermissionsExt;
@@ -236,18 +253,7 @@ fn store_v2_checks_and_restores_byte_identical() {
         "4 workspaces × 2 snapshots kept by the prune"
     );
 
-    let mut got = BTreeMap::new();
-    for ws in [
-        "alice/notes",
-        "alice/thesis",
-        "bob_lab/rna_seq",
-        "carol/thesis",
-    ] {
-        let target = tmp.path().join("latest").join(ws);
-        restore_at(&store, ws, "2026-11-26T12:10:00Z", &target);
-        files_with_hashes(&target, &format!("/{ws}"), &mut got);
-    }
-    assert_eq!(got, expected_hashes("store-v2.b3"));
+    assert_v2_latest_restores(&store, &tmp.path().join("latest"));
     let latest = tmp.path().join("latest");
     assert_eq!(
         std::fs::read_link(latest.join("alice/notes/readme-link")).unwrap(),
@@ -334,16 +340,5 @@ fn store_v2_catalog_is_rebuilt_from_its_journals() {
         .args(["check", "--read-data"])
         .assert()
         .success();
-    let mut got = BTreeMap::new();
-    for ws in [
-        "alice/notes",
-        "alice/thesis",
-        "bob_lab/rna_seq",
-        "carol/thesis",
-    ] {
-        let target = tmp.path().join("r").join(ws);
-        restore_at(&store, ws, "2026-11-26T12:10:00Z", &target);
-        files_with_hashes(&target, &format!("/{ws}"), &mut got);
-    }
-    assert_eq!(got, expected_hashes("store-v2.b3"));
+    assert_v2_latest_restores(&store, &tmp.path().join("r"));
 }

@@ -372,3 +372,73 @@ fn a_skipped_local_hour_is_an_error() {
         assert_eq!(r["workspaces"][0]["time_ns"].as_i64(), Some(utc), "{t}");
     }
 }
+
+/// `--at '45m ago'`, `-45m`, `now`, `today` and a date alone pick what an
+/// admin means (#17: these all exited 2 before).
+#[test]
+fn times_people_type_pick_the_snapshot_meant() {
+    let env = TestEnv::new();
+    write(&env.ws("u", "p").join("f.txt"), b"two hours ago");
+    let now = now_ns();
+    let hour = 3_600_000_000_000;
+    let older = snapshot_at(&env, &[], now - 2 * hour)["workspaces"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    write(&env.ws("u", "p").join("f.txt"), b"half an hour ago");
+    wait_out_racy_window(&env.root);
+    snapshot_at(&env, &[], now - hour / 2);
+    let restored = |at: &str| {
+        let target = env.path(format!("r-{}", at.replace([' ', ':'], "_")));
+        let mut c = env.cmd();
+        c.args(["restore", "u/p", "--at", at, "--to"]).arg(&target);
+        expect_code(&mut c, 0);
+        std::fs::read_to_string(target.join("f.txt")).unwrap()
+    };
+    assert_eq!(restored("45m ago"), "two hours ago");
+    assert_eq!(restored("-45m"), "two hours ago");
+    assert_eq!(restored("1 hour ago"), "two hours ago");
+    assert_eq!(restored("10 minutes ago"), "half an hour ago");
+    assert_eq!(restored("now"), "half an hour ago");
+    let mut c = env.cmd();
+    c.args(["restore", "u/p", "--at", "3 hours ago", "--to"])
+        .arg(env.path("none"));
+    let out = expect_code(&mut c, 2);
+    assert!(out.stderr.contains(&older[..8]), "names the oldest: {out}");
+    let mut c = env.cmd();
+    c.args(["restore", "u/p", "--at", "45 parsecs ago", "--to"])
+        .arg(env.path("bad"));
+    let out = expect_code(&mut c, 2);
+    assert!(out.stderr.contains("45m ago"), "{out}");
+}
+
+/// A day alone (`2026-11-29`, `yesterday`, `today`) is the end of that local
+/// day; `yesterday 13:00` is that time (TZ=UTC in tests).
+#[test]
+fn a_day_alone_means_its_end() {
+    let env = TestEnv::new();
+    let day = 24 * 3_600_000_000_000i64;
+    let now = now_ns();
+    let yesterday = now.div_euclid(day) * day - day;
+    let date = rfc3339(yesterday)[..10].to_string();
+    for (at, text) in [
+        (yesterday + day / 2, "yesterday noon"),
+        (yesterday + day * 5 / 6, "yesterday 20:00"),
+        (now - 60_000_000_000, "a minute ago"),
+    ] {
+        write(&env.ws("u", "p").join("f.txt"), text.as_bytes());
+        wait_out_racy_window(&env.root);
+        snapshot_at(&env, &[], at);
+    }
+    let restored = |at: &str| {
+        let target = env.path(format!("r-{}", at.replace([' ', ':'], "_")));
+        let mut c = env.cmd();
+        c.args(["restore", "u/p", "--at", at, "--to"]).arg(&target);
+        expect_code(&mut c, 0);
+        std::fs::read_to_string(target.join("f.txt")).unwrap()
+    };
+    assert_eq!(restored("yesterday"), "yesterday 20:00");
+    assert_eq!(restored(&date), "yesterday 20:00");
+    assert_eq!(restored("yesterday 13:00"), "yesterday noon");
+    assert_eq!(restored("today"), "a minute ago");
+}

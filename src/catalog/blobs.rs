@@ -11,7 +11,7 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{i64_of, sql_err, Catalog};
-use crate::error::{Error, Result};
+use crate::error::{Error, Object, Problem, Result};
 use crate::id::{Id, PackId};
 use crate::pack::{BlobKind, SealedPack};
 
@@ -76,14 +76,19 @@ impl Catalog {
         let Some((kind, pack, offset, stored_len, raw_len)) = row else {
             return Ok(None);
         };
-        let kind = BlobKind::from_code(kind)
-            .ok_or_else(|| Error::corrupt(format!("catalog: blob {id} has kind {kind}")))?;
+        let bad = |detail: String| {
+            Error::corrupt_as(detail)
+                .within(Object::Blob(*id))
+                .within(Object::Catalog)
+        };
+        let kind = BlobKind::from_code(kind).ok_or_else(|| bad(format!("unknown kind {kind}")))?;
         Ok(Some(BlobLocation {
             kind,
             pack: PackId(Id::from_slice(&pack)?),
-            offset: u64::try_from(offset).map_err(|_| Error::corrupt("negative offset"))?,
-            stored_len: u32::try_from(stored_len).map_err(|_| Error::corrupt("bad stored_len"))?,
-            raw_len: u32::try_from(raw_len).map_err(|_| Error::corrupt("bad raw_len"))?,
+            offset: u64::try_from(offset).map_err(|_| bad(format!("offset {offset}")))?,
+            stored_len: u32::try_from(stored_len)
+                .map_err(|_| bad(format!("stored_len {stored_len}")))?,
+            raw_len: u32::try_from(raw_len).map_err(|_| bad(format!("raw_len {raw_len}")))?,
         }))
     }
 
@@ -174,8 +179,11 @@ impl Catalog {
         for r in rows {
             let (h, k, off, st, raw) = r.map_err(&e)?;
             let id = Id::from_slice(&h)?;
-            let kind = BlobKind::from_code(k)
-                .ok_or_else(|| Error::corrupt(format!("catalog: blob {id} has kind {k}")))?;
+            let kind = BlobKind::from_code(k).ok_or_else(|| {
+                Error::corrupt_as(format!("unknown kind {k}"))
+                    .within(Object::Blob(id))
+                    .within(Object::Catalog)
+            })?;
             out.push((
                 id,
                 kind,
@@ -210,11 +218,16 @@ impl Catalog {
         while let Some(r) = rows.next().map_err(&e)? {
             let row: i64 = r.get(0).map_err(&e)?;
             let k: u8 = r.get(1).map_err(&e)?;
-            let kind = BlobKind::from_code(k)
-                .ok_or_else(|| Error::corrupt(format!("catalog: blob row {row} has kind {k}")))?;
+            let bad = |detail: String| {
+                Error::corrupt_as(detail).within(Object::CatalogRow {
+                    table: "blobs",
+                    row,
+                })
+            };
+            let kind = BlobKind::from_code(k).ok_or_else(|| bad(format!("unknown kind {k}")))?;
             let len = |i: usize| -> Result<u32> {
                 let v: i64 = r.get(i).map_err(&e)?;
-                u32::try_from(v).map_err(|_| Error::corrupt(format!("blob row {row}: length {v}")))
+                u32::try_from(v).map_err(|_| bad(format!("length {v}")))
             };
             f(BlobSize {
                 row,
@@ -313,9 +326,9 @@ fn link_refs(
             .optional()
             .map_err(&e)?;
         let blob = blob.ok_or_else(|| {
-            Error::corrupt(format!(
-                "tree {tree} references blob {r} that is not stored"
-            ))
+            Error::corrupt(Problem::NotStored)
+                .within(Object::Blob(*r))
+                .within(Object::Blob(*tree))
         })?;
         ins_ref.execute(params![tree_row, blob]).map_err(&e)?;
     }
@@ -345,7 +358,7 @@ pub(super) fn complete_refs(
             .query_row([&tree.0[..]], |r| r.get(0))
             .optional()
             .map_err(&e)?
-            .ok_or_else(|| Error::corrupt(format!("tree {tree} is no longer stored")))?;
+            .ok_or_else(|| Error::corrupt(Problem::NotStored).within(Object::Blob(*tree)))?;
         link_refs(&mut blob_row, &mut ins_ref, tree_row, tree, refs, path)?;
     }
     Ok(())

@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::{sql_err, Catalog};
-use crate::error::{Error, Result};
+use crate::error::{Error, Missing, Object, Problem, Result};
 use crate::id::{Id, PackId, SnapshotId};
 use crate::pack::{record_bytes, BlobKind, SealedPack};
 
@@ -86,7 +86,10 @@ impl GcTx<'_> {
             )
             .optional()
             .map_err(self.e())?;
-        row.ok_or_else(|| Error::NotFound(format!("snapshot {} is gone", id.0.short())))
+        row.ok_or(Error::NotFound(Missing::Forgotten {
+            snapshot: *id,
+            workspace: None,
+        }))
     }
 
     /// Remove from the index every blob made unreachable by deleting the
@@ -235,8 +238,12 @@ impl GcTx<'_> {
             let (row, hash, kind, offset, stored, raw) = r.map_err(&e)?;
             out.push(LiveBlob {
                 id: Id::from_slice(&hash)?,
-                kind: BlobKind::from_code(kind)
-                    .ok_or_else(|| Error::corrupt(format!("blob row {row} has kind {kind}")))?,
+                kind: BlobKind::from_code(kind).ok_or_else(|| {
+                    Error::corrupt_as(format!("unknown kind {kind}")).within(Object::CatalogRow {
+                        table: "blobs",
+                        row,
+                    })
+                })?,
                 offset: offset.max(0) as u64,
                 stored_len: stored as u32,
                 raw_len: raw as u32,
@@ -269,7 +276,7 @@ impl GcTx<'_> {
                 .execute(params![pack, *offset as i64, &id.0[..]])
                 .map_err(&e)?;
             if n != 1 {
-                return Err(Error::corrupt(format!("repack: blob {id} not indexed")));
+                return Err(Error::corrupt(Problem::NotIndexed).within(Object::Blob(*id)));
             }
         }
         Ok(())
@@ -286,9 +293,12 @@ impl GcTx<'_> {
             )
             .map_err(self.e())?;
         if left != 0 {
-            return Err(Error::corrupt(format!(
-                "pack row {row} still holds {left} blobs"
-            )));
+            return Err(
+                Error::corrupt_as(format!("still holds {left} blobs")).within(Object::CatalogRow {
+                    table: "packs",
+                    row,
+                }),
+            );
         }
         self.tx
             .execute("DELETE FROM packs WHERE id = ?1", [row])
@@ -344,11 +354,8 @@ impl GcTx<'_> {
             .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
             .optional()
             .map_err(self.e())?;
-        v.map(|v| {
-            v.parse()
-                .map_err(|_| Error::corrupt(format!("meta {key} is not a number")))
-        })
-        .transpose()
+        v.map(|v| v.parse().map_err(|_| super::bad_meta(key, "not a number")))
+            .transpose()
     }
 
     pub(crate) fn commit(self) -> Result<()> {

@@ -49,7 +49,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use crate::chunker::ChunkerParams;
 use crate::durable;
-use crate::error::{Error, Result};
+use crate::error::{Error, Format, Location, Object, Result};
 use crate::model::StoreParams;
 
 /// An open catalog connection.
@@ -165,6 +165,11 @@ const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn i64_of(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// A `meta` value of the catalog that is missing or does not parse.
+fn bad_meta(key: &str, detail: &str) -> Error {
+    Error::corrupt_as(detail).within(Object::CatalogMeta(key.to_string()))
 }
 
 impl Catalog {
@@ -291,24 +296,20 @@ impl Catalog {
         let version: i64 = cat
             .meta_value("format_version")?
             .parse()
-            .map_err(|_| Error::corrupt("catalog meta format_version is not a number"))?;
+            .map_err(|_| bad_meta("format_version", "not a number"))?;
         if !(schema::OLDEST_READABLE..=FORMAT_VERSION).contains(&version) {
-            return Err(Error::UnsupportedVersion {
-                path: store_dir,
+            return Err(Error::UnsupportedFormat {
+                what: Format::Catalog,
                 found: version,
-                supported: FORMAT_VERSION,
-                hint: if version > FORMAT_VERSION {
-                    "Upgrade wsnap to read it"
-                } else {
-                    "No migration exists for it"
-                },
+                supported: schema::OLDEST_READABLE..=FORMAT_VERSION,
+                location: Location::File(path.to_path_buf()),
             });
         }
         cat.version = version;
         let num = |k: &str| -> Result<u64> {
             cat.meta_value(k)?
                 .parse()
-                .map_err(|_| Error::corrupt(format!("catalog meta {k} is not a number")))
+                .map_err(|_| bad_meta(k, "not a number"))
         };
         let chunker = ChunkerParams {
             min_bytes: num("chunker_min_bytes")? as u32,
@@ -317,7 +318,7 @@ impl Catalog {
         };
         chunker
             .validate()
-            .map_err(|_| Error::corrupt("catalog chunker parameters are invalid"))?;
+            .map_err(|_| Error::corrupt_as("invalid chunker parameters").within(Object::Catalog))?;
         let params = StoreParams {
             chunker,
             zstd_level: num("zstd_level")? as i32,
@@ -332,7 +333,7 @@ impl Catalog {
             .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
             .optional()
             .map_err(sql_err(&self.path))?
-            .ok_or_else(|| Error::corrupt(format!("catalog meta has no {key}")))
+            .ok_or_else(|| bad_meta(key, "missing"))
     }
 
     pub fn params(&self) -> StoreParams {

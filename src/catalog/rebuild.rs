@@ -9,7 +9,7 @@ use super::blobs::{upsert_pack, INSERT_BLOB};
 use super::snapshots::insert_snapshot;
 use super::workspaces::ensure_workspace;
 use super::{i64_of, sql_err, Catalog};
-use crate::error::{Error, Result};
+use crate::error::{Error, Object, Result};
 use crate::id::{Id, PackId};
 use crate::model::SnapshotRow;
 use crate::pack::{BlobKind, RecordHeader};
@@ -98,8 +98,14 @@ impl Rebuild<'_> {
             out.push(RefBlob {
                 row,
                 id: Id::from_slice(&hash)?,
-                kind: BlobKind::from_code(kind)
-                    .ok_or_else(|| Error::corrupt(format!("blob kind {kind}")))?,
+                kind: BlobKind::from_code(kind).ok_or_else(|| {
+                    Error::corrupt_as(format!("unknown blob kind {kind}")).within(
+                        Object::CatalogRow {
+                            table: "blobs",
+                            row,
+                        },
+                    )
+                })?,
                 pack: PackId(Id::from_slice(&pack)?),
                 offset: offset.max(0) as u64,
             });

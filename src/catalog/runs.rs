@@ -7,7 +7,7 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{i64_of, sql_err, Catalog};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::RunRow;
 
 /// The `meta` key holding the id of the newest run that covered the whole
@@ -43,16 +43,17 @@ impl Catalog {
         };
         let id: i64 = id
             .parse()
-            .map_err(|_| Error::corrupt(format!("catalog meta {key} is not a number")))?;
+            .map_err(|_| super::bad_meta(key, "not a number"))?;
         let run = self.select_run("WHERE id = ?1", [id])?;
         match run {
             Some(r) => Ok(Some(RunRow {
                 covered_root: Some(key.to_string()),
                 ..r
             })),
-            None => Err(Error::corrupt(format!(
-                "catalog meta {key} names run {id}, which is not in the runs table"
-            ))),
+            None => Err(super::bad_meta(
+                key,
+                &format!("names run {id}, which is not in the runs table"),
+            )),
         }
     }
 

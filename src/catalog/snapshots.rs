@@ -6,9 +6,10 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::blobs::{complete_refs, index_trees, PendingTree, TreeRefs};
 use super::runs::insert_run;
+use super::schema::OLDEST_READABLE;
 use super::workspaces::ensure_workspace;
 use super::{i64_of, sql_err, Catalog, FORMAT_VERSION};
-use crate::error::{Error, Result};
+use crate::error::{Error, Format, Location, Missing, Object, Problem, Result};
 use crate::id::{Id, SnapshotId, TreeId};
 use crate::model::{RunRow, SnapshotRow, SnapshotStats};
 use crate::workspace::WorkspaceName;
@@ -53,10 +54,13 @@ impl Catalog {
         run: Option<&RunRow>,
     ) -> Result<()> {
         if self.version != FORMAT_VERSION {
-            return Err(Error::corrupt(format!(
-                "catalog is version {}; take the writer lock to upgrade it first",
-                self.version
-            )));
+            // Readable, but a writer upgrades it before anything is added.
+            return Err(Error::UnsupportedFormat {
+                what: Format::Catalog,
+                found: self.version,
+                supported: OLDEST_READABLE..=FORMAT_VERSION,
+                location: Location::File(self.path.clone()),
+            });
         }
         let path = self.path.clone();
         let e = sql_err(&path);
@@ -73,8 +77,11 @@ impl Catalog {
                 )
                 .optional()
                 .map_err(&e)?;
-            let root = root
-                .ok_or_else(|| Error::corrupt(format!("root tree {} is not stored", row.root)))?;
+            let root = root.ok_or_else(|| {
+                Error::corrupt(Problem::NotStored)
+                    .within(Object::Tree(row.root))
+                    .within(Object::Snapshot(row.id))
+            })?;
             insert_snapshot(&tx, row, ws, root, journal).map_err(&e)?;
             let snap = tx.last_insert_rowid();
             let mut ins = tx
@@ -216,7 +223,7 @@ impl Catalog {
     pub(crate) fn snapshot_by_row(&self, row: i64) -> Result<SnapshotRow> {
         self.select_snapshots("WHERE s.id = ?1", params![row])?
             .pop()
-            .ok_or_else(|| Error::NotFound(format!("snapshot row {row}")))
+            .ok_or(Error::NotFound(Missing::SnapshotRow(row)))
     }
 
     /// Skip list of a snapshot.
@@ -432,7 +439,7 @@ pub(super) fn insert_snapshot(
 #[cfg(test)]
 mod tests {
     use super::super::testing::{add_chunks, blob, commit, new_catalog, snapshot_of, ws};
-    use crate::error::ErrorKind;
+    use crate::error::{Error, ErrorKind, Object, Problem};
 
     #[test]
     fn snapshots_are_listed_per_workspace_oldest_first() {
@@ -528,6 +535,14 @@ mod tests {
             .commit_snapshot(std::slice::from_ref(&tree), &dangling, &[], "test.wsj")
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Store, "{err}");
+        // What the writer takes for a refusal (`snapshot/writer.rs`).
+        match &err {
+            Error::Corrupt {
+                at,
+                problem: Problem::NotStored,
+            } => assert_eq!(at, &[Object::Blob(tree.id), Object::Blob(missing)]),
+            e => panic!("{e:?}"),
+        }
         assert!(!cat.has_blob(&tree.id).unwrap(), "the tree was not indexed");
         assert_eq!(cat.snapshots(Some(&a)).unwrap(), [row]);
         assert_eq!(cat.snapshot_count().unwrap(), 1);

@@ -491,8 +491,10 @@ impl RetentionArgs {
 pub struct Which {
     /// Newest snapshot at or before TIME: 'YYYY-mm-dd HH:MM[:SS]' (local; in an
     /// hour repeated by DST the earlier pass, in a skipped hour an error), RFC
-    /// 3339, YYYYmmdd_HHMMSS, or 'latest'
-    #[arg(long, value_name = "TIME")]
+    /// 3339, YYYYmmdd_HHMMSS, '45m ago' / '-45m', 'now', a day alone
+    /// ('2026-11-30', 'today', 'yesterday': its end), 'yesterday 17:00', or
+    /// 'latest'
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub at: Option<String>,
     /// Snapshot id (or unique prefix of at least 4 hex digits)
     #[arg(long, value_name = "ID")]
@@ -513,7 +515,7 @@ impl Which {
 }
 
 pub fn workspace(s: &OsString) -> Result<WorkspaceName> {
-    WorkspaceName::parse(s)
+    Ok(WorkspaceName::parse(s)?)
 }
 
 pub fn path_bytes(p: &Option<OsString>) -> Option<Vec<u8>> {

@@ -31,7 +31,7 @@ pub fn run(store_dir: &Path, read_data: bool, json: bool) -> Result<u8> {
                     "blobs_unindexed": blobs_unindexed,
                     "snapshots_marked_damaged": snapshots_marked,
                 }),
-                Some(Recorded::NotRecorded(why)) => serde_json::json!({"error": why}),
+                Some(Recorded::NotRecorded(e)) => serde_json::json!({"error": output::message(e)}),
             },
         }));
     } else {
@@ -61,10 +61,11 @@ pub fn run(store_dir: &Path, read_data: bool, json: bool) -> Result<u8> {
                      the next snapshot reads the files that held them again and stores them (while the files exist)"
                 );
             }
-            Some(Recorded::NotRecorded(why)) => {
+            Some(Recorded::NotRecorded(e)) => {
                 let _ = writeln!(
                     out,
-                    "not recorded ({why}): later snapshots may still reuse the damaged data; run check again"
+                    "not recorded ({}): later snapshots may still reuse the damaged data; run check again",
+                    output::message(e)
                 );
             }
         }

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use wsnap::diff::{self, Change, ChangeKind, DiffSummary, EntryState};
 use wsnap::escape::Escaped;
+use wsnap::Missing;
 use wsnap::PinnedCatalog;
 use wsnap::{select, timespec, Error, Result, Store};
 
@@ -155,9 +156,7 @@ pub fn run_log(store_dir: &Path, workspace: &OsString, path: &OsString, json: bo
     let (snaps, (events, trees_read)) = pinned.with(|cat| {
         let mut snaps = cat.snapshots(Some(&ws))?;
         if snaps.is_empty() {
-            return Err(Error::NotFound(format!(
-                "no snapshots of workspace {ws} in this store (see `wsnap list`)"
-            )));
+            return Err(Error::NotFound(Missing::Snapshots(ws.clone())));
         }
         snaps.sort_by_key(|s| s.time_ns);
         let l = diff::log(&store, cat, &snaps, &path)?;

@@ -8,6 +8,7 @@ use std::path::Path;
 use wsnap::escape::Escaped;
 use wsnap::select;
 use wsnap::EntryKind;
+use wsnap::Missing;
 use wsnap::{timespec, Error, Result, Store};
 
 use super::args::{self, Which};
@@ -19,7 +20,7 @@ pub fn list(store_dir: &Path, workspace: Option<&OsString>, json: bool) -> Resul
     let ws = workspace.map(args::workspace).transpose()?;
     let rows = store.catalog_for_reading()?.snapshots(ws.as_ref())?;
     if let (Some(ws), true) = (&ws, rows.is_empty()) {
-        return Err(Error::NotFound(format!("no snapshots of workspace {ws}")));
+        return Err(Error::NotFound(Missing::Snapshots(ws.clone())));
     }
     if json {
         output::print_json(&serde_json::Value::Array(

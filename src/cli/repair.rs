@@ -48,7 +48,7 @@ pub fn run(store_dir: &Path, lock_wait: &str, force: bool, json: bool) -> Result
             );
         }
         for p in &r.journal_problems {
-            let _ = writeln!(out, "damaged journal {p}");
+            let _ = writeln!(out, "problem: {p}");
         }
         for s in r.snapshots.iter().filter(|s| s.damaged) {
             let _ = writeln!(

@@ -161,7 +161,7 @@ pub fn forget(
     let all = catalog.snapshots(None)?;
     let mut rows: Vec<SnapshotRow> = Vec::new();
     for id in ids {
-        let one = by_id_prefix(&all, id, "")?;
+        let one = by_id_prefix(&all, id, None)?;
         if !rows.iter().any(|r| r.id == one.id) {
             rows.push(one.clone());
         }

@@ -4,7 +4,7 @@
 //! so they are tested with tables; a `--dry-run` stops after the plan.
 
 use crate::catalog::PackUsage;
-use crate::error::{Error, Result};
+use crate::error::{Error, Missing, Result};
 use crate::pack;
 use crate::retention::{self, KeepPolicy};
 use crate::workspace::WorkspaceName;
@@ -54,9 +54,7 @@ impl<T: Clone> ForgetPlan<T> {
             return Ok(());
         }
         if snapshots.is_empty() {
-            return Err(Error::NotFound(format!(
-                "no snapshots of workspace {workspace}"
-            )));
+            return Err(Error::NotFound(Missing::Snapshots(workspace.clone())));
         }
         for d in retention::decide(snapshots, policy, now_ns) {
             if d.keep {

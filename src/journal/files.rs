@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::durable;
-use crate::error::{Error, Result};
+use crate::error::{Error, Object, Result};
 use crate::id::SnapshotId;
 use crate::model::{SnapshotRow, StoreParams};
 
@@ -45,10 +45,14 @@ pub fn list(store_dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Read one journal file.
+/// Read one journal file; its damage, if any, names it.
 pub fn read(path: &Path) -> Result<Decoded> {
     let bytes = fs::read(path).map_err(|e| Error::store_read(path, e))?;
-    Ok(decode(&bytes))
+    let mut d = decode(&bytes);
+    d.damage = d
+        .damage
+        .map(|e| e.within(Object::Journal(path.to_path_buf())));
+    Ok(d)
 }
 
 /// The journal of one writer run: created at the first snapshot commit as
@@ -184,11 +188,8 @@ pub fn drop_records(
             continue;
         }
         let decoded = read(&path)?;
-        if let Some(why) = &decoded.damage {
-            return Err(Error::corrupt(format!(
-                "journal {}: {why}; run `wsnap check`",
-                crate::escape::path(&path)
-            )));
+        if let Some(e) = decoded.damage {
+            return Err(e);
         }
         let keep: Vec<SnapshotRow> = decoded
             .records

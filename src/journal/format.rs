@@ -13,7 +13,7 @@
 
 use crate::chunker::ChunkerParams;
 use crate::codec::{Reader, Writer as Enc};
-use crate::error::{Error, Result};
+use crate::error::{Error, Format, Location, Object, Problem, Result};
 use crate::id::{SnapshotId, TreeId};
 use crate::model::{snapshot_id, SnapshotRow, SnapshotStats, StoreParams};
 use crate::workspace::WorkspaceName;
@@ -49,16 +49,25 @@ fn decode_header(bytes: &[u8]) -> Result<StoreParams> {
     let mut r = Reader::new(bytes, "journal header");
     let body = r.take(HEADER_BYTES - CHECK_BYTES)?;
     let check = r.take(CHECK_BYTES)?;
-    if &blake3::hash(body).as_bytes()[..CHECK_BYTES] != check {
-        return Err(Error::corrupt("journal header checksum mismatch"));
-    }
     let mut r = Reader::new(body, "journal header");
     if r.take(4)? != JOURNAL_MAGIC {
-        return Err(Error::corrupt("not a wsnap journal (bad magic)"));
+        return Err(Error::corrupt(Problem::BadMagic { what: "journal" }));
     }
+    // The version before the checksum: a newer wsnap's header may be laid
+    // out (and checked) differently.
     let v = r.u8()?;
     if v != JOURNAL_VERSION {
-        return Err(r.error(format!("journal version {v}, expected {JOURNAL_VERSION}")));
+        return Err(Error::UnsupportedFormat {
+            what: Format::Journal,
+            found: i64::from(v),
+            supported: i64::from(JOURNAL_VERSION)..=i64::from(JOURNAL_VERSION),
+            location: Location::Unknown,
+        });
+    }
+    if &blake3::hash(body).as_bytes()[..CHECK_BYTES] != check {
+        return Err(Error::corrupt(Problem::ChecksumMismatch {
+            what: "journal header",
+        }));
     }
     if r.take(3)? != [0, 0, 0] {
         return Err(r.error("reserved bytes are not zero"));
@@ -70,7 +79,7 @@ fn decode_header(bytes: &[u8]) -> Result<StoreParams> {
     };
     chunker
         .validate()
-        .map_err(|_| Error::corrupt("journal header: invalid chunker parameters"))?;
+        .map_err(|_| Error::corrupt_as("journal header: invalid chunker parameters"))?;
     let zstd_level = r.u32()? as i32;
     let pack_target_bytes = r.u64()?;
     r.finish()?;
@@ -129,7 +138,7 @@ fn decode_payload(payload: &[u8]) -> Result<SnapshotRow> {
     let user = name(&mut r)?;
     let project = name(&mut r)?;
     let workspace = WorkspaceName::new(&user, &project)
-        .map_err(|_| Error::corrupt("journal record: invalid workspace name"))?;
+        .map_err(|e| Error::corrupt_as(format!("journal record: {e}")))?;
     let time_ns = r.i64()?;
     let started_ns = r.i64()?;
     let finished_ns = r.i64()?;
@@ -159,11 +168,13 @@ fn decode_payload(payload: &[u8]) -> Result<SnapshotRow> {
         },
         damaged: false,
     };
-    if snapshot_id(&row.workspace, row.time_ns, row.started_ns, &row.root) != id {
-        return Err(Error::corrupt(format!(
-            "journal record {}: fields do not hash to its id",
-            id.0.short()
-        )));
+    let hashed = snapshot_id(&row.workspace, row.time_ns, row.started_ns, &row.root);
+    if hashed != id {
+        return Err(Error::corrupt(Problem::HashMismatch {
+            expected: id.0,
+            found: hashed.0,
+        })
+        .within(Object::Snapshot(id)));
     }
     Ok(row)
 }
@@ -173,9 +184,10 @@ fn decode_payload(payload: &[u8]) -> Result<SnapshotRow> {
 pub struct Decoded {
     pub params: Option<StoreParams>,
     pub records: Vec<SnapshotRow>,
-    /// Why decoding stopped early, if it did. A record cut short at the very
-    /// end of a `.open` file is a crash's torn append, not damage.
-    pub damage: Option<String>,
+    /// Why decoding stopped early, if it did: damage, or a header of a
+    /// format version this wsnap does not read. A record cut short at the
+    /// very end of a `.open` file is a crash's torn append, not damage.
+    pub damage: Option<Error>,
     pub torn_tail: bool,
 }
 
@@ -190,7 +202,7 @@ pub fn decode(bytes: &[u8]) -> Decoded {
     match decode_header(&bytes[..HEADER_BYTES]) {
         Ok(p) => out.params = Some(p),
         Err(e) => {
-            out.damage = Some(e.detail());
+            out.damage = Some(e);
             return out;
         }
     }
@@ -201,9 +213,10 @@ pub fn decode(bytes: &[u8]) -> Decoded {
             out.torn_tail = true;
             break;
         }
+        let record = |e: Error| e.within(Object::Record { offset: pos as u64 });
         let len = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes"));
         if len > MAX_RECORD_BYTES {
-            out.damage = Some(format!("record at offset {pos} claims {len} bytes"));
+            out.damage = Some(record(Error::corrupt_as(format!("claims {len} bytes"))));
             break;
         }
         let end = 4 + len as usize + CHECK_BYTES;
@@ -213,13 +226,15 @@ pub fn decode(bytes: &[u8]) -> Decoded {
         }
         let body = &rest[..4 + len as usize];
         if blake3::hash(body).as_bytes()[..CHECK_BYTES] != rest[4 + len as usize..end] {
-            out.damage = Some(format!("record at offset {pos}: checksum mismatch"));
+            out.damage = Some(record(Error::corrupt(Problem::ChecksumMismatch {
+                what: "journal record",
+            })));
             break;
         }
         match decode_payload(&body[4..]) {
             Ok(row) => out.records.push(row),
             Err(e) => {
-                out.damage = Some(format!("record at offset {pos}: {}", e.detail()));
+                out.damage = Some(record(e));
                 break;
             }
         }
@@ -280,6 +295,33 @@ mod tests {
         #[test]
         fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
             let _ = decode(&bytes);
+        }
+    }
+
+    /// A header of a newer journal version: whether its checksum is laid
+    /// out as ours (recomputed) or not (left as it was).
+    #[test]
+    fn a_journal_of_another_version_is_unsupported_not_damaged() {
+        for recompute in [true, false] {
+            let mut bytes = encode_header(&StoreParams::DEFAULT);
+            bytes[4] = JOURNAL_VERSION + 1;
+            if recompute {
+                let check = blake3::hash(&bytes[..HEADER_BYTES - CHECK_BYTES]);
+                bytes[HEADER_BYTES - CHECK_BYTES..]
+                    .copy_from_slice(&check.as_bytes()[..CHECK_BYTES]);
+            }
+            bytes.extend_from_slice(&encode_record(&row(b"a", b"b", 5, [1; 32], 3)));
+            let d = decode(&bytes);
+            assert!(d.params.is_none() && d.records.is_empty());
+            match d.damage {
+                Some(Error::UnsupportedFormat {
+                    what: Format::Journal,
+                    found: 2,
+                    supported,
+                    location: Location::Unknown,
+                }) => assert_eq!(supported, 1..=1),
+                other => panic!("{other:?}"),
+            }
         }
     }
 

@@ -20,8 +20,8 @@
 //! see an offset or a magic number.
 
 use crate::codec::{Reader, Writer};
-use crate::error::{Error, Result};
-use crate::id::{Id, PackId};
+use crate::error::{Error, Format, Location, Object, Problem, Result};
+use crate::id::{ChunkId, Id, ListId, PackId, TreeId};
 
 pub const PACK_MAGIC: &[u8; 8] = b"WSNAPPK\0";
 pub const FOOTER_MAGIC: &[u8; 8] = b"WSNAPEND";
@@ -56,6 +56,24 @@ impl BlobKind {
             _ => None,
         }
     }
+
+    /// As messages name it: `chunk`, `tree`, `chunk list`.
+    pub fn name(self) -> &'static str {
+        match self {
+            BlobKind::Chunk => "chunk",
+            BlobKind::Tree => "tree",
+            BlobKind::ChunkList => "chunk list",
+        }
+    }
+
+    /// Blob `id` of this kind, as the place of damage.
+    pub fn object(self, id: Id) -> Object {
+        match self {
+            BlobKind::Chunk => Object::Chunk(ChunkId(id)),
+            BlobKind::Tree => Object::Tree(TreeId(id)),
+            BlobKind::ChunkList => Object::ChunkList(ListId(id)),
+        }
+    }
 }
 
 /// How a payload is stored.
@@ -87,6 +105,17 @@ pub struct ExpectedRecord {
 }
 
 impl ExpectedRecord {
+    /// The damage of a record whose header `found` is not this one.
+    pub fn unlike(&self, found: &RecordHeader) -> Error {
+        let sum = |kind: BlobKind, id: &Id, stored: u32, raw: u32| {
+            format!("{} {id} of {stored}/{raw} bytes (stored/raw)", kind.name())
+        };
+        Error::corrupt(Problem::UnlikeCatalog {
+            found: sum(found.kind, &found.id, found.stored_len, found.raw_len),
+            expected: sum(self.kind, &self.id, self.stored_len, self.raw_len),
+        })
+    }
+
     /// A record as an index lists it, (id, kind, offset, stored_len,
     /// raw_len): its offset and what it holds.
     pub fn located(
@@ -133,10 +162,11 @@ impl RecordHeader {
 
     pub fn decode(bytes: &[u8]) -> Result<RecordHeader> {
         if bytes.len() != RECORD_HEADER_BYTES {
-            return Err(Error::corrupt(format!(
-                "pack record header of {} bytes, expected {RECORD_HEADER_BYTES}",
-                bytes.len()
-            )));
+            return Err(Error::corrupt(Problem::Length {
+                what: "bytes of a pack record header",
+                found: bytes.len() as u64,
+                expected: RECORD_HEADER_BYTES as u64,
+            }));
         }
         let mut r = Reader::new(bytes, "pack record header");
         let kind_code = r.u8()?;
@@ -147,27 +177,28 @@ impl RecordHeader {
         let id = r.id()?;
         let check = r.u32()?;
         if check != check_of(&bytes[..RECORD_HEADER_BYTES - 4]) {
-            return Err(Error::corrupt("pack record header checksum mismatch"));
+            return Err(Error::corrupt(Problem::ChecksumMismatch {
+                what: "pack record header",
+            }));
         }
+        let bad = |detail: String| Error::corrupt_as(format!("pack record header: {detail}"));
         let kind = BlobKind::from_code(kind_code)
-            .ok_or_else(|| Error::corrupt(format!("unknown blob kind {kind_code}")))?;
+            .ok_or_else(|| bad(format!("unknown blob kind {kind_code}")))?;
         let compression = match comp_code {
             0 => Compression::None,
             1 => Compression::Zstd,
-            c => return Err(Error::corrupt(format!("unknown compression {c}"))),
+            c => return Err(bad(format!("unknown compression {c}"))),
         };
         if reserved != 0 {
-            return Err(Error::corrupt("pack record reserved field is not zero"));
+            return Err(bad("reserved field is not zero".into()));
         }
         if raw_len > MAX_BLOB_BYTES || stored_len > MAX_BLOB_BYTES {
-            return Err(Error::corrupt(format!(
-                "pack record claims {raw_len} raw / {stored_len} stored bytes"
+            return Err(bad(format!(
+                "claims {raw_len} raw / {stored_len} stored bytes"
             )));
         }
         if compression == Compression::None && raw_len != stored_len {
-            return Err(Error::corrupt(
-                "uncompressed record with raw_len != stored_len",
-            ));
+            return Err(bad("uncompressed, with raw_len != stored_len".into()));
         }
         Ok(RecordHeader {
             kind,
@@ -199,13 +230,16 @@ pub fn has_pack_magic(path: &std::path::Path) -> bool {
 pub fn decode_pack_header(bytes: &[u8]) -> Result<()> {
     let mut r = Reader::new(bytes, "pack header");
     if r.take(8)? != PACK_MAGIC {
-        return Err(Error::corrupt("not a wsnap pack (bad magic)"));
+        return Err(Error::corrupt(Problem::BadMagic { what: "pack" }));
     }
     let version = r.u32()?;
     if version != PACK_VERSION {
-        return Err(Error::corrupt(format!(
-            "pack version {version}, this wsnap reads {PACK_VERSION}"
-        )));
+        return Err(Error::UnsupportedFormat {
+            what: Format::Pack,
+            found: i64::from(version),
+            supported: i64::from(PACK_VERSION)..=i64::from(PACK_VERSION),
+            location: Location::Unknown,
+        });
     }
     Ok(())
 }
@@ -229,7 +263,7 @@ impl Footer {
     pub fn decode(bytes: &[u8]) -> Result<Footer> {
         let mut r = Reader::new(bytes, "pack footer");
         if r.take(8)? != FOOTER_MAGIC {
-            return Err(Error::corrupt("pack footer missing (truncated pack?)"));
+            return Err(Error::corrupt(Problem::NoFooter));
         }
         let record_count = r.u64()?;
         let pack_id = PackId(r.id()?);
@@ -331,13 +365,14 @@ fn zstd_compress(raw: &[u8], level: i32) -> Option<Vec<u8>> {
 
 /// Turn a stored payload back into the blob's bytes and verify its id.
 pub fn decode_payload(header: &RecordHeader, stored: &[u8]) -> Result<Vec<u8>> {
+    let blob = || header.kind.object(header.id);
     if stored.len() != header.stored_len as usize {
-        return Err(Error::corrupt(format!(
-            "blob {}: {} stored bytes, header says {}",
-            header.id,
-            stored.len(),
-            header.stored_len
-        )));
+        return Err(Error::corrupt(Problem::Length {
+            what: "stored bytes",
+            found: stored.len() as u64,
+            expected: u64::from(header.stored_len),
+        })
+        .within(blob()));
     }
     let raw = match header.compression {
         Compression::None => stored.to_vec(),
@@ -356,19 +391,25 @@ pub fn decode_payload(header: &RecordHeader, stored: &[u8]) -> Result<Vec<u8>> {
                         .expect("just set")
                         .decompress(stored, header.raw_len as usize)
                 })
-                .map_err(|e| Error::corrupt(format!("blob {}: zstd: {e}", header.id)))?;
+                .map_err(|e| Error::corrupt_as(format!("zstd: {e}")).within(blob()))?;
             if raw.len() != header.raw_len as usize {
-                return Err(Error::corrupt(format!(
-                    "blob {}: decompressed to {} bytes, header says {}",
-                    header.id,
-                    raw.len(),
-                    header.raw_len
-                )));
+                return Err(Error::corrupt(Problem::Length {
+                    what: "bytes decompressed",
+                    found: raw.len() as u64,
+                    expected: u64::from(header.raw_len),
+                })
+                .within(blob()));
             }
             raw
         }
     };
-    header.id.verify(&raw)?;
+    header.id.verify(&raw).map_err(|e| {
+        Error::corrupt(Problem::HashMismatch {
+            expected: e.expected,
+            found: e.found,
+        })
+        .within(blob())
+    })?;
     Ok(raw)
 }
 
@@ -377,37 +418,52 @@ pub fn decode_payload(header: &RecordHeader, stored: &[u8]) -> Result<Vec<u8>> {
 /// the catalog from packs. Payloads are not decompressed here.
 pub fn scan(bytes: &[u8]) -> Result<(PackId, Vec<(u64, RecordHeader)>)> {
     if bytes.len() < HEADER_BYTES + FOOTER_BYTES {
-        return Err(Error::corrupt(format!(
-            "pack of {} bytes is too short",
-            bytes.len()
-        )));
+        return Err(Error::corrupt(Problem::Truncated {
+            what: "pack",
+            offset: 0,
+            need: (HEADER_BYTES + FOOTER_BYTES) as u64,
+            have: bytes.len() as u64,
+        }));
     }
     decode_pack_header(&bytes[..HEADER_BYTES])?;
     let body_end = bytes.len() - FOOTER_BYTES;
     let footer = Footer::decode(&bytes[body_end..])?;
     let actual = PackId(Id::of(&bytes[..body_end]));
     if actual != footer.pack_id {
-        return Err(Error::corrupt(format!(
-            "pack {} content hashes to {}",
-            footer.pack_id, actual
-        )));
+        return Err(Error::corrupt(Problem::HashMismatch {
+            expected: footer.pack_id.0,
+            found: actual.0,
+        })
+        .within(Object::Pack(footer.pack_id)));
     }
     let mut records = Vec::new();
     let mut pos = HEADER_BYTES;
     while pos < body_end {
+        let record = Object::Record { offset: pos as u64 };
         if body_end - pos < RECORD_HEADER_BYTES {
-            return Err(Error::corrupt(format!("pack record header cut at {pos}")));
+            return Err(Error::corrupt(Problem::Truncated {
+                what: "pack record header",
+                offset: pos as u64,
+                need: RECORD_HEADER_BYTES as u64,
+                have: (body_end - pos) as u64,
+            }));
         }
-        let h = RecordHeader::decode(&bytes[pos..pos + RECORD_HEADER_BYTES])?;
+        let h = RecordHeader::decode(&bytes[pos..pos + RECORD_HEADER_BYTES])
+            .map_err(|e| e.within(record.clone()))?;
         let payload_end = pos + RECORD_HEADER_BYTES + h.stored_len as usize;
         if payload_end > body_end {
-            return Err(Error::corrupt(format!("pack record payload cut at {pos}")));
+            return Err(Error::corrupt(Problem::Truncated {
+                what: "pack record payload",
+                offset: (pos + RECORD_HEADER_BYTES) as u64,
+                need: u64::from(h.stored_len),
+                have: (body_end - pos - RECORD_HEADER_BYTES) as u64,
+            }));
         }
         records.push((pos as u64, h));
         pos = payload_end;
     }
     if records.len() as u64 != footer.record_count {
-        return Err(Error::corrupt(format!(
+        return Err(Error::corrupt_as(format!(
             "pack has {} records, footer says {}",
             records.len(),
             footer.record_count
@@ -423,7 +479,7 @@ pub fn verify_pack(bytes: &[u8]) -> Result<(PackId, Vec<(u64, RecordHeader)>)> {
     for (offset, h) in &records {
         let start = *offset as usize + RECORD_HEADER_BYTES;
         decode_payload(h, &bytes[start..start + h.stored_len as usize])
-            .map_err(|e| Error::corrupt(format!("record at {offset}: {}", e.detail())))?;
+            .map_err(|e| e.within(Object::Record { offset: *offset }))?;
     }
     Ok((id, records))
 }
@@ -432,25 +488,32 @@ pub fn verify_pack(bytes: &[u8]) -> Result<(PackId, Vec<(u64, RecordHeader)>)> {
 /// record is the one `expected` describes, and its payload decompresses and
 /// hashes to its id.
 pub fn verify_record(bytes: &[u8], offset: u64, expected: &ExpectedRecord) -> Result<Vec<u8>> {
-    let start = usize::try_from(offset).map_err(|_| Error::corrupt("offset out of range"))?;
-    let hend = start
-        .checked_add(RECORD_HEADER_BYTES)
-        .ok_or_else(|| Error::corrupt("offset out of range"))?;
-    let hbytes = bytes
-        .get(start..hend)
-        .ok_or_else(|| Error::corrupt("record header beyond the end of the pack"))?;
+    verify_record_at(bytes, offset, expected).map_err(|e| e.within(Object::Record { offset }))
+}
+
+fn verify_record_at(bytes: &[u8], offset: u64, expected: &ExpectedRecord) -> Result<Vec<u8>> {
+    let beyond = |what: &'static str, start: u64, need: u64| {
+        Error::corrupt(Problem::Truncated {
+            what,
+            offset: start,
+            need,
+            have: (bytes.len() as u64).saturating_sub(start),
+        })
+    };
+    let header_len = RECORD_HEADER_BYTES as u64;
+    let hbytes = usize::try_from(offset)
+        .ok()
+        .and_then(|start| bytes.get(start..start.checked_add(RECORD_HEADER_BYTES)?))
+        .ok_or_else(|| beyond("pack record header", offset, header_len))?;
     let h = RecordHeader::decode(hbytes)?;
     if !h.agrees_with(expected) {
-        return Err(Error::corrupt(format!(
-            "record at offset {offset} does not match the catalog"
-        )));
+        return Err(expected.unlike(&h));
     }
-    let pend = hend
-        .checked_add(h.stored_len as usize)
-        .ok_or_else(|| Error::corrupt("length out of range"))?;
-    let data = bytes
-        .get(hend..pend)
-        .ok_or_else(|| Error::corrupt("payload beyond the end of the pack"))?;
+    let start = offset + header_len;
+    let data = usize::try_from(start)
+        .ok()
+        .and_then(|s| bytes.get(s..s.checked_add(h.stored_len as usize)?))
+        .ok_or_else(|| beyond("pack record payload", start, u64::from(h.stored_len)))?;
     decode_payload(&h, data)
 }
 
@@ -480,6 +543,44 @@ mod tests {
         fn scan_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
             let _ = scan(&bytes);
         }
+    }
+
+    #[test]
+    fn a_pack_of_another_version_is_unsupported_not_corrupt() {
+        let mut pack = encode_pack_header().to_vec();
+        pack[8..12].copy_from_slice(&(PACK_VERSION + 1).to_le_bytes());
+        let e = decode_pack_header(&pack).unwrap_err();
+        assert!(
+            matches!(&e, Error::UnsupportedFormat { what: Format::Pack, found: 2, supported, location: Location::Unknown }
+                if *supported == (1..=1)),
+            "{e:?}"
+        );
+        // Where it is read whole, the caller says which file it is.
+        pack.extend(
+            Footer {
+                record_count: 0,
+                pack_id: PackId(Id::of(&pack)),
+            }
+            .encode(),
+        );
+        let path = std::path::PathBuf::from("/s/packs/ab/x.pack");
+        let e = scan(&pack)
+            .unwrap_err()
+            .within(Object::PackFile(path.clone()));
+        assert!(
+            matches!(&e, Error::UnsupportedFormat { location: Location::File(p), .. } if *p == path)
+        );
+        let m = e.to_string();
+        assert!(
+            m.starts_with(
+                "pack /s/packs/ab/x.pack has format version 2; this wsnap reads version 1"
+            ),
+            "{m}"
+        );
+        assert!(
+            m.contains("newer wsnap") && !m.contains("corrupt") && !m.contains("check"),
+            "{m}"
+        );
     }
 
     #[test]

@@ -20,8 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::durable;
-use crate::error::{Error, Result};
-use crate::escape;
+use crate::error::{Error, Object, Problem, Result};
 use crate::id::{Id, PackId};
 use crate::layout::{self, PackFile};
 use crate::pack::format::{self, ExpectedRecord, RecordHeader, RECORD_HEADER_BYTES};
@@ -126,12 +125,20 @@ impl Packs {
     /// the data).
     pub fn read_header(&self, pack: &PackId, offset: u64) -> Result<RecordHeader> {
         let file = self.file(pack)?;
-        let path = || escape::path(&self.path_of(pack));
         let mut hbuf = [0u8; RECORD_HEADER_BYTES];
         file.read_exact_at(&mut hbuf, offset)
-            .map_err(|e| Error::corrupt(format!("pack {}: header at {offset}: {e}", path())))?;
-        RecordHeader::decode(&hbuf)
-            .map_err(|e| Error::corrupt(format!("pack {} at {offset}: {}", path(), e.detail())))
+            .map_err(|e| Error::corrupt(Problem::Unreadable(e)))
+            .and_then(|()| RecordHeader::decode(&hbuf))
+            .map_err(self.at(pack, offset))
+    }
+
+    /// Damage found in the record at `offset` of `pack`: says where.
+    fn at(&self, pack: &PackId, offset: u64) -> impl Fn(Error) -> Error {
+        let path = self.path_of(pack);
+        move |e| {
+            e.within(Object::Record { offset })
+                .within(Object::PackFile(path.clone()))
+        }
     }
 
     /// Read the blob whose record header starts at `offset` in `pack`,
@@ -144,20 +151,20 @@ impl Packs {
         expected: &Id,
     ) -> Result<(RecordHeader, Vec<u8>)> {
         let file = self.file(pack)?;
-        let path = || escape::path(&self.path_of(pack));
         let header = self.read_header(pack, offset)?;
+        let at = self.at(pack, offset);
         if header.id != *expected {
-            return Err(Error::corrupt(format!(
-                "pack {} at {offset} holds blob {}, catalog expects {}",
-                path(),
-                header.id,
-                expected
-            )));
+            return Err(at(Error::corrupt(Problem::UnlikeCatalog {
+                found: format!("{} {}", header.kind.name(), header.id),
+                expected: format!("blob {expected}"),
+            })));
         }
         let mut stored = vec![0u8; header.stored_len as usize];
         file.read_exact_at(&mut stored, offset + RECORD_HEADER_BYTES as u64)
-            .map_err(|e| Error::corrupt(format!("pack {}: blob {expected}: {e}", path())))?;
-        let raw = format::decode_payload(&header, &stored)?;
+            .map_err(|e| {
+                at(Error::corrupt(Problem::Unreadable(e)).within(header.kind.object(*expected)))
+            })?;
+        let raw = format::decode_payload(&header, &stored).map_err(at)?;
         Ok((header, raw))
     }
 
@@ -172,28 +179,17 @@ impl Packs {
         expected: &ExpectedRecord,
     ) -> Result<(RecordHeader, Vec<u8>)> {
         let file = self.file(pack)?;
-        let path = || escape::path(&self.path_of(pack));
-        let id = expected.id;
+        let at = self.at(pack, offset);
         let mut buf = vec![0u8; RECORD_HEADER_BYTES + expected.stored_len as usize];
-        file.read_exact_at(&mut buf, offset)
-            .map_err(|e| Error::corrupt(format!("pack {}: blob {id} at {offset}: {e}", path())))?;
+        file.read_exact_at(&mut buf, offset).map_err(|e| {
+            at(Error::corrupt(Problem::Unreadable(e)).within(expected.kind.object(expected.id)))
+        })?;
         let (hbuf, stored) = buf.split_at(RECORD_HEADER_BYTES);
-        let header = RecordHeader::decode(hbuf)
-            .map_err(|e| Error::corrupt(format!("pack {} at {offset}: {}", path(), e.detail())))?;
+        let header = RecordHeader::decode(hbuf).map_err(&at)?;
         if !header.agrees_with(expected) {
-            return Err(Error::corrupt(format!(
-                "pack {} at {offset} holds {:?} {} of {}/{} bytes (stored/raw), catalog expects {:?} {id} of {}/{}",
-                path(),
-                header.kind,
-                header.id,
-                header.stored_len,
-                header.raw_len,
-                expected.kind,
-                expected.stored_len,
-                expected.raw_len,
-            )));
+            return Err(at(expected.unlike(&header)));
         }
-        let raw = format::decode_payload(&header, stored)?;
+        let raw = format::decode_payload(&header, stored).map_err(at)?;
         Ok((header, raw))
     }
 

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::durable;
-use crate::error::{Error, Result};
+use crate::error::{Error, Object, Problem, Result};
 use crate::id::{Id, PackId};
 use crate::layout;
 use crate::pack::format::{self, Footer, RecordHeader, HEADER_BYTES};
@@ -162,42 +162,49 @@ fn write_hashed(pack: &mut OpenPack, bytes: &[u8]) -> Result<()> {
 /// hash to its id, and the whole file must hash to the pack id.
 fn read_back(file: &File, id: &PackId, records: &[(u64, RecordHeader)]) -> Result<()> {
     use std::io::Read;
-    let bad = |what: String| Error::corrupt(what);
+    let bad = |what: &str| Error::corrupt_as(what);
+    let unreadable = |e| Error::corrupt(Problem::Unreadable(e));
     let mut r = std::io::BufReader::with_capacity(1 << 20, file);
-    std::io::Seek::seek(&mut r, std::io::SeekFrom::Start(0)).map_err(|e| bad(e.to_string()))?;
+    std::io::Seek::seek(&mut r, std::io::SeekFrom::Start(0)).map_err(unreadable)?;
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; HEADER_BYTES];
-    r.read_exact(&mut buf).map_err(|e| bad(e.to_string()))?;
+    r.read_exact(&mut buf).map_err(unreadable)?;
     format::decode_pack_header(&buf)?;
     hasher.update(&buf);
     let mut pos = HEADER_BYTES as u64;
     for (offset, want) in records {
+        let record = |e: Error| e.within(Object::Record { offset: *offset });
         if *offset != pos {
-            return Err(bad(format!("record expected at {offset}, found at {pos}")));
+            return Err(record(bad(&format!("found at offset {pos}"))));
         }
         let n = format::RECORD_HEADER_BYTES + want.stored_len as usize;
         buf.resize(n, 0);
-        r.read_exact(&mut buf).map_err(|e| bad(e.to_string()))?;
+        r.read_exact(&mut buf).map_err(|e| record(unreadable(e)))?;
         hasher.update(&buf);
         let (h, payload) = buf.split_at(format::RECORD_HEADER_BYTES);
-        if RecordHeader::decode(h)? != *want {
-            return Err(bad(format!("record header at {offset} differs")));
+        if RecordHeader::decode(h).map_err(record)? != *want {
+            return Err(record(bad("its header differs from the one written")));
         }
-        format::decode_payload(want, payload)?;
+        format::decode_payload(want, payload).map_err(record)?;
         pos += n as u64;
     }
-    if PackId(Id(*hasher.finalize().as_bytes())) != *id {
-        return Err(bad("pack bytes hash to another id".into()));
+    let hashed = PackId(Id(*hasher.finalize().as_bytes()));
+    if hashed != *id {
+        return Err(Error::corrupt(Problem::HashMismatch {
+            expected: id.0,
+            found: hashed.0,
+        })
+        .within(Object::Pack(*id)));
     }
     buf.resize(format::FOOTER_BYTES, 0);
-    r.read_exact(&mut buf).map_err(|e| bad(e.to_string()))?;
+    r.read_exact(&mut buf).map_err(unreadable)?;
     let footer = format::Footer::decode(&buf)?;
     if footer.pack_id != *id || footer.record_count != records.len() as u64 {
-        return Err(bad("footer differs".into()));
+        return Err(bad("its footer differs from the one written"));
     }
     let mut rest = [0u8; 1];
-    if r.read(&mut rest).map_err(|e| bad(e.to_string()))? != 0 {
-        return Err(bad("bytes after the footer".into()));
+    if r.read(&mut rest).map_err(unreadable)? != 0 {
+        return Err(bad("bytes after the footer"));
     }
     Ok(())
 }
@@ -225,7 +232,10 @@ fn seal_pack(mut pack: OpenPack, store_dir: &Path) -> Result<SealedPack> {
         let _ = std::fs::remove_file(&tmp_path);
         return Err(Error::store_write(
             &tmp_path,
-            std::io::Error::other(format!("the sealed pack does not read back: {e}")),
+            std::io::Error::other(format!(
+                "the sealed pack does not read back: {}",
+                e.detail()
+            )),
         ));
     }
     let final_path = layout::pack_path(store_dir, &id);

@@ -5,6 +5,8 @@
 //! full run).
 
 use std::ffi::OsStr;
+use std::fmt;
+use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -54,17 +56,43 @@ impl Source {
     }
 
     /// Open the directory: `base` by path, each component below it with
-    /// `O_NOFOLLOW`. `Err` says, escaped, why it is not a directory.
-    pub(super) fn open(&self) -> std::result::Result<Dir, String> {
-        let mut dir = Dir::open_path(&self.base, true)
-            .map_err(|e| format!("{}: {e}", escape::path(&self.base)))?;
+    /// `O_NOFOLLOW`. `Err` says which one is not a directory, and why.
+    pub(super) fn open(&self) -> std::result::Result<Dir, Unopenable> {
+        let mut dir = Dir::open_path(&self.base, true).map_err(|source| Unopenable::Base {
+            path: self.base.clone(),
+            source,
+        })?;
         let mut at = self.base.clone();
         for c in &self.below {
             at.push(OsStr::from_bytes(c));
-            dir = walk::open_workspace_dir(&dir, c)
-                .map_err(|why| format!("{} {why}", escape::path(&at)))?;
+            dir = walk::open_workspace_dir(&dir, c).map_err(|why| Unopenable::Below {
+                path: at.clone(),
+                why,
+            })?;
         }
         Ok(dir)
+    }
+}
+
+/// Why a [`Source`]'s directory cannot be opened: the workspace fails
+/// (with this as its reason, paths escaped), the run goes on.
+#[derive(Debug)]
+pub enum Unopenable {
+    /// The directory the admin named.
+    Base { path: PathBuf, source: io::Error },
+    /// A user or project directory below it.
+    Below {
+        path: PathBuf,
+        why: walk::NotAWorkspaceDir,
+    },
+}
+
+impl fmt::Display for Unopenable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unopenable::Base { path, source } => write!(f, "{}: {source}", escape::path(path)),
+            Unopenable::Below { path, why } => write!(f, "{} {why}", escape::path(path)),
+        }
     }
 }
 

@@ -48,7 +48,7 @@ pub(super) fn snapshot_workspace(
     let failed = |reason: String| Ok(WorkspaceOutcome::Failed { reason });
     let dir = match src.open() {
         Ok(d) => d,
-        Err(why) => return failed(why),
+        Err(why) => return failed(why.to_string()),
     };
     let last = pool.with(|c| c.last_taken(ws))?;
     let previous_files = last.as_ref().map_or(0, |p| p.stats.files);
@@ -328,7 +328,7 @@ fn snap_entry(
     depth: usize,
 ) -> Result<Option<Entry>> {
     let rel = crate::tree::join_rel(dir_rel, name);
-    if crate::tree::validate_name(name).is_err() {
+    if crate::workspace::check_name(name).is_err() {
         ctx.skip(&rel, "name cannot be stored".into(), true);
         return Ok(None);
     }

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::catalog::{Catalog, PendingTree, SkipList, TreeRefs};
-use crate::error::{Error, Result};
+use crate::error::{Error, Problem, Result};
 use crate::id::Id;
 use crate::journal::RunJournal;
 use crate::model::{RunRow, SnapshotRow};
@@ -479,7 +479,13 @@ impl WriterState {
 /// Whether the catalog refused a commit for what it references (a blob the
 /// store lacks), rather than failing to write.
 fn refusal(e: &Error) -> bool {
-    matches!(e, Error::Corrupt { what } if what.contains("not stored") || what.contains("no longer stored"))
+    matches!(
+        e,
+        Error::Corrupt {
+            problem: Problem::NotStored,
+            ..
+        }
+    )
 }
 
 /// Count `n` refused snapshots of `run` as failed workspaces.

@@ -12,9 +12,30 @@
 //! Messages say what happened, and what to do where that needs no
 //! command-line flag: they never name a flag (`--lock-wait`, `--force`, …).
 //! The CLI adds those hints, chosen by variant (`cli/output.rs`).
+//!
+//! Damaged store data is [`Error::Corrupt`]: *where* it is, a chain of
+//! [`Object`]s from the outside in (a pack file, a record in it, the blob
+//! that record holds), and *what is wrong* ([`Problem`]). A decoder knows
+//! the problem and seldom the object: each caller adds what it knows with
+//! [`Error::within`]. A file or blob in a format version this wsnap does not
+//! read is [`Error::UnsupportedFormat`], never corruption. Something asked
+//! for that does not exist is [`Error::NotFound`], saying what ([`Missing`]).
+//!
+//! The types carried here (`id`, `workspace`) sit below this module and
+//! have small errors of their own, which `From` turns into an `Error`.
 
 use std::io;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
+
+use crate::escape;
+use crate::id;
+use crate::workspace::BadWorkspace;
+
+mod context;
+
+use context::{damage, unsupported};
+pub use context::{Format, Location, Missing, Object, Problem};
 
 /// Result alias used throughout the library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -51,16 +72,17 @@ pub enum Error {
     #[error("no wsnap store at {path}", path = esc(.path))]
     NoStore { path: PathBuf },
 
-    /// The store was written by a wsnap with another format version.
-    #[error(
-        "store {path} has format version {found}; this wsnap reads version {supported}. {hint}",
-        path = esc(.path)
-    )]
-    UnsupportedVersion {
-        path: PathBuf,
+    /// A catalog, pack, journal, tree or chunk list in a format version this
+    /// wsnap does not read (written by a newer wsnap, or damaged), or, for
+    /// the catalog, one it reads but does not write before a writer has
+    /// upgraded it.
+    #[error("{}", unsupported(*.what, *.found, .supported, .location))]
+    UnsupportedFormat {
+        what: Format,
         found: i64,
-        supported: i64,
-        hint: &'static str,
+        /// The versions this wsnap reads.
+        supported: RangeInclusive<i64>,
+        location: Location,
     },
 
     /// The store is on a network or FUSE file system, where `flock` and
@@ -86,9 +108,18 @@ pub enum Error {
     #[error("reading the store failed at {path}: {source}", path = esc(.path))]
     StoreRead { path: PathBuf, source: io::Error },
 
-    /// Bytes from the store do not decode or do not match their id.
-    #[error("store data is corrupt: {what}. Run `wsnap check` to see what it affects")]
-    Corrupt { what: String },
+    /// Bytes from the store do not decode or do not match their id, or the
+    /// catalog names data that is not there.
+    #[error(
+        "store data is corrupt: {}. Run `wsnap check` to see what it affects",
+        damage(.at, .problem)
+    )]
+    Corrupt {
+        /// Where, from the outside in (a pack, a record in it, a blob);
+        /// empty where nothing more than the problem is known.
+        at: Vec<Object>,
+        problem: Problem,
+    },
 
     /// The SQLite catalog reported an error.
     #[error("catalog {path}: {source}{}", catalog_hint(source), path = esc(.path))]
@@ -103,7 +134,7 @@ pub enum Error {
 
     /// Something the user asked for does not exist (workspace, snapshot, path).
     #[error("{0}")]
-    NotFound(String),
+    NotFound(Missing),
 
     /// The restore target cannot be used.
     #[error("restore target {path}: {reason}", path = esc(.path))]
@@ -136,7 +167,7 @@ pub enum Error {
 
 /// A path as printed in messages: escaped (see [`crate::escape`]).
 fn esc(p: &std::path::Path) -> String {
-    crate::escape::path(p)
+    escape::path(p)
 }
 
 fn catalog_hint(e: &rusqlite::Error) -> &'static str {
@@ -168,7 +199,7 @@ impl Error {
             Error::NotAStore { .. }
             | Error::NoStore { .. }
             | Error::CatalogDamaged { .. }
-            | Error::UnsupportedVersion { .. }
+            | Error::UnsupportedFormat { .. }
             | Error::UnrecognisedStore { .. }
             | Error::StoreRead { .. }
             | Error::UnsafeFileSystem { .. }
@@ -187,13 +218,36 @@ impl Error {
     /// The message without the advice to run `check` (for `check` itself).
     pub fn detail(&self) -> String {
         match self {
-            Error::Corrupt { what } => what.clone(),
+            Error::Corrupt { at, problem } => damage(at, problem),
             e => e.to_string(),
         }
     }
 
-    pub(crate) fn corrupt(what: impl Into<String>) -> Error {
-        Error::Corrupt { what: what.into() }
+    /// This error found inside `object`: damage gets it as its outermost
+    /// place, an unsupported format gets it as its location if it had none;
+    /// any other error is returned as it is.
+    pub fn within(mut self, object: Object) -> Error {
+        match &mut self {
+            Error::Corrupt { at, .. } => at.insert(0, object),
+            Error::UnsupportedFormat { location, .. } if *location == Location::Unknown => {
+                *location = object.location();
+            }
+            _ => {}
+        }
+        self
+    }
+
+    /// Damage of a known kind, where the caller adds the place ([`Error::within`]).
+    pub(crate) fn corrupt(problem: Problem) -> Error {
+        Error::Corrupt {
+            at: Vec::new(),
+            problem,
+        }
+    }
+
+    /// Damage with free text (a decoder's or the catalog's own check).
+    pub(crate) fn corrupt_as(detail: impl Into<String>) -> Error {
+        Error::corrupt(Problem::Invalid(detail.into()))
     }
 
     pub(crate) fn invalid(what: &'static str, detail: impl Into<String>) -> Error {
@@ -215,5 +269,35 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+}
+
+/// The small errors of the types below this module, as `Error`s.
+impl From<id::BadHex> for Error {
+    fn from(e: id::BadHex) -> Error {
+        Error::invalid("id", e.to_string())
+    }
+}
+
+/// An id column of the catalog that is not 32 bytes.
+impl From<id::BadLength> for Error {
+    fn from(e: id::BadLength) -> Error {
+        Error::corrupt_as(format!("id of {} bytes, expected 32", e.len)).within(Object::Catalog)
+    }
+}
+
+impl From<id::HashMismatch> for Error {
+    fn from(e: id::HashMismatch) -> Error {
+        Error::corrupt(Problem::HashMismatch {
+            expected: e.expected,
+            found: e.found,
+        })
+        .within(Object::Blob(e.expected))
+    }
+}
+
+impl From<BadWorkspace> for Error {
+    fn from(e: BadWorkspace) -> Error {
+        Error::invalid("workspace", e.to_string())
     }
 }
