@@ -7,7 +7,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::id::SnapshotId;
 
 use super::{sql_err, Catalog};
@@ -67,7 +67,7 @@ impl Catalog {
     pub fn created_ns(&self) -> Result<i64> {
         self.meta_value("created_ns")?
             .parse()
-            .map_err(|_| Error::corrupt("catalog meta created_ns is not a number"))
+            .map_err(|_| super::bad_meta("created_ns", "not a number"))
     }
 
     /// The newest snapshot (by recorded time), if any.
