@@ -1,12 +1,15 @@
 //! The S3 test harness itself (`tests/common/garage.rs`): a real 3-node
 //! Garage cluster with replication factor 3 comes up on 127.0.0.1, stores
 //! and returns objects through S3, keeps reading and writing with one node
-//! killed (quorum 2 of 3), and takes the node back. Needs `garage` 2.x on
+//! killed (quorum 2 of 3), and takes the node back; the proxy in front of
+//! an endpoint holds an upload mid-stream and vanishes on close. Needs `garage` 2.x on
 //! PATH: without it these tests fail saying how to install it.
 
 mod common;
 
-use common::garage::{raw_s3, Garage, NODES, REGION};
+use std::time::Duration;
+
+use common::garage::{raw_s3, Garage, Proxy, NODES, REGION};
 use common::random_bytes;
 
 #[test]
@@ -126,4 +129,32 @@ fn another_bucket_and_key_are_separate() {
     let bare = g.create_key("wsnap-bare");
     let none = raw_s3(&g.endpoint(), REGION, "wsnap-other", &bare);
     assert!(none.try_get("obj").is_err());
+}
+
+#[test]
+fn the_proxy_holds_an_upload_mid_stream_releases_it_and_vanishes_on_close() {
+    let g = Garage::start();
+    let mut proxy = Proxy::start(&g.endpoint());
+    let through = raw_s3(&proxy.endpoint(), REGION, &g.bucket, &g.key);
+    through.put("small", b"through the proxy");
+    assert_eq!(g.raw().get("small"), b"through the proxy");
+
+    let big = random_bytes(4, 4 * 1024 * 1024);
+    proxy.hold_after(proxy.sent() + 1024 * 1024);
+    let (ep, bucket, key) = (proxy.endpoint(), g.bucket.clone(), g.key.clone());
+    let upload = {
+        let big = big.clone();
+        std::thread::spawn(move || raw_s3(&ep, REGION, &bucket, &key).put("big", &big))
+    };
+    proxy.wait_held(Duration::from_secs(60));
+    // Held after 1 MiB of 4: the object is not there yet.
+    assert!(g.raw().try_get("big").is_err());
+    assert!(!upload.is_finished());
+    proxy.release();
+    upload.join().expect("upload through the proxy");
+    assert!(through.get("big") == big);
+
+    proxy.close();
+    assert!(through.try_get("small").is_err(), "the proxy is gone");
+    assert_eq!(g.raw().get("small"), b"through the proxy");
 }

@@ -13,7 +13,10 @@
 //! - [`Garage::bucket_with_key`], [`Garage::create_bucket`],
 //!   [`Garage::create_key`], [`Garage::allow`]: more buckets and keys;
 //! - [`Garage::raw`] / [`raw_s3`]: list, get, put, delete objects byte for
-//!   byte (tamper tests), the one place the tests talk S3 themselves.
+//!   byte (tamper tests), the one place the tests talk S3 themselves;
+//! - [`Proxy`]: a TCP proxy in front of an endpoint that holds uploads at a
+//!   byte count (a client stopped mid-push, deterministically) and vanishes
+//!   on close (an unreachable endpoint).
 //!
 //! Garage 2.x must be on `PATH`: without it every test that starts a
 //! cluster fails saying how to install it ([`INSTALL_HINT`]); none is
@@ -872,5 +875,204 @@ impl RawS3 {
         );
         bytes[offset] ^= 1 << (bit % 8);
         self.put(name, &bytes);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A proxy in front of an S3 endpoint
+// ---------------------------------------------------------------------------
+
+/// A TCP proxy on 127.0.0.1 in front of one node's S3 API, for tests that
+/// need a client stopped mid-upload at a known point, or an endpoint that
+/// vanishes: [`Proxy::hold_after`] lets the first N bytes of requests
+/// through and holds every connection there (the client waits, its
+/// requests unfinished) until [`Proxy::release`]; [`Proxy::close`] drops
+/// every connection and the listening port (connection refused).
+pub struct Proxy {
+    port: u16,
+    shared: std::sync::Arc<ProxyShared>,
+    accept: Option<std::thread::JoinHandle<()>>,
+}
+
+struct ProxyShared {
+    upstream: std::net::SocketAddr,
+    gate: std::sync::Mutex<Gate>,
+    cv: std::sync::Condvar,
+    stop: std::sync::atomic::AtomicBool,
+    /// Both ends of every connection, to shut down on close.
+    conns: std::sync::Mutex<Vec<std::net::TcpStream>>,
+}
+
+#[derive(Default)]
+struct Gate {
+    /// Request bytes (client to server) forwarded so far.
+    sent: u64,
+    /// Forward no request byte past this count.
+    hold_after: Option<u64>,
+    /// A connection is waiting at the gate.
+    holding: bool,
+}
+
+impl Proxy {
+    /// A proxy to `endpoint` (`http://127.0.0.1:PORT`).
+    pub fn start(endpoint: &str) -> Proxy {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Condvar, Mutex};
+        let upstream: std::net::SocketAddr = endpoint
+            .strip_prefix("http://")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("proxy upstream {endpoint:?} is not http://IP:PORT"));
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let port = listener.local_addr().unwrap().port();
+        let shared = Arc::new(ProxyShared {
+            upstream,
+            gate: Mutex::new(Gate::default()),
+            cv: Condvar::new(),
+            stop: AtomicBool::new(false),
+            conns: Mutex::new(Vec::new()),
+        });
+        let s = shared.clone();
+        let accept = std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if s.stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(client) = client else { continue };
+                let Ok(server) = std::net::TcpStream::connect(s.upstream) else {
+                    continue; // the client sees the connection closed
+                };
+                {
+                    let mut conns = s.conns.lock().unwrap();
+                    conns.push(client.try_clone().unwrap());
+                    conns.push(server.try_clone().unwrap());
+                }
+                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let up = s.clone();
+                std::thread::spawn(move || pipe(client, server, Some(&up)));
+                std::thread::spawn(move || pipe(s2, c2, None));
+            }
+        });
+        Proxy {
+            port,
+            shared,
+            accept: Some(accept),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT` of the proxy.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Request bytes forwarded so far.
+    pub fn sent(&self) -> u64 {
+        self.shared.gate.lock().unwrap().sent
+    }
+
+    /// From now on, forward request bytes only up to `bytes` in all (counted
+    /// since the proxy started), then hold.
+    pub fn hold_after(&self, bytes: u64) {
+        self.shared.gate.lock().unwrap().hold_after = Some(bytes);
+        self.shared.cv.notify_all();
+    }
+
+    /// Wait until a connection is held at the gate; panics after `timeout`.
+    #[track_caller]
+    pub fn wait_held(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let mut g = self.shared.gate.lock().unwrap();
+        while !g.holding {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "no request reached the proxy's gate ({} bytes sent) within {timeout:?}",
+                g.sent
+            );
+            g = self.shared.cv.wait_timeout(g, left).unwrap().0;
+        }
+    }
+
+    /// Forward everything again.
+    pub fn release(&self) {
+        let mut g = self.shared.gate.lock().unwrap();
+        g.hold_after = None;
+        g.holding = false;
+        self.shared.cv.notify_all();
+    }
+
+    /// Drop every connection and stop listening: the endpoint is gone.
+    pub fn close(&mut self) {
+        use std::sync::atomic::Ordering;
+        if self.shared.stop.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.release();
+        // Wake the accept loop so that it sees `stop` and drops the listener.
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.accept.take() {
+            let _ = t.join();
+        }
+        for c in self.shared.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Copy `from` to `to` until either closes; request bytes (`gate` given)
+/// pass the gate first.
+fn pipe(mut from: std::net::TcpStream, mut to: std::net::TcpStream, gate: Option<&ProxyShared>) {
+    use std::io::{Read, Write};
+    let mut buf = vec![0u8; 64 * 1024];
+    'copy: loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let mut off = 0;
+        while off < n {
+            let k = match gate {
+                None => n - off,
+                Some(s) => match s.admit(n - off) {
+                    Some(k) => k,
+                    None => return, // closed
+                },
+            };
+            if to.write_all(&buf[off..off + k]).is_err() {
+                break 'copy;
+            }
+            off += k;
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Write);
+}
+
+impl ProxyShared {
+    /// Wait until at least one of `want` request bytes may pass; how many
+    /// may, now counted as sent. None once the proxy is closed.
+    fn admit(&self, want: usize) -> Option<usize> {
+        use std::sync::atomic::Ordering;
+        let mut g = self.gate.lock().unwrap();
+        loop {
+            if self.stop.load(Ordering::SeqCst) {
+                return None;
+            }
+            let room = match g.hold_after {
+                None => want as u64,
+                Some(limit) => limit.saturating_sub(g.sent).min(want as u64),
+            };
+            if room > 0 {
+                g.sent += room;
+                return Some(room as usize);
+            }
+            g.holding = true;
+            self.cv.notify_all();
+            g = self.cv.wait(g).unwrap();
+        }
     }
 }
