@@ -836,7 +836,7 @@ impl RawS3 {
 
     /// Whole object `name`, or the S3 error (e.g. not found).
     pub fn try_get(&self, name: &str) -> Result<Vec<u8>, object_store::Error> {
-        use object_store::ObjectStore;
+        use object_store::ObjectStoreExt;
         let p = object_store::path::Path::from(name);
         self.rt.block_on(async {
             let r = self.store.get(&p).await?;
@@ -847,7 +847,7 @@ impl RawS3 {
     /// Write object `name` (replacing it).
     #[track_caller]
     pub fn put(&self, name: &str, bytes: &[u8]) {
-        use object_store::ObjectStore;
+        use object_store::ObjectStoreExt;
         let p = object_store::path::Path::from(name);
         self.rt
             .block_on(self.store.put(&p, bytes.to_vec().into()))
@@ -857,7 +857,7 @@ impl RawS3 {
     /// Delete object `name`.
     #[track_caller]
     pub fn delete(&self, name: &str) {
-        use object_store::ObjectStore;
+        use object_store::ObjectStoreExt;
         let p = object_store::path::Path::from(name);
         self.rt
             .block_on(self.store.delete(&p))
