@@ -129,6 +129,13 @@ fn another_bucket_and_key_are_separate() {
     let bare = g.create_key("wsnap-bare");
     let none = raw_s3(&g.endpoint(), REGION, "wsnap-other", &bare);
     assert!(none.try_get("obj").is_err());
+
+    // Deleted (emptied first), it is gone for its own key too.
+    g.delete_bucket("wsnap-other", &other);
+    assert!(mine.try_get("obj").is_err());
+    let listed = g.run(&["bucket", "list"]);
+    assert!(!listed.contains("wsnap-other"), "{listed}");
+    assert!(listed.contains("wsnap-test"), "{listed}");
 }
 
 #[test]

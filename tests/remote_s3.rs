@@ -497,7 +497,7 @@ fn wrong_credentials_a_missing_bucket_and_an_unreachable_endpoint_are_clear_erro
         None,
     );
     assert_eq!(out.code, 0, "remote add gone\n{out}");
-    s.g.run(&["bucket", "delete", "--yes", "wsnap-gone"]);
+    s.g.delete_bucket("wsnap-gone", &key);
     let out = run(s.cmd(&s.env.store).args(["push", "gone"]));
     assert_eq!(
         out.code, EXIT_UNAVAILABLE,

@@ -11,7 +11,8 @@
 //!   [`Garage::aws_env`] (the credentials as wsnap reads them);
 //! - [`Garage::kill`] (SIGKILL one node) and [`Garage::restart`];
 //! - [`Garage::bucket_with_key`], [`Garage::create_bucket`],
-//!   [`Garage::create_key`], [`Garage::allow`]: more buckets and keys;
+//!   [`Garage::create_key`], [`Garage::allow`], [`Garage::delete_bucket`]:
+//!   more buckets and keys;
 //! - [`Garage::raw`] / [`raw_s3`]: list, get, put, delete objects byte for
 //!   byte (tamper tests), the one place the tests talk S3 themselves;
 //! - [`Proxy`]: a TCP proxy in front of an endpoint that holds uploads at a
@@ -519,6 +520,17 @@ impl Garage {
         self.run(&[
             "bucket", "allow", "--read", "--write", "--owner", bucket, "--key", &key.id,
         ]);
+    }
+
+    /// Empty bucket `name` through S3 with `key` (Garage deletes only empty
+    /// buckets), then `bucket delete --yes NAME`.
+    #[track_caller]
+    pub fn delete_bucket(&mut self, name: &str, key: &S3Key) {
+        let raw = raw_s3(&self.endpoint(), REGION, name, key);
+        for (obj, _) in raw.list("") {
+            raw.delete(&obj);
+        }
+        self.run(&["bucket", "delete", "--yes", name]);
     }
 
     /// A new bucket `name` and a new key `name` allowed on it.
