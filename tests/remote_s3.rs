@@ -9,6 +9,8 @@
 //! - a Garage node killed while a push is mid-upload (held there by a proxy,
 //!   not by timing): the push succeeds, and restore, pull and check work
 //!   with the node still down;
+//! - a push SIGKILLed mid-upload: the remote restores the previous push,
+//!   the next push completes it and leaves no orphan pack;
 //! - wrong credentials, a missing bucket, an unreachable endpoint: a clear
 //!   error, exit 69, the local store untouched, the remote unharmed;
 //! - a bit flipped in a pack, a catalog image or the pointer in the bucket:
@@ -78,12 +80,17 @@ impl Setup {
 
     /// `wsnap --store STORE` with `key`'s credentials.
     fn cmd_as(&self, store: &Path, key: &S3Key) -> Command {
+        with_timeout(self.std_cmd_as(store, key))
+    }
+
+    /// The same as a `std::process::Command` (to kill it).
+    fn std_cmd_as(&self, store: &Path, key: &S3Key) -> std::process::Command {
         let mut c = bare_std_cmd();
         c.arg("--store").arg(store);
         for (k, v) in Garage::aws_env_for(key) {
             c.env(k, v);
         }
-        with_timeout(c)
+        c
     }
 
     /// `remote add NAME s3://BUCKET/PREFIX --endpoint E --region garage`
@@ -339,17 +346,7 @@ fn push_then_restore_remote_and_pull_on_fresh_machines_give_every_snapshot_back(
 #[test]
 fn a_garage_node_killed_mid_push_the_push_succeeds_and_restore_works_with_it_down() {
     let mut s = Setup::new();
-    // More to upload than the gate lets through: 12 MiB more.
-    let a = s.env.ws("alice", "thesis");
-    for i in 0..3 {
-        write_file(
-            &a.join(format!("large-{i}.bin")),
-            &random_bytes(20 + i, 4 * MIB),
-            0o600,
-            hour_ago_ns(),
-        );
-    }
-    snapshot_at(&s.env, &["alice/thesis"], tick_times()[1] + 60_000_000_000);
+    add_large_files(&s.env);
 
     // The store pushes through a proxy to node 0; node 2 is the victim.
     let proxy = Proxy::start(&s.g.endpoint());
@@ -396,6 +393,94 @@ fn a_garage_node_killed_mid_push_the_push_succeeds_and_restore_works_with_it_dow
     s.g.restart(2);
     let again = s.push("off");
     assert!(u(&again["uploaded"], "bytes") < MIB as u64, "{again:#}");
+}
+
+/// Three large files more in alice/thesis, snapshotted a minute after the
+/// second tick: 12 MiB to upload, more than a proxy gate lets through.
+fn add_large_files(env: &TestEnv) -> i64 {
+    let a = env.ws("alice", "thesis");
+    for i in 0..3 {
+        write_file(
+            &a.join(format!("large-{i}.bin")),
+            &random_bytes(20 + i, 4 * MIB),
+            0o600,
+            hour_ago_ns(),
+        );
+    }
+    let t = tick_times()[1] + 60_000_000_000;
+    snapshot_at(env, &["alice/thesis"], t);
+    t
+}
+
+#[test]
+fn a_push_killed_mid_upload_leaves_the_last_push_restorable_and_the_next_push_completes_it() {
+    let s = Setup::new();
+    let proxy = Proxy::start(&s.g.endpoint());
+    s.add_off(&proxy.endpoint());
+    s.push("off");
+    let local = snapshots(&s.env.store);
+    let (before_id, _, _) = local
+        .iter()
+        .filter(|(_, ws, _)| ws == "alice/thesis")
+        .max_by_key(|(_, _, t)| *t)
+        .unwrap()
+        .clone();
+    let want_before = s.env.path("local-before");
+    restore_local(&s.env.store, "alice/thesis", &before_id, &want_before);
+
+    let t = add_large_files(&s.env);
+    proxy.hold_after(proxy.sent() + 2 * MIB as u64);
+    let mut push = s
+        .std_cmd_as(&s.env.store, &s.g.key)
+        .args(["push", "off"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn push");
+    proxy.wait_held(RUN_TIMEOUT);
+    assert!(
+        push.try_wait().unwrap().is_none(),
+        "the push is held mid-upload"
+    );
+    push.kill().unwrap(); // SIGKILL
+    push.wait().unwrap();
+    proxy.release();
+
+    // The remote is the last complete push: restorable and checking clean.
+    let reader = s.reader("reader", &s.g.endpoint());
+    let got = s.env.path("remote-before");
+    let out = s.restore_remote(&reader, "alice/thesis", &["--at", "latest"], &got);
+    assert_eq!(out.code, 0, "restore --remote after a killed push\n{out}");
+    assert_trees_equal(&want_before, &got);
+    let out = s.check_remote(&reader, true);
+    assert_eq!(out.code, 0, "check --remote after a killed push\n{out}");
+
+    // The next push completes it; with no grace period, nothing it does not
+    // reference is left (the killed push's uploads are either used or gone).
+    let mut c = s.cmd(&s.env.store);
+    c.env("WSNAP_REMOTE_GRACE", "0s")
+        .args(["push", "off", "--json"]);
+    let v = expect_code(&mut c, 0).json();
+    assert!(u(&v["uploaded"], "bytes") > 0, "{v:#}");
+    let data = objects(&s.g)
+        .into_iter()
+        .filter(|(n, _)| n.starts_with(&format!("{PREFIX}/data/")))
+        .count();
+    assert_eq!(
+        data,
+        pack_files(&s.env.store).len(),
+        "packs on the remote vs local"
+    );
+    let (after_id, _, _) = snapshots(&s.env.store)
+        .into_iter()
+        .find(|(_, ws, tt)| ws == "alice/thesis" && *tt == t)
+        .expect("the new snapshot");
+    let want = s.env.path("local-after");
+    restore_local(&s.env.store, "alice/thesis", &after_id, &want);
+    let got = s.env.path("remote-after");
+    let out = s.restore_remote(&reader, "alice/thesis", &["--at", "latest"], &got);
+    assert_eq!(out.code, 0, "{out}");
+    assert_trees_equal(&want, &got);
 }
 
 #[test]
