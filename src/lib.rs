@@ -47,11 +47,13 @@ mod id;
 mod layout;
 mod lock;
 mod model;
+mod reader;
 mod store;
 mod walk;
 mod workspace;
 
 // The operations, one module each: what the `wsnap` binary calls.
+pub mod browse;
 pub mod check;
 pub mod diff;
 pub mod gc;

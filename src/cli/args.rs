@@ -83,8 +83,24 @@ pub enum Command {
         which: Which,
         /// Directory or file inside the snapshot
         path: Option<OsString>,
+        /// List the whole subtree (paths relative to PATH)
+        #[arg(short = 'R', long)]
+        recursive: bool,
         #[arg(long)]
         json: bool,
+    },
+    /// Write one file of a snapshot to stdout, verified (for `| grep`, `| less`)
+    Cat(super::browse::CatArgs),
+    /// Paths matching a glob in one snapshot (default: the latest), or with
+    /// --all in every snapshot that has one
+    Find(super::browse::FindArgs),
+    /// Mount the snapshots read-only as directories (FUSE): snapshots/ with the
+    /// old rsync names, workspaces/USER/PROJECT/TIME/ with a `latest` link
+    Mount(super::mount::MountArgs),
+    /// Unmount a `wsnap mount` (as `fusermount3 -u` does)
+    Umount {
+        /// Where it is mounted
+        mountpoint: PathBuf,
     },
     /// Forget snapshots by retention policy (per workspace), then collect garbage
     Prune {
