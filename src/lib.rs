@@ -58,6 +58,7 @@ pub mod check;
 pub mod diff;
 pub mod gc;
 pub mod import;
+pub mod mount;
 pub mod repair;
 pub mod restore;
 pub mod select;

@@ -156,6 +156,15 @@ pub enum Error {
     /// The workspace root cannot be opened.
     #[error("invalid workspace root: {path}: {source}", path = esc(.path))]
     WorkspaceRoot { path: PathBuf, source: io::Error },
+
+    /// FUSE cannot be used on this machine (`mount`); says what to install.
+    #[error("FUSE is not available: {reason}")]
+    FuseUnavailable { reason: String },
+
+    /// A mount point that cannot be used (missing, not a directory, busy),
+    /// or a path that is not a wsnap mount (`umount`).
+    #[error("mount point {path}: {reason}", path = esc(.path))]
+    Mountpoint { path: PathBuf, reason: String },
 }
 
 /// A path as printed in messages: escaped (see [`crate::escape`]).
@@ -188,7 +197,8 @@ impl Error {
             | Error::NotFound(_)
             | Error::Target { .. }
             | Error::TargetNotEmpty { .. }
-            | Error::WorkspaceRoot { .. } => ErrorKind::Input,
+            | Error::WorkspaceRoot { .. }
+            | Error::Mountpoint { .. } => ErrorKind::Input,
             Error::NotAStore { .. }
             | Error::NoStore { .. }
             | Error::CatalogDamaged { .. }
@@ -197,7 +207,8 @@ impl Error {
             | Error::StoreRead { .. }
             | Error::UnsafeFileSystem { .. }
             | Error::Corrupt { .. }
-            | Error::Catalog { .. } => ErrorKind::Store,
+            | Error::Catalog { .. }
+            | Error::FuseUnavailable { .. } => ErrorKind::Store,
             Error::StoreWrite { .. } | Error::TargetWrite { .. } => ErrorKind::Write,
             Error::Locked { .. } => ErrorKind::Locked,
         }
