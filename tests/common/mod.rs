@@ -13,6 +13,9 @@
 //!   exact set of entries including empty directories; owners when root).
 #![allow(dead_code)]
 
+pub mod fuse;
+pub mod random_tree;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{CString, OsStr};
 use std::fmt;
