@@ -5,7 +5,7 @@
 //! Same read path as restore: the readers' lock, then one pinned catalog
 //! view ([`Reading`]), so a prune committing meanwhile changes nothing read
 //! and gc deletes no pack the view names. Chunks are verified against their
-//! ids ([`crate::reader`]); `cat` streams them in order with bounded memory.
+//! ids (`reader.rs`); `cat` streams them in order with bounded memory.
 //! Trees are walked on the walk pool's large stacks (any depth).
 
 use std::collections::HashMap;

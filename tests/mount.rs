@@ -313,7 +313,7 @@ fn writes_fail_with_erofs() {
     assert_eq!(errno(std::os::unix::fs::symlink("f", dir.join("l"))), erofs);
     assert_eq!(
         errno(fs::set_permissions(
-            &dir.join("f"),
+            dir.join("f"),
             std::os::unix::fs::PermissionsExt::from_mode(0o600)
         )),
         erofs

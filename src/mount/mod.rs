@@ -8,7 +8,7 @@
 //! ```
 //!
 //! Nothing is loaded up front: directories are read when listed, a file's
-//! chunk lists when it is read ([`crate::reader::FileIndex`]). Reads go
+//! chunk lists when it is read (`reader::FileIndex`). Reads go
 //! through the same verified chunk reader as restore, with a bounded cache
 //! (`file.rs`). What the mount sees of the catalog, and how new and pruned
 //! snapshots show, is `view.rs`; inode numbers are `inodes.rs`; the names

@@ -30,7 +30,7 @@ use crate::model::SnapshotRow;
 use crate::store::Store;
 use crate::workspace::WorkspaceName;
 
-use super::names::{self, Named};
+use super::names;
 
 /// How long an unused generation is kept.
 pub const IDLE: Duration = Duration::from_secs(2);
@@ -55,15 +55,20 @@ impl SnapInfo {
     }
 }
 
+/// Users with snapshots, each with its projects (sorted).
+pub type Users = Arc<BTreeMap<Vec<u8>, Vec<Vec<u8>>>>;
+/// A workspace's snapshots, oldest first, each with its time name.
+pub type Named = Arc<Vec<(Vec<u8>, SnapInfo)>>;
+
 /// The readers' lock and one pinned catalog view, with the names computed
 /// from that view.
 pub struct Gen {
     _readers: ReaderLock,
     pub catalog: PinnedCatalog,
     only: Arc<Vec<WorkspaceName>>,
-    users: OnceLock<Arc<BTreeMap<Vec<u8>, Vec<Vec<u8>>>>>,
+    users: OnceLock<Users>,
     old_names: OnceLock<Arc<BTreeMap<Vec<u8>, SnapInfo>>>,
-    per_ws: Mutex<BTreeMap<WorkspaceName, Arc<Vec<(Vec<u8>, SnapInfo)>>>>,
+    per_ws: Mutex<BTreeMap<WorkspaceName, Named>>,
 }
 
 impl Gen {
@@ -86,7 +91,7 @@ impl Gen {
     }
 
     /// Users with snapshots, each with its projects (sorted).
-    pub fn users(&self) -> Result<Arc<BTreeMap<Vec<u8>, Vec<Vec<u8>>>>> {
+    pub fn users(&self) -> Result<Users> {
         if let Some(u) = self.users.get() {
             return Ok(u.clone());
         }
@@ -100,7 +105,7 @@ impl Gen {
     }
 
     /// The snapshots of `ws`, oldest first, each with its time name.
-    pub fn workspace(&self, ws: &WorkspaceName) -> Result<Arc<Vec<(Vec<u8>, SnapInfo)>>> {
+    pub fn workspace(&self, ws: &WorkspaceName) -> Result<Named> {
         if let Some(v) = self.per_ws.lock().expect("poisoned").get(ws) {
             return Ok(v.clone());
         }
@@ -109,9 +114,9 @@ impl Gen {
         } else {
             Vec::new()
         };
-        let named: Vec<Named<'_>> = rows
+        let named: Vec<names::Named<'_>> = rows
             .iter()
-            .map(|s| Named {
+            .map(|s| names::Named {
                 base: names::time_name(s.time_ns),
                 time_ns: s.time_ns,
                 ws: &s.workspace,
@@ -144,9 +149,9 @@ impl Gen {
             }
             v
         };
-        let named: Vec<Named<'_>> = rows
+        let named: Vec<names::Named<'_>> = rows
             .iter()
-            .map(|s| Named {
+            .map(|s| names::Named {
                 base: names::old_name(&s.workspace, s.time_ns),
                 time_ns: s.time_ns,
                 ws: &s.workspace,
