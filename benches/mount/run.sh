@@ -66,7 +66,7 @@ rate() { python3 -c "import sys; d=float(sys.argv[2])-float(sys.argv[1]); print(
 # mount_cmd TOOL: start TOOL's mount of the backup at $mnt in the background.
 start_mount() {
   case $1 in
-    wsnap) "$W" --store "$work/wsnap" mount "$mnt" --foreground 2>>"$work/$1.log" & ;;
+    wsnap) "$W" --store "$work/wsnap" mount "$mnt" --foreground >/dev/null 2>>"$work/$1.log" & ;;
     restic) restic -r "$work/restic" mount "$mnt" >>"$work/$1.log" 2>&1 & ;;
     borg) borg mount -f "$work/borg::snap" "$mnt" >>"$work/$1.log" 2>&1 & ;;
   esac
