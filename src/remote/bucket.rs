@@ -21,7 +21,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 
 use crate::error::Result;
 
-use super::error::RemoteError;
+use crate::error::RemoteError;
 
 /// Objects at least this large go up as multipart uploads, in parts of
 /// this size (S3 wants parts of 5 MiB or more, except the last).

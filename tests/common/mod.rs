@@ -14,7 +14,9 @@
 //! - [`garage`]: a real 3-node Garage cluster (S3) for the remote tests.
 #![allow(dead_code)]
 
+pub mod fuse;
 pub mod garage;
+pub mod random_tree;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{CString, OsStr};
