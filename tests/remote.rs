@@ -641,7 +641,8 @@ fn the_cron_line_snapshots_prunes_and_pushes_and_a_failed_push_fails_the_run_and
     assert!(u(&v["push"]["uploaded"], "objects") > 0, "{v:#}");
     let status = |env: &TestEnv| {
         let mut c = env.cmd();
-        c.args(["status", "--json", "--root"]).arg(&env.root);
+        c.args(["status", "--json", "--min-free", "0", "--root"])
+            .arg(&env.root);
         run(&mut c)
     };
     let st = status(&s.env).json();
@@ -675,7 +676,7 @@ fn the_cron_line_snapshots_prunes_and_pushes_and_a_failed_push_fails_the_run_and
     // Prometheus gauges for the remote.
     let prom = s.env.path("wsnap.prom");
     let mut c = s.env.cmd();
-    c.args(["status", "--root"])
+    c.args(["status", "--min-free", "0", "--root"])
         .arg(&s.env.root)
         .arg("--prometheus")
         .arg(&prom);
