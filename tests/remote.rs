@@ -672,6 +672,10 @@ fn the_cron_line_snapshots_prunes_and_pushes_and_a_failed_push_fails_the_run_and
             .contains("not a directory"),
         "{st:#}"
     );
+    assert!(
+        st["problems"].to_string().contains("the last push failed"),
+        "a failing push is a problem at once: {st:#}"
+    );
     // Prometheus gauges for the remote.
     let prom = s.env.path("wsnap.prom");
     let mut c = s.env.cmd();
