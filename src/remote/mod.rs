@@ -6,7 +6,8 @@
 //!
 //! Files: `bucket.rs` (object_store, synchronous), `crypto.rs` (keys),
 //! `object.rs` (the encrypted object format), `pointer.rs` (the `latest`
-//! object), `config.rs` (a store's remotes), `push.rs`, `pull.rs`,
+//! object), `image.rs` (catalog image deltas), `config.rs` (a store's
+//! remotes), `push.rs`, `pull.rs`,
 //! `fetch.rs` (a restore's cache), `check.rs`, `error.rs`.
 //!
 //! The remote's layout under its prefix (FORMAT.md, *Remote*):
@@ -25,6 +26,7 @@ mod config;
 mod crypto;
 mod error;
 pub mod fetch;
+mod image;
 #[doc(hidden)]
 pub mod object;
 #[doc(hidden)]
