@@ -47,15 +47,18 @@ mod id;
 mod layout;
 mod lock;
 mod model;
+mod reader;
 mod store;
 mod walk;
 mod workspace;
 
 // The operations, one module each: what the `wsnap` binary calls.
+pub mod browse;
 pub mod check;
 pub mod diff;
 pub mod gc;
 pub mod import;
+pub mod mount;
 pub mod remote;
 pub mod repair;
 pub mod restore;

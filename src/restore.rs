@@ -30,16 +30,14 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 
 use crate::catalog::PinnedCatalog;
-use crate::chunklist;
 use crate::dirfd::{self, Dir, Kind, Stat};
 use crate::error::{Error, Missing, Result};
-use crate::id::{ChunkId, Id};
 use crate::model::SnapshotRow;
-use crate::pack::BlobKind;
 use crate::progress::Progress;
+use crate::reader::{self, Blobs};
 use crate::select::{resolve, Node};
 use crate::store::Store;
-use crate::tree::{validate_name, Entry, EntryKind, FileContent, Tree};
+use crate::tree::{validate_name, Entry, EntryKind, Tree};
 use crate::walk;
 
 /// Where and how to restore.
@@ -274,13 +272,7 @@ fn make_dir(ctx: &Ctx<'_>, e: &Entry, dir: &Dir, rel: &[u8]) -> Result<(Dir, Opt
             open_made_dir(ctx, dir, &e.name, rel)?
         }
     };
-    let listing = ctx.read(&tree.0, BlobKind::Tree).and_then(|raw| {
-        Tree::decode(&raw).map_err(|error| Unreadable {
-            kind: BlobKind::Tree,
-            id: tree.0,
-            error: Box::new(error),
-        })
-    });
+    let listing = ctx.blobs().tree(tree);
     match listing {
         Ok(t) => Ok((sub, Some(t))),
         Err(err) => {
@@ -360,7 +352,7 @@ fn restore_entry(ctx: &Ctx<'_>, e: &Entry, dir: &Dir, rel: &[u8], depth: usize) 
         EntryKind::File { content } => {
             let mut f = dir.create_file(name, 0o600).map_err(ctx.twrite(&rel))?;
             let mut written = 0u64;
-            let fed = for_each_chunk(ctx, content, |data| {
+            let fed = reader::for_each_chunk(&ctx.blobs(), content, |data| {
                 f.write_all(data).map_err(ctx.twrite(&rel))?;
                 written += data.len() as u64;
                 ctx.progress.add(0, data.len() as u64);
@@ -399,78 +391,6 @@ fn restore_entry(ctx: &Ctx<'_>, e: &Entry, dir: &Dir, rel: &[u8], depth: usize) 
     Ok(())
 }
 
-/// A blob a restored file or directory needs that cannot be read or
-/// decoded: that file or directory is lost (recorded as damage, with this
-/// as its reason), the restore goes on.
-#[derive(Debug)]
-struct Unreadable {
-    kind: BlobKind,
-    id: Id,
-    error: Box<Error>,
-}
-
-impl std::fmt::Display for Unreadable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{:?} {} unreadable: {}",
-            self.kind,
-            self.id.short(),
-            self.error
-        )
-    }
-}
-
-/// Feed a file's chunks, verified, to `write` in order. `Err` means a
-/// damaged blob (this file is lost, the restore goes on); `Ok(Err)` is a
-/// failure of `write` (ends the restore).
-fn for_each_chunk(
-    ctx: &Ctx<'_>,
-    content: &FileContent,
-    mut write: impl FnMut(&[u8]) -> Result<()>,
-) -> std::result::Result<Result<()>, Unreadable> {
-    let read = |id: &Id, kind: BlobKind| ctx.read(id, kind);
-    let mut feed = |chunks: &[ChunkId]| -> std::result::Result<Result<()>, Unreadable> {
-        // Read, decompress and verify a few chunks in parallel, write in order.
-        for batch in chunks.chunks(RESTORE_BATCH) {
-            let data: Vec<_> = if batch.len() == 1 {
-                vec![read(&batch[0].0, BlobKind::Chunk)]
-            } else {
-                batch
-                    .par_iter()
-                    .map(|c| read(&c.0, BlobKind::Chunk))
-                    .collect()
-            };
-            for d in data {
-                if let Err(e) = write(&d?) {
-                    return Ok(Err(e));
-                }
-            }
-        }
-        Ok(Ok(()))
-    };
-    match content {
-        FileContent::Chunks(chunks) => feed(chunks),
-        FileContent::Lists(lists) => {
-            for l in lists {
-                let bytes = read(&l.0, BlobKind::ChunkList)?;
-                let chunks = chunklist::decode(&bytes).map_err(|error| Unreadable {
-                    kind: BlobKind::ChunkList,
-                    id: l.0,
-                    error: Box::new(error),
-                })?;
-                if let Err(e) = feed(&chunks)? {
-                    return Ok(Err(e));
-                }
-            }
-            Ok(Ok(()))
-        }
-    }
-}
-
-/// Chunks of one file read in parallel (at most 8 × 128 KiB in memory).
-const RESTORE_BATCH: usize = 8;
-
 impl Ctx<'_> {
     /// `rel` is not the directory restore made: someone swapped it.
     fn swapped(&self, rel: &[u8]) -> Error {
@@ -497,16 +417,9 @@ impl Ctx<'_> {
         }
     }
 
-    /// Look the blob up under the catalog lock, read it outside it.
-    fn read(&self, id: &Id, kind: BlobKind) -> std::result::Result<Vec<u8>, Unreadable> {
-        self.pool
-            .with(|cat| cat.blob_location(id))
-            .and_then(|loc| self.store.read_blob_at(id, kind, loc))
-            .map_err(|error| Unreadable {
-                kind,
-                id: *id,
-                error: Box::new(error),
-            })
+    /// Verified blobs through the restore's pinned view.
+    fn blobs(&self) -> Blobs<'_> {
+        Blobs::new(self.store, &self.pool)
     }
 
     fn damage(&self, path: Vec<u8>, why: String) {

@@ -396,6 +396,15 @@ impl Catalog {
             .map_err(&e)
     }
 
+    /// SQLite's `data_version`: it changes when another connection commits
+    /// (a cheap "has anything changed?" for a long-running reader, the
+    /// mount, without reading any table).
+    pub fn data_version(&self) -> Result<i64> {
+        self.conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .map_err(sql_err(&self.path))
+    }
+
     /// Copy the WAL into the database file and truncate it, waiting (up to
     /// the busy timeout) for readers of older states to finish (`repair`,
     /// which must fold the WAL in before replacing the file).

@@ -66,7 +66,7 @@ pub fn import_rsync(store_dir: &Path, a: &ImportArgs) -> Result<u8> {
         });
     }
     let mappings = a.mappings()?;
-    let lock_wait = super::args::parse_duration(&a.lock_wait)?;
+    let lock_wait = super::flags::parse_duration(&a.lock_wait)?;
     let root = if a.root.is_dir() {
         Some(a.root.as_path())
     } else {

@@ -14,7 +14,7 @@ use wsnap::Missing;
 use wsnap::PinnedCatalog;
 use wsnap::{select, timespec, Error, Result, Store};
 
-use super::args;
+use super::flags;
 use super::output::{self, exit, lossy, size};
 
 fn state_json(e: &Option<EntryState>) -> Value {
@@ -94,7 +94,7 @@ pub fn run_diff(
     to: &str,
     json: bool,
 ) -> Result<u8> {
-    let ws = args::workspace(workspace)?;
+    let ws = flags::workspace(workspace)?;
     let (sel_from, sel_to) = (diff::parse_selector(from)?, diff::parse_selector(to)?);
     let store = Store::open(store_dir)?;
     // Same read path as restore: readers' lock, then one pinned view.
@@ -148,7 +148,7 @@ pub fn run_diff(
 
 /// `log USER/PROJECT PATH`.
 pub fn run_log(store_dir: &Path, workspace: &OsString, path: &OsString, json: bool) -> Result<u8> {
-    let ws = args::workspace(workspace)?;
+    let ws = flags::workspace(workspace)?;
     let path = path.as_bytes().to_vec();
     let store = Store::open(store_dir)?;
     let _readers = store.read_guard()?;

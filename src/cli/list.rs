@@ -5,19 +5,19 @@ use std::ffi::OsString;
 use std::io::{self, Write};
 use std::path::Path;
 
+use wsnap::browse::Reading;
 use wsnap::escape::Escaped;
-use wsnap::select;
 use wsnap::EntryKind;
 use wsnap::Missing;
 use wsnap::{timespec, Error, Result, Store};
 
-use super::args::{self, Which};
+use super::flags::{self, Which};
 use super::output::{self, exit, lossy, size};
 
 /// `list [USER/PROJECT]`.
 pub fn list(store_dir: &Path, workspace: Option<&OsString>, json: bool) -> Result<u8> {
     let store = Store::open(store_dir)?;
-    let ws = workspace.map(args::workspace).transpose()?;
+    let ws = workspace.map(flags::workspace).transpose()?;
     let rows = store.catalog_for_reading()?.snapshots(ws.as_ref())?;
     if let (Some(ws), true) = (&ws, rows.is_empty()) {
         return Err(Error::NotFound(Missing::Snapshots(ws.clone())));
@@ -52,36 +52,43 @@ pub fn list(store_dir: &Path, workspace: Option<&OsString>, json: bool) -> Resul
     Ok(exit::OK)
 }
 
-/// `ls USER/PROJECT (--at TIME | --snapshot ID) [PATH]`.
+/// `ls USER/PROJECT (--at TIME | --snapshot ID) [PATH] [-R]`.
 pub fn ls(
     store_dir: &Path,
     workspace: &OsString,
     which: &Which,
     path: &Option<OsString>,
+    recursive: bool,
     json: bool,
 ) -> Result<u8> {
-    let ws = args::workspace(workspace)?;
+    let ws = flags::workspace(workspace)?;
     let sel = which.selector()?;
     let store = Store::open(store_dir)?;
     // Same read path as restore: readers' lock, then one pinned
     // view, so a prune committing meanwhile changes nothing we read.
-    let _readers = store.read_guard()?;
-    let cat = store.catalog_for_reading()?;
-    cat.pin_view()?;
-    let snap = select::select(&cat, &ws, &sel)?;
+    let reading = Reading::new(&store)?;
+    let snap = reading.select(&ws, &sel)?;
     wsnap::failpoint::pause_point("ls.selected");
-    let p = args::path_bytes(path).unwrap_or_default();
-    let entries = select::list_entries(&store, &cat, &snap, &p)?;
+    let p = flags::path_bytes(path).unwrap_or_default();
+    let listing = if recursive {
+        reading.list_recursive(&snap, &p)?
+    } else {
+        reading.list(&snap, &p)?
+    };
+    let (entries, damaged) = (listing.entries, listing.damaged);
+    for (d, why) in &damaged {
+        tracing::error!("directory {} unreadable: {why}", Escaped(d));
+    }
     if json {
         let list: Vec<_> = entries
             .iter()
-            .map(|e| {
+            .map(|(path, e)| {
                 let (kind, target) = match &e.kind {
                     EntryKind::File { .. } => ("file", None),
                     EntryKind::Dir { .. } => ("dir", None),
                     EntryKind::Symlink { target } => ("symlink", Some(lossy(target))),
                 };
-                serde_json::json!({
+                let mut v = serde_json::json!({
                     "name": lossy(&e.name),
                     "type": kind,
                     "mode": format!("{:04o}", e.mode),
@@ -90,7 +97,11 @@ pub fn ls(
                     "uid": e.uid,
                     "gid": e.gid,
                     "target": target,
-                })
+                });
+                if recursive {
+                    v["path"] = lossy(path).into();
+                }
+                v
             })
             .collect();
         output::print_json(&serde_json::json!({
@@ -100,7 +111,7 @@ pub fn ls(
         }));
     } else {
         let mut out = io::stdout().lock();
-        for e in &entries {
+        for (path, e) in &entries {
             let (k, sz, suffix) = match &e.kind {
                 EntryKind::File { .. } => ('-', size(e.size), String::new()),
                 EntryKind::Dir { .. } => ('d', "-".into(), "/".into()),
@@ -114,10 +125,14 @@ pub fn ls(
                 output::mode_string(k, e.mode),
                 sz,
                 timespec::format_local(e.mtime_ns),
-                Escaped(&e.name),
+                Escaped(path),
                 suffix
             );
         }
     }
-    Ok(exit::OK)
+    Ok(if damaged.is_empty() {
+        exit::OK
+    } else {
+        exit::PARTIAL
+    })
 }

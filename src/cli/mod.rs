@@ -6,14 +6,18 @@
 //! `forget`), `restore`, `list` (and `ls`), `check`, `repair`, `status`,
 //! `stats`, `diff` (and `log`), `admin` (`init`, `import-rsync`,
 //! `completions`, `man`). `args` turns flags into library options,
-//! `output` holds what they all print with.
+//! `output` holds what they all print with. Browsing without restoring:
+//! `browse` (`cat`, `find`), `mount` (and `umount`).
 
 mod admin;
 mod args;
+mod browse;
 mod check;
 mod diff;
+mod flags;
 mod list;
 mod logging;
+mod mount;
 mod output;
 mod progress;
 mod prune;
@@ -106,8 +110,13 @@ fn run(cli: Cli) -> Result<u8> {
             workspace,
             which,
             path,
+            recursive,
             json,
-        } => list::ls(store_dir, workspace, which, path, *json),
+        } => list::ls(store_dir, workspace, which, path, *recursive, *json),
+        Command::Cat(a) => browse::cat(store_dir, a),
+        Command::Find(a) => browse::find(store_dir, a),
+        Command::Mount(a) => mount::mount(store_dir, a),
+        Command::Umount { mountpoint } => mount::umount(mountpoint),
         Command::Restore {
             workspace,
             which,

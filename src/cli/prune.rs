@@ -8,7 +8,7 @@ use std::path::Path;
 use wsnap::escape;
 use wsnap::{gc, timespec, Result, Store};
 
-use super::args::{self, RetentionArgs};
+use super::flags::{self, RetentionArgs};
 use super::output::{self, exit, lossy, size};
 use super::progress;
 
@@ -23,11 +23,11 @@ pub fn prune(
 ) -> Result<u8> {
     let ws = workspaces
         .iter()
-        .map(args::workspace)
+        .map(flags::workspace)
         .collect::<Result<Vec<_>>>()?;
     let opts = retention.options(ws, dry_run)?;
     let store = Store::open(store_dir)?;
-    let lock = store.lock(args::parse_duration(lock_wait)?, "prune")?;
+    let lock = store.lock(flags::parse_duration(lock_wait)?, "prune")?;
     let r = progress::run("prune", "packs", |p| gc::prune(&store, &opts, &lock, p))?;
     drop(lock);
     show_gc(&r, json);
@@ -43,7 +43,12 @@ pub fn forget(
     json: bool,
 ) -> Result<u8> {
     let store = Store::open(store_dir)?;
-    let r = gc::forget(&store, snapshots, dry_run, args::parse_duration(lock_wait)?)?;
+    let r = gc::forget(
+        &store,
+        snapshots,
+        dry_run,
+        flags::parse_duration(lock_wait)?,
+    )?;
     show_gc(&r, json);
     // The purge is incomplete: say exactly what is left, and how to
     // remove it (on stderr, also with --json).

@@ -13,7 +13,8 @@ use wsnap::escape;
 use wsnap::remote::{self, fetch, push::PushReport, Location, PushState, Remote, RemoteConfig};
 use wsnap::{timespec, Error, Result, Store};
 
-use super::args::{self, RemoteAction, Which};
+use super::args::RemoteAction;
+use super::flags::{self, Which};
 use super::output::{self, exit, lossy, size};
 use super::progress;
 
@@ -180,7 +181,7 @@ fn list(store_dir: &Path, json: bool) -> Result<u8> {
 fn grace(g: Option<&str>) -> Result<Duration> {
     match g {
         None => Ok(remote::push::DEFAULT_GRACE),
-        Some(g) => args::parse_duration(g),
+        Some(g) => flags::parse_duration(g),
     }
 }
 
@@ -263,8 +264,13 @@ pub fn push(
     json: bool,
 ) -> Result<u8> {
     let store = Store::open(store_dir)?;
-    let (r, label, secs) =
-        push_report(&store, name, args::parse_duration(lock_wait)?, force, grace)?;
+    let (r, label, secs) = push_report(
+        &store,
+        name,
+        flags::parse_duration(lock_wait)?,
+        force,
+        grace,
+    )?;
     if json {
         output::print_json(&push_json(&r, &label, secs));
     } else {
@@ -342,11 +348,11 @@ pub fn restore(
         .and_then(|v| v.parse().ok())
         .unwrap_or(fetch::DEFAULT_CACHE_BYTES);
     let opts = fetch::RemoteRestoreOptions {
-        workspace: args::workspace(workspace)?,
+        workspace: flags::workspace(workspace)?,
         selector: which.selector()?,
         restore: wsnap::restore::RestoreOptions {
             target: to.to_path_buf(),
-            path: args::path_bytes(path),
+            path: flags::path_bytes(path),
             overwrite,
         },
         cache_bytes,

@@ -8,12 +8,12 @@ use wsnap::escape;
 use wsnap::repair::{self, KEPT_CATALOG_COPIES};
 use wsnap::{timespec, Result};
 
-use super::args;
+use super::flags;
 use super::output::{self, exit};
 
 /// `repair [--force]`.
 pub fn run(store_dir: &Path, lock_wait: &str, force: bool, json: bool) -> Result<u8> {
-    let r = repair::repair(store_dir, args::parse_duration(lock_wait)?, force)?;
+    let r = repair::repair(store_dir, flags::parse_duration(lock_wait)?, force)?;
     let damaged = r.snapshots.iter().filter(|s| s.damaged).count();
     if json {
         output::print_json(&serde_json::json!({

@@ -9,7 +9,7 @@ use wsnap::restore::{self, RestoreOptions};
 use wsnap::select;
 use wsnap::{timespec, Result, Store};
 
-use super::args::{self, Which};
+use super::flags::{self, Which};
 use super::output::{self, exit, lossy, size};
 use super::progress;
 
@@ -23,13 +23,13 @@ pub fn run(
     overwrite: bool,
     json: bool,
 ) -> Result<u8> {
-    let ws = args::workspace(workspace)?;
+    let ws = flags::workspace(workspace)?;
     let sel = which.selector()?;
     let store = Store::open(store_dir)?;
     let snap = select::select(&store.catalog_for_reading()?, &ws, &sel)?;
     let opts = RestoreOptions {
         target: to.to_path_buf(),
-        path: args::path_bytes(path),
+        path: flags::path_bytes(path),
         overwrite,
     };
     let t0 = std::time::Instant::now();

@@ -9,7 +9,7 @@ use wsnap::snapshot::{self, RunReport, WorkspaceOutcome};
 use wsnap::{gc, timespec, Error, Result, Store, WorkspaceName};
 
 use super::admin::open_or_create;
-use super::args::SnapshotArgs;
+use super::flags::SnapshotArgs;
 use super::output::{self, exit, lossy, size};
 use super::progress;
 use super::prune::{gc_json, print_gc_report};

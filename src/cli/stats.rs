@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use wsnap::{Result, Store};
 
-use super::args;
+use super::flags;
 use super::output::{self, exit, size, ws_json};
 
 fn ratio_json(r: Option<f64>) -> Value {
@@ -22,7 +22,7 @@ fn ratio_text(r: Option<f64>) -> String {
 
 /// `stats [USER/PROJECT]`.
 pub fn run(store_dir: &Path, workspace: Option<&OsString>, json: bool) -> Result<u8> {
-    let ws = workspace.map(args::workspace).transpose()?;
+    let ws = workspace.map(flags::workspace).transpose()?;
     let store = Store::open(store_dir)?;
     let r = wsnap::stats::stats(&store, ws.as_ref())?;
     if json {

@@ -12,7 +12,7 @@ use wsnap::human;
 use wsnap::status::{self, HeldReason, Level, StatusOptions, StatusReport, WorkspaceState};
 use wsnap::{timespec, Error, Result, Store};
 
-use super::args;
+use super::flags;
 use super::output::{self, lossy, size, ws_json};
 
 /// `status`: never fails; every error is UNKNOWN (exit 3) with a summary line.
@@ -27,7 +27,7 @@ pub fn run(
 ) -> u8 {
     let now_ns = timespec::now_ns();
     let result = (|| -> Result<StatusReport> {
-        let max_age = args::parse_duration(max_age).map_err(|e| match e {
+        let max_age = flags::parse_duration(max_age).map_err(|e| match e {
             Error::Invalid { detail, .. } => Error::Invalid {
                 what: "--max-age",
                 detail,
@@ -37,7 +37,7 @@ pub fn run(
         let opts = StatusOptions {
             root: root.to_path_buf(),
             max_age_ns: i64::try_from(max_age.as_nanos()).unwrap_or(i64::MAX),
-            min_free: args::parse_min_free(min_free)?,
+            min_free: flags::parse_min_free(min_free)?,
             now_ns,
         };
         wsnap::require_local(store_dir, allow_network_fs)?;

@@ -33,9 +33,11 @@ use crate::id;
 use crate::workspace::BadWorkspace;
 
 mod context;
+mod remote;
 
 use context::{damage, unsupported};
 pub use context::{Format, Location, Missing, Object, Problem};
+pub use remote::{RemoteClass, RemoteError};
 
 /// Result alias used throughout the library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -162,7 +164,15 @@ pub enum Error {
 
     /// The off-site copy (`crate::remote`).
     #[error(transparent)]
-    Remote(#[from] crate::remote::RemoteError),
+    Remote(#[from] RemoteError),
+    /// FUSE cannot be used on this machine (`mount`); says what to install.
+    #[error("FUSE is not available: {reason}")]
+    FuseUnavailable { reason: String },
+
+    /// A mount point that cannot be used (missing, not a directory, busy),
+    /// or a path that is not a wsnap mount (`umount`).
+    #[error("mount point {path}: {reason}", path = esc(.path))]
+    Mountpoint { path: PathBuf, reason: String },
 }
 
 /// A path as printed in messages: escaped (see [`crate::escape`]).
@@ -195,7 +205,8 @@ impl Error {
             | Error::NotFound(_)
             | Error::Target { .. }
             | Error::TargetNotEmpty { .. }
-            | Error::WorkspaceRoot { .. } => ErrorKind::Input,
+            | Error::WorkspaceRoot { .. }
+            | Error::Mountpoint { .. } => ErrorKind::Input,
             Error::NotAStore { .. }
             | Error::NoStore { .. }
             | Error::CatalogDamaged { .. }
@@ -204,13 +215,14 @@ impl Error {
             | Error::StoreRead { .. }
             | Error::UnsafeFileSystem { .. }
             | Error::Corrupt { .. }
-            | Error::Catalog { .. } => ErrorKind::Store,
+            | Error::Catalog { .. }
+            | Error::FuseUnavailable { .. } => ErrorKind::Store,
             Error::StoreWrite { .. } | Error::TargetWrite { .. } => ErrorKind::Write,
             Error::Locked { .. } => ErrorKind::Locked,
             Error::Remote(r) => match r.class() {
-                crate::remote::RemoteClass::Content => ErrorKind::Store,
-                crate::remote::RemoteClass::Unavailable => ErrorKind::Unavailable,
-                crate::remote::RemoteClass::Input => ErrorKind::Input,
+                RemoteClass::Content => ErrorKind::Store,
+                RemoteClass::Unavailable => ErrorKind::Unavailable,
+                RemoteClass::Input => ErrorKind::Input,
             },
         }
     }

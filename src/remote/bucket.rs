@@ -21,7 +21,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 
 use crate::error::Result;
 
-use super::error::RemoteError;
+use crate::error::RemoteError;
 
 /// Objects at least this large go up as multipart uploads, in parts of
 /// this size (S3 wants parts of 5 MiB or more, except the last).
@@ -389,16 +389,6 @@ fn classify(remote: &str, object: &str, e: &object_store::Error) -> RemoteError 
         _ => {}
     }
     if has(&[
-        "InvalidAccessKeyId",
-        "SignatureDoesNotMatch",
-        "AccessDenied",
-        "Forbidden",
-        "403",
-        "401",
-    ]) {
-        return RemoteError::Credentials { remote, detail };
-    }
-    if has(&[
         "error sending request",
         "onnection refused",
         "dns error",
@@ -408,6 +398,23 @@ fn classify(remote: &str, object: &str, e: &object_store::Error) -> RemoteError 
         "No route to host",
     ]) {
         return RemoteError::Unreachable { remote, detail };
+    }
+    // An HTTP status, not any "401"/"403" in the text: an unreachable
+    // endpoint's message carries its port (e.g. 40143) and retry times.
+    let status = |code: &str| {
+        detail.contains(&format!("status: {code}"))
+            || detail.contains(&format!("status code {code}"))
+            || detail.contains(&format!("{code} Forbidden"))
+            || detail.contains(&format!("{code} Unauthorized"))
+    };
+    if has(&[
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "AccessDenied",
+    ]) || status("403")
+        || status("401")
+    {
+        return RemoteError::Credentials { remote, detail };
     }
     RemoteError::Backend { remote, detail }
 }

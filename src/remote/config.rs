@@ -14,7 +14,7 @@ use crate::escape;
 use crate::layout;
 
 use super::bucket::{parse_url, Credentials, Location};
-use super::error::RemoteError;
+use crate::error::RemoteError;
 
 /// One configured remote.
 #[derive(Clone, Debug, PartialEq, Eq)]

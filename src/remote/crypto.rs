@@ -23,7 +23,7 @@ use crate::durable;
 use crate::error::Result;
 use crate::escape;
 
-use super::error::RemoteError;
+use crate::error::RemoteError;
 
 const DATA_CONTEXT: &str = "wsnap 2026-12 remote object data key v1";
 const NAME_CONTEXT: &str = "wsnap 2026-12 remote object name key v1";

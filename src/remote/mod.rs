@@ -24,7 +24,6 @@ mod bucket;
 pub mod check;
 mod config;
 mod crypto;
-mod error;
 pub mod fetch;
 mod image;
 #[doc(hidden)]
@@ -44,13 +43,13 @@ use serde_json::{json, Value};
 use crate::error::Result;
 use crate::id::PackId;
 
+pub use crate::error::{RemoteClass, RemoteError};
 pub use bucket::{parse_url, Credentials, Location, Target};
 pub use config::{
     credentials, list, load, remove, save, save_env_credentials, validate_name, PushState,
     RemoteConfig, Removed, CREDENTIAL_VARS,
 };
 pub use crypto::Keys;
-pub use error::{RemoteClass, RemoteError};
 
 use bucket::Bucket;
 use object::{ObjectError, Opener, Sealer, HEADER_BYTES, SEGMENT_BYTES, TAG_BYTES};

@@ -40,13 +40,13 @@ use crate::store::Store;
 use crate::timespec;
 
 use super::config::PushState;
-use super::error::RemoteError;
 use super::object::{sealed_len, SEGMENT_BYTES};
 use super::pointer::{
     DeltaRef, ImageRef, JournalRef, Pointer, Unreferenced, DATA_DIR, IMAGE_DIR, JOURNAL_DIR,
     POINTER_OBJECT,
 };
 use super::{parallel, Remote, PARALLEL};
+use crate::error::RemoteError;
 
 /// The default grace period before an unreferenced object is deleted: a
 /// reader that fetched an older pointer has this long to finish.

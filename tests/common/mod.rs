@@ -10,8 +10,13 @@
 //! - file builders that set content, mode and mtime (in ns);
 //! - [`assert_trees_equal`]: compares two directory trees on everything a
 //!   restore promises to keep (bytes, modes, mtimes, symlink targets, the
-//!   exact set of entries including empty directories; owners when root).
+//!   exact set of entries including empty directories; owners when root);
+//! - [`garage`]: a real 3-node Garage cluster (S3) for the remote tests.
 #![allow(dead_code)]
+
+pub mod fuse;
+pub mod garage;
+pub mod random_tree;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{CString, OsStr};
@@ -226,12 +231,18 @@ const WSNAP_ENV: &[&str] = &[
 ];
 
 /// The one place a test's wsnap gets its environment: none of
-/// [`WSNAP_ENV`] from the caller's (a developer's own settings or a crash
-/// point never leak into a test), and `TZ=UTC`, so retention's local-time
-/// buckets are the UTC ones. Callers set what they test on top.
+/// [`WSNAP_ENV`] and no `AWS_*` (S3 credentials, region, endpoint, profile)
+/// from the caller's (a developer's own settings or a crash point never
+/// leak into a test), and `TZ=UTC`, so retention's local-time buckets are
+/// the UTC ones. Callers set what they test on top.
 pub fn clean_env(mut c: std::process::Command) -> std::process::Command {
     for var in WSNAP_ENV {
         c.env_remove(var);
+    }
+    for (var, _) in std::env::vars_os() {
+        if var.to_string_lossy().starts_with("AWS_") {
+            c.env_remove(var);
+        }
     }
     c.env("TZ", "UTC");
     c

@@ -1,5 +1,5 @@
-//! The errors of the off-site copy: one typed [`RemoteError`], carried by
-//! `Error::Remote`. Messages name the remote and the object they are
+//! The errors of the off-site copy (`crate::remote`): one typed
+//! [`RemoteError`], carried by `Error::Remote`. Messages name the remote and the object they are
 //! about, never a command-line flag (the CLI adds hints, `cli/output.rs`),
 //! and never a credential.
 
