@@ -12,7 +12,8 @@
 //!   damaged/repair-<time>/   what `repair` set aside: damaged packs, old catalogs and journals
 //!   remotes/NAME.json   an off-site copy's configuration (0600), beside NAME.key (the
 //!                       generated key), NAME.credentials, NAME.state (last push),
-//!                       NAME.lock (one push at a time), NAME.push/ (a push's staging)
+//!                       NAME.lock (one push at a time), NAME.push/ (a push's staging),
+//!                       NAME.base (the remote's base catalog image)
 //!   cache/NAME/         what was fetched from remote NAME, laid out as a read-only store
 //! ```
 //!
@@ -160,6 +161,12 @@ pub fn remote_state_path(store: &Path, name: &str) -> PathBuf {
 /// `STORE/remotes/NAME.lock`: held by a push for its whole run.
 pub fn remote_lock_path(store: &Path, name: &str) -> PathBuf {
     remotes_dir(store).join(format!("{name}.lock"))
+}
+
+/// `STORE/remotes/NAME.base`: the remote's base catalog image, as
+/// uploaded whole (pushes upload deltas against it).
+pub fn remote_base_path(store: &Path, name: &str) -> PathBuf {
+    remotes_dir(store).join(format!("{name}.base"))
 }
 
 /// `STORE/remotes/NAME.push/`: the catalog image and journal copies a

@@ -250,7 +250,16 @@ fn push_then_pull_and_restore_remote_give_every_snapshot_back_and_a_second_push_
     expect_code(store_cmd(&pulled).args(["check", "--read-data"]), 0);
     // The pulled store is the same store: it may go on pushing.
     let v = expect_code(store_cmd(&pulled).args(["push", "--json"]), 0).json();
-    assert_eq!(u(&v["uploaded"], "objects"), 1, "only the pointer: {v:#}");
+    // No pack again: a new base image (a pulled store keeps no copy of the
+    // remote's base to make deltas against) and the pointer.
+    assert_eq!(u(&v["uploaded"], "objects"), 2, "{v:#}");
+    assert!(
+        u(&v["skipped"], "objects") >= u(&v, "packs"),
+        "every pack was there: {v:#}"
+    );
+    // The next push of the pulled store sends a delta and the pointer.
+    let v = expect_code(store_cmd(&pulled).args(["push", "--json"]), 0).json();
+    assert!(u(&v["uploaded"], "objects") <= 2, "{v:#}");
     // check --remote reads and verifies everything.
     let out = expect_code(
         s.env
@@ -371,7 +380,10 @@ fn a_push_killed_at_each_crash_point_leaves_the_remote_restorable_and_no_orphan_
             pack_count(&s.env.store),
             "after {point}"
         );
-        assert_eq!(s.objects("catalog").len(), 1, "after {point}");
+        assert!(
+            s.objects("catalog").len() <= 2,
+            "a base and a delta at most, after {point}"
+        );
     }
 }
 
@@ -510,16 +522,29 @@ fn a_flipped_bit_in_any_remote_object_is_detected_exit_3_and_never_restored() {
     s.env.snapshot(&[]);
     s.add();
     s.push(&[]);
+    // A second push: the newest image is the base plus a delta.
+    write_file(
+        &s.env.ws("alice", "thesis").join("notes.txt"),
+        b"chapter three\n",
+        0o600,
+        hour_ago_ns(),
+    );
+    s.env.snapshot(&[]);
+    s.push(&[]);
     let pristine = s.env.path("pristine");
     copy_tree(&s.remote_dir, &pristine);
-    let biggest_pack = s
-        .objects("data")
-        .into_iter()
-        .max_by_key(|p| fs::metadata(p).unwrap().len())
-        .unwrap();
+    let by_size = |dir: &str| {
+        let mut v = s.objects(dir);
+        v.sort_by_key(|p| fs::metadata(p).unwrap().len());
+        v
+    };
+    let biggest_pack = by_size("data").pop().unwrap();
+    let images = by_size("catalog");
+    assert_eq!(images.len(), 2, "a base and a delta");
     let cases: Vec<(&str, PathBuf)> = vec![
         ("pack", biggest_pack),
-        ("image", s.objects("catalog")[0].clone()),
+        ("delta", images[0].clone()),
+        ("image", images[1].clone()),
         ("journal", s.objects("journal")[0].clone()),
         ("pointer", s.remote_dir.join("latest")),
     ];
@@ -672,6 +697,10 @@ fn the_cron_line_snapshots_prunes_and_pushes_and_a_failed_push_fails_the_run_and
             .unwrap()
             .contains("not a directory"),
         "{st:#}"
+    );
+    assert!(
+        st["problems"].to_string().contains("the last push failed"),
+        "a failing push is a problem at once: {st:#}"
     );
     // Prometheus gauges for the remote.
     let prom = s.env.path("wsnap.prom");

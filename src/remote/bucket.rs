@@ -220,7 +220,7 @@ impl Bucket {
             }
             // A prefix never written to lists as nothing, but some stores
             // answer "not found" for a missing directory.
-            Err(object_store::Error::NotFound { .. }) if self.is_file_store() => Ok(Vec::new()),
+            Err(e) if object_missing(&e) && self.is_file_store() => Ok(Vec::new()),
             Err(e) => Err(self.error(dir, e).into()),
         }
     }
@@ -238,7 +238,7 @@ impl Bucket {
         });
         match r {
             Ok(b) => Ok(Some(b.to_vec())),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) if object_missing(&e) => Ok(None),
             Err(e) => Err(self.error(name, e).into()),
         }
     }
@@ -258,7 +258,7 @@ impl Bucket {
         let p = self.path(name);
         let g = match self.rt.block_on(self.store.get(&p)) {
             Ok(g) => g,
-            Err(object_store::Error::NotFound { .. }) => return Ok(false),
+            Err(e) if object_missing(&e) => return Ok(false),
             Err(e) => return Err(self.error(name, e).into()),
         };
         let mut s = g.into_stream();
@@ -274,7 +274,7 @@ impl Bucket {
         let p = self.path(name);
         match self.rt.block_on(self.store.head(&p)) {
             Ok(m) => Ok(Some(m.size)),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) if object_missing(&e) => Ok(None),
             Err(e) => Err(self.error(name, e).into()),
         }
     }
@@ -339,10 +339,17 @@ impl Bucket {
     pub fn delete(&self, name: &str) -> Result<()> {
         let p = self.path(name);
         match self.rt.block_on(self.store.delete(&p)) {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Ok(()) => Ok(()),
+            Err(e) if object_missing(&e) => Ok(()),
             Err(e) => Err(self.error(name, e).into()),
         }
     }
+}
+
+/// Whether `e` says the object is not there (and not that the bucket is
+/// missing: S3 servers answer both with 404).
+fn object_missing(e: &object_store::Error) -> bool {
+    matches!(e, object_store::Error::NotFound { .. }) && !chain(e).contains("NoSuchBucket")
 }
 
 /// The whole chain of an error, for classification and messages.

@@ -60,7 +60,10 @@ pub fn check(
         for d in [DATA_DIR, IMAGE_DIR, JOURNAL_DIR] {
             listed.extend(remote.list(d)?);
         }
-        report.objects = packs.len() as u64 + pointer.journals.len() as u64 + 1;
+        report.objects = packs.len() as u64
+            + pointer.journals.len() as u64
+            + 1
+            + u64::from(pointer.delta.is_some());
         let mut expect = |object: &str, plain: Option<u64>| match listed.get(object) {
             None => report.problems.push(format!("missing object {object}")),
             Some(&n) => {
@@ -75,6 +78,9 @@ pub fn check(
             }
         };
         expect(&pointer.image.object, None);
+        if let Some(d) = &pointer.delta {
+            expect(&d.object, None);
+        }
         for j in &pointer.journals {
             expect(&j.object, Some(j.bytes));
         }

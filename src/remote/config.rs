@@ -216,6 +216,7 @@ pub fn remove(store: &Path, name: &str) -> Result<Removed> {
         layout::remote_credentials_path(store, name),
         layout::remote_state_path(store, name),
         layout::remote_lock_path(store, name),
+        layout::remote_base_path(store, name),
     ] {
         match durable::remove(&p) {
             Ok(()) => {}

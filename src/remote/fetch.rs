@@ -41,11 +41,62 @@ fn temp_in(dir: &Path, what: &str) -> Result<(PathBuf, fs::File)> {
     Ok((path, f))
 }
 
-/// Download the catalog image `pointer` names into `tmp_dir`, decompressed
-/// and checked to be a wsnap catalog; returns its path (a temporary file
+/// Download the newest catalog image `pointer` names into `tmp_dir`
+/// (the base image, decompressed, and the delta applied to it if there is
+/// one), checked to be a wsnap catalog; returns its path (a temporary file
 /// the caller renames or removes).
 pub fn fetch_image(remote: &Remote, pointer: &Pointer, tmp_dir: &Path) -> Result<PathBuf> {
-    let (path, f) = temp_in(tmp_dir, "catalog")?;
+    let base = fetch_base(remote, pointer, tmp_dir)?;
+    let Some(d) = &pointer.delta else {
+        return check_catalog(base);
+    };
+    let r = (|| {
+        let (dpath, mut df) = temp_in(tmp_dir, "delta")?;
+        let (path, f) = temp_in(tmp_dir, "catalog")?;
+        let applied = (|| {
+            remote.download(&d.object, &mut df)?;
+            let mut w = std::io::BufWriter::new(f);
+            let n = super::image::apply(&base, &dpath, &mut w)
+                .map_err(|e| remote.tampered(&d.object, e.to_string()))?;
+            let f = w
+                .into_inner()
+                .map_err(|e| Error::store_write(&path, e.into_error()))?;
+            durable::sync_file(&f).map_err(|e| Error::store_write(&path, e))?;
+            if n != d.bytes {
+                return Err(remote.tampered(
+                    &d.object,
+                    format!("makes {n} bytes, the pointer says {}", d.bytes),
+                ));
+            }
+            Ok(())
+        })();
+        let _ = fs::remove_file(&dpath);
+        match applied {
+            Ok(()) => Ok(path),
+            Err(e) => {
+                let _ = fs::remove_file(&path);
+                Err(e)
+            }
+        }
+    })();
+    let _ = fs::remove_file(&base);
+    check_catalog(r?)
+}
+
+/// Keep `path` if it opens as a wsnap catalog, else remove it.
+fn check_catalog(path: PathBuf) -> Result<PathBuf> {
+    match Catalog::open_immutable(&path) {
+        Ok(_) => Ok(path),
+        Err(e) => {
+            let _ = fs::remove_file(&path);
+            Err(e)
+        }
+    }
+}
+
+/// The base image, decompressed, into a temporary file of `tmp_dir`.
+fn fetch_base(remote: &Remote, pointer: &Pointer, tmp_dir: &Path) -> Result<PathBuf> {
+    let (path, f) = temp_in(tmp_dir, "base")?;
     let r = (|| {
         let mut dec =
             zstd::stream::write::Decoder::new(f).map_err(|e| Error::store_write(&path, e))?;
@@ -63,7 +114,6 @@ pub fn fetch_image(remote: &Remote, pointer: &Pointer, tmp_dir: &Path) -> Result
                 ),
             ));
         }
-        Catalog::open_immutable(&path)?;
         Ok(())
     })();
     match r {
@@ -163,7 +213,7 @@ fn prepare_cache(store_dir: &Path, remote: &Remote, pointer: &Pointer) -> Result
     let marker = dir.join("image");
     let catalog = layout::catalog_path(&dir);
     let current = fs::read_to_string(&marker).unwrap_or_default();
-    if current.trim() == pointer.image.object && catalog.exists() {
+    if current.trim() == pointer.newest_image_object() && catalog.exists() {
         return Ok((dir, false));
     }
     let img = fetch_image(remote, pointer, &layout::tmp_dir(&dir))?;
@@ -173,8 +223,12 @@ fn prepare_cache(store_dir: &Path, remote: &Remote, pointer: &Pointer) -> Result
         let _ = fs::remove_file(p);
     }
     durable::rename(&img, &catalog).map_err(|e| Error::store_write(&catalog, e))?;
-    durable::replace_file(&marker, pointer.image.object.as_bytes(), durable::FILE_MODE)
-        .map_err(|e| Error::store_write(&marker, e))?;
+    durable::replace_file(
+        &marker,
+        pointer.newest_image_object().as_bytes(),
+        durable::FILE_MODE,
+    )
+    .map_err(|e| Error::store_write(&marker, e))?;
     Ok((dir, true))
 }
 

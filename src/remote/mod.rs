@@ -6,7 +6,8 @@
 //!
 //! Files: `bucket.rs` (object_store, synchronous), `crypto.rs` (keys),
 //! `object.rs` (the encrypted object format), `pointer.rs` (the `latest`
-//! object), `config.rs` (a store's remotes), `push.rs`, `pull.rs`,
+//! object), `image.rs` (catalog image deltas), `config.rs` (a store's
+//! remotes), `push.rs`, `pull.rs`,
 //! `fetch.rs` (a restore's cache), `check.rs`, `error.rs`.
 //!
 //! The remote's layout under its prefix (FORMAT.md, *Remote*):
@@ -24,6 +25,7 @@ pub mod check;
 mod config;
 mod crypto;
 pub mod fetch;
+mod image;
 #[doc(hidden)]
 pub mod object;
 #[doc(hidden)]

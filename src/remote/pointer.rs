@@ -25,6 +25,16 @@ pub struct ImageRef {
     pub bytes: u64,
 }
 
+/// A catalog image delta on the remote: the newest image is the base
+/// image ([`Pointer::image`]) with this delta applied (`remote/image.rs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeltaRef {
+    /// `catalog/<64 hex>`.
+    pub object: String,
+    /// Bytes of the SQLite file it makes.
+    pub bytes: u64,
+}
+
 /// A journal file on the remote.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JournalRef {
@@ -52,7 +62,10 @@ pub struct Pointer {
     /// The newest snapshot in the image: its id (hex) and time.
     pub newest_snapshot: Option<(String, i64)>,
     pub snapshots: u64,
+    /// The base image (the newest image itself when `delta` is `None`).
     pub image: ImageRef,
+    /// How the newest image differs from the base, if it does.
+    pub delta: Option<DeltaRef>,
     pub journals: Vec<JournalRef>,
     pub packs: u64,
     pub pack_bytes: u64,
@@ -79,6 +92,14 @@ fn any_object_name(name: &str) -> bool {
 }
 
 impl Pointer {
+    /// The object that identifies the newest image (the delta if there is
+    /// one, else the base).
+    pub fn newest_image_object(&self) -> &str {
+        self.delta
+            .as_ref()
+            .map_or(&self.image.object, |d| &d.object)
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         let v = json!({
             "version": POINTER_VERSION,
@@ -87,6 +108,7 @@ impl Pointer {
             "newest_snapshot": self.newest_snapshot.as_ref().map(|(id, t)| json!({"id": id, "time_ns": t})),
             "snapshots": self.snapshots,
             "image": {"object": self.image.object, "bytes": self.image.bytes},
+            "delta": self.delta.as_ref().map(|d| json!({"object": d.object, "bytes": d.bytes})),
             "journals": self.journals.iter().map(|j| json!({"object": j.object, "file": j.file, "bytes": j.bytes})).collect::<Vec<_>>(),
             "packs": self.packs,
             "pack_bytes": self.pack_bytes,
@@ -114,6 +136,19 @@ impl Pointer {
         if !is_object_name(IMAGE_DIR, &image.object) {
             return Err(None);
         }
+        let delta = match &v["delta"] {
+            Value::Null => None,
+            d => {
+                let r = DeltaRef {
+                    object: s(&d["object"])?,
+                    bytes: u(&d["bytes"])?,
+                };
+                if !is_object_name(IMAGE_DIR, &r.object) {
+                    return Err(None);
+                }
+                Some(r)
+            }
+        };
         let newest_snapshot = match &v["newest_snapshot"] {
             Value::Null => None,
             n => {
@@ -157,6 +192,7 @@ impl Pointer {
             newest_snapshot,
             snapshots: u(&v["snapshots"])?,
             image,
+            delta,
             journals,
             packs: u(&v["packs"])?,
             pack_bytes: u(&v["pack_bytes"])?,
@@ -180,6 +216,10 @@ mod tests {
                 object: format!("catalog/{}", "0".repeat(64)),
                 bytes: 4096,
             },
+            delta: Some(DeltaRef {
+                object: format!("catalog/{}", "2".repeat(64)),
+                bytes: 8192,
+            }),
             journals: vec![JournalRef {
                 object: format!("journal/{}", "1".repeat(64)),
                 file: "00000000000000000001-2.wsj".into(),

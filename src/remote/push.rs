@@ -42,7 +42,8 @@ use crate::timespec;
 use super::config::PushState;
 use super::object::{sealed_len, SEGMENT_BYTES};
 use super::pointer::{
-    ImageRef, JournalRef, Pointer, Unreferenced, DATA_DIR, IMAGE_DIR, JOURNAL_DIR, POINTER_OBJECT,
+    DeltaRef, ImageRef, JournalRef, Pointer, Unreferenced, DATA_DIR, IMAGE_DIR, JOURNAL_DIR,
+    POINTER_OBJECT,
 };
 use super::{parallel, Remote, PARALLEL};
 use crate::error::RemoteError;
@@ -246,18 +247,44 @@ fn push_locked(
         .map_err(|e| Error::store_read(&image_path, e))?
         .len();
     let image_hash = hash_file(&image_path)?;
-    let image_object = remote.named(IMAGE_DIR, "image", &[image_hash.as_bytes()]);
-    let zst = stage.join("catalog.image.zst");
-    compress(&image_path, &zst)?;
-    put_if_missing(
+    let base_path = layout::remote_base_path(store.dir(), &remote.cfg.name);
+    let (image, delta) = match delta_against_base(
         remote,
-        &image_object,
-        &zst,
-        &present,
-        &uploaded,
-        &mut skipped,
-    )?;
-    referenced.insert(image_object.clone());
+        previous.as_ref(),
+        &base_path,
+        &image_path,
+        &image_hash,
+        &stage,
+    )? {
+        // A delta against the remote's base image: only what changed.
+        Some((base, delta_path, delta_ref)) => {
+            put_if_missing(
+                remote,
+                &delta_ref.object,
+                &delta_path,
+                &present,
+                &uploaded,
+                &mut skipped,
+            )?;
+            referenced.insert(delta_ref.object.clone());
+            (base, Some(delta_ref))
+        }
+        // A new base: the image whole, compressed.
+        None => {
+            let object = remote.named(IMAGE_DIR, "image", &[image_hash.as_bytes()]);
+            let zst = stage.join("catalog.image.zst");
+            compress(&image_path, &zst)?;
+            put_if_missing(remote, &object, &zst, &present, &uploaded, &mut skipped)?;
+            (
+                ImageRef {
+                    object,
+                    bytes: image_bytes,
+                },
+                None,
+            )
+        }
+    };
+    referenced.insert(image.object.clone());
     crash_point("push.image_uploaded");
 
     // 4. The pointer, with the deletion schedule.
@@ -282,10 +309,8 @@ fn push_locked(
         store_created_ns: created_ns,
         newest_snapshot: newest.map(|(id, t)| (id.0.to_hex(), t)),
         snapshots: report.snapshots,
-        image: ImageRef {
-            object: image_object,
-            bytes: image_bytes,
-        },
+        image: image.clone(),
+        delta: delta.clone(),
         journals,
         packs: report.packs,
         pack_bytes: needed.iter().map(|p| p.1).sum(),
@@ -302,6 +327,12 @@ fn push_locked(
     let mut uploaded = uploaded.into_inner().expect("poisoned");
     uploaded.add(n);
     crash_point("push.pointer_written");
+    if delta.is_none() {
+        // The new base, kept for the next pushes' deltas. Compared by
+        // content with the pointer's base each time, so a crash on either
+        // side of this rename only costs one whole image.
+        durable::rename(&image_path, &base_path).map_err(|e| Error::store_write(&base_path, e))?;
+    }
 
     // 5. Deletions whose grace period is over.
     let mut deleted = Count::default();
@@ -416,6 +447,50 @@ fn put_if_missing(
         }
     }
     Ok(())
+}
+
+/// The image as a delta against the remote's base image, if the local
+/// copy of that base is the pointer's and the delta is worth it (at most a
+/// third of the base's compressed size): the base's reference, the delta
+/// file and its reference.
+fn delta_against_base(
+    remote: &Remote,
+    previous: Option<&Pointer>,
+    base_path: &Path,
+    image_path: &Path,
+    image_hash: &str,
+    stage: &Path,
+) -> Result<Option<(ImageRef, std::path::PathBuf, DeltaRef)>> {
+    let Some(prev) = previous else {
+        return Ok(None);
+    };
+    if !base_path.exists() {
+        return Ok(None);
+    }
+    let base_hash = hash_file(base_path)?;
+    if remote.named(IMAGE_DIR, "image", &[base_hash.as_bytes()]) != prev.image.object {
+        return Ok(None);
+    }
+    let delta_path = stage.join("catalog.delta");
+    let n = super::image::encode(base_path, image_path, &delta_path)
+        .map_err(|e| Error::store_write(&delta_path, e))?;
+    let base_sealed = remote.head(&prev.image.object)?.unwrap_or(0);
+    if n.saturating_mul(3) > base_sealed {
+        return Ok(None);
+    }
+    let bytes = fs::metadata(image_path)
+        .map_err(|e| Error::store_read(image_path, e))?
+        .len();
+    let object = remote.named(
+        IMAGE_DIR,
+        "delta",
+        &[base_hash.as_bytes(), image_hash.as_bytes()],
+    );
+    Ok(Some((
+        prev.image.clone(),
+        delta_path,
+        DeltaRef { object, bytes },
+    )))
 }
 
 fn hash_file(path: &Path) -> Result<String> {

@@ -367,7 +367,8 @@ pub const REMOTE_CRITICAL_LAG_NS: i64 = 24 * 3600 * 1_000_000_000;
 
 /// Remotes behind the store: beyond `max_age` a WARNING, beyond
 /// [`REMOTE_CRITICAL_LAG_NS`] CRITICAL; never pushed, a WARNING (CRITICAL
-/// after that long). The last push's error is quoted.
+/// after that long); a last push that failed, a WARNING even within the
+/// lag allowed. The last push's error is quoted.
 pub(super) fn remotes(
     remotes: &[super::report::RemoteLag],
     opts: &StatusOptions,
@@ -406,7 +407,14 @@ pub(super) fn remotes(
                         .unwrap_or_default()
                 ),
             ),
-            Some(_) => continue,
+            Some(_) => match &r.last_error {
+                // Within the lag allowed, but failing: said at once.
+                Some(e) => (
+                    Level::Warning,
+                    format!("remote {} ({}): the last push failed: {e}", r.name, r.url),
+                ),
+                None => continue,
+            },
         };
         problems.push(Problem {
             level,

@@ -31,7 +31,7 @@
 //! | free space on the store's file system below `min_free` | CRITICAL |
 //! | retention held for a workspace (its newest snapshots skipped entries, or it failed in the last run) | WARNING |
 //! | retention held while free space is below `min_free` | CRITICAL |
-//! | a remote lags more than `max_age` behind the store, or was never pushed to | WARNING |
+//! | a remote lags more than `max_age` behind the store, was never pushed to, or its last push failed | WARNING |
 //! | a remote lags more than [`REMOTE_CRITICAL_LAG_NS`] (24 h) | CRITICAL |
 //!
 //! The store itself missing or unreadable is UNKNOWN (the caller turns the
