@@ -15,7 +15,7 @@ use wsnap::{timespec, Error, Result, Store};
 
 use super::args::RemoteAction;
 use super::flags::{self, Which};
-use super::output::{self, exit, lossy, size};
+use super::output::{self, exit, size};
 use super::progress;
 
 /// `remote add|list|remove`.
@@ -363,25 +363,15 @@ pub fn restore(
     let secs = t0.elapsed().as_secs_f64();
     let rr = &r.restore;
     if json {
-        output::print_json(&json!({
-            "remote": remote.label(),
-            "snapshot": output::snapshot_json(&r.snapshot),
-            "target": to.display().to_string(),
-            "files": rr.files,
-            "dirs": rr.dirs,
-            "symlinks": rr.symlinks,
-            "bytes": rr.bytes,
-            "packs_fetched": r.packs_fetched,
-            "bytes_fetched": r.bytes_fetched,
-            "image_fetched": r.image_fetched,
-            "cache_evicted": r.evicted,
-            "seconds": secs,
-            "damaged": rr.damaged.iter().map(|(p, why)| json!({"path": lossy(p), "reason": why})).collect::<Vec<_>>(),
-        }));
+        let mut v = super::restore::report_json(&r.snapshot, to, rr, secs);
+        v["remote"] = json!(remote.label());
+        v["packs_fetched"] = json!(r.packs_fetched);
+        v["bytes_fetched"] = json!(r.bytes_fetched);
+        v["image_fetched"] = json!(r.image_fetched);
+        v["cache_evicted"] = json!(r.evicted);
+        output::print_json(&v);
     } else {
-        for (p, why) in &rr.damaged {
-            tracing::error!("damaged: {}: {why}", escape::Escaped(p));
-        }
+        super::restore::log_damaged(rr);
         println!(
             "restored {} snapshot {} ({}) from {} into {}: {} files, {} dirs, {} symlinks, {}; fetched {} packs ({}) in {:.1} s",
             r.snapshot.workspace,
@@ -398,11 +388,7 @@ pub fn restore(
             secs
         );
     }
-    Ok(if rr.damaged.is_empty() {
-        exit::OK
-    } else {
-        exit::PARTIAL
-    })
+    Ok(super::restore::exit_code(rr))
 }
 
 /// `check --remote NAME [--read-data [--subset PERCENT]]`.

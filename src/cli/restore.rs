@@ -38,20 +38,9 @@ pub fn run(
     })?;
     let secs = t0.elapsed().as_secs_f64();
     if json {
-        output::print_json(&serde_json::json!({
-            "snapshot": output::snapshot_json(&snap),
-            "target": to.display().to_string(),
-            "files": r.files,
-            "dirs": r.dirs,
-            "symlinks": r.symlinks,
-            "bytes": r.bytes,
-            "seconds": secs,
-            "damaged": r.damaged.iter().map(|(p, why)| serde_json::json!({"path": lossy(p), "reason": why})).collect::<Vec<_>>(),
-        }));
+        output::print_json(&report_json(&snap, to, &r, secs));
     } else {
-        for (p, why) in &r.damaged {
-            tracing::error!("damaged: {}: {why}", Escaped(p));
-        }
+        log_damaged(&r);
         println!(
             "restored {} snapshot {} ({}) into {}: {} files, {} dirs, {} symlinks, {} in {:.1} s{}",
             ws,
@@ -70,9 +59,40 @@ pub fn run(
             }
         );
     }
-    Ok(if r.damaged.is_empty() {
+    Ok(exit_code(&r))
+}
+
+/// The `--json` object of a restore (the remote one adds its fields).
+pub fn report_json(
+    snap: &wsnap::SnapshotRow,
+    to: &Path,
+    r: &restore::RestoreReport,
+    secs: f64,
+) -> serde_json::Value {
+    serde_json::json!({
+        "snapshot": output::snapshot_json(snap),
+        "target": to.display().to_string(),
+        "files": r.files,
+        "dirs": r.dirs,
+        "symlinks": r.symlinks,
+        "bytes": r.bytes,
+        "seconds": secs,
+        "damaged": r.damaged.iter().map(|(p, why)| serde_json::json!({"path": lossy(p), "reason": why})).collect::<Vec<_>>(),
+    })
+}
+
+/// One error line per path a restore could not write whole.
+pub fn log_damaged(r: &restore::RestoreReport) {
+    for (p, why) in &r.damaged {
+        tracing::error!("damaged: {}: {why}", Escaped(p));
+    }
+}
+
+/// 0, or 1 when some paths were damaged (the rest was restored).
+pub fn exit_code(r: &restore::RestoreReport) -> u8 {
+    if r.damaged.is_empty() {
         exit::OK
     } else {
         exit::PARTIAL
-    })
+    }
 }
