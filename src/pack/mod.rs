@@ -10,6 +10,7 @@
 pub mod format;
 pub mod packs;
 pub mod salvage;
+pub mod verify;
 pub mod writer;
 
 pub use format::{

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use crate::catalog::Catalog;
 use crate::error::Result;
 use crate::id::PackId;
-use crate::pack::format::{self, ExpectedRecord};
+use crate::pack::{self, ExpectedRecord};
 use crate::progress::Progress;
 
 use super::object::SEGMENT_BYTES;
@@ -144,11 +144,11 @@ pub fn check(
 
 /// A whole pack against the image's index.
 fn verify(bytes: &[u8], id: &PackId, image: &Catalog) -> std::result::Result<(), String> {
-    let (pid, records) = format::verify_pack(bytes).map_err(|e| e.detail())?;
+    let (pid, records) = pack::verify_pack(bytes).map_err(|e| e.detail())?;
     if pid != *id {
         return Err(format!("holds pack {pid}"));
     }
-    let at: HashMap<u64, format::RecordHeader> = records.into_iter().collect();
+    let at: HashMap<u64, pack::RecordHeader> = records.into_iter().collect();
     for row in image.blobs_in_pack(id).map_err(|e| e.detail())? {
         let (offset, expected): (u64, ExpectedRecord) = ExpectedRecord::located(row);
         match at.get(&offset) {

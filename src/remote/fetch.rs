@@ -7,7 +7,7 @@
 //! go first).
 
 use std::fs;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -18,7 +18,6 @@ use crate::error::{Error, Result};
 use crate::id::PackId;
 use crate::layout;
 use crate::model::SnapshotRow;
-use crate::pack::format::{Footer, FOOTER_BYTES};
 use crate::progress::Progress;
 use crate::restore::{RestoreOptions, RestoreReport};
 use crate::select::{self, Node, Selector};
@@ -139,32 +138,19 @@ pub fn fetch_pack(
     let r = (|| {
         let n = remote.download(object, &mut f)?;
         let bad = |d: String| remote.tampered(object, d);
-        if n < FOOTER_BYTES as u64 {
-            return Err(bad("too short for a pack".into()));
-        }
-        let mut foot = [0u8; FOOTER_BYTES];
-        f.seek(SeekFrom::Start(n - FOOTER_BYTES as u64))
-            .and_then(|_| f.read_exact(&mut foot))
-            .map_err(|e| Error::store_read(&path, e))?;
-        let footer = Footer::decode(&foot).map_err(|e| bad(e.detail()))?;
-        let mut h = blake3::Hasher::new();
-        f.seek(SeekFrom::Start(0))
-            .map_err(|e| Error::store_read(&path, e))?;
-        h.update_reader((&mut f).take(n - FOOTER_BYTES as u64))
-            .map_err(|e| Error::store_read(&path, e))?;
-        if h.finalize().as_bytes() != &footer.pack_id.0 .0 {
-            return Err(bad("its content does not hash to its pack id".into()));
-        }
-        if expected.is_some_and(|x| *x != footer.pack_id)
-            || remote.pack_object(&footer.pack_id) != object
-        {
+        let pack_id =
+            crate::pack::verify::whole_pack_id(&mut f, n, &path).map_err(|e| match e {
+                Error::StoreRead { .. } => e,
+                e => bad(e.detail()),
+            })?;
+        if expected.is_some_and(|x| *x != pack_id) || remote.pack_object(&pack_id) != object {
             return Err(bad("it holds another pack".into()));
         }
-        let dest = layout::pack_path(store_dir, &footer.pack_id);
+        let dest = layout::pack_path(store_dir, &pack_id);
         let dir = dest.parent().expect("a pack has a directory");
         durable::ensure_private_dir(dir).map_err(|e| Error::store_write(dir, e))?;
         durable::commit_file(&f, &path, &dest).map_err(|e| Error::store_write(&dest, e))?;
-        Ok((footer.pack_id, n))
+        Ok((pack_id, n))
     })();
     if r.is_err() {
         let _ = fs::remove_file(&path);

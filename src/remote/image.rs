@@ -71,7 +71,7 @@ pub fn encode(base: &Path, new: &Path, out: &Path) -> io::Result<u64> {
         w.write_all(&frame)?;
         total += 4 + frame.len() as u64;
     }
-    w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    crate::durable::sync_file(&w.into_inner().map_err(|e| e.into_error())?)?;
     Ok(total)
 }
 
