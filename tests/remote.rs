@@ -24,6 +24,26 @@ struct Setup {
 }
 
 impl Setup {
+    /// A remote `off` holding one push of [`workload`].
+    fn pushed() -> Setup {
+        let s = Setup::new();
+        workload(&s.env);
+        s.env.snapshot(&[]);
+        s.add();
+        s.push(&[]);
+        s
+    }
+
+    /// `check --remote off --read-data` finds nothing wrong.
+    fn check_ok(&self) {
+        expect_code(
+            self.env
+                .cmd()
+                .args(["check", "--remote", "off", "--read-data"]),
+            0,
+        );
+    }
+
     fn new() -> Setup {
         let env = TestEnv::new();
         let remote_dir = env.path("remote");
@@ -275,11 +295,7 @@ fn push_then_pull_and_restore_remote_give_every_snapshot_back_and_a_second_push_
 
 #[test]
 fn without_images_pull_rebuilds_the_catalog_from_packs_and_journals() {
-    let s = Setup::new();
-    workload(&s.env);
-    s.env.snapshot(&[]);
-    s.add();
-    s.push(&[]);
+    let s = Setup::pushed();
     for img in s.objects("catalog") {
         fs::remove_file(img).unwrap();
     }
@@ -323,11 +339,7 @@ fn push_killed_at(s: &Setup, point: &str) -> bool {
 
 #[test]
 fn a_push_killed_at_each_crash_point_leaves_the_remote_restorable_and_no_orphan_after_the_next() {
-    let s = Setup::new();
-    workload(&s.env);
-    s.env.snapshot(&[]);
-    s.add();
-    s.push(&[]);
+    let s = Setup::pushed();
     let reader = s.reader("reader");
     for (i, point) in [
         "push.packs_uploaded",
@@ -431,21 +443,12 @@ fn prune_then_push_deletes_dead_packs_after_the_grace_period_and_nothing_live() 
         0,
     );
     assert_trees_equal(&a, &to);
-    expect_code(
-        s.env
-            .cmd()
-            .args(["check", "--remote", "off", "--read-data"]),
-        0,
-    );
+    s.check_ok();
 }
 
 #[test]
 fn a_wrong_key_is_exit_3_before_anything_is_read_and_the_store_is_untouched() {
-    let s = Setup::new();
-    workload(&s.env);
-    s.env.snapshot(&[]);
-    s.add();
-    s.push(&[]);
+    let s = Setup::pushed();
     // A fresh machine with another key: refused, nothing saved.
     let other = s.env.path("other");
     let out = expect_code(
@@ -517,11 +520,7 @@ fn flip_middle_bit(p: &Path) {
 
 #[test]
 fn a_flipped_bit_in_any_remote_object_is_detected_exit_3_and_never_restored() {
-    let s = Setup::new();
-    workload(&s.env);
-    s.env.snapshot(&[]);
-    s.add();
-    s.push(&[]);
+    let s = Setup::pushed();
     // A second push: the newest image is the base plus a delta.
     write_file(
         &s.env.ws("alice", "thesis").join("notes.txt"),
@@ -723,11 +722,7 @@ fn the_cron_line_snapshots_prunes_and_pushes_and_a_failed_push_fails_the_run_and
 
 #[test]
 fn an_object_cut_short_on_the_remote_is_reported_and_sent_again_by_the_next_push() {
-    let s = Setup::new();
-    workload(&s.env);
-    s.env.snapshot(&[]);
-    s.add();
-    s.push(&[]);
+    let s = Setup::pushed();
     let pack = s
         .objects("data")
         .into_iter()
@@ -745,12 +740,7 @@ fn an_object_cut_short_on_the_remote_is_reported_and_sent_again_by_the_next_push
         "the pack and the pointer: {v:#}"
     );
     assert_eq!(fs::metadata(&pack).unwrap().len(), full);
-    expect_code(
-        s.env
-            .cmd()
-            .args(["check", "--remote", "off", "--read-data"]),
-        0,
-    );
+    s.check_ok();
 }
 
 #[test]
@@ -868,21 +858,12 @@ fn a_push_killed_at_random_moments_leaves_the_remote_restorable_and_the_next_pus
     }
     s.push(&[("WSNAP_REMOTE_GRACE", "0s")]);
     assert_eq!(s.objects("data").len(), pack_count(&s.env.store));
-    expect_code(
-        s.env
-            .cmd()
-            .args(["check", "--remote", "off", "--read-data"]),
-        0,
-    );
+    s.check_ok();
 }
 
 #[test]
 fn the_restore_cache_is_bounded_and_a_check_can_read_a_random_subset() {
-    let s = Setup::new();
-    workload(&s.env);
-    s.env.snapshot(&[]);
-    s.add();
-    s.push(&[]);
+    let s = Setup::pushed();
     let reader = s.reader("reader");
     let restore = |tag: &str, cap: &str| {
         let mut c = bare_std_cmd();
