@@ -11,12 +11,6 @@ use std::path::PathBuf;
 
 use common::*;
 
-fn remove_catalog(env: &TestEnv) {
-    for f in ["catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm"] {
-        let _ = fs::remove_file(env.store.join(f));
-    }
-}
-
 /// bob/p with `big.bin` (in a pack of its own, then lost) and `keep.txt`;
 /// returns the id of the snapshot `repair` leaves damaged, and a copy of
 /// the workspace as it is.
@@ -38,7 +32,7 @@ fn repaired_with_a_lost_file(env: &TestEnv) -> (String, PathBuf) {
     wait_out_racy_window(&env.root);
     let damaged = s(&env.snapshot_ws("bob/p", &[]), "id").to_string();
     fs::remove_file(&lost_pack[0]).unwrap();
-    remove_catalog(env);
+    remove_catalog(&env.store);
     let out = expect_code(env.cmd().args(["repair", "--json"]), 1);
     assert_eq!(out.json()["lost"].as_array().unwrap().len(), 1, "{out}");
     let copy = env.path("bob-copy");

@@ -19,18 +19,6 @@ use common::*;
 
 const HOUR: i64 = 3_600_000_000_000;
 
-fn remove_catalog(store: &Path) {
-    for f in ["catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm"] {
-        let _ = fs::remove_file(store.join(f));
-    }
-}
-
-fn repair(env: &TestEnv, code: i32) -> Value {
-    let mut c = env.cmd();
-    c.args(["repair", "--json"]);
-    expect_code(&mut c, code).json()
-}
-
 fn forget(env: &TestEnv, id: &str, code: i32) -> Out {
     let mut c = env.cmd();
     c.args(["forget", "--json", "--snapshot", id]);

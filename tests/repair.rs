@@ -11,18 +11,6 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 
-fn remove_catalog(store: &Path) {
-    for f in ["catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm"] {
-        let _ = fs::remove_file(store.join(f));
-    }
-}
-
-fn repair(env: &TestEnv, code: i32) -> Value {
-    let mut c = env.cmd();
-    c.args(["repair", "--json"]);
-    expect_code(&mut c, code).json()
-}
-
 /// Three rounds of edits over two workspaces; every snapshot's tree is
 /// copied aside. Returns id → (workspace, copy of its tree).
 fn history(env: &TestEnv) -> BTreeMap<String, (String, PathBuf)> {

@@ -779,6 +779,22 @@ pub fn check(env: &TestEnv, read_data: bool) -> Out {
     run(&mut c)
 }
 
+/// Delete a store's catalog (and its WAL and shared-memory files), as a
+/// lost disk block or an admin's mistake would.
+pub fn remove_catalog(store: &Path) {
+    for f in ["catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm"] {
+        let _ = fs::remove_file(store.join(f));
+    }
+}
+
+/// `repair --json` of `env`'s store, asserting its exit code: the report.
+#[track_caller]
+pub fn repair(env: &TestEnv, code: i32) -> Value {
+    let mut c = env.cmd();
+    c.args(["repair", "--json"]);
+    expect_code(&mut c, code).json()
+}
+
 /// `list --json`: every snapshot of the store, as JSON objects.
 pub fn list_json(env: &TestEnv) -> Vec<Value> {
     let mut c = env.cmd();
