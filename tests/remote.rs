@@ -27,7 +27,7 @@ impl Setup {
     /// A remote `off` holding one push of [`workload`].
     fn pushed() -> Setup {
         let s = Setup::new();
-        workload(&s.env);
+        varied_workspaces(&s.env);
         s.env.snapshot(&[]);
         s.add();
         s.push(&[]);
@@ -110,36 +110,6 @@ fn store_cmd(store: &Path) -> Command {
     c
 }
 
-/// Three workspaces with a bit of everything a restore keeps.
-fn workload(env: &TestEnv) {
-    let a = env.ws("alice", "thesis");
-    write_file(
-        &a.join("big.bin"),
-        &random_bytes(1, 3 * MIB),
-        0o640,
-        hour_ago_ns(),
-    );
-    write_file(&a.join("notes.txt"), b"chapter one\n", 0o600, hour_ago_ns());
-    mkdir(&a.join("empty"));
-    symlink(b"notes.txt", &a.join("link"), hour_ago_ns());
-    let b = env.ws("bob", "data");
-    fs::create_dir_all(b.join("sub/deeper")).unwrap();
-    write_file(
-        &b.join("sub/deeper/x.csv"),
-        &repeated(b"1,2,3\n", 200 * KIB),
-        0o644,
-        hour_ago_ns(),
-    );
-    write_file(
-        &b.join("script.sh"),
-        b"#!/bin/sh\necho hi\n",
-        0o755,
-        hour_ago_ns(),
-    );
-    let c = env.ws("carol", "empty");
-    let _ = c;
-}
-
 /// Every snapshot (id, workspace) of a store.
 fn snapshots(store: &Path) -> Vec<(String, String)> {
     let v = expect_code(store_cmd(store).args(["list", "--json"]), 0).json();
@@ -186,7 +156,7 @@ fn pack_count(store: &Path) -> usize {
 fn push_then_pull_and_restore_remote_give_every_snapshot_back_and_a_second_push_sends_only_what_is_new(
 ) {
     let s = Setup::new();
-    workload(&s.env);
+    varied_workspaces(&s.env);
     s.env.snapshot(&[]);
     s.add();
     let first = s.push(&[]);
@@ -605,7 +575,7 @@ fn a_flipped_bit_in_any_remote_object_is_detected_exit_3_and_never_restored() {
 #[test]
 fn a_missing_file_remote_is_a_clear_error_and_names_are_exact() {
     let s = Setup::new();
-    workload(&s.env);
+    varied_workspaces(&s.env);
     s.env.snapshot(&[]);
     let out = expect_code(
         s.env.cmd().args([
@@ -654,7 +624,7 @@ fn a_missing_file_remote_is_a_clear_error_and_names_are_exact() {
 #[test]
 fn the_cron_line_snapshots_prunes_and_pushes_and_a_failed_push_fails_the_run_and_shows_in_status() {
     let s = Setup::new();
-    workload(&s.env);
+    varied_workspaces(&s.env);
     s.env.snapshot(&[]);
     s.add();
     let mut c = s.env.cmd();
@@ -802,7 +772,7 @@ fn an_s3_remote_without_credentials_or_reachable_endpoint_is_exit_69_and_nothing
 #[test]
 fn a_push_killed_at_random_moments_leaves_the_remote_restorable_and_the_next_push_cleans_up() {
     let s = Setup::new();
-    workload(&s.env);
+    varied_workspaces(&s.env);
     let a = s.env.ws("alice", "thesis");
     s.env.snapshot(&[]);
     s.add();

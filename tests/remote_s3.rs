@@ -54,7 +54,7 @@ impl Setup {
         let g = Garage::start();
         let env = TestEnv::new();
         let [t0, t1] = tick_times();
-        workload(&env);
+        varied_workspaces(&env);
         snapshot_at(&env, &[], t0);
         // Second tick: one file changes, one appears.
         write_file(
@@ -177,29 +177,6 @@ impl Setup {
         }
         run(&mut c)
     }
-}
-
-/// Three workspaces with a bit of everything a restore keeps.
-fn workload(env: &TestEnv) {
-    let a = env.ws("alice", "thesis");
-    write_file(&a.join("big.bin"), &big_content(), 0o640, hour_ago_ns());
-    write_file(&a.join("notes.txt"), b"chapter one\n", 0o600, hour_ago_ns());
-    mkdir(&a.join("empty"));
-    symlink(b"notes.txt", &a.join("link"), hour_ago_ns());
-    let b = env.ws("bob", "data");
-    write_file(
-        &b.join("sub/deeper/x.csv"),
-        &repeated(b"1,2,3\n", 200 * KIB),
-        0o644,
-        hour_ago_ns(),
-    );
-    write_file(
-        &b.join("script.sh"),
-        b"#!/bin/sh\necho hi\n",
-        0o755,
-        hour_ago_ns(),
-    );
-    env.ws("carol", "empty");
 }
 
 fn big_content() -> Vec<u8> {

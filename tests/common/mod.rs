@@ -779,6 +779,37 @@ pub fn check(env: &TestEnv, read_data: bool) -> Out {
     run(&mut c)
 }
 
+/// Three workspaces with a bit of everything a restore keeps: in
+/// `alice/thesis` a 3 MiB random `big.bin` (`random_bytes(1, 3 MiB)`, 0640),
+/// a 0600 text file, an empty directory and a symlink; in `bob/data` a
+/// nested 200 KiB CSV and an executable; `carol/empty` with nothing.
+pub fn varied_workspaces(env: &TestEnv) {
+    let a = env.ws("alice", "thesis");
+    write_file(
+        &a.join("big.bin"),
+        &random_bytes(1, 3 * MIB),
+        0o640,
+        hour_ago_ns(),
+    );
+    write_file(&a.join("notes.txt"), b"chapter one\n", 0o600, hour_ago_ns());
+    mkdir(&a.join("empty"));
+    symlink(b"notes.txt", &a.join("link"), hour_ago_ns());
+    let b = env.ws("bob", "data");
+    write_file(
+        &b.join("sub/deeper/x.csv"),
+        &repeated(b"1,2,3\n", 200 * KIB),
+        0o644,
+        hour_ago_ns(),
+    );
+    write_file(
+        &b.join("script.sh"),
+        b"#!/bin/sh\necho hi\n",
+        0o755,
+        hour_ago_ns(),
+    );
+    env.ws("carol", "empty");
+}
+
 /// Delete a store's catalog (and its WAL and shared-memory files), as a
 /// lost disk block or an admin's mistake would.
 pub fn remove_catalog(store: &Path) {
