@@ -113,3 +113,59 @@ fn full_disk_at_every_stage_leaves_a_consistent_store() {
     eprintln!("full disk rounds: {outcomes:?}");
     assert!(outcomes.iter().any(|o| o != "ok"), "the disk never filled");
 }
+
+/// `forget` on a nearly full disk: one pack is wholly dead, another is
+/// partly dead and must be rewritten, and the rewrite does not fit until
+/// the dead pack is gone. gc deletes the dead pack first, then repacks in
+/// the room that made: the forget succeeds, the bytes are gone, the store
+/// checks clean.
+#[test]
+fn forget_on_a_full_disk_deletes_dead_packs_before_repacking() {
+    let mut env = TestEnv::new();
+    let fs = Tmpfs::mount(&env.path("small-fs"), "8m");
+    env.store = fs.0.join("store");
+    let ws = env.ws("u", "p");
+    let hour = 3_600_000_000_000i64;
+    let t0 = now_ns() - 3 * hour;
+    let id_of = |v: &serde_json::Value| s(&v["workspaces"][0], "id").to_string();
+    // t0: old.bin alone, in a pack of its own.
+    let old = random_bytes(1, 1_200 * KIB);
+    write(&ws.join("old.bin"), &old);
+    let s0 = id_of(&snapshot_at(&env, &[], t0));
+    // t1: gone.bin and keep.bin, together in a second pack.
+    std::fs::remove_file(ws.join("old.bin")).unwrap();
+    let gone = random_bytes(2, 1_200 * KIB);
+    write(&ws.join("gone.bin"), &gone);
+    write(&ws.join("keep.bin"), &random_bytes(3, 1_200 * KIB));
+    let s1 = id_of(&snapshot_at(&env, &[], t0 + hour));
+    // t2: keep.bin only (no new data).
+    std::fs::remove_file(ws.join("gone.bin")).unwrap();
+    snapshot_at(&env, &[], t0 + 2 * hour);
+
+    // Leave less room than keep.bin's rewrite needs (1.2 MiB).
+    let free = {
+        let c = std::ffi::CString::new(fs.0.to_str().unwrap()).unwrap();
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut st) }, 0);
+        st.f_bavail as usize * st.f_frsize as usize
+    };
+    write(&fs.0.join("filler"), &vec![7u8; free - 600 * KIB]);
+
+    let mut c = env.cmd();
+    c.args(["forget", "--snapshot", &s0, "--snapshot", &s1]);
+    expect_code(&mut c, 0);
+    assert_eq!(check(&env, true).code, 0);
+    let windows: Vec<Vec<u8>> = windows_of(&old)
+        .into_iter()
+        .chain(windows_of(&gone))
+        .collect();
+    let found = files_containing(&env.store, &windows);
+    assert!(found.is_empty(), "forgotten data still in {found:?}");
+    std::fs::remove_file(fs.0.join("filler")).unwrap();
+    let target = env.path("restored");
+    let mut c = env.cmd();
+    c.args(["restore", "u/p", "--at", "latest", "--to"])
+        .arg(&target);
+    expect_code(&mut c, 0);
+    assert_trees_equal(&ws, &target);
+}

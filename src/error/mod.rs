@@ -198,6 +198,13 @@ fn disk_hint(e: &io::Error) -> &'static str {
 }
 
 impl Error {
+    /// Writing the store failed because its file system is full (or the
+    /// quota is reached): freeing space first may let the same write fit.
+    pub(crate) fn is_disk_full(&self) -> bool {
+        matches!(self, Error::StoreWrite { source, .. }
+            if matches!(source.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT)))
+    }
+
     /// The coarse class of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {

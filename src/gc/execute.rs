@@ -59,10 +59,69 @@ pub(super) fn forget_and_collect(
         return Ok((report, dead_ids)); // tx dropped: rolled back
     }
 
-    // Step 2: repack live records into new packs, verified on the way.
-    let sealed = repack(store, &tx, &plan.rewrite, progress)?;
+    // Step 2: repack live records into new packs, verified on the way. On
+    // a full disk the copies may not fit until the wholly dead packs are
+    // gone: then commit without the rewrite, delete those, and repack in a
+    // second transaction (the packs to rewrite meanwhile keep their dead
+    // records, unreferenced, as any pack below the threshold does).
+    let sealed = match repack(store, &tx, &plan.rewrite, progress) {
+        Ok(sealed) => sealed,
+        Err(e) if e.is_disk_full() && !plan.delete.is_empty() => {
+            tracing::info!(
+                "disk full while repacking: deleting {} wholly dead packs first",
+                plan.delete.len()
+            );
+            // The packs sealed before the failure are orphans: step 4 of
+            // the first commit removes them with the dead packs.
+            commit_and_sweep(
+                store,
+                lock,
+                tx,
+                Vec::new(),
+                &plan.delete,
+                &journals,
+                &mut report,
+            )?;
+            if report.pack_deletion_deferred {
+                return Err(e); // a reader holds the old packs: no room made
+            }
+            let mut catalog = store.catalog_for_writing(lock)?;
+            let tx = catalog.begin_gc()?;
+            let rows: HashSet<i64> = plan.rewrite.iter().map(|u| u.row).collect();
+            let usage = tx.pack_usage(&rows)?;
+            let sealed = repack(store, &tx, &usage, progress)?;
+            commit_and_sweep(
+                store,
+                lock,
+                tx,
+                sealed,
+                &usage,
+                &BTreeMap::new(),
+                &mut report,
+            )?;
+            return Ok((report, dead_ids));
+        }
+        Err(e) => return Err(e),
+    };
+    let mut remove = plan.delete;
+    remove.extend(plan.rewrite);
+    commit_and_sweep(store, lock, tx, sealed, &remove, &journals, &mut report)?;
+    Ok((report, dead_ids))
+}
 
-    // Step 3: one commit switches every reference.
+/// Steps 3 and 4: point the blobs of `sealed` at their new packs, drop the
+/// rows of the packs in `remove`, commit, rewrite the journals that held
+/// forgotten snapshots, then delete the old pack files and orphans (unless
+/// a reader still works from an older view). Adds to `report`.
+fn commit_and_sweep(
+    store: &Store,
+    lock: &WriterLock,
+    tx: GcTx<'_>,
+    sealed: Repacked,
+    remove: &[PackUsage],
+    journals: &BTreeMap<String, HashSet<SnapshotId>>,
+    report: &mut GcReport,
+) -> Result<()> {
     let now = timespec::now_ns();
     let mut all_moves = HashMap::new();
     for (pack, blobs) in &sealed {
@@ -73,11 +132,11 @@ pub(super) fn forget_and_collect(
     }
     tx.move_blobs(&all_moves)?;
     let mut old_files = Vec::new();
-    for u in plan.delete.iter().chain(plan.rewrite.iter()) {
+    for u in remove {
         tx.delete_pack(u.row)?;
         old_files.push((u.id, u.size_bytes));
     }
-    report.packs_written = sealed.len() as u64;
+    report.packs_written += sealed.len() as u64;
     let known = {
         let mut k = tx.pack_ids()?;
         for (p, _) in &sealed {
@@ -96,7 +155,7 @@ pub(super) fn forget_and_collect(
     // by the next writer (`Store::recover`), and `repair` never brings a
     // forgotten snapshot back.
     if !pending.is_empty() {
-        journal::drop_records(store.dir(), &store.params(), &journals)?;
+        journal::drop_records(store.dir(), &store.params(), journals)?;
         crate::failpoint::crash_point("gc.journal_rewritten");
         store.catalog_for_writing(lock)?.clear_pending_journals()?;
     }
@@ -106,7 +165,7 @@ pub(super) fn forget_and_collect(
     let written: u64 = sealed.iter().map(|(p, _)| p.size_bytes).sum();
     let Some(_readers) = store.readers_exclusive_now()? else {
         report.pack_deletion_deferred = true;
-        return Ok((report, dead_ids));
+        return Ok(());
     };
     let mut freed: u64 = 0;
     for (id, size) in old_files {
@@ -115,9 +174,9 @@ pub(super) fn forget_and_collect(
         freed += size;
     }
     let (orphans, orphan_bytes) = remove_orphans(store, &known)?;
-    report.orphan_packs_removed = orphans;
-    report.bytes_freed = (freed + orphan_bytes).saturating_sub(written);
-    Ok((report, dead_ids))
+    report.orphan_packs_removed += orphans;
+    report.bytes_freed += (freed + orphan_bytes).saturating_sub(written);
+    Ok(())
 }
 
 /// New packs, each with the blobs moved into it (id, offset).

@@ -12,6 +12,11 @@
 //! 4. only then delete the old pack files (a crash here leaves orphan
 //!    files, which are not in the catalog: removed by the next gc).
 //!
+//! On a full disk step 2 may not fit until step 4 has freed the wholly
+//! dead packs: then steps 3–4 run first without the rewrite (the packs to
+//! rewrite keep their dead records, unreferenced, meanwhile), and steps
+//! 2–4 again in a second transaction for the rewrite alone.
+//!
 //! Pack files unknown to the catalog are removed only under the exclusive
 //! lock, which every writer holds, so no pack of a running snapshot is
 //! mistaken for an orphan.
