@@ -137,7 +137,7 @@ impl Store {
     /// Take the exclusive writer lock, waiting up to `wait`, then
     /// [`Store::recover`] what crashed or failed writers left.
     pub fn lock(&self, wait: Duration, note: &str) -> Result<WriterLock> {
-        let lock = lock::exclusive(&layout::lock_path(&self.dir), wait, note)?;
+        let lock = lock::exclusive(&self.dir, &layout::lock_path(&self.dir), wait, note)?;
         self.recover(&lock)?;
         Ok(lock)
     }

@@ -27,6 +27,7 @@
 use std::io;
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::escape;
 use crate::id;
@@ -95,12 +96,17 @@ pub enum Error {
     )]
     UnsafeFileSystem { path: PathBuf, fs: String },
 
-    /// Another process holds the store lock.
-    #[error(
-        "store {path} is locked by another wsnap run ({holder})",
-        path = esc(.path)
-    )]
-    Locked { path: PathBuf, holder: String },
+    /// Another process holds a lock of store `path`: `lock_file` (its
+    /// writers' lock `STORE/lock`, its readers' lock, or a remote's push
+    /// lock). `waited`: how long this run waited for it; zero when it did
+    /// not wait.
+    #[error("{}{}", locked(.path, .holder), waited_for(*.waited))]
+    Locked {
+        path: PathBuf,
+        lock_file: PathBuf,
+        holder: LockHolder,
+        waited: Duration,
+    },
 
     /// Writing to the store failed. The run stops; nothing half-written is referenced.
     #[error("writing the store failed at {path}: {source}{}", disk_hint(source), path = esc(.path))]
@@ -173,6 +179,39 @@ pub enum Error {
     /// or a path that is not a wsnap mount (`umount`).
     #[error("mount point {path}: {reason}", path = esc(.path))]
     Mountpoint { path: PathBuf, reason: String },
+}
+
+/// Who holds a lock a run could not take.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LockHolder {
+    /// A wsnap run, as it describes itself in the lock file (pid, command,
+    /// start time).
+    Run(String),
+    /// Not a wsnap run: the lock file holds no holder record (e.g. a
+    /// `flock` taken to copy the store).
+    Unknown,
+    /// Garbage collection, deleting pack files (the readers' lock).
+    Gc,
+}
+
+fn locked(path: &std::path::Path, holder: &LockHolder) -> String {
+    let path = esc(path);
+    match holder {
+        LockHolder::Run(note) => format!("store {path} is locked by another wsnap run ({note})"),
+        LockHolder::Unknown => format!(
+            "store {path} is locked by another process that is not a wsnap run (no holder \
+             record), e.g. `flock` while the store is copied"
+        ),
+        LockHolder::Gc => format!("store {path} is busy: garbage collection is deleting packs"),
+    }
+}
+
+fn waited_for(waited: Duration) -> String {
+    if waited.is_zero() {
+        String::new()
+    } else {
+        format!("; waited {}", humantime::format_duration(waited))
+    }
 }
 
 /// A path as printed in messages: escaped (see [`crate::escape`]).
