@@ -420,6 +420,44 @@ fn locked_store_exits_75() {
     assert_eq!(listed(&env).workspaces().len(), 3);
 }
 
+/// A lock held by something that is not a wsnap run (a `flock` while the
+/// store is copied) is described as such, and a run that waited says so
+/// instead of suggesting the `--lock-wait` it was given (issue 17).
+#[test]
+fn lock_messages_say_who_holds_it_and_how_long_we_waited() {
+    let env = TestEnv::new();
+    three_workspaces(&env);
+    expect_code(env.cmd().arg("init"), 0);
+    let lock = hold_flock(&env.store.join("lock"));
+    let snapshot = |wait: &str| {
+        let mut c = env.cmd();
+        c.args(["snapshot", "--lock-wait", wait, "--root"])
+            .arg(&env.root);
+        expect_code(&mut c, 75)
+    };
+    let lock_file = env.store.join("lock").display().to_string();
+    let out = snapshot("0s");
+    assert!(
+        out.stderr.contains(
+            "is locked by another process that is not a wsnap run (no holder record), e.g. \
+             `flock` while the store is copied; pass --lock-wait DURATION to wait for it, or \
+             find the holder with `fuser -v"
+        ) && out.stderr.contains(&lock_file),
+        "{out}"
+    );
+    assert!(!out.stderr.contains("waited"), "{out}");
+    let out = snapshot("1s");
+    assert!(
+        out.stderr.contains(
+            "not a wsnap run (no holder record), e.g. `flock` while the store is copied; \
+             waited 1s. Give a longer --lock-wait, or find the holder with `fuser -v"
+        ),
+        "{out}"
+    );
+    assert!(!out.stderr.contains("pass --lock-wait"), "{out}");
+    drop(lock);
+}
+
 #[test]
 fn example_workspaces_snapshot_cleanly() {
     // Snapshotting only reads the root, so the checked-in example tree is
