@@ -47,6 +47,7 @@ mod id;
 mod layout;
 mod lock;
 mod model;
+mod old_backup;
 mod reader;
 mod store;
 mod walk;

@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::fd::AsRawFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::*;
 
@@ -456,6 +456,102 @@ fn lock_messages_say_who_holds_it_and_how_long_we_waited() {
     );
     assert!(!out.stderr.contains("pass --lock-wait"), "{out}");
     drop(lock);
+}
+
+/// A missing store: the message says which path was tried and what set
+/// it (the default, `SCITEX_BACKUP_ROOT`, `--store`) before suggesting
+/// `init` (issue 17).
+#[test]
+fn a_missing_store_says_which_path_was_tried_and_what_sets_it() {
+    let default = Path::new("/app/backups/snapshots");
+    assert!(
+        !default.exists(),
+        "this test needs the default store path {} absent",
+        default.display()
+    );
+    let out = expect_code(bare_cmd().arg("list"), 3);
+    assert!(
+        out.stderr.contains(
+            "no wsnap store at /app/backups/snapshots (the default; set SCITEX_BACKUP_ROOT or \
+             --store to use another): create one with `wsnap init`"
+        ),
+        "{out}"
+    );
+    let env = TestEnv::new();
+    let out = expect_code(
+        bare_cmd().env("SCITEX_BACKUP_ROOT", &env.store).arg("list"),
+        3,
+    );
+    assert!(
+        out.stderr.contains(&format!(
+            "no wsnap store at {} (from SCITEX_BACKUP_ROOT; set it or --store to use another): \
+             create one with `wsnap init`",
+            env.store.display()
+        )),
+        "{out}"
+    );
+    let out = expect_code(env.cmd().arg("list"), 3);
+    assert!(
+        out.stderr.contains(&format!(
+            "no wsnap store at {0}: create it with `wsnap --store {0} init`",
+            env.store.display()
+        )),
+        "{out}"
+    );
+}
+
+/// The store path holding the old rsync copies (the old script's backup
+/// root): every command refuses it, writes nothing, and says to move them
+/// aside and import them; doing so works (issue 17).
+#[test]
+fn old_rsync_copies_at_the_store_path_are_refused_with_the_way_out() {
+    let env = TestEnv::new();
+    env.ws("alice", "thesis");
+    for name in [
+        "alice_thesis_20260101_120000",
+        "alice_thesis_20260101_120500",
+    ] {
+        write(&env.store.join(name).join("a.txt"), name.as_bytes());
+    }
+    let before = store_files(&env.store);
+    let store = env.store.display().to_string();
+    let mut c = env.cmd();
+    c.args(["snapshot", "--root"]).arg(&env.root);
+    let out = expect_code(&mut c, 3);
+    assert!(
+        out.stderr.contains(&format!(
+            "{store} holds the old rsync backups (2 directories named like \
+             alice_thesis_20260101_120000), not a wsnap store; refusing to touch it. These \
+             look like the old rsync copies: move them aside (`mv {store} {store}.rsync`) and \
+             import them into a new store here with \
+             `wsnap --store {store} import-rsync {store}.rsync`"
+        )),
+        "{out}"
+    );
+    // Through SCITEX_BACKUP_ROOT the advice needs no --store.
+    let out = expect_code(
+        bare_cmd().env("SCITEX_BACKUP_ROOT", &env.store).arg("list"),
+        3,
+    );
+    assert!(
+        out.stderr
+            .contains(&format!("with `wsnap import-rsync {store}.rsync`")),
+        "{out}"
+    );
+    for cmd in ["init", "list"] {
+        expect_code(env.cmd().arg(cmd), 3);
+    }
+    assert_eq!(store_files(&env.store), before, "nothing written");
+
+    // Following the advice works.
+    let aside = PathBuf::from(format!("{store}.rsync"));
+    fs::rename(&env.store, &aside).unwrap();
+    let mut c = env.cmd();
+    c.args(["import-rsync", "--root"])
+        .arg(&env.root)
+        .arg(&aside);
+    expect_code(&mut c, 0);
+    assert_eq!(listed(&env).len(), 2);
 }
 
 #[test]

@@ -33,14 +33,59 @@ pub fn code_for(kind: ErrorKind) -> u8 {
     }
 }
 
+/// Where the store path came from: what a message about a missing or
+/// foreign store says about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreOrigin {
+    /// `--store DIR`.
+    Flag,
+    /// `SCITEX_BACKUP_ROOT`.
+    Env,
+    /// Neither: the built-in default.
+    Default,
+}
+
+static STORE_ORIGIN: std::sync::OnceLock<StoreOrigin> = std::sync::OnceLock::new();
+
+/// Record where this run's store path came from (once, from `main`).
+pub fn set_store_origin(origin: StoreOrigin) {
+    let _ = STORE_ORIGIN.set(origin);
+}
+
+fn store_origin() -> StoreOrigin {
+    STORE_ORIGIN.get().copied().unwrap_or(StoreOrigin::Flag)
+}
+
+/// `wsnap COMMAND` as the user runs it against `store`: with `--store` only
+/// when they gave it.
+fn wsnap_on(store: &Path, command: &str) -> String {
+    match store_origin() {
+        StoreOrigin::Flag => format!("wsnap --store {} {command}", escape::path(store)),
+        StoreOrigin::Env | StoreOrigin::Default => format!("wsnap {command}"),
+    }
+}
+
 /// An error as printed: the library's message, then what to do where that
 /// means a command or flag of this binary.
 pub fn message(e: &Error) -> String {
     let hint = match e {
-        Error::NoStore { path } => format!(
-            ": create it with `wsnap --store {} init`",
-            escape::path(path)
-        ),
+        Error::NoStore { path } => match store_origin() {
+            StoreOrigin::Flag => format!(": create it with `{}`", wsnap_on(path, "init")),
+            StoreOrigin::Env => " (from SCITEX_BACKUP_ROOT; set it or --store to use another): \
+                                  create one with `wsnap init`"
+                .into(),
+            StoreOrigin::Default => " (the default; set SCITEX_BACKUP_ROOT or --store to use \
+                                      another): create one with `wsnap init`"
+                .into(),
+        },
+        Error::OldBackups { path, .. } => {
+            let p = escape::path(path);
+            format!(
+                ". These look like the old rsync copies: move them aside (`mv {p} {p}.rsync`) \
+                 and import them into a new store here with `{}`",
+                wsnap_on(path, &format!("import-rsync {p}.rsync"))
+            )
+        }
         Error::CatalogDamaged { path, .. } => format!(
             ". Rebuild the catalog from the packs with `wsnap --store {} repair` (the old file is kept aside)",
             escape::path(path)
@@ -256,6 +301,17 @@ mod tests {
                 },
                 "invalid workspace root: /s: No such file or directory (os error 2) \
                  (set --root or SCITEX_WORKSPACE_ROOT)",
+            ),
+            (
+                Error::OldBackups {
+                    path: path.clone(),
+                    count: 1,
+                    example: "a_b_20260101_120000".into(),
+                },
+                "/s holds the old rsync backups (1 directory named like a_b_20260101_120000), not \
+                 a wsnap store; refusing to touch it. These look like the old rsync copies: move \
+                 them aside (`mv /s /s.rsync`) and import them into a new store here with \
+                 `wsnap --store /s import-rsync /s.rsync`",
             ),
             (
                 Error::UnrecognisedStore { path },

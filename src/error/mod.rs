@@ -67,6 +67,20 @@ pub enum Error {
     #[error("{path} exists but is not a wsnap store ({reason}); refusing to touch it. Pick an empty or absent directory for a new store", path = esc(.path))]
     NotAStore { path: PathBuf, reason: String },
 
+    /// A path holding the old rsync script's copies
+    /// (`<user>_<project>_<YYYYmmdd_HHMMSS>/`) where a store was expected:
+    /// never written into; `import-rsync` reads them.
+    #[error(
+        "{path} holds the old rsync backups ({count} {} named like {example}), not a wsnap store; refusing to touch it",
+        if *.count == 1 { "directory" } else { "directories" },
+        path = esc(.path)
+    )]
+    OldBackups {
+        path: PathBuf,
+        count: usize,
+        example: String,
+    },
+
     /// A store whose catalog is missing or unreadable; `repair` rebuilds it.
     #[error("store {path}: {reason}", path = esc(.path))]
     CatalogDamaged { path: PathBuf, reason: String },
@@ -247,6 +261,7 @@ impl Error {
             | Error::WorkspaceRoot { .. }
             | Error::Mountpoint { .. } => ErrorKind::Input,
             Error::NotAStore { .. }
+            | Error::OldBackups { .. }
             | Error::NoStore { .. }
             | Error::CatalogDamaged { .. }
             | Error::UnsupportedFormat { .. }
