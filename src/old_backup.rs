@@ -12,7 +12,7 @@ use crate::timespec::{self, TimeSpec};
 pub const TIME_FORMAT: &str = "YYYYmmdd_HHMMSS";
 
 /// Split `<prefix>_<YYYYmmdd>_<HHMMSS>` into the prefix and the time text
-/// (14 digits around a `_`; whether they make a date is [`parse_time`]'s
+/// (14 digits around a `_`; whether they make a date is `parse_time`'s
 /// question).
 pub fn split_name(name: &[u8]) -> Option<(&[u8], &str)> {
     let ts_len = TIME_FORMAT.len();
