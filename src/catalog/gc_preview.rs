@@ -113,10 +113,19 @@ impl<'a> GcPreview<'a> {
 
 impl GcStep for GcPreview<'_> {
     fn delete_snapshot(&mut self, id: &SnapshotId) -> Result<(i64, Option<String>)> {
+        // A version-1 catalog (read as it is: readers never upgrade) has
+        // no journals.
+        let journal = if self.catalog.version() >= 2 {
+            "journal"
+        } else {
+            "NULL"
+        };
         let row: Option<(i64, i64, Option<String>)> = self
             .tx
             .query_row(
-                "SELECT id, root_tree_id, journal FROM snapshots WHERE snapshot_hash = ?1",
+                &format!(
+                    "SELECT id, root_tree_id, {journal} FROM snapshots WHERE snapshot_hash = ?1"
+                ),
                 [&id.0 .0[..]],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
