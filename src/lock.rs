@@ -2,7 +2,8 @@
 //!
 //! - `STORE/lock`, the writers' lock: writers (`snapshot`, `prune`,
 //!   `forget`, `repair`, `import`) hold it exclusively for the whole run
-//!   ([`WriterLock`]). The holder writes its pid and start time into the
+//!   ([`WriterLock`]); `prune --dry-run` and `forget --dry-run` write
+//!   nothing and take no lock (`catalog::GcPreview`). The holder writes its pid and start time into the
 //!   file so a second run can say who it is waiting for. A reader opening
 //!   a read-only store's catalog without SQLite's locking holds it shared
 //!   ([`WritersExcluded`]).
