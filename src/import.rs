@@ -4,7 +4,12 @@
 //! The old names cannot say where the user ends and the project begins when
 //! either contains `_`. A split is taken only when it is certain:
 //!
-//! 1. an explicit mapping (`--map PREFIX=USER/PROJECT`) wins;
+//! 1. an explicit mapping (`--map PREFIX=USER/PROJECT`) wins. It must name
+//!    a prefix some backup directory has, and a workspace that is one of
+//!    the prefix's own splits (`a_b_c` → `a/b_c` or `a_b/c`) or one that
+//!    exists (under the root or in the store): [`check_mappings`]. So a
+//!    typo is refused before anything is imported, never a new workspace
+//!    of its own;
 //! 2. else exactly one split names a known workspace (one under the
 //!    workspace root, or one the store already has snapshots of);
 //! 3. else, when the prefix has exactly one `_`, its only split;
@@ -14,7 +19,9 @@
 //! A backup whose workspace already has a snapshot at exactly that time is
 //! skipped, so an import can be run again after a failure; an ambiguous
 //! name counts as done when exactly one of its splits has a snapshot at
-//! that time (an earlier run was given its `--map`). Imports go
+//! that time (an earlier run was given its `--map`). A name matching a
+//! skip pattern (`--skip NAME|GLOB`, e.g. a directory whose date cannot
+//! be, month 13) is reported as skipped, not as a problem. Imports go
 //! through the normal snapshot pipeline (same chunk store, so they dedup
 //! with everything), oldest first per workspace so each backup's parent is
 //! the one before it.
@@ -24,13 +31,14 @@ use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use globset::{GlobBuilder, GlobMatcher};
+
 use crate::error::{Error, Result};
 use crate::lock::WriterLock;
 use crate::model::SnapshotRow;
 use crate::progress::Progress;
 use crate::snapshot::{self, RunReport, Source};
 use crate::store::Store;
-use crate::timespec::{self, TimeSpec};
 use crate::workspace::WorkspaceName;
 
 /// One entry directly under the old backup root, and what to do with it.
@@ -65,6 +73,8 @@ pub enum Verdict {
     Invalid { reason: String },
     /// Not a `<user>_<project>_<YYYYmmdd_HHMMSS>` directory: left alone.
     Ignored { reason: String },
+    /// Matches a skip pattern: handled, not imported.
+    Skipped { pattern: String },
 }
 
 impl Verdict {
@@ -103,24 +113,118 @@ impl Known {
     }
 }
 
-/// Split `<prefix>_<YYYYmmdd>_<HHMMSS>` into the prefix and the time text.
-pub fn split_name(name: &[u8]) -> Option<(&[u8], &str)> {
-    const TS: usize = "YYYYmmdd_HHMMSS".len();
-    if name.len() < TS + 2 || name[name.len() - TS - 1] != b'_' {
-        return None;
-    }
-    let (prefix, ts) = (&name[..name.len() - TS - 1], &name[name.len() - TS..]);
-    let ok = ts.iter().enumerate().all(|(i, &c)| {
-        if i == 8 {
-            c == b'_'
-        } else {
-            c.is_ascii_digit()
+pub use crate::old_backup::split_name;
+
+/// Names to mark as handled without importing them (`--skip NAME|GLOB`):
+/// each pattern is a glob (`*`, `?`, `[…]`) matched against the whole
+/// entry name, or the exact name.
+#[derive(Clone, Debug, Default)]
+pub struct Skips {
+    patterns: Vec<(String, GlobMatcher)>,
+}
+
+impl Skips {
+    pub fn new(patterns: &[String]) -> Result<Skips> {
+        let mut out = Skips::default();
+        for p in patterns {
+            let glob = GlobBuilder::new(p)
+                .literal_separator(true)
+                .backslash_escape(true)
+                .build()
+                .map_err(|e| Error::invalid("skip pattern", format!("{p:?}: {e}")))?;
+            out.patterns.push((p.clone(), glob.compile_matcher()));
         }
-    });
-    if !ok || prefix.is_empty() {
-        return None;
+        Ok(out)
     }
-    Some((prefix, std::str::from_utf8(ts).expect("ascii")))
+
+    /// The first pattern `name` matches.
+    pub fn matching(&self, name: &[u8]) -> Option<&str> {
+        let path = Path::new(std::ffi::OsStr::from_bytes(name));
+        self.patterns
+            .iter()
+            .find(|(p, g)| p.as_bytes() == name || g.is_match(path))
+            .map(|(p, _)| p.as_str())
+    }
+
+    /// The patterns no entry of `plan` matched.
+    pub fn unused(&self, plan: &[Backup]) -> Vec<&str> {
+        self.patterns
+            .iter()
+            .map(|(p, _)| p.as_str())
+            .filter(|p| {
+                !plan
+                    .iter()
+                    .any(|b| matches!(&b.verdict, Verdict::Skipped { pattern } if pattern == p))
+            })
+            .collect()
+    }
+}
+
+/// A `--map PREFIX=USER/PROJECT` that cannot be meant (see
+/// [`check_mappings`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BadMapping {
+    /// No backup directory is named `PREFIX_YYYYmmdd_HHMMSS`; `close`: the
+    /// prefixes that are, nearest first (at most three, none if none is
+    /// near).
+    NoSuchPrefix {
+        prefix: Vec<u8>,
+        close: Vec<Vec<u8>>,
+    },
+    /// The workspace is neither one of the prefix's splits (`splits`) nor
+    /// one that exists: the backups would go to a workspace of their own.
+    UnknownWorkspace {
+        prefix: Vec<u8>,
+        workspace: WorkspaceName,
+        splits: Vec<WorkspaceName>,
+    },
+}
+
+/// The mappings of `known` that cannot be right for the backups of
+/// `plan`: a prefix no backup directory has (a typo imports nothing), or a
+/// workspace that is not a split of its prefix and does not exist (a typo
+/// would import into a phantom workspace).
+pub fn check_mappings(plan: &[Backup], known: &Known) -> Vec<BadMapping> {
+    let prefixes: BTreeSet<&[u8]> = plan
+        .iter()
+        .filter(|b| !matches!(b.verdict, Verdict::Ignored { .. }))
+        .filter_map(|b| split_name(&b.name).map(|(p, _)| p))
+        .collect();
+    let mut bad = Vec::new();
+    for (prefix, workspace) in &known.mappings {
+        if !prefixes.contains(prefix.as_slice()) {
+            bad.push(BadMapping::NoSuchPrefix {
+                prefix: prefix.clone(),
+                close: close_names(prefix, &prefixes),
+            });
+            continue;
+        }
+        let own = splits(prefix);
+        if !own.contains(workspace) && !known.workspaces.contains(workspace) {
+            bad.push(BadMapping::UnknownWorkspace {
+                prefix: prefix.clone(),
+                workspace: workspace.clone(),
+                splits: own,
+            });
+        }
+    }
+    bad
+}
+
+/// Up to three of `names` nearest to `name` by edit distance, nearest
+/// first; only those a typo away (at most a third of the name's length
+/// differs, at least 2 edits allowed).
+fn close_names(name: &[u8], names: &BTreeSet<&[u8]>) -> Vec<Vec<u8>> {
+    let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let want = lossy(name);
+    let limit = (want.chars().count() / 3).max(2);
+    let mut near: Vec<(usize, &[u8])> = names
+        .iter()
+        .map(|n| (strsim::levenshtein(&want, &lossy(n)), *n))
+        .filter(|(d, _)| *d <= limit)
+        .collect();
+    near.sort();
+    near.into_iter().take(3).map(|(_, n)| n.to_vec()).collect()
 }
 
 /// Every split of `prefix` at one `_` into two non-empty, valid names.
@@ -175,7 +279,7 @@ fn names(ws: &[WorkspaceName]) -> String {
 
 /// Look at every entry directly under `old_root` and decide what to do
 /// with it. Reads nothing but directory listings.
-pub fn plan(old_root: &Path, known: &Known) -> Result<Vec<Backup>> {
+pub fn plan(old_root: &Path, known: &Known, skips: &Skips) -> Result<Vec<Backup>> {
     let rd = fs::read_dir(old_root).map_err(|e| {
         Error::invalid(
             "old backup root",
@@ -192,7 +296,12 @@ pub fn plan(old_root: &Path, known: &Known) -> Result<Vec<Backup>> {
     for de in entries {
         let name = de.file_name().as_bytes().to_vec();
         let is_dir = de.file_type().is_ok_and(|t| t.is_dir());
-        let verdict = decide(&name, is_dir, known, &mut planned);
+        let verdict = match skips.matching(&name) {
+            Some(pattern) => Verdict::Skipped {
+                pattern: pattern.to_string(),
+            },
+            None => decide(&name, is_dir, known, &mut planned),
+        };
         out.push(Backup {
             dir: de.path(),
             name,
@@ -218,14 +327,9 @@ fn decide(
             reason: "not a directory".into(),
         };
     }
-    let time_ns = match timespec::parse(ts) {
-        Ok(TimeSpec::At(t)) => t,
-        Ok(TimeSpec::Latest) => unreachable!("digits are never 'latest'"),
-        Err(e) => {
-            return Verdict::Invalid {
-                reason: e.to_string(),
-            }
-        }
+    let time_ns = match crate::old_backup::parse_time(ts) {
+        Ok(t) => t,
+        Err(reason) => return Verdict::Invalid { reason },
     };
     let has = |w: &WorkspaceName| known.times.get(w).is_some_and(|t| t.contains(&time_ns));
     let workspace = match resolve(prefix, known) {
@@ -301,23 +405,6 @@ mod tests {
 
     fn ws(s: &str) -> WorkspaceName {
         WorkspaceName::parse(std::ffi::OsStr::new(s)).unwrap()
-    }
-
-    #[test]
-    fn names_split_at_the_timestamp() {
-        assert_eq!(
-            split_name(b"a_b_c_20260102_030405"),
-            Some((&b"a_b_c"[..], "20260102_030405"))
-        );
-        for bad in [
-            &b"ab_20260102_030405x"[..],
-            b"_20260102_030405",
-            b"a_b_2026010_030405",
-            b"a_b_20260102-030405",
-            b"20260102_030405",
-        ] {
-            assert_eq!(split_name(bad), None, "{}", String::from_utf8_lossy(bad));
-        }
     }
 
     #[test]

@@ -47,6 +47,7 @@ mod id;
 mod layout;
 mod lock;
 mod model;
+mod old_backup;
 mod reader;
 mod store;
 mod walk;
@@ -96,7 +97,7 @@ pub mod tree;
 
 pub use catalog::PinnedCatalog;
 pub use dirfd::raise_open_file_limit;
-pub use error::{Error, ErrorKind, Format, Location, Missing, Object, Problem, Result};
+pub use error::{Error, ErrorKind, Format, Location, LockHolder, Missing, Object, Problem, Result};
 pub use fscheck::require_local;
 pub use id::{ChunkId, Id, ListId, PackId, SnapshotId, TreeId};
 pub use lock::{ReaderLock, WriterLock};

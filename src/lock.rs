@@ -2,7 +2,8 @@
 //!
 //! - `STORE/lock`, the writers' lock: writers (`snapshot`, `prune`,
 //!   `forget`, `repair`, `import`) hold it exclusively for the whole run
-//!   ([`WriterLock`]). The holder writes its pid and start time into the
+//!   ([`WriterLock`]); `prune --dry-run` and `forget --dry-run` write
+//!   nothing and take no lock (`catalog::GcPreview`). The holder writes its pid and start time into the
 //!   file so a second run can say who it is waiting for. A reader opening
 //!   a read-only store's catalog without SQLite's locking holds it shared
 //!   ([`WritersExcluded`]).
@@ -22,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::durable::FILE_MODE;
-use crate::error::{Error, Result};
+use crate::error::{Error, LockHolder, Result};
 
 /// One held `flock`; released when the file is closed (on drop).
 #[derive(Debug)]
@@ -98,8 +99,14 @@ fn try_flock_mode(file: &File, mode: libc::c_int) -> std::io::Result<bool> {
     }
 }
 
-/// Take the exclusive lock on `lock_path`, waiting up to `wait`.
-pub fn exclusive(lock_path: &Path, wait: Duration, holder_note: &str) -> Result<WriterLock> {
+/// Take the exclusive lock on `lock_path`, a lock file of `store`, waiting
+/// up to `wait`.
+pub fn exclusive(
+    store: &Path,
+    lock_path: &Path,
+    wait: Duration,
+    holder_note: &str,
+) -> Result<WriterLock> {
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -115,26 +122,20 @@ pub fn exclusive(lock_path: &Path, wait: Duration, holder_note: &str) -> Result<
             break;
         }
         if Instant::now() >= deadline {
-            let mut holder = String::new();
-            let _ = file.read_to_string(&mut holder);
-            let holder = holder.trim();
             return Err(Error::Locked {
-                path: lock_path.parent().map(PathBuf::from).unwrap_or_default(),
-                holder: if holder.is_empty() {
-                    "holder unknown: not a wsnap run, e.g. `flock` held while the store is copied"
-                        .into()
-                } else {
-                    holder.to_string()
-                },
+                path: store.to_path_buf(),
+                lock_file: lock_path.to_path_buf(),
+                holder: holder(&mut file),
+                waited: wait,
             });
         }
         if !told {
-            let mut holder = String::new();
-            let _ = file.read_to_string(&mut holder);
-            let _ = file.seek(SeekFrom::Start(0));
+            let who = match holder(&mut file) {
+                LockHolder::Run(note) => format!("by another wsnap run: {note}"),
+                _ => "by a process that is not a wsnap run".into(),
+            };
             tracing::info!(
-                "store is locked ({}); waiting up to {}",
-                holder.trim(),
+                "store is locked {who}; waiting up to {}",
                 humantime::format_duration(wait)
             );
             told = true;
@@ -148,6 +149,19 @@ pub fn exclusive(lock_path: &Path, wait: Duration, holder_note: &str) -> Result<
     Ok(WriterLock {
         _flock: Flock { file: Some(file) },
     })
+}
+
+/// Who holds the writers' lock, from the note its holder wrote (none: not
+/// a wsnap run).
+fn holder(file: &mut File) -> LockHolder {
+    let mut note = String::new();
+    let _ = file.seek(SeekFrom::Start(0));
+    let _ = file.read_to_string(&mut note);
+    let _ = file.seek(SeekFrom::Start(0));
+    match note.trim() {
+        "" => LockHolder::Unknown,
+        note => LockHolder::Run(note.to_string()),
+    }
 }
 
 fn open_lock_file(path: &Path) -> std::io::Result<File> {
@@ -200,7 +214,9 @@ pub fn readers_shared(path: &Path, wait: Duration) -> Result<ReaderLock> {
         if Instant::now() >= deadline {
             return Err(Error::Locked {
                 path: path.parent().map(PathBuf::from).unwrap_or_default(),
-                holder: "garbage collection is deleting packs".into(),
+                lock_file: path.to_path_buf(),
+                holder: LockHolder::Gc,
+                waited: wait,
             });
         }
         std::thread::sleep(Duration::from_millis(20));

@@ -116,7 +116,7 @@ pub fn repair(dir: &Path, lock_wait: Duration, force: bool) -> Result<RepairRepo
         "repair started {}",
         timespec::format_local(timespec::now_ns())
     );
-    let _lock = lock::exclusive(&layout::lock_path(dir), lock_wait, &note)?;
+    let _lock = lock::exclusive(dir, &layout::lock_path(dir), lock_wait, &note)?;
     layout::clear_tmp(dir)?;
     let now = timespec::now_ns();
     let aside = layout::repair_aside_dir(dir, now);

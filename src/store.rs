@@ -137,7 +137,7 @@ impl Store {
     /// Take the exclusive writer lock, waiting up to `wait`, then
     /// [`Store::recover`] what crashed or failed writers left.
     pub fn lock(&self, wait: Duration, note: &str) -> Result<WriterLock> {
-        let lock = lock::exclusive(&layout::lock_path(&self.dir), wait, note)?;
+        let lock = lock::exclusive(&self.dir, &layout::lock_path(&self.dir), wait, note)?;
         self.recover(&lock)?;
         Ok(lock)
     }
@@ -258,6 +258,8 @@ fn classify(dir: &Path) -> Result<State> {
         return Ok(State::Store);
     }
     let mut foreign = Vec::new();
+    // Entries named as the old rsync script named its copies.
+    let mut old_backups = Vec::new();
     for e in fs::read_dir(dir).map_err(|e| Error::store_read(dir, e))? {
         let e = e.map_err(|e| Error::store_read(dir, e))?;
         let name = e.file_name();
@@ -270,15 +272,25 @@ fn classify(dir: &Path) -> Result<State> {
                 .map(|mut r| r.next().is_none())
                 .unwrap_or(false);
         if !leftover || (e.path().is_dir() && !empty_subdir) {
-            foreign.push(crate::escape::escape(
-                std::os::unix::ffi::OsStrExt::as_bytes(name.as_os_str()),
-            ));
+            let bytes = std::os::unix::ffi::OsStrExt::as_bytes(name.as_os_str());
+            if e.path().is_dir() && crate::old_backup::split_name(bytes).is_some() {
+                old_backups.push(crate::escape::escape(bytes));
+            }
+            foreign.push(crate::escape::escape(bytes));
         }
     }
     if layout::holds_store_data(dir) {
         return Err(Error::CatalogDamaged {
             path: dir.to_path_buf(),
             reason: "catalog.sqlite is missing but packs are here".into(),
+        });
+    }
+    if !old_backups.is_empty() {
+        old_backups.sort();
+        return Err(Error::OldBackups {
+            path: dir.to_path_buf(),
+            count: old_backups.len(),
+            example: old_backups.swap_remove(0),
         });
     }
     if foreign.is_empty() {

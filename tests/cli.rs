@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::fd::AsRawFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::*;
 
@@ -420,6 +420,140 @@ fn locked_store_exits_75() {
     assert_eq!(listed(&env).workspaces().len(), 3);
 }
 
+/// A lock held by something that is not a wsnap run (a `flock` while the
+/// store is copied) is described as such, and a run that waited says so
+/// instead of suggesting the `--lock-wait` it was given (issue 17).
+#[test]
+fn lock_messages_say_who_holds_it_and_how_long_we_waited() {
+    let env = TestEnv::new();
+    three_workspaces(&env);
+    expect_code(env.cmd().arg("init"), 0);
+    let lock = hold_flock(&env.store.join("lock"));
+    let snapshot = |wait: &str| {
+        let mut c = env.cmd();
+        c.args(["snapshot", "--lock-wait", wait, "--root"])
+            .arg(&env.root);
+        expect_code(&mut c, 75)
+    };
+    let lock_file = env.store.join("lock").display().to_string();
+    let out = snapshot("0s");
+    assert!(
+        out.stderr.contains(
+            "is locked by another process that is not a wsnap run (no holder record), e.g. \
+             `flock` while the store is copied; pass --lock-wait DURATION to wait for it, or \
+             find the holder with `fuser -v"
+        ) && out.stderr.contains(&lock_file),
+        "{out}"
+    );
+    assert!(!out.stderr.contains("waited"), "{out}");
+    let out = snapshot("1s");
+    assert!(
+        out.stderr.contains(
+            "not a wsnap run (no holder record), e.g. `flock` while the store is copied; \
+             waited 1s. Give a longer --lock-wait, or find the holder with `fuser -v"
+        ),
+        "{out}"
+    );
+    assert!(!out.stderr.contains("pass --lock-wait"), "{out}");
+    drop(lock);
+}
+
+/// A missing store: the message says which path was tried and what set
+/// it (the default, `SCITEX_BACKUP_ROOT`, `--store`) before suggesting
+/// `init` (issue 17).
+#[test]
+fn a_missing_store_says_which_path_was_tried_and_what_sets_it() {
+    let default = Path::new("/app/backups/snapshots");
+    assert!(
+        !default.exists(),
+        "this test needs the default store path {} absent",
+        default.display()
+    );
+    let out = expect_code(bare_cmd().arg("list"), 3);
+    assert!(
+        out.stderr.contains(
+            "no wsnap store at /app/backups/snapshots (the default; set SCITEX_BACKUP_ROOT or \
+             --store to use another): create one with `wsnap init`"
+        ),
+        "{out}"
+    );
+    let env = TestEnv::new();
+    let out = expect_code(
+        bare_cmd().env("SCITEX_BACKUP_ROOT", &env.store).arg("list"),
+        3,
+    );
+    assert!(
+        out.stderr.contains(&format!(
+            "no wsnap store at {} (from SCITEX_BACKUP_ROOT; set it or --store to use another): \
+             create one with `wsnap init`",
+            env.store.display()
+        )),
+        "{out}"
+    );
+    let out = expect_code(env.cmd().arg("list"), 3);
+    assert!(
+        out.stderr.contains(&format!(
+            "no wsnap store at {0}: create it with `wsnap --store {0} init`",
+            env.store.display()
+        )),
+        "{out}"
+    );
+}
+
+/// The store path holding the old rsync copies (the old script's backup
+/// root): every command refuses it, writes nothing, and says to move them
+/// aside and import them; doing so works (issue 17).
+#[test]
+fn old_rsync_copies_at_the_store_path_are_refused_with_the_way_out() {
+    let env = TestEnv::new();
+    env.ws("alice", "thesis");
+    for name in [
+        "alice_thesis_20260101_120000",
+        "alice_thesis_20260101_120500",
+    ] {
+        write(&env.store.join(name).join("a.txt"), name.as_bytes());
+    }
+    let before = store_files(&env.store);
+    let store = env.store.display().to_string();
+    let mut c = env.cmd();
+    c.args(["snapshot", "--root"]).arg(&env.root);
+    let out = expect_code(&mut c, 3);
+    assert!(
+        out.stderr.contains(&format!(
+            "{store} holds the old rsync backups (2 directories named like \
+             alice_thesis_20260101_120000), not a wsnap store; refusing to touch it. These \
+             look like the old rsync copies: move them aside (`mv {store} {store}.rsync`) and \
+             import them into a new store here with \
+             `wsnap --store {store} import-rsync {store}.rsync`"
+        )),
+        "{out}"
+    );
+    // Through SCITEX_BACKUP_ROOT the advice needs no --store.
+    let out = expect_code(
+        bare_cmd().env("SCITEX_BACKUP_ROOT", &env.store).arg("list"),
+        3,
+    );
+    assert!(
+        out.stderr
+            .contains(&format!("with `wsnap import-rsync {store}.rsync`")),
+        "{out}"
+    );
+    for cmd in ["init", "list"] {
+        expect_code(env.cmd().arg(cmd), 3);
+    }
+    assert_eq!(store_files(&env.store), before, "nothing written");
+
+    // Following the advice works.
+    let aside = PathBuf::from(format!("{store}.rsync"));
+    fs::rename(&env.store, &aside).unwrap();
+    let mut c = env.cmd();
+    c.args(["import-rsync", "--root"])
+        .arg(&env.root)
+        .arg(&aside);
+    expect_code(&mut c, 0);
+    assert_eq!(listed(&env).len(), 2);
+}
+
 #[test]
 fn example_workspaces_snapshot_cleanly() {
     // Snapshotting only reads the root, so the checked-in example tree is
@@ -502,4 +636,198 @@ fn init_compression_level_is_recorded_and_used() {
     c.args(["init", "--compression-level", "0"]);
     let out = expect_code(&mut c, 2);
     assert!(out.stderr.contains("--compression-level"), "{out}");
+}
+
+// ---------------------------------------------------------------------------
+// The README's synopsis against the real --help
+// ---------------------------------------------------------------------------
+
+/// `wsnap PATH... --help`.
+fn help_of(path: &[String]) -> String {
+    let out = expect_code(bare_cmd().args(path).arg("--help"), 0);
+    out.stdout
+}
+
+/// The subcommands a help text lists (without `help`).
+fn help_commands(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|l| l.trim() != "Commands:")
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .map(|l| l.split_whitespace().next().unwrap().to_string())
+        .filter(|c| c != "help")
+        .collect()
+}
+
+/// The long flags a help text defines: option lines (indented 2, or 6
+/// without a short form), never a flag a description mentions.
+fn help_flags(help: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for l in help.lines() {
+        let indent = l.len() - l.trim_start().len();
+        let t = l.trim_start();
+        if indent > 6 || !t.starts_with('-') {
+            continue;
+        }
+        let t = match t.as_bytes() {
+            [b'-', c, b',', b' ', ..] if *c != b'-' => &t[4..],
+            _ => t,
+        };
+        if let Some(rest) = t.strip_prefix("--") {
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect();
+            out.insert(format!("--{name}"));
+        }
+    }
+    out
+}
+
+/// The long flags written in `text`.
+fn flags_in(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for (i, _) in text.match_indices("--") {
+        let before = text[..i].chars().next_back();
+        if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '-') {
+            continue;
+        }
+        let name: String = text[i + 2..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        if !name.is_empty() {
+            out.insert(format!("--{name}"));
+        }
+    }
+    out
+}
+
+/// The README's synopsis: each `wsnap …` entry (with its continuation
+/// lines) as (the words after `wsnap` and a leading `[--store DIR]`, its
+/// text), and each definition (`KEEP FLAGS: …`, `Global: …`) as (name, text).
+type Synopsis = (Vec<(Vec<String>, String)>, Vec<(String, String)>);
+
+fn readme_synopsis() -> Synopsis {
+    let readme = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("read README.md");
+    let block: Vec<&str> = readme
+        .lines()
+        .skip_while(|l| *l != "## Commands")
+        .skip(1)
+        .skip_while(|l| l.trim().is_empty())
+        .take_while(|l| l.trim().is_empty() || l.starts_with("    "))
+        .collect();
+    assert!(!block.is_empty(), "README.md has no `## Commands` block");
+    let (mut entries, mut defs) = (Vec::new(), Vec::new());
+    // Which list the current line continues: 0 none, 1 entry, 2 definition.
+    let mut open = 0;
+    for l in block {
+        let t = l.trim();
+        let indent = l.len() - l.trim_start().len();
+        if t.is_empty() {
+            open = 0;
+        } else if let Some(rest) = t.strip_prefix("wsnap ") {
+            let rest = rest.trim_start();
+            let rest = match rest.strip_prefix('[') {
+                Some(r) if r.starts_with("--store") => &r[r.find(']').unwrap() + 1..],
+                _ => rest,
+            };
+            let words = rest
+                .split_whitespace()
+                .take_while(|w| {
+                    w.starts_with(|c: char| c.is_ascii_lowercase())
+                        && w.chars().all(|c| c.is_ascii_lowercase() || c == '-')
+                })
+                .map(String::from)
+                .collect();
+            entries.push((words, t.to_string()));
+            open = 1;
+        } else if indent == 4 && t.contains(": ") {
+            let (name, text) = t.split_once(": ").unwrap();
+            defs.push((name.to_string(), text.to_string()));
+            open = 2;
+        } else if open == 1 {
+            entries.last_mut().unwrap().1 += &format!(" {t}");
+        } else if open == 2 {
+            defs.last_mut().unwrap().1 += &format!(" {t}");
+        } else {
+            panic!("README.md synopsis: cannot place line {l:?}");
+        }
+    }
+    (entries, defs)
+}
+
+/// The README's synopsis lists every flag each command takes, and no flag
+/// a command does not take: checked against the real `--help` of every
+/// command found from `wsnap --help` (and the subcommands of a command
+/// that has them), so it stays true as commands and flags are added
+/// (issue 17: `--lock-wait` of `prune` and `forget` was missing).
+#[test]
+fn readme_synopsis_lists_every_flag_of_every_command() {
+    let (entries, defs) = readme_synopsis();
+    let top = help_of(&[]);
+    let globals = help_flags(&top);
+    let mut problems = Vec::new();
+    for g in &globals {
+        let anywhere = entries
+            .iter()
+            .map(|(_, t)| t)
+            .chain(defs.iter().map(|(_, t)| t))
+            .any(|t| flags_in(t).contains(g));
+        if !anywhere {
+            problems.push(format!("global {g} is not in the synopsis"));
+        }
+    }
+    let mut todo: Vec<Vec<String>> = help_commands(&top).into_iter().map(|c| vec![c]).collect();
+    assert!(todo.len() >= 20, "commands from `wsnap --help`: {todo:?}");
+    let mut checked = 0;
+    while let Some(path) = todo.pop() {
+        let help = help_of(&path);
+        let subs = help_commands(&help);
+        if !subs.is_empty() {
+            todo.extend(subs.into_iter().map(|s| [path.clone(), vec![s]].concat()));
+            continue;
+        }
+        checked += 1;
+        let name = path.join(" ");
+        let mut text = String::new();
+        for (words, t) in &entries {
+            if *words == path {
+                text += t;
+                text += " ";
+            }
+        }
+        if text.is_empty() {
+            problems.push(format!("no synopsis line for `wsnap {name}`"));
+            continue;
+        }
+        // A placeholder (`[KEEP FLAGS]`) stands for its definition.
+        for (def, t) in &defs {
+            if text.contains(def.as_str()) {
+                text += t;
+            }
+        }
+        let takes: BTreeSet<String> = help_flags(&help).difference(&globals).cloned().collect();
+        let written = flags_in(&text);
+        for f in takes.difference(&written) {
+            problems.push(format!(
+                "`wsnap {name}` takes {f}: missing from its synopsis"
+            ));
+        }
+        for f in written.difference(&takes) {
+            if !globals.contains(f) {
+                problems.push(format!(
+                    "`wsnap {name}`'s synopsis has {f}, which it does not take"
+                ));
+            }
+        }
+    }
+    assert!(checked >= 20, "{checked} commands checked");
+    assert!(
+        problems.is_empty(),
+        "README.md `## Commands` vs --help:\n{}",
+        problems.join("\n")
+    );
 }

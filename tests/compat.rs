@@ -63,6 +63,23 @@ fn store_v1_restores_byte_identical() {
     // Readers never write: the v1 catalog stays v1.
     let before = std::fs::read(store.join("catalog.sqlite")).unwrap();
     assert_restores_v1(tmp.path(), &store);
+    // Nor do dry runs, which read it as it is (issue 17).
+    let out = wsnap(&store)
+        .args(["prune", "--dry-run", "--json", "--keep-last", "1"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["forgotten"].as_array().unwrap().len(), 4, "{r:#}");
+    let id = r["forgotten"][0]["id"].as_str().unwrap();
+    wsnap(&store)
+        .args(["forget", "--dry-run", "--snapshot", id])
+        .assert()
+        .success();
     assert_eq!(std::fs::read(store.join("catalog.sqlite")).unwrap(), before);
     assert!(!store.join("journal").exists());
 }

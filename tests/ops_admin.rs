@@ -355,6 +355,122 @@ fn import_refuses_a_missing_old_root_and_a_bad_map() {
     assert!(!env.store.exists());
 }
 
+/// `import-rsync` in the human form (the plan or the result), asserting
+/// the exit code.
+fn import_text(env: &TestEnv, old: &Path, extra: &[&str], code: i32) -> Out {
+    let mut c = env.cmd();
+    c.arg("import-rsync")
+        .arg(old)
+        .arg("--root")
+        .arg(&env.root)
+        .args(extra);
+    expect_code(&mut c, code)
+}
+
+/// A `--map` must match the name it maps (issue 17): its PREFIX must be a
+/// backup's, and USER/PROJECT one of the prefix's splits or a workspace
+/// that exists. A typo is refused (exit 2, nothing written) instead of
+/// importing nothing, or importing into a phantom workspace.
+#[test]
+fn a_map_must_match_the_name_it_maps() {
+    let env = TestEnv::new();
+    let old = crafted(&env);
+
+    let out = import_text(&env, &old, &["--map", "x_y_zz=x_y/z"], 2);
+    assert!(
+        out.stderr.contains(&format!(
+            "invalid --map: x_y_zz=…: no directory in {} is named x_y_zz_YYYYmmdd_HHMMSS; \
+             close names: x_y_z",
+            old.display()
+        )),
+        "{out}"
+    );
+    let out = import_text(&env, &old, &["--map", "zzzz=x_y/z"], 2);
+    assert!(out.stderr.contains("no name is close"), "{out}");
+
+    // A typo in the workspace: neither a split nor a workspace that exists.
+    let out = import_text(&env, &old, &["--map", "p_q_r=p_q/rr", "--dry-run"], 2);
+    assert!(
+        out.stderr.contains(
+            "p_q_r=p_q/rr: p_q/rr is neither a split of p_q_r (p/q_r, p_q/r) nor a \
+             workspace under the root or in the store"
+        ),
+        "{out}"
+    );
+    assert!(!env.store.exists(), "a refused --map writes nothing");
+
+    // A split, or a workspace that exists (a project renamed since), is taken.
+    let r = import(
+        &env,
+        &old,
+        &[
+            "--map",
+            "p_q_r=p_q/r",
+            "--map",
+            "x_y_z=alice/thesis",
+            "--dry-run",
+        ],
+        1,
+    );
+    let p = status_of(&r, "p_q_r_20260101_120000");
+    assert_eq!((s(p, "status"), s(p, "project")), ("would_import", "r"));
+    let x = status_of(&r, "x_y_z_20260101_120000");
+    assert_eq!((s(x, "user"), s(x, "project")), ("alice", "thesis"));
+}
+
+/// A directory name with a date that cannot be says what was expected and
+/// which part is wrong (not a message about RFC 3339), and `--skip`
+/// marks such names as handled, so re-runs exit 0 (issue 17).
+#[test]
+fn impossible_dates_are_explained_and_skip_marks_them_handled() {
+    let env = TestEnv::new();
+    let old = crafted(&env);
+    let out = import_text(&env, &old, &["--dry-run"], 1);
+    assert!(
+        out.stdout.contains(
+            "invalid    alice_thesis_20261301_120000: expected YYYYmmdd_HHMMSS, but month 13 \
+             in 20261301_120000 is not 01..12; not imported (if it is not a backup to import, \
+             --skip alice_thesis_20261301_120000 marks it as handled)"
+        ),
+        "{out}"
+    );
+    assert!(!out.stdout.contains("RFC 3339"), "{out}");
+
+    let maps = ["--map", "x_y_z=x_y/z", "--map", "p_q_r=p_q/r"];
+    let mut args = maps.to_vec();
+    args.extend(["--skip", "alice_thesis_2026130?_*", "--skip", "nothing_*"]);
+    let mut c = env.cmd();
+    c.arg("import-rsync")
+        .arg(&old)
+        .arg("--root")
+        .arg(&env.root)
+        .arg("--json")
+        .args(&args);
+    let out = expect_code(&mut c, 0);
+    assert!(
+        out.stderr.contains("--skip \"nothing_*\" matches no entry"),
+        "{out}"
+    );
+    let r = out.json();
+    assert_eq!(r["ok"], true, "{r:#}");
+    assert_eq!(u(&r["summary"], "imported"), 6, "{r:#}");
+    assert_eq!(u(&r["summary"], "skipped"), 1, "{r:#}");
+    assert_eq!(u(&r["summary"], "invalid"), 0, "{r:#}");
+    let bad = status_of(&r, "alice_thesis_20261301_120000");
+    assert_eq!(s(bad, "status"), "skipped", "{r:#}");
+    assert_eq!(s(bad, "reason"), "matches --skip alice_thesis_2026130?_*");
+
+    // Every re-run with the same --skip: exit 0, the name reported as skipped.
+    let out = import_text(&env, &old, &["--skip", "alice_thesis_20261301_120000"], 0);
+    assert!(
+        out.stdout.contains(
+            "skipped    alice_thesis_20261301_120000: matches --skip alice_thesis_20261301_120000"
+        ),
+        "{out}"
+    );
+    assert!(out.stdout.contains(", 1 skipped,"), "{out}");
+}
+
 #[test]
 fn completions_for_every_shell_and_a_man_page() {
     for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {

@@ -745,9 +745,84 @@ fn dry_run_reports_what_would_go_and_changes_nothing() {
     assert_eq!(listed(&env).ids(None), pick(&ids, 4..6));
 }
 
+/// A dry run needs only a read view (issue 17): while another process
+/// holds the writer lock (a `flock` while the store is copied) `prune
+/// --dry-run` and `forget --dry-run` answer, and every file of the store is
+/// byte-identical afterwards. The real runs still wait for the lock.
+#[test]
+fn dry_runs_answer_while_the_store_is_locked_and_write_nothing() {
+    let env = TestEnv::new();
+    let t0 = utc_ns(2026, 3, 2, 10, 0, 0);
+    let ids = series(&env, "alice/thesis", &every(t0, HOUR, 4));
+    let bob = snap(&env, "bob/lab", t0);
+    let lock = hold_flock(&env.store.join("lock"));
+    let before = store_files(&env.store);
+
+    let r = prune(&env, &["--dry-run", "--keep-last", "1"]);
+    assert_eq!(r["dry_run"], true, "{r:#}");
+    assert_eq!(forgotten(&r), pick(&ids, 0..3), "{r:#}");
+    assert_eq!(u(&r, "kept"), 2, "{r:#}");
+    assert!(u(&r, "blobs_deleted") > 0, "{r:#}");
+
+    let mut c = env.cmd();
+    c.args(["forget", "--dry-run", "--json", "--snapshot", &ids[1]]);
+    let f = expect_code(&mut c, 0).json();
+    assert_eq!(forgotten(&f), pick(&ids, [1]), "{f:#}");
+    assert_eq!(u(&f, "kept"), 3, "the rest of alice/thesis: {f:#}");
+
+    let mut c = env.cmd();
+    c.args(["prune", "--dry-run", "--keep-last", "1"]);
+    let out = expect_code(&mut c, 0);
+    assert!(out.stdout.contains("would forget"), "{out}");
+    assert_eq!(
+        store_files(&env.store),
+        before,
+        "a dry run wrote to the store"
+    );
+
+    for args in [
+        &["prune", "--keep-last", "1"][..],
+        &["forget", "--snapshot", &ids[1]],
+    ] {
+        let out = expect_code(env.cmd().args(args), 75);
+        assert!(out.stderr.contains("not a wsnap run"), "{out}");
+    }
+    drop(lock);
+    assert_eq!(
+        forgotten(&prune(&env, &["--keep-last", "1"])),
+        pick(&ids, 0..3)
+    );
+    assert_eq!(listed(&env).ids(None), pick(&[ids[3].clone(), bob], 0..2));
+}
+
 // ---------------------------------------------------------------------------
 // forget
 // ---------------------------------------------------------------------------
+
+/// `forget` keeps every snapshot it was not asked to forget: it reports how
+/// many are left in the workspaces it touched, never `kept 0` (issue 17).
+#[test]
+fn forget_reports_what_is_left_in_its_workspaces() {
+    let env = TestEnv::new();
+    let t0 = utc_ns(2026, 3, 2, 10, 0, 0);
+    let ids = series(&env, "alice/thesis", &every(t0, HOUR, 3));
+    snap(&env, "bob/lab", t0);
+    let mut c = env.cmd();
+    c.args(["forget", "--json", "--snapshot", &ids[0]]);
+    let r = expect_code(&mut c, 0).json();
+    assert_eq!(forgotten(&r), pick(&ids, [0]), "{r:#}");
+    assert_eq!(u(&r, "kept"), 2, "alice/thesis keeps two: {r:#}");
+
+    let mut c = env.cmd();
+    c.args(["forget", "--snapshot", &ids[1]]);
+    let out = expect_code(&mut c, 0);
+    assert!(
+        out.stdout
+            .contains("forget: forgot 1 snapshots, 1 left in their workspaces;"),
+        "{out}"
+    );
+    assert!(!out.stdout.contains("kept"), "{out}");
+}
 
 #[test]
 fn forget_purges_a_secret_from_every_file_of_the_store() {

@@ -9,10 +9,13 @@
 //! (crash, failed workspace), or by `repair` from such a run's packs, are
 //! found by sweeping only the packs created since the last gc
 //! (`meta.gc_swept_all_kinds_pack_id`; the whole index once when absent).
+//!
+//! A dry run walks the same worklist without deleting anything (see
+//! `gc_preview`).
 
 use std::collections::{HashMap, HashSet};
 
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::{params, CachedStatement, Connection, OptionalExtension, Transaction};
 
 use super::{sql_err, Catalog};
 use crate::error::{Error, Missing, Object, Problem, Result};
@@ -58,6 +61,19 @@ pub(crate) struct GcTx<'a> {
     path: std::path::PathBuf,
 }
 
+/// What gc's first step needs of the catalog, as the real transaction
+/// does it ([`GcTx`]) or as a dry run previews it (`GcPreview`): the
+/// same calls, so the preview reports what the run would do.
+pub(crate) trait GcStep {
+    /// Forget a snapshot; returns its root blob row and its journal file.
+    fn delete_snapshot(&mut self, id: &SnapshotId) -> Result<(i64, Option<String>)>;
+    /// The blobs that die with the snapshots whose roots are `roots`, and
+    /// those nothing references in packs newer than the sweep watermark.
+    fn collect(&mut self, roots: Vec<i64>) -> Result<Vec<DeadBlob>>;
+    /// Usage of the given packs once the dead blobs are gone.
+    fn pack_usage(&self, rows: &HashSet<i64>) -> Result<Vec<PackUsage>>;
+}
+
 impl Catalog {
     /// Start the single gc transaction.
     pub(crate) fn begin_gc(&mut self) -> Result<GcTx<'_>> {
@@ -67,6 +83,180 @@ impl Catalog {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(sql_err(&path))?;
         Ok(GcTx { tx, path })
+    }
+}
+
+/// The index as the worklist of [`collect_from`] sees it.
+pub(super) trait Liveness {
+    /// Does a snapshot root or a tree of the (remaining) index reference `blob`?
+    fn is_live(&mut self, blob: i64) -> Result<bool>;
+    /// The blobs `blob` references (a tree's or chunk list's `tree_refs`).
+    fn children(&mut self, blob: i64) -> Result<Vec<i64>>;
+    /// Drop `blob` and its references; its record if it is indexed.
+    fn remove(&mut self, blob: i64) -> Result<Option<DeadBlob>>;
+}
+
+/// The worklist: a blob on it that nothing live references dies, and its
+/// children go on the list (again) since it may have been their last
+/// reference.
+pub(super) fn collect_from(index: &mut impl Liveness, mut work: Vec<i64>) -> Result<Vec<DeadBlob>> {
+    let mut dead = Vec::new();
+    let mut seen = HashSet::new();
+    while let Some(blob) = work.pop() {
+        if !seen.insert(blob) {
+            continue;
+        }
+        if index.is_live(blob)? {
+            continue;
+        }
+        let kids = index.children(blob)?;
+        if let Some(d) = index.remove(blob)? {
+            dead.push(d);
+        }
+        // Children whose last reference was this blob may be dead now:
+        // check them (again).
+        for k in kids {
+            seen.remove(&k);
+            work.push(k);
+        }
+    }
+    Ok(dead)
+}
+
+/// The blobs of packs newer than the sweep watermark that no tree
+/// references: left by runs that never committed (or never swept).
+/// Before issue 13 the sweep looked at chunks only, so trees and chunk
+/// lists of runs that never committed (and every tree `repair` indexed
+/// from such runs) stayed forever below the old watermark. The watermark
+/// of the any-kind sweep has its own key: a catalog without it is swept
+/// whole once, which collects those too.
+pub(super) fn unswept(conn: &Connection, path: &std::path::Path) -> Result<Vec<i64>> {
+    let e = sql_err(path);
+    let watermark: Option<String> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = ?1",
+            [SWEPT_ALL_KINDS],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(&e)?;
+    let watermark: i64 = match watermark {
+        None => 0,
+        Some(v) => v
+            .parse()
+            .map_err(|_| super::bad_meta(SWEPT_ALL_KINDS, "not a number"))?,
+    };
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT b.id FROM blobs b WHERE b.pack_id > ?1
+             AND NOT EXISTS (SELECT 1 FROM tree_refs r WHERE r.blob_id = b.id)",
+        )
+        .map_err(&e)?;
+    let rows = stmt
+        .query_map([watermark], |r| r.get::<_, i64>(0))
+        .map_err(&e)?;
+    rows.collect::<rusqlite::Result<Vec<i64>>>().map_err(&e)
+}
+
+/// The blobs `blob` references.
+pub(super) fn children_of(stmt: &mut CachedStatement<'_>, blob: i64) -> rusqlite::Result<Vec<i64>> {
+    stmt.query_map([blob], |r| r.get::<_, i64>(0))?
+        .collect::<rusqlite::Result<Vec<i64>>>()
+}
+
+/// A dead blob from its `blobs` row (pack row, stored length, hash).
+pub(super) fn dead_blob((pack_row, stored, hash): (i64, i64, Vec<u8>)) -> Result<DeadBlob> {
+    Ok(DeadBlob {
+        id: Id::from_slice(&hash)?,
+        pack_row,
+        bytes: record_bytes(stored.max(0) as u64),
+    })
+}
+
+/// Usage of the packs `rows` from the index, less what `gone` (pack row →
+/// record bytes, count) says has died but is still indexed (a dry run).
+pub(super) fn pack_usage_of(
+    conn: &Connection,
+    path: &std::path::Path,
+    rows: &HashSet<i64>,
+    gone: &HashMap<i64, (u64, u64)>,
+) -> Result<Vec<PackUsage>> {
+    let e = sql_err(path);
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT p.pack_hash, p.size_bytes,
+                    COALESCE(SUM(b.stored_len), 0) + COUNT(b.id) * ?2, COUNT(b.id)
+             FROM packs p LEFT JOIN blobs b ON b.pack_id = p.id
+             WHERE p.id = ?1 GROUP BY p.id",
+        )
+        .map_err(&e)?;
+    let mut out = Vec::new();
+    let mut sorted: Vec<i64> = rows.iter().copied().collect();
+    sorted.sort_unstable();
+    for row in sorted {
+        let got: Option<(Vec<u8>, i64, i64, i64)> = stmt
+            .query_row(params![row, record_bytes(0) as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .optional()
+            .map_err(&e)?;
+        if let Some((hash, size, live, n)) = got {
+            let (gone_bytes, gone_blobs) = gone.get(&row).copied().unwrap_or((0, 0));
+            out.push(PackUsage {
+                row,
+                id: PackId(Id::from_slice(&hash)?),
+                size_bytes: size.max(0) as u64,
+                live_bytes: (live.max(0) as u64).saturating_sub(gone_bytes),
+                live_blobs: (n.max(0) as u64).saturating_sub(gone_blobs),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The real gc's worklist: rows are deleted as blobs die.
+struct Deleting<'t> {
+    is_live: CachedStatement<'t>,
+    children: CachedStatement<'t>,
+    del_refs: CachedStatement<'t>,
+    del_blob: CachedStatement<'t>,
+    path: &'t std::path::Path,
+}
+
+impl Liveness for Deleting<'_> {
+    fn is_live(&mut self, blob: i64) -> Result<bool> {
+        self.is_live
+            .query_row([blob], |r| r.get(0))
+            .map_err(sql_err(self.path))
+    }
+
+    fn children(&mut self, blob: i64) -> Result<Vec<i64>> {
+        children_of(&mut self.children, blob).map_err(sql_err(self.path))
+    }
+
+    fn remove(&mut self, blob: i64) -> Result<Option<DeadBlob>> {
+        let e = sql_err(self.path);
+        self.del_refs.execute([blob]).map_err(&e)?;
+        let gone: Option<(i64, i64, Vec<u8>)> = self
+            .del_blob
+            .query_row([blob], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()
+            .map_err(&e)?;
+        gone.map(dead_blob).transpose()
+    }
+}
+
+impl GcStep for GcTx<'_> {
+    fn delete_snapshot(&mut self, id: &SnapshotId) -> Result<(i64, Option<String>)> {
+        GcTx::delete_snapshot(self, id)
+    }
+
+    fn collect(&mut self, roots: Vec<i64>) -> Result<Vec<DeadBlob>> {
+        GcTx::collect(self, roots)
+    }
+
+    fn pack_usage(&self, rows: &HashSet<i64>) -> Result<Vec<PackUsage>> {
+        GcTx::pack_usage(self, rows)
     }
 }
 
@@ -98,117 +288,27 @@ impl GcTx<'_> {
     /// whatever only they referenced).
     pub(crate) fn collect(&self, roots: Vec<i64>) -> Result<Vec<DeadBlob>> {
         let e = self.e();
-        let mut dead = Vec::new();
-        let mut is_live = self
-            .tx
-            .prepare_cached(
+        let mut work = roots;
+        work.extend(unswept(&self.tx, &self.path)?);
+        let prepare = |sql| self.tx.prepare_cached(sql).map_err(&e);
+        let mut index = Deleting {
+            is_live: prepare(
                 "SELECT EXISTS (SELECT 1 FROM tree_refs WHERE blob_id = ?1)
                      OR EXISTS (SELECT 1 FROM snapshots WHERE root_tree_id = ?1)",
-            )
-            .map_err(&e)?;
-        let mut children = self
-            .tx
-            .prepare_cached("SELECT blob_id FROM tree_refs WHERE tree_id = ?1")
-            .map_err(&e)?;
-        let mut del_refs = self
-            .tx
-            .prepare_cached("DELETE FROM tree_refs WHERE tree_id = ?1")
-            .map_err(&e)?;
-        let mut del_blob = self
-            .tx
-            .prepare_cached("DELETE FROM blobs WHERE id = ?1 RETURNING pack_id, stored_len, hash")
-            .map_err(&e)?;
-        let mut work = roots;
-        // Before issue 13 the sweep looked at chunks only, so trees and chunk
-        // lists of runs that never committed (and every tree `repair`
-        // indexed from such runs) stayed forever below the old watermark.
-        // The watermark of the any-kind sweep has its own key: a catalog
-        // without it is swept whole once, which collects those too.
-        let watermark = self.meta_i64(SWEPT_ALL_KINDS)?.unwrap_or(0);
-        {
-            let mut unswept = self
-                .tx
-                .prepare_cached(
-                    "SELECT b.id FROM blobs b WHERE b.pack_id > ?1
-                     AND NOT EXISTS (SELECT 1 FROM tree_refs r WHERE r.blob_id = b.id)",
-                )
-                .map_err(&e)?;
-            let rows = unswept
-                .query_map([watermark], |r| r.get::<_, i64>(0))
-                .map_err(&e)?;
-            for r in rows {
-                work.push(r.map_err(&e)?);
-            }
-        }
-        let mut seen = HashSet::new();
-        while let Some(blob) = work.pop() {
-            if !seen.insert(blob) {
-                continue;
-            }
-            let live: bool = is_live.query_row([blob], |r| r.get(0)).map_err(&e)?;
-            if live {
-                continue;
-            }
-            let kids = children
-                .query_map([blob], |r| r.get::<_, i64>(0))
-                .map_err(&e)?
-                .collect::<rusqlite::Result<Vec<i64>>>()
-                .map_err(&e)?;
-            del_refs.execute([blob]).map_err(&e)?;
-            let gone: Option<(i64, i64, Vec<u8>)> = del_blob
-                .query_row([blob], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .optional()
-                .map_err(&e)?;
-            if let Some((pack_row, stored, hash)) = gone {
-                dead.push(DeadBlob {
-                    id: Id::from_slice(&hash)?,
-                    pack_row,
-                    bytes: record_bytes(stored.max(0) as u64),
-                });
-            }
-            // Children whose last reference was this blob may be dead now:
-            // check them (again).
-            for k in kids {
-                seen.remove(&k);
-                work.push(k);
-            }
-        }
-        Ok(dead)
+            )?,
+            children: prepare("SELECT blob_id FROM tree_refs WHERE tree_id = ?1")?,
+            del_refs: prepare("DELETE FROM tree_refs WHERE tree_id = ?1")?,
+            del_blob: prepare(
+                "DELETE FROM blobs WHERE id = ?1 RETURNING pack_id, stored_len, hash",
+            )?,
+            path: &self.path,
+        };
+        collect_from(&mut index, work)
     }
 
     /// Usage of the given packs after `collect`.
     pub(crate) fn pack_usage(&self, rows: &HashSet<i64>) -> Result<Vec<PackUsage>> {
-        let e = self.e();
-        let mut stmt = self
-            .tx
-            .prepare_cached(
-                "SELECT p.pack_hash, p.size_bytes,
-                        COALESCE(SUM(b.stored_len), 0) + COUNT(b.id) * ?2, COUNT(b.id)
-                 FROM packs p LEFT JOIN blobs b ON b.pack_id = p.id
-                 WHERE p.id = ?1 GROUP BY p.id",
-            )
-            .map_err(&e)?;
-        let mut out = Vec::new();
-        let mut sorted: Vec<i64> = rows.iter().copied().collect();
-        sorted.sort_unstable();
-        for row in sorted {
-            let got: Option<(Vec<u8>, i64, i64, i64)> = stmt
-                .query_row(params![row, record_bytes(0) as i64], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-                })
-                .optional()
-                .map_err(&e)?;
-            if let Some((hash, size, live, n)) = got {
-                out.push(PackUsage {
-                    row,
-                    id: PackId(Id::from_slice(&hash)?),
-                    size_bytes: size.max(0) as u64,
-                    live_bytes: live.max(0) as u64,
-                    live_blobs: n.max(0) as u64,
-                });
-            }
-        }
-        Ok(out)
+        pack_usage_of(&self.tx, &self.path, rows, &HashMap::new())
     }
 
     /// Live blobs of a pack, in file order.
@@ -346,16 +446,6 @@ impl GcTx<'_> {
             return Ok(());
         }
         super::journals::add_pending_journals(&self.tx, names).map_err(self.e())
-    }
-
-    fn meta_i64(&self, key: &str) -> Result<Option<i64>> {
-        let v: Option<String> = self
-            .tx
-            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-            .optional()
-            .map_err(self.e())?;
-        v.map(|v| v.parse().map_err(|_| super::bad_meta(key, "not a number")))
-            .transpose()
     }
 
     pub(crate) fn commit(self) -> Result<()> {

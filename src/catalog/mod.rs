@@ -15,13 +15,15 @@
 //! they read or write: `blobs` (blob and pack index, tree references),
 //! `snapshots`, `workspaces`, `runs`, `journals` (which journal file holds
 //! which snapshot), `damage` (damaged marks), `integrity` (check-only
-//! queries), `gc` and `rebuild` (the transactions of gc and `repair`),
+//! queries), `gc` and `rebuild` (the transactions of gc and `repair`;
+//! `gc_preview`, a dry run of gc that writes nothing),
 //! `schema` (DDL and migrations). SQLite row ids are not part of the
 //! library's API: every field and method that carries one is `pub(crate)`.
 
 mod blobs;
 mod damage;
 mod gc;
+mod gc_preview;
 mod image;
 mod integrity;
 mod journals;
@@ -34,7 +36,8 @@ mod testing;
 mod workspaces;
 
 pub use blobs::{BlobLocation, BlobSize, PendingTree, TreeRefs};
-pub(crate) use gc::{GcTx, PackUsage};
+pub(crate) use gc::{GcStep, GcTx, PackUsage};
+pub(crate) use gc_preview::GcPreview;
 pub(crate) use rebuild::ancestors;
 pub use runs::full_run_key;
 pub use schema::FORMAT_VERSION;

@@ -8,7 +8,7 @@ use std::path::Path;
 use clap::CommandFactory;
 
 use wsnap::escape::{self, Escaped};
-use wsnap::import::{self, Backup, Known, Verdict};
+use wsnap::import::{self, Backup, BadMapping, Known, Verdict};
 use wsnap::snapshot::WorkspaceOutcome;
 use wsnap::{timespec, Error, InitOutcome, Result, SnapshotRow, Store, StoreParams, WorkspaceName};
 
@@ -77,20 +77,31 @@ pub fn import_rsync(store_dir: &Path, a: &ImportArgs) -> Result<u8> {
         );
         None
     };
+    let skips = import::Skips::new(&a.skips)?;
     let gather = |snapshots: &[SnapshotRow]| -> Result<Known> {
         let mut k = Known::gather(root, snapshots)?;
         k.mappings = mappings.clone();
         Ok(k)
     };
 
+    // First read only (no store is created, no lock taken): the plan
+    // against the store as it is, so a wrong --map is refused before
+    // anything is written.
+    let snapshots = match Store::open(store_dir) {
+        Ok(store) => store.catalog_for_reading()?.snapshots(None)?,
+        Err(Error::NoStore { .. }) => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    let known = gather(&snapshots)?;
+    let plan = import::plan(old_root, &known, &skips)?;
+    check_mappings(&plan, &known, old_root)?;
+    for p in skips.unused(&plan) {
+        tracing::warn!(
+            "--skip {p:?} matches no entry of {}",
+            escape::path(old_root)
+        );
+    }
     if a.dry_run {
-        // Read only: no store is created, no lock taken.
-        let snapshots = match Store::open(store_dir) {
-            Ok(store) => store.catalog_for_reading()?.snapshots(None)?,
-            Err(Error::NoStore { .. }) => Vec::new(),
-            Err(e) => return Err(e),
-        };
-        let plan = import::plan(old_root, &gather(&snapshots)?)?;
         let done: Vec<Done> = plan.iter().map(|_| Done::Planned).collect();
         return Ok(report(&plan, &done, true, a.json));
     }
@@ -106,6 +117,7 @@ pub fn import_rsync(store_dir: &Path, a: &ImportArgs) -> Result<u8> {
     let plan = import::plan(
         old_root,
         &gather(&store.catalog_for_reading()?.snapshots(None)?)?,
+        &skips,
     )?;
     let order = import::sources(&plan);
     tracing::info!(
@@ -138,13 +150,72 @@ pub fn import_rsync(store_dir: &Path, a: &ImportArgs) -> Result<u8> {
     Ok(report(&plan, &done, false, a.json))
 }
 
+/// Refuse `--map`s that cannot be meant (exit 2): a prefix no backup
+/// directory has, or a workspace that is neither a split of its prefix nor
+/// one that exists (see `import::check_mappings`).
+fn check_mappings(plan: &[Backup], known: &Known, old_root: &Path) -> Result<()> {
+    let names = |ws: &[WorkspaceName]| {
+        ws.iter()
+            .map(|w| w.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let problems: Vec<String> = import::check_mappings(plan, known)
+        .into_iter()
+        .map(|bad| match bad {
+            BadMapping::NoSuchPrefix { prefix, close } => {
+                let p = escape::escape(&prefix);
+                let close = if close.is_empty() {
+                    format!(
+                        "no name is close (`wsnap import-rsync {} --dry-run` lists them)",
+                        escape::path(old_root)
+                    )
+                } else {
+                    let c: Vec<String> = close.iter().map(|c| escape::escape(c)).collect();
+                    format!("close names: {}", c.join(", "))
+                };
+                format!(
+                    "{p}=…: no directory in {} is named {p}_YYYYmmdd_HHMMSS; {close}",
+                    escape::path(old_root)
+                )
+            }
+            BadMapping::UnknownWorkspace {
+                prefix,
+                workspace,
+                splits,
+            } => {
+                let p = escape::escape(&prefix);
+                format!(
+                    "{p}={workspace}: {workspace} is neither a split of {p} ({}) nor a \
+                     workspace under the root or in the store, so a typo would import the \
+                     backups into a workspace of its own; map to one of those, or create \
+                     the workspace under the root first",
+                    if splits.is_empty() {
+                        "it has none".to_string()
+                    } else {
+                        names(&splits)
+                    }
+                )
+            }
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Invalid {
+            what: "--map",
+            detail: problems.join("; "),
+        })
+    }
+}
+
 fn ws_time(ws: &WorkspaceName, time_ns: i64) -> String {
     format!("{ws} @ {}", timespec::format_local(time_ns))
 }
 
 /// Print the plan or the result; return the exit code.
 fn report(plan: &[Backup], done: &[Done], dry_run: bool, json: bool) -> u8 {
-    let mut counts = [0u64; 6]; // import, exists, ambiguous, invalid, failed, ignored
+    let mut counts = [0u64; 7]; // import, exists, ambiguous, invalid, failed, ignored, skipped
     let mut skipped_entries = 0;
     for (b, d) in plan.iter().zip(done) {
         let slot = match (&b.verdict, d) {
@@ -158,6 +229,7 @@ fn report(plan: &[Backup], done: &[Done], dry_run: bool, json: bool) -> u8 {
             (Verdict::Ambiguous { .. }, _) => 2,
             (Verdict::Invalid { .. }, _) => 3,
             (Verdict::Ignored { .. }, _) => 5,
+            (Verdict::Skipped { .. }, _) => 6,
         };
         counts[slot] += 1;
     }
@@ -179,6 +251,7 @@ fn report(plan: &[Backup], done: &[Done], dry_run: bool, json: bool) -> u8 {
                 "invalid": counts[3],
                 "failed": counts[4],
                 "ignored": counts[5],
+                "skipped": counts[6],
                 "entries_skipped": skipped_entries,
             },
         }));
@@ -211,14 +284,20 @@ fn report(plan: &[Backup], done: &[Done], dry_run: bool, json: bool) -> u8 {
                         "ambiguous  {name}: {reason}; skipped. Rerun with --map {prefix}=USER/PROJECT"
                     )
                 }
-                (Verdict::Invalid { reason }, _) => format!("invalid    {name}: {reason}; skipped"),
+                (Verdict::Invalid { reason }, _) => format!(
+                    "invalid    {name}: {reason}; not imported (if it is not a backup to \
+                     import, --skip {name} marks it as handled)"
+                ),
                 (Verdict::Ignored { reason }, _) => format!("ignored    {name}: {reason}"),
+                (Verdict::Skipped { pattern }, _) => {
+                    format!("skipped    {name}: matches --skip {pattern}")
+                }
             };
             let _ = writeln!(out, "{line}");
         }
         let _ = writeln!(
             out,
-            "{}: {} backups {}, {} already present, {} ambiguous, {} invalid, {} failed, {} entries ignored{}",
+            "{}: {} backups {}, {} already present, {} ambiguous, {} invalid, {} failed, {} skipped, {} entries ignored{}",
             if dry_run { "dry run" } else { "import" },
             counts[0],
             if dry_run { "to import" } else { "imported" },
@@ -226,6 +305,7 @@ fn report(plan: &[Backup], done: &[Done], dry_run: bool, json: bool) -> u8 {
             counts[2],
             counts[3],
             counts[4],
+            counts[6],
             counts[5],
             if skipped_entries > 0 {
                 format!("; {skipped_entries} files could not be read")
@@ -276,6 +356,10 @@ fn backup_json(b: &Backup, d: &Done, dry_run: bool) -> serde_json::Value {
         (Verdict::Ignored { reason }, _) => {
             v["reason"] = reason.clone().into();
             ("ignored", None, None)
+        }
+        (Verdict::Skipped { pattern }, _) => {
+            v["reason"] = format!("matches --skip {pattern}").into();
+            ("skipped", None, None)
         }
     };
     v["status"] = status.into();

@@ -325,9 +325,16 @@ pub struct ImportArgs {
     #[arg(long, env = "SCITEX_WORKSPACE_ROOT", default_value = "/app/data/users")]
     pub root: PathBuf,
     /// Take PREFIX (the backup name without its _YYYYmmdd_HHMMSS) as
-    /// USER/PROJECT; for names that stay ambiguous; repeatable
+    /// USER/PROJECT; for names that stay ambiguous; repeatable. PREFIX must
+    /// be a backup's, and USER/PROJECT one of its splits (a_b_c: a/b_c or
+    /// a_b/c) or a workspace that exists (under --root or in the store)
     #[arg(long = "map", value_name = "PREFIX=USER/PROJECT")]
     pub maps: Vec<OsString>,
+    /// Mark the entries named NAME, or matching GLOB, as handled without
+    /// importing them (e.g. a directory whose date cannot be, month 13);
+    /// repeatable
+    #[arg(long = "skip", value_name = "NAME|GLOB")]
+    pub skips: Vec<String>,
     /// Print the plan (directory -> workspace @ time); write nothing
     #[arg(long)]
     pub dry_run: bool,

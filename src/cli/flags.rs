@@ -80,11 +80,7 @@ pub struct RetentionArgs {
 }
 
 impl RetentionArgs {
-    pub fn options(
-        &self,
-        workspaces: Vec<WorkspaceName>,
-        dry_run: bool,
-    ) -> Result<wsnap::gc::PruneOptions> {
+    pub fn options(&self, workspaces: Vec<WorkspaceName>) -> Result<wsnap::gc::PruneOptions> {
         let within_ns = match &self.keep_within {
             None => None,
             Some(d) => Some(i64::try_from(parse_keep_within(d)?.as_nanos()).unwrap_or(i64::MAX)),
@@ -146,7 +142,6 @@ impl RetentionArgs {
             workspaces,
             policy,
             max_unused_percent: self.max_unused,
-            dry_run,
             held: Vec::new(),
         })
     }

@@ -30,14 +30,20 @@ mod status;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 use wsnap::Result;
 
 use args::{Cli, Command};
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    output::set_store_origin(match matches.value_source("store") {
+        Some(clap::parser::ValueSource::CommandLine) => output::StoreOrigin::Flag,
+        Some(clap::parser::ValueSource::EnvVariable) => output::StoreOrigin::Env,
+        _ => output::StoreOrigin::Default,
+    });
     logging::init(cli.verbose, cli.quiet);
     progress::set_enabled(!cli.quiet);
     // Snapshot and restore hold one descriptor per level of nesting.

@@ -2,9 +2,10 @@
 //! errors with the hints that name flags (the library's messages never do).
 
 use std::io::{self, Write};
+use std::path::Path;
 
 use wsnap::escape;
-use wsnap::{Error, ErrorKind, SnapshotRow, WorkspaceName};
+use wsnap::{Error, ErrorKind, LockHolder, SnapshotRow, WorkspaceName};
 
 /// Exit codes (also in `wsnap --help` and README).
 pub mod exit {
@@ -32,14 +33,59 @@ pub fn code_for(kind: ErrorKind) -> u8 {
     }
 }
 
+/// Where the store path came from: what a message about a missing or
+/// foreign store says about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreOrigin {
+    /// `--store DIR`.
+    Flag,
+    /// `SCITEX_BACKUP_ROOT`.
+    Env,
+    /// Neither: the built-in default.
+    Default,
+}
+
+static STORE_ORIGIN: std::sync::OnceLock<StoreOrigin> = std::sync::OnceLock::new();
+
+/// Record where this run's store path came from (once, from `main`).
+pub fn set_store_origin(origin: StoreOrigin) {
+    let _ = STORE_ORIGIN.set(origin);
+}
+
+fn store_origin() -> StoreOrigin {
+    STORE_ORIGIN.get().copied().unwrap_or(StoreOrigin::Flag)
+}
+
+/// `wsnap COMMAND` as the user runs it against `store`: with `--store` only
+/// when they gave it.
+fn wsnap_on(store: &Path, command: &str) -> String {
+    match store_origin() {
+        StoreOrigin::Flag => format!("wsnap --store {} {command}", escape::path(store)),
+        StoreOrigin::Env | StoreOrigin::Default => format!("wsnap {command}"),
+    }
+}
+
 /// An error as printed: the library's message, then what to do where that
 /// means a command or flag of this binary.
 pub fn message(e: &Error) -> String {
     let hint = match e {
-        Error::NoStore { path } => format!(
-            ": create it with `wsnap --store {} init`",
-            escape::path(path)
-        ),
+        Error::NoStore { path } => match store_origin() {
+            StoreOrigin::Flag => format!(": create it with `{}`", wsnap_on(path, "init")),
+            StoreOrigin::Env => " (from SCITEX_BACKUP_ROOT; set it or --store to use another): \
+                                  create one with `wsnap init`"
+                .into(),
+            StoreOrigin::Default => " (the default; set SCITEX_BACKUP_ROOT or --store to use \
+                                      another): create one with `wsnap init`"
+                .into(),
+        },
+        Error::OldBackups { path, .. } => {
+            let p = escape::path(path);
+            format!(
+                ". These look like the old rsync copies: move them aside (`mv {p} {p}.rsync`) \
+                 and import them into a new store here with `{}`",
+                wsnap_on(path, &format!("import-rsync {p}.rsync"))
+            )
+        }
         Error::CatalogDamaged { path, .. } => format!(
             ". Rebuild the catalog from the packs with `wsnap --store {} repair` (the old file is kept aside)",
             escape::path(path)
@@ -48,7 +94,12 @@ pub fn message(e: &Error) -> String {
             ", or pass --unsafe-allow-network-fs (WSNAP_UNSAFE_ALLOW_NETWORK_FS=1) at your own risk"
                 .into()
         }
-        Error::Locked { .. } => "; wait for it or pass --lock-wait".into(),
+        Error::Locked {
+            path,
+            lock_file,
+            holder,
+            waited,
+        } => lock_hint(path, lock_file, holder, !waited.is_zero()),
         Error::TargetNotEmpty { .. } => "; pick an empty directory or pass --overwrite".into(),
         Error::UnrecognisedStore { .. } => {
             ". If this really is a store whose every file lost its header, pass --force".into()
@@ -58,6 +109,30 @@ pub fn message(e: &Error) -> String {
         _ => String::new(),
     };
     format!("{e}{hint}")
+}
+
+/// What to do about a lock another process holds: wait (longer), or find
+/// who holds it (a process that wrote no note is found only this way).
+/// `--lock-wait` waits for the writers' lock only.
+fn lock_hint(store: &Path, lock_file: &Path, holder: &LockHolder, waited: bool) -> String {
+    let writers_lock = lock_file == store.join("lock");
+    let lock_file = escape::path(lock_file);
+    match (holder, waited) {
+        // The readers' lock (held while gc deletes packs) and a remote's
+        // push lock: no flag waits for them.
+        (LockHolder::Gc, _) => "; run again when it has finished".into(),
+        (_, _) if !writers_lock => "; run again when it has finished".into(),
+        (LockHolder::Run(_), false) => {
+            "; wait for it to finish, or pass --lock-wait DURATION to wait for it".into()
+        }
+        (LockHolder::Unknown, false) => format!(
+            "; pass --lock-wait DURATION to wait for it, or find the holder with \
+             `fuser -v {lock_file}`"
+        ),
+        (_, true) => {
+            format!(". Give a longer --lock-wait, or find the holder with `fuser -v {lock_file}`")
+        }
+    }
 }
 
 fn remote_hint(r: &wsnap::remote::RemoteError) -> &'static str {
@@ -154,6 +229,12 @@ mod tests {
     #[test]
     fn hints_complete_the_messages() {
         let path = PathBuf::from("/s");
+        let locked = |holder, secs| Error::Locked {
+            path: path.clone(),
+            lock_file: path.join("lock"),
+            holder,
+            waited: std::time::Duration::from_secs(secs),
+        };
         let cases = [
             (
                 Error::NoStore { path: path.clone() },
@@ -178,11 +259,36 @@ mod tests {
                  (WSNAP_UNSAFE_ALLOW_NETWORK_FS=1) at your own risk",
             ),
             (
+                locked(LockHolder::Run("pid 7 snapshot".into()), 0),
+                "store /s is locked by another wsnap run (pid 7 snapshot); wait for it to \
+                 finish, or pass --lock-wait DURATION to wait for it",
+            ),
+            (
+                locked(LockHolder::Unknown, 0),
+                "store /s is locked by another process that is not a wsnap run (no holder \
+                 record), e.g. `flock` while the store is copied; pass --lock-wait DURATION to \
+                 wait for it, or find the holder with `fuser -v /s/lock`",
+            ),
+            (
+                locked(LockHolder::Unknown, 90),
+                "store /s is locked by another process that is not a wsnap run (no holder \
+                 record), e.g. `flock` while the store is copied; waited 1m 30s. Give a longer \
+                 --lock-wait, or find the holder with `fuser -v /s/lock`",
+            ),
+            (
+                locked(LockHolder::Run("pid 7 prune".into()), 600),
+                "store /s is locked by another wsnap run (pid 7 prune); waited 10m. Give a \
+                 longer --lock-wait, or find the holder with `fuser -v /s/lock`",
+            ),
+            (
                 Error::Locked {
                     path: path.clone(),
-                    holder: "H".into(),
+                    lock_file: path.join("readers"),
+                    holder: LockHolder::Gc,
+                    waited: std::time::Duration::from_secs(60),
                 },
-                "store /s is locked by another wsnap run (H); wait for it or pass --lock-wait",
+                "store /s is busy: garbage collection is deleting packs; waited 1m; run again \
+                 when it has finished",
             ),
             (
                 Error::TargetNotEmpty { path: path.clone() },
@@ -195,6 +301,17 @@ mod tests {
                 },
                 "invalid workspace root: /s: No such file or directory (os error 2) \
                  (set --root or SCITEX_WORKSPACE_ROOT)",
+            ),
+            (
+                Error::OldBackups {
+                    path: path.clone(),
+                    count: 1,
+                    example: "a_b_20260101_120000".into(),
+                },
+                "/s holds the old rsync backups (1 directory named like a_b_20260101_120000), not \
+                 a wsnap store; refusing to touch it. These look like the old rsync copies: move \
+                 them aside (`mv /s /s.rsync`) and import them into a new store here with \
+                 `wsnap --store /s import-rsync /s.rsync`",
             ),
             (
                 Error::UnrecognisedStore { path },

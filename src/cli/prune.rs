@@ -25,12 +25,17 @@ pub fn prune(
         .iter()
         .map(flags::workspace)
         .collect::<Result<Vec<_>>>()?;
-    let opts = retention.options(ws, dry_run)?;
+    let opts = retention.options(ws)?;
+    let lock_wait = flags::parse_duration(lock_wait)?;
     let store = Store::open(store_dir)?;
-    let lock = store.lock(flags::parse_duration(lock_wait)?, "prune")?;
-    let r = progress::run("prune", "packs", |p| gc::prune(&store, &opts, &lock, p))?;
-    drop(lock);
-    show_gc(&r, json);
+    let r = if dry_run {
+        // A read view: no lock, nothing written.
+        gc::prune_dry_run(&store, &opts)?
+    } else {
+        let lock = store.lock(lock_wait, "prune")?;
+        progress::run("prune", "packs", |p| gc::prune(&store, &opts, &lock, p))?
+    };
+    show_gc(&r, Command::Prune, json);
     Ok(exit::OK)
 }
 
@@ -42,14 +47,14 @@ pub fn forget(
     lock_wait: &str,
     json: bool,
 ) -> Result<u8> {
+    let lock_wait = flags::parse_duration(lock_wait)?;
     let store = Store::open(store_dir)?;
-    let r = gc::forget(
-        &store,
-        snapshots,
-        dry_run,
-        flags::parse_duration(lock_wait)?,
-    )?;
-    show_gc(&r, json);
+    let r = if dry_run {
+        gc::forget_dry_run(&store, snapshots)?
+    } else {
+        gc::forget(&store, snapshots, lock_wait)?
+    };
+    show_gc(&r, Command::Forget, json);
     // The purge is incomplete: say exactly what is left, and how to
     // remove it (on stderr, also with --json).
     for d in &r.damaged_left {
@@ -72,11 +77,21 @@ pub fn forget(
     })
 }
 
-fn show_gc(r: &gc::GcReport, json: bool) {
+/// Which command a gc report is printed for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Command {
+    /// `prune`, and `snapshot --prune`: `kept` is what the policy keeps.
+    Prune,
+    /// `forget`: `kept` is what remains in the forgotten snapshots'
+    /// workspaces.
+    Forget,
+}
+
+fn show_gc(r: &gc::GcReport, command: Command, json: bool) {
     if json {
         output::print_json(&gc_json(r));
     } else {
-        print_gc_report(r);
+        print_gc_report(r, command);
     }
 }
 
@@ -108,9 +123,14 @@ pub(super) fn gc_json(r: &gc::GcReport) -> serde_json::Value {
     })
 }
 
-pub(super) fn print_gc_report(r: &gc::GcReport) {
+pub(super) fn print_gc_report(r: &gc::GcReport, command: Command) {
+    let (name, kept) = match command {
+        Command::Prune if r.dry_run => ("prune", format!("keep {}", r.kept)),
+        Command::Prune => ("prune", format!("kept {}", r.kept)),
+        Command::Forget => ("forget", format!("{} left in their workspaces", r.kept)),
+    };
     tracing::info!(
-        "prune {}: {} snapshots forgotten, {} packs deleted, {} rewritten, {} freed",
+        "{name} {}: {} snapshots forgotten, {} packs deleted, {} rewritten, {} freed",
         if r.dry_run { "(dry run)" } else { "finished" },
         r.forgotten.len(),
         r.packs_deleted,
@@ -137,9 +157,8 @@ pub(super) fn print_gc_report(r: &gc::GcReport) {
     if r.dry_run {
         let _ = writeln!(
             out,
-            "dry run: would forget {} snapshots, keep {}; would delete {} packs and rewrite {}; about {} freed",
+            "dry run: would forget {} snapshots, {kept}; would delete {} packs and rewrite {}; about {} freed",
             r.forgotten.len(),
-            r.kept,
             r.packs_deleted,
             r.packs_rewritten,
             size(r.bytes_freed)
@@ -147,9 +166,8 @@ pub(super) fn print_gc_report(r: &gc::GcReport) {
     } else {
         let _ = writeln!(
             out,
-            "prune: forgot {} snapshots, kept {}; {} blobs dead; deleted {} packs, rewrote {} into {}, removed {} orphan packs; {} freed",
+            "{name}: forgot {} snapshots, {kept}; {} blobs dead; deleted {} packs, rewrote {} into {}, removed {} orphan packs; {} freed",
             r.forgotten.len(),
-            r.kept,
             r.blobs_deleted,
             r.packs_deleted,
             r.packs_rewritten,

@@ -12,7 +12,7 @@ use super::admin::open_or_create;
 use super::flags::SnapshotArgs;
 use super::output::{self, exit, lossy, size};
 use super::progress;
-use super::prune::{gc_json, print_gc_report};
+use super::prune::{gc_json, print_gc_report, Command};
 
 /// `snapshot [--prune]`.
 pub fn run(store_dir: &Path, a: &SnapshotArgs) -> Result<u8> {
@@ -29,7 +29,7 @@ pub fn run(store_dir: &Path, a: &SnapshotArgs) -> Result<u8> {
     }
     let store = open_or_create(store_dir)?;
     let prune_opts = if a.prune {
-        Some(a.retention.options(opts.workspaces.clone(), false)?)
+        Some(a.retention.options(opts.workspaces.clone())?)
     } else {
         None
     };
@@ -133,7 +133,7 @@ pub fn run(store_dir: &Path, a: &SnapshotArgs) -> Result<u8> {
             );
         }
         if let Some(g) = &gc {
-            print_gc_report(g);
+            print_gc_report(g, Command::Prune);
         } else if a.prune && report.error.is_some() {
             println!("prune: skipped because the run failed as a whole; nothing was forgotten");
         } else if a.prune {

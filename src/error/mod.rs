@@ -27,6 +27,7 @@
 use std::io;
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::escape;
 use crate::id;
@@ -66,6 +67,20 @@ pub enum Error {
     #[error("{path} exists but is not a wsnap store ({reason}); refusing to touch it. Pick an empty or absent directory for a new store", path = esc(.path))]
     NotAStore { path: PathBuf, reason: String },
 
+    /// A path holding the old rsync script's copies
+    /// (`<user>_<project>_<YYYYmmdd_HHMMSS>/`) where a store was expected:
+    /// never written into; `import-rsync` reads them.
+    #[error(
+        "{path} holds the old rsync backups ({count} {} named like {example}), not a wsnap store; refusing to touch it",
+        if *.count == 1 { "directory" } else { "directories" },
+        path = esc(.path)
+    )]
+    OldBackups {
+        path: PathBuf,
+        count: usize,
+        example: String,
+    },
+
     /// A store whose catalog is missing or unreadable; `repair` rebuilds it.
     #[error("store {path}: {reason}", path = esc(.path))]
     CatalogDamaged { path: PathBuf, reason: String },
@@ -95,12 +110,17 @@ pub enum Error {
     )]
     UnsafeFileSystem { path: PathBuf, fs: String },
 
-    /// Another process holds the store lock.
-    #[error(
-        "store {path} is locked by another wsnap run ({holder})",
-        path = esc(.path)
-    )]
-    Locked { path: PathBuf, holder: String },
+    /// Another process holds a lock of store `path`: `lock_file` (its
+    /// writers' lock `STORE/lock`, its readers' lock, or a remote's push
+    /// lock). `waited`: how long this run waited for it; zero when it did
+    /// not wait.
+    #[error("{}{}", locked(.path, .holder), waited_for(*.waited))]
+    Locked {
+        path: PathBuf,
+        lock_file: PathBuf,
+        holder: LockHolder,
+        waited: Duration,
+    },
 
     /// Writing to the store failed. The run stops; nothing half-written is referenced.
     #[error("writing the store failed at {path}: {source}{}", disk_hint(source), path = esc(.path))]
@@ -175,6 +195,39 @@ pub enum Error {
     Mountpoint { path: PathBuf, reason: String },
 }
 
+/// Who holds a lock a run could not take.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LockHolder {
+    /// A wsnap run, as it describes itself in the lock file (pid, command,
+    /// start time).
+    Run(String),
+    /// Not a wsnap run: the lock file holds no holder record (e.g. a
+    /// `flock` taken to copy the store).
+    Unknown,
+    /// Garbage collection, deleting pack files (the readers' lock).
+    Gc,
+}
+
+fn locked(path: &std::path::Path, holder: &LockHolder) -> String {
+    let path = esc(path);
+    match holder {
+        LockHolder::Run(note) => format!("store {path} is locked by another wsnap run ({note})"),
+        LockHolder::Unknown => format!(
+            "store {path} is locked by another process that is not a wsnap run (no holder \
+             record), e.g. `flock` while the store is copied"
+        ),
+        LockHolder::Gc => format!("store {path} is busy: garbage collection is deleting packs"),
+    }
+}
+
+fn waited_for(waited: Duration) -> String {
+    if waited.is_zero() {
+        String::new()
+    } else {
+        format!("; waited {}", humantime::format_duration(waited))
+    }
+}
+
 /// A path as printed in messages: escaped (see [`crate::escape`]).
 fn esc(p: &std::path::Path) -> String {
     escape::path(p)
@@ -215,6 +268,7 @@ impl Error {
             | Error::WorkspaceRoot { .. }
             | Error::Mountpoint { .. } => ErrorKind::Input,
             Error::NotAStore { .. }
+            | Error::OldBackups { .. }
             | Error::NoStore { .. }
             | Error::CatalogDamaged { .. }
             | Error::UnsupportedFormat { .. }

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use crate::catalog::{GcTx, PackUsage};
+use crate::catalog::{GcPreview, GcStep, GcTx, PackUsage};
 use crate::error::Result;
 use crate::id::{Id, PackId, SnapshotId};
 use crate::journal;
@@ -18,46 +18,84 @@ use crate::timespec;
 use super::plan::PackPlan;
 use super::GcReport;
 
-/// Forget the snapshots `forget` inside `tx` and collect what they alone
-/// used; unless `dry_run`, repack, commit and delete old packs. Returns the
-/// report and the ids of the blobs that died.
-pub(super) fn forget_and_collect(
-    store: &Store,
-    lock: &WriterLock,
-    tx: GcTx<'_>,
+/// Step 1 (see the module doc of `gc`), for the real run or a dry run:
+/// forget the snapshots, collect what they alone used, plan what happens
+/// to the packs that held it. Inside the transaction: nothing is visible.
+struct Decided {
+    report: GcReport,
+    dead_ids: HashSet<Id>,
+    journals: BTreeMap<String, HashSet<SnapshotId>>,
+    plan: PackPlan,
+}
+
+fn decide(
+    step: &mut impl GcStep,
     forget: Vec<SnapshotRow>,
     max_unused_percent: f64,
     dry_run: bool,
-    progress: &Progress,
-) -> Result<(GcReport, HashSet<Id>)> {
+) -> Result<Decided> {
     let mut report = GcReport {
         dry_run,
         ..GcReport::default()
     };
-    // Step 1: forget, collect, plan (inside the transaction: invisible).
     let mut roots = Vec::with_capacity(forget.len());
     let mut journals: BTreeMap<String, HashSet<SnapshotId>> = BTreeMap::new();
     for s in &forget {
-        let (root, journal) = tx.delete_snapshot(&s.id)?;
+        let (root, journal) = step.delete_snapshot(&s.id)?;
         roots.push(root);
         if let Some(j) = journal {
             journals.entry(j).or_default().insert(s.id);
         }
     }
     report.forgotten = forget;
-    let dead = tx.collect(roots)?;
-    crate::failpoint::crash_point("gc.collected");
+    let dead = step.collect(roots)?;
     report.blobs_deleted = dead.len() as u64;
     let dead_ids: HashSet<Id> = dead.iter().map(|d| d.id).collect();
     report.dead_bytes = dead.iter().map(|d| d.bytes).sum();
     let touched: HashSet<i64> = dead.iter().map(|d| d.pack_row).collect();
-    let plan = PackPlan::new(tx.pack_usage(&touched)?, max_unused_percent);
+    let plan = PackPlan::new(step.pack_usage(&touched)?, max_unused_percent);
     report.packs_deleted = plan.delete.len() as u64;
     report.packs_rewritten = plan.rewrite.len() as u64;
-    if dry_run {
-        report.bytes_freed = plan.estimated_bytes_freed();
-        return Ok((report, dead_ids)); // tx dropped: rolled back
-    }
+    Ok(Decided {
+        report,
+        dead_ids,
+        journals,
+        plan,
+    })
+}
+
+/// What forgetting `forget` would do, decided on a read-only view: the
+/// same first step as the real run, then nothing is written.
+pub(super) fn preview(
+    mut view: GcPreview<'_>,
+    forget: Vec<SnapshotRow>,
+    max_unused_percent: f64,
+) -> Result<GcReport> {
+    let d = decide(&mut view, forget, max_unused_percent, true)?;
+    let mut report = d.report;
+    report.bytes_freed = d.plan.estimated_bytes_freed();
+    Ok(report)
+}
+
+/// Forget the snapshots `forget` inside `tx` and collect what they alone
+/// used; repack, commit and delete old packs. Returns the report and the
+/// ids of the blobs that died.
+pub(super) fn forget_and_collect(
+    store: &Store,
+    lock: &WriterLock,
+    mut tx: GcTx<'_>,
+    forget: Vec<SnapshotRow>,
+    max_unused_percent: f64,
+    progress: &Progress,
+) -> Result<(GcReport, HashSet<Id>)> {
+    // Step 1: forget, collect, plan (inside the transaction: invisible).
+    let Decided {
+        mut report,
+        dead_ids,
+        journals,
+        plan,
+    } = decide(&mut tx, forget, max_unused_percent, false)?;
+    crate::failpoint::crash_point("gc.collected");
 
     // Step 2: repack live records into new packs, verified on the way. On
     // a full disk the copies may not fit until the wholly dead packs are

@@ -22,13 +22,17 @@
 //! mistaken for an orphan.
 //!
 //! `plan` decides (pure: what retention forgets, which packs are deleted or
-//! rewritten; a dry run stops there), `execute` does the steps above.
+//! rewritten), `execute` does the steps above. A dry run
+//! ([`prune_dry_run`], [`forget_dry_run`]) takes no lock and writes
+//! nothing: step 1 on a read-only view of the catalog (see
+//! `catalog::GcPreview`), then it stops.
 
 mod execute;
 mod plan;
 
 use std::time::Duration;
 
+use crate::catalog::Catalog;
 use crate::damaged::{self, DamagedLeft};
 use crate::error::Result;
 use crate::lock::WriterLock;
@@ -51,8 +55,6 @@ pub struct PruneOptions {
     pub policy: KeepPolicy,
     /// Rewrite packs whose dead share exceeds this (0–100).
     pub max_unused_percent: f64,
-    /// Decide and estimate, change nothing.
-    pub dry_run: bool,
     /// Workspaces whose retention is held: none of their snapshots is
     /// forgotten (`snapshot --prune` after a run that could not read them
     /// whole: their older snapshots may be the only good copy of what was
@@ -65,6 +67,9 @@ pub struct PruneOptions {
 pub struct GcReport {
     pub dry_run: bool,
     pub forgotten: Vec<SnapshotRow>,
+    /// Snapshots left in the workspaces considered: by `prune`, those its
+    /// policy keeps; by `forget`, the other snapshots of the workspaces
+    /// the forgotten ones belonged to.
     pub kept: u64,
     pub blobs_deleted: u64,
     /// Bytes of dead records removed from the index.
@@ -90,25 +95,12 @@ pub struct GcReport {
     pub held: Vec<(WorkspaceName, u64)>,
 }
 
-/// Apply the retention policy per workspace, then collect garbage,
-/// counting the packs it rewrites (and their bytes) into `progress`. The
-/// caller holds the writer lock (`prune`, and `snapshot --prune` after its
-/// run, under the same lock).
-pub fn prune(
-    store: &Store,
+/// The retention decision over `catalog`: the snapshots to forget (full
+/// rows) and the plan's counts.
+fn retention(
+    catalog: &Catalog,
     opts: &PruneOptions,
-    lock: &WriterLock,
-    progress: &Progress,
-) -> Result<GcReport> {
-    // Orphan pack files first (packs of failed or crashed runs that no
-    // catalog row knows): deleting them needs no catalog write, so on a
-    // full disk they make room for the gc transaction itself.
-    let early_orphans = if opts.dry_run {
-        (0, 0)
-    } else {
-        execute::remove_orphans_now(store)?
-    };
-    let mut catalog = store.catalog_for_writing(lock)?;
+) -> Result<(Vec<SnapshotRow>, plan::ForgetPlan<i64>)> {
     // One workspace at a time: memory holds one workspace's snapshots and
     // the ones to forget, never the whole table (2.9 M rows at 10,000
     // workspaces × 288).
@@ -120,7 +112,7 @@ pub fn prune(
         w.dedup();
         w
     };
-    let mut plan = plan::ForgetPlan::default();
+    let mut plan = plan::ForgetPlan::<i64>::default();
     let now_ns = timespec::now_ns();
     for ws in &names {
         // Retention needs only (row, time): read from the index; full rows
@@ -134,16 +126,28 @@ pub fn prune(
         .iter()
         .map(|row| catalog.snapshot_by_row(*row))
         .collect::<Result<Vec<_>>>()?;
+    Ok((forget, plan))
+}
+
+/// Apply the retention policy per workspace, then collect garbage,
+/// counting the packs it rewrites (and their bytes) into `progress`. The
+/// caller holds the writer lock (`prune`, and `snapshot --prune` after its
+/// run, under the same lock).
+pub fn prune(
+    store: &Store,
+    opts: &PruneOptions,
+    lock: &WriterLock,
+    progress: &Progress,
+) -> Result<GcReport> {
+    // Orphan pack files first (packs of failed or crashed runs that no
+    // catalog row knows): deleting them needs no catalog write, so on a
+    // full disk they make room for the gc transaction itself.
+    let early_orphans = execute::remove_orphans_now(store)?;
+    let mut catalog = store.catalog_for_writing(lock)?;
+    let (forget, plan) = retention(&catalog, opts)?;
     let tx = catalog.begin_gc()?;
-    let (mut report, _) = execute::forget_and_collect(
-        store,
-        lock,
-        tx,
-        forget,
-        opts.max_unused_percent,
-        opts.dry_run,
-        progress,
-    )?;
+    let (mut report, _) =
+        execute::forget_and_collect(store, lock, tx, forget, opts.max_unused_percent, progress)?;
     report.kept = plan.kept;
     report.held = plan.held;
     report.orphan_packs_removed += early_orphans.0;
@@ -151,18 +155,25 @@ pub fn prune(
     Ok(report)
 }
 
-/// Forget exactly these snapshots (ids or unique prefixes), then collect
-/// garbage, rewriting every pack that held their now-dead data so the bytes
-/// are really gone from disk, in `packs/` and in `damaged/` (what cannot be
-/// told apart there is listed in [`GcReport::damaged_left`]).
-pub fn forget(
-    store: &Store,
-    ids: &[String],
-    dry_run: bool,
-    lock_wait: Duration,
-) -> Result<GcReport> {
-    let lock = store.lock(lock_wait, "forget")?;
-    let mut catalog = store.catalog_for_writing(&lock)?;
+/// What [`prune`] would do, decided on a read-only view of the catalog
+/// (one read transaction): no lock is taken and nothing is written, so it
+/// answers while a writer runs or the store is being copied under `flock`.
+/// Orphan pack files (removed by every real prune) are not counted.
+pub fn prune_dry_run(store: &Store, opts: &PruneOptions) -> Result<GcReport> {
+    let catalog = store.catalog_for_reading()?;
+    let view = catalog.begin_gc_preview()?;
+    // The retention decision reads through the same transaction as the
+    // preview, so both see one state of the catalog.
+    let (forget, plan) = retention(view.catalog(), opts)?;
+    let mut report = execute::preview(view, forget, opts.max_unused_percent)?;
+    report.kept = plan.kept;
+    report.held = plan.held;
+    Ok(report)
+}
+
+/// The snapshots `ids` (ids or unique prefixes) name, each once, and how
+/// many other snapshots their workspaces keep.
+fn chosen(catalog: &Catalog, ids: &[String]) -> Result<(Vec<SnapshotRow>, u64)> {
     let all = catalog.snapshots(None)?;
     let mut rows: Vec<SnapshotRow> = Vec::new();
     for id in ids {
@@ -171,15 +182,40 @@ pub fn forget(
             rows.push(one.clone());
         }
     }
+    let left = all
+        .iter()
+        .filter(|s| rows.iter().any(|r| r.workspace == s.workspace))
+        .filter(|s| !rows.iter().any(|r| r.id == s.id))
+        .count() as u64;
+    Ok((rows, left))
+}
+
+/// Forget exactly these snapshots (ids or unique prefixes), then collect
+/// garbage, rewriting every pack that held their now-dead data so the bytes
+/// are really gone from disk, in `packs/` and in `damaged/` (what cannot be
+/// told apart there is listed in [`GcReport::damaged_left`]).
+pub fn forget(store: &Store, ids: &[String], lock_wait: Duration) -> Result<GcReport> {
+    let lock = store.lock(lock_wait, "forget")?;
+    let mut catalog = store.catalog_for_writing(&lock)?;
+    let (rows, left) = chosen(&catalog, ids)?;
     let tx = catalog.begin_gc()?;
     let (mut report, dead) =
-        execute::forget_and_collect(store, &lock, tx, rows, 0.0, dry_run, &Progress::default())?;
-    if !dry_run {
-        // After the commit: the catalog says what is still used.
-        let p = damaged::purge(store.dir(), &catalog, &dead)?;
-        report.damaged_packs_rewritten = p.packs_rewritten;
-        report.damaged_bytes_zeroed = p.bytes_zeroed;
-        report.damaged_left = p.left;
-    }
+        execute::forget_and_collect(store, &lock, tx, rows, 0.0, &Progress::default())?;
+    report.kept = left;
+    // After the commit: the catalog says what is still used.
+    let p = damaged::purge(store.dir(), &catalog, &dead)?;
+    report.damaged_packs_rewritten = p.packs_rewritten;
+    report.damaged_bytes_zeroed = p.bytes_zeroed;
+    report.damaged_left = p.left;
+    Ok(report)
+}
+
+/// What [`forget`] would do, on a read-only view as [`prune_dry_run`].
+pub fn forget_dry_run(store: &Store, ids: &[String]) -> Result<GcReport> {
+    let catalog = store.catalog_for_reading()?;
+    let view = catalog.begin_gc_preview()?;
+    let (rows, left) = chosen(view.catalog(), ids)?;
+    let mut report = execute::preview(view, rows, 0.0)?;
+    report.kept = left;
     Ok(report)
 }

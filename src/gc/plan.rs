@@ -1,7 +1,7 @@
 //! What a gc will do, decided without touching the store: which snapshots
 //! retention forgets (per workspace), and which of the packs that lost data
 //! are deleted or rewritten. Pure functions over what the catalog reported,
-//! so they are tested with tables; a `--dry-run` stops after the plan.
+//! so they are tested with tables.
 
 use crate::catalog::PackUsage;
 use crate::error::{Error, Missing, Result};

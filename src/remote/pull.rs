@@ -79,7 +79,7 @@ pub fn pull(dir: &Path, remote: &Remote, progress: &Progress) -> Result<PullRepo
             drop(durable::create_private_file(&l).map_err(w(&l))?);
         }
     }
-    let _lock = lock::exclusive(&layout::lock_path(dir), Duration::ZERO, "pull")?;
+    let _lock = lock::exclusive(dir, &layout::lock_path(dir), Duration::ZERO, "pull")?;
     let mut report = PullReport::default();
     let pointer = match remote.read_pointer() {
         Ok(Some(p)) => Some(p),

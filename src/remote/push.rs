@@ -114,7 +114,12 @@ pub fn push(
 ) -> Result<PushReport> {
     let name = remote.cfg.name.clone();
     let lock_path = layout::remote_lock_path(store.dir(), &name);
-    let _push_lock = lock::exclusive(&lock_path, Duration::ZERO, &format!("push to {name}"))?;
+    let _push_lock = lock::exclusive(
+        store.dir(),
+        &lock_path,
+        Duration::ZERO,
+        &format!("push to {name}"),
+    )?;
     let r = push_locked(store, remote, opts, progress);
     let mut state = PushState::load(store.dir(), &name);
     let now = timespec::now_ns();

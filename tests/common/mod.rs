@@ -973,6 +973,33 @@ pub fn pack_fingerprint(store: &Path) -> Vec<(PathBuf, u64, String)> {
         .collect()
 }
 
+/// Every file below `store` (lock files, catalog and its `-wal`, packs,
+/// journals…) with its BLAKE3: equal before and after means the command
+/// wrote nothing. Left out: `catalog.sqlite-shm`, SQLite's shared-memory
+/// index, where every reader (`list` too) marks what it reads; it holds
+/// nothing persistent (SQLite rebuilds it).
+pub fn store_files(store: &Path) -> BTreeMap<PathBuf, String> {
+    all_files(store)
+        .into_iter()
+        .filter(|p| p.file_name() != Some(OsStr::new("catalog.sqlite-shm")))
+        .map(|p| {
+            let hash = blake3::hash(&fs::read(&p).unwrap()).to_hex().to_string();
+            (p, hash)
+        })
+        .collect()
+}
+
+/// Hold an exclusive `flock` on `path` (as `flock STORE/lock cp -a …`
+/// does while an admin copies the store) until the file is dropped.
+pub fn hold_flock(path: &Path) -> fs::File {
+    use std::os::fd::AsRawFd;
+    let f = fs::OpenOptions::new().read(true).open(path).unwrap();
+    // SAFETY: flock on an open file descriptor we own.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    assert_eq!(rc, 0, "flock {}", path.display());
+    f
+}
+
 /// A small tmpfs mounted for a test (a file system to fill), unmounted on
 /// drop. Mounting needs root with CAP_SYS_ADMIN: without it the test fails
 /// saying so, it never passes silently.
