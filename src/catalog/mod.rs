@@ -38,8 +38,8 @@ pub(crate) use gc::{GcTx, PackUsage};
 pub(crate) use rebuild::ancestors;
 pub use runs::full_run_key;
 pub use schema::FORMAT_VERSION;
-pub use snapshots::SkipList;
 pub(crate) use snapshots::SnapshotRoot;
+pub use snapshots::{SkipList, SnapshotFilter};
 pub use workspaces::WorkspaceSummary;
 
 use std::fs;

@@ -16,25 +16,33 @@ pub fn run(store_dir: &Path, read_data: bool, json: bool) -> Result<u8> {
     let r = progress::run("check", "packs", |p| {
         check::check_with_progress(&store, read_data, p)
     })?;
-    if json {
-        output::print_json(&serde_json::json!({
-            "ok": r.findings.is_empty(),
-            "packs": r.packs,
-            "blobs": r.blobs,
-            "snapshots": r.snapshots,
-            "bytes_read": r.bytes_read,
-            "findings": r.findings.iter().map(|f| serde_json::json!({"problem": f.problem, "affects": f.affects})).collect::<Vec<_>>(),
-            "orphan_packs": r.orphan_packs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
-            "recorded": match &r.recorded {
-                None => serde_json::Value::Null,
-                Some(Recorded::Done { blobs_unindexed, snapshots_marked }) => serde_json::json!({
-                    "blobs_unindexed": blobs_unindexed,
-                    "snapshots_marked_damaged": snapshots_marked,
-                }),
-                Some(Recorded::NotRecorded(e)) => serde_json::json!({"error": output::message(e)}),
-            },
-        }));
+    let code = if r.findings.is_empty() {
+        exit::OK
     } else {
+        exit::PARTIAL
+    };
+    if json {
+        return Ok(output::emit(
+            code,
+            serde_json::json!({
+                "packs": r.packs,
+                "blobs": r.blobs,
+                "snapshots": r.snapshots,
+                "read_bytes": r.bytes_read,
+                "findings": r.findings.iter().map(|f| serde_json::json!({"problem": f.problem, "affects": f.affects})).collect::<Vec<_>>(),
+                "orphan_packs": r.orphan_packs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+                "recorded": match &r.recorded {
+                    None => serde_json::Value::Null,
+                    Some(Recorded::Done { blobs_unindexed, snapshots_marked }) => serde_json::json!({
+                        "blobs_unindexed": blobs_unindexed,
+                        "snapshots_marked_damaged": snapshots_marked,
+                    }),
+                    Some(Recorded::NotRecorded(e)) => serde_json::json!({"error": output::error_json(e)}),
+                },
+            }),
+        ));
+    }
+    {
         let mut out = io::stdout().lock();
         for f in &r.findings {
             let _ = writeln!(out, "damaged: {}", f.problem);
@@ -87,9 +95,5 @@ pub fn run(store_dir: &Path, read_data: bool, json: bool) -> Result<u8> {
             }
         );
     }
-    Ok(if r.findings.is_empty() {
-        exit::OK
-    } else {
-        exit::PARTIAL
-    })
+    Ok(code)
 }

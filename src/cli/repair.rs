@@ -15,27 +15,40 @@ use super::output::{self, exit};
 pub fn run(store_dir: &Path, lock_wait: &str, force: bool, json: bool) -> Result<u8> {
     let r = repair::repair(store_dir, flags::parse_duration(lock_wait)?, force)?;
     let damaged = r.snapshots.iter().filter(|s| s.damaged).count();
-    if json {
-        output::print_json(&serde_json::json!({
-            "ok": r.damaged_packs.is_empty() && r.lost.is_empty() && damaged == 0 && r.journal_problems.is_empty(),
-            "packs": r.packs,
-            "blobs": r.blobs,
-            "missing_refs": r.missing_refs,
-            "damaged_packs": r.damaged_packs.iter().map(|d| serde_json::json!({
-                "path": d.path.display().to_string(),
-                "problem": d.problem,
-                "records_saved": d.records_saved,
-                "moved_to": d.moved_to.display().to_string(),
-            })).collect::<Vec<_>>(),
-            "snapshots": r.snapshots.iter().map(output::snapshot_json).collect::<Vec<_>>(),
-            "lost": r.lost.iter().map(output::snapshot_json).collect::<Vec<_>>(),
-            "journal_problems": r.journal_problems,
-            "moved_aside": r.moved_aside.as_ref().map(|p| p.display().to_string()),
-            "params_from": r.params_from,
-            "salvaged_by_old_catalog": r.salvaged_by_old_catalog,
-            "old_catalogs_removed": r.old_catalogs_removed.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
-        }));
+    // Anything damaged or lost, listed below: exit 1.
+    let code = if r.lost.is_empty()
+        && damaged == 0
+        && r.damaged_packs.is_empty()
+        && r.journal_problems.is_empty()
+    {
+        exit::OK
     } else {
+        exit::PARTIAL
+    };
+    if json {
+        return Ok(output::emit(
+            code,
+            serde_json::json!({
+                "packs": r.packs,
+                "blobs": r.blobs,
+                "missing_refs": r.missing_refs,
+                "damaged_packs": r.damaged_packs.iter().map(|d| serde_json::json!({
+                    "path": d.path.display().to_string(),
+                    "problem": d.problem,
+                    "records_saved": d.records_saved,
+                    "moved_to": d.moved_to.display().to_string(),
+                })).collect::<Vec<_>>(),
+                "snapshots": r.snapshots.iter().map(output::snapshot_json).collect::<Vec<_>>(),
+                "lost": r.lost.iter().map(output::snapshot_json).collect::<Vec<_>>(),
+                "journal_problems": r.journal_problems,
+                "moved_aside": r.moved_aside.as_ref().map(|p| p.display().to_string()),
+                "params_from": r.params_from,
+                "salvaged_by_old_catalog": r.salvaged_by_old_catalog,
+                "old_catalogs_removed": r.old_catalogs_removed.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+            }),
+        ));
+    }
+    {
         let mut out = io::stdout().lock();
         for d in &r.damaged_packs {
             let _ = writeln!(
@@ -101,11 +114,5 @@ pub fn run(store_dir: &Path, lock_wait: &str, force: bool, json: bool) -> Result
             r.params_from
         );
     }
-    Ok(
-        if r.lost.is_empty() && damaged == 0 && r.damaged_packs.is_empty() {
-            exit::OK
-        } else {
-            exit::PARTIAL
-        },
-    )
+    Ok(code)
 }
