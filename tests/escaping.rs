@@ -191,7 +191,7 @@ fn snapshot_list_ls_and_stats_print_names_escaped() {
     // JSON still parses, and carries the names (invalid UTF-8 as U+FFFD).
     let mut c = env.cmd();
     c.args(["list", "--json"]);
-    let v = expect_code(&mut c, 0).json();
+    let v = &expect_code(&mut c, 0).json()["snapshots"];
     assert_eq!(v[0]["user"], String::from_utf8_lossy(USER).as_ref());
     assert_eq!(v[0]["project"], String::from_utf8_lossy(PROJECT).as_ref());
     let mut c = env.cmd();

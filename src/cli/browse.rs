@@ -150,29 +150,27 @@ pub fn find(store_dir: &Path, a: &FindArgs) -> Result<u8> {
             }),
         ));
     }
-    {
-        let mut out = io::stdout().lock();
-        for (snap, l) in &report.found {
-            for (p, e) in &l.entries {
-                let slash = if matches!(e.kind, EntryKind::Dir { .. }) {
-                    "/"
-                } else {
-                    ""
-                };
-                let r = if one.is_some() {
-                    writeln!(out, "{}{slash}", Escaped(p))
-                } else {
-                    writeln!(
-                        out,
-                        "{}  {}  {}{slash}",
-                        snap.id.0.short(),
-                        timespec::format_local(snap.time_ns),
-                        Escaped(p)
-                    )
-                };
-                if r.is_err() {
-                    return Ok(exit::OK); // closed pipe
-                }
+    let mut out = io::stdout().lock();
+    for (snap, l) in &report.found {
+        for (p, e) in &l.entries {
+            let slash = if matches!(e.kind, EntryKind::Dir { .. }) {
+                "/"
+            } else {
+                ""
+            };
+            let r = if one.is_some() {
+                writeln!(out, "{}{slash}", Escaped(p))
+            } else {
+                writeln!(
+                    out,
+                    "{}  {}  {}{slash}",
+                    snap.id.0.short(),
+                    timespec::format_local(snap.time_ns),
+                    Escaped(p)
+                )
+            };
+            if r.is_err() {
+                return Ok(exit::OK); // closed pipe
             }
         }
     }

@@ -42,58 +42,56 @@ pub fn run(store_dir: &Path, read_data: bool, json: bool) -> Result<u8> {
             }),
         ));
     }
-    {
-        let mut out = io::stdout().lock();
-        for f in &r.findings {
-            let _ = writeln!(out, "damaged: {}", f.problem);
-            for a in &f.affects {
-                let _ = writeln!(out, "  breaks {a}");
-            }
+    let mut out = io::stdout().lock();
+    for f in &r.findings {
+        let _ = writeln!(out, "damaged: {}", f.problem);
+        for a in &f.affects {
+            let _ = writeln!(out, "  breaks {a}");
         }
-        for o in &r.orphan_packs {
-            let _ = writeln!(
-                out,
-                "note: pack file unknown to the catalog (removed by the next prune): {}",
-                escape::path(o)
-            );
-        }
-        match &r.recorded {
-            None => {}
-            Some(Recorded::Done {
-                blobs_unindexed,
-                snapshots_marked,
-            }) => {
-                let _ = writeln!(
-                    out,
-                    "recorded: {blobs_unindexed} damaged blobs left the index and {snapshots_marked} snapshots are marked damaged; \
-                     the next snapshot reads the files that held them again and stores them (while the files exist)"
-                );
-            }
-            Some(Recorded::NotRecorded(e)) => {
-                let _ = writeln!(
-                    out,
-                    "not recorded ({}): later snapshots may still reuse the damaged data; run check again",
-                    output::message(e)
-                );
-            }
-        }
+    }
+    for o in &r.orphan_packs {
         let _ = writeln!(
             out,
-            "check: {} packs, {} blobs, {} snapshots{}: {}",
-            r.packs,
-            r.blobs,
-            r.snapshots,
-            if read_data {
-                format!(", {} read and verified", size(r.bytes_read))
-            } else {
-                String::new()
-            },
-            if r.findings.is_empty() {
-                "no problems found".to_string()
-            } else {
-                format!("{} problems found", r.findings.len())
-            }
+            "note: pack file unknown to the catalog (removed by the next prune): {}",
+            escape::path(o)
         );
     }
+    match &r.recorded {
+        None => {}
+        Some(Recorded::Done {
+            blobs_unindexed,
+            snapshots_marked,
+        }) => {
+            let _ = writeln!(
+                out,
+                "recorded: {blobs_unindexed} damaged blobs left the index and {snapshots_marked} snapshots are marked damaged; \
+                 the next snapshot reads the files that held them again and stores them (while the files exist)"
+            );
+        }
+        Some(Recorded::NotRecorded(e)) => {
+            let _ = writeln!(
+                out,
+                "not recorded ({}): later snapshots may still reuse the damaged data; run check again",
+                output::message(e)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "check: {} packs, {} blobs, {} snapshots{}: {}",
+        r.packs,
+        r.blobs,
+        r.snapshots,
+        if read_data {
+            format!(", {} read and verified", size(r.bytes_read))
+        } else {
+            String::new()
+        },
+        if r.findings.is_empty() {
+            "no problems found".to_string()
+        } else {
+            format!("{} problems found", r.findings.len())
+        }
+    );
     Ok(code)
 }

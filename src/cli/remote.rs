@@ -159,26 +159,25 @@ fn list(store_dir: &Path, json: bool) -> Result<u8> {
             })
             .collect();
         return Ok(output::emit(exit::OK, json!({ "remotes": remotes })));
-    } else {
-        for (c, s) in &rows {
-            println!(
-                "{}  {}{}  last push {}{}",
-                c.name,
-                c.location.url,
-                c.location
-                    .endpoint
-                    .as_ref()
-                    .map(|e| format!(" (endpoint {e})"))
-                    .unwrap_or_default(),
-                s.last_success_ns
-                    .map(timespec::format_local)
-                    .unwrap_or_else(|| "never".into()),
-                s.last_error
-                    .as_ref()
-                    .map(|e| format!("; last attempt failed: {e}"))
-                    .unwrap_or_default()
-            );
-        }
+    }
+    for (c, s) in &rows {
+        println!(
+            "{}  {}{}  last push {}{}",
+            c.name,
+            c.location.url,
+            c.location
+                .endpoint
+                .as_ref()
+                .map(|e| format!(" (endpoint {e})"))
+                .unwrap_or_default(),
+            s.last_success_ns
+                .map(timespec::format_local)
+                .unwrap_or_else(|| "never".into()),
+            s.last_error
+                .as_ref()
+                .map(|e| format!("; last attempt failed: {e}"))
+                .unwrap_or_default()
+        );
     }
     Ok(exit::OK)
 }
@@ -383,24 +382,23 @@ pub fn restore(
         v["image_fetched"] = json!(r.image_fetched);
         v["cache_evicted"] = json!(r.evicted);
         return Ok(output::emit(super::restore::exit_code(rr), v));
-    } else {
-        super::restore::log_damaged(rr);
-        println!(
-            "restored {} snapshot {} ({}) from {} into {}: {} files, {} dirs, {} symlinks, {}; fetched {} packs ({}) in {:.1} s",
-            r.snapshot.workspace,
-            r.snapshot.id.0.short(),
-            timespec::format_local(r.snapshot.time_ns),
-            remote.label(),
-            escape::path(to),
-            rr.files,
-            rr.dirs,
-            rr.symlinks,
-            size(rr.bytes),
-            r.packs_fetched,
-            size(r.bytes_fetched),
-            secs
-        );
     }
+    super::restore::log_damaged(rr);
+    println!(
+        "restored {} snapshot {} ({}) from {} into {}: {} files, {} dirs, {} symlinks, {}; fetched {} packs ({}) in {:.1} s",
+        r.snapshot.workspace,
+        r.snapshot.id.0.short(),
+        timespec::format_local(r.snapshot.time_ns),
+        remote.label(),
+        escape::path(to),
+        rr.files,
+        rr.dirs,
+        rr.symlinks,
+        size(rr.bytes),
+        r.packs_fetched,
+        size(r.bytes_fetched),
+        secs
+    );
     Ok(super::restore::exit_code(rr))
 }
 

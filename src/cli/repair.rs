@@ -48,71 +48,69 @@ pub fn run(store_dir: &Path, lock_wait: &str, force: bool, json: bool) -> Result
             }),
         ));
     }
-    {
-        let mut out = io::stdout().lock();
-        for d in &r.damaged_packs {
-            let _ = writeln!(
-                out,
-                "damaged pack {}: {}; {} intact records copied to a new pack; file moved to {}",
-                escape::path(&d.path),
-                d.problem,
-                d.records_saved,
-                escape::path(&d.moved_to)
-            );
-        }
-        for p in &r.journal_problems {
-            let _ = writeln!(out, "problem: {p}");
-        }
-        for s in r.snapshots.iter().filter(|s| s.damaged) {
-            let _ = writeln!(
-                out,
-                "DAMAGED snapshot {} of {} at {}: some of its data is in no pack; restore recovers the rest",
-                s.id.0.short(),
-                s.workspace,
-                timespec::format_local(s.time_ns)
-            );
-        }
-        for s in &r.lost {
-            let _ = writeln!(
-                out,
-                "LOST snapshot {} of {} at {}: its root tree is in no pack (its journal record is kept under damaged/)",
-                s.id.0.short(),
-                s.workspace,
-                timespec::format_local(s.time_ns)
-            );
-        }
-        if let Some(p) = &r.moved_aside {
-            let _ = writeln!(
-                out,
-                "old catalog, journals and damaged files kept in {}",
-                escape::path(p)
-            );
-        }
-        if r.salvaged_by_old_catalog > 0 {
-            let _ = writeln!(
-                out,
-                "{} records with a damaged header saved at the offsets the old catalog gave",
-                r.salvaged_by_old_catalog
-            );
-        }
-        for p in &r.old_catalogs_removed {
-            let _ = writeln!(
-                out,
-                "removed old catalog copy {} (the newest {} are kept)",
-                escape::path(p),
-                KEPT_CATALOG_COPIES
-            );
-        }
+    let mut out = io::stdout().lock();
+    for d in &r.damaged_packs {
         let _ = writeln!(
             out,
-            "repair: {} packs, {} blobs indexed; {} snapshots recovered ({} damaged), {} lost; parameters from {}",
-            r.packs,
-            r.blobs,
-            r.snapshots.len(),
-            damaged,
-            r.lost.len(),
-            r.params_from
+            "damaged pack {}: {}; {} intact records copied to a new pack; file moved to {}",
+            escape::path(&d.path),
+            d.problem,
+            d.records_saved,
+            escape::path(&d.moved_to)
         );
     }
+    for p in &r.journal_problems {
+        let _ = writeln!(out, "problem: {p}");
+    }
+    for s in r.snapshots.iter().filter(|s| s.damaged) {
+        let _ = writeln!(
+            out,
+            "DAMAGED snapshot {} of {} at {}: some of its data is in no pack; restore recovers the rest",
+            s.id.0.short(),
+            s.workspace,
+            timespec::format_local(s.time_ns)
+        );
+    }
+    for s in &r.lost {
+        let _ = writeln!(
+            out,
+            "LOST snapshot {} of {} at {}: its root tree is in no pack (its journal record is kept under damaged/)",
+            s.id.0.short(),
+            s.workspace,
+            timespec::format_local(s.time_ns)
+        );
+    }
+    if let Some(p) = &r.moved_aside {
+        let _ = writeln!(
+            out,
+            "old catalog, journals and damaged files kept in {}",
+            escape::path(p)
+        );
+    }
+    if r.salvaged_by_old_catalog > 0 {
+        let _ = writeln!(
+            out,
+            "{} records with a damaged header saved at the offsets the old catalog gave",
+            r.salvaged_by_old_catalog
+        );
+    }
+    for p in &r.old_catalogs_removed {
+        let _ = writeln!(
+            out,
+            "removed old catalog copy {} (the newest {} are kept)",
+            escape::path(p),
+            KEPT_CATALOG_COPIES
+        );
+    }
+    let _ = writeln!(
+        out,
+        "repair: {} packs, {} blobs indexed; {} snapshots recovered ({} damaged), {} lost; parameters from {}",
+        r.packs,
+        r.blobs,
+        r.snapshots.len(),
+        damaged,
+        r.lost.len(),
+        r.params_from
+    );
     Ok(code)
 }

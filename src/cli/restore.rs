@@ -44,26 +44,25 @@ pub fn run(
             exit_code(&r),
             report_json(snapshot, to, &r, secs),
         ));
-    } else {
-        log_damaged(&r);
-        println!(
-            "restored {} snapshot {} ({}) into {}: {} files, {} dirs, {} symlinks, {} in {:.1} s{}",
-            ws,
-            snap.id.0.short(),
-            timespec::format_local(snap.time_ns),
-            escape::path(to),
-            r.files,
-            r.dirs,
-            r.symlinks,
-            size(r.bytes),
-            secs,
-            if r.damaged.is_empty() {
-                String::new()
-            } else {
-                format!("; {} paths damaged (listed above)", r.damaged.len())
-            }
-        );
     }
+    log_damaged(&r);
+    println!(
+        "restored {} snapshot {} ({}) into {}: {} files, {} dirs, {} symlinks, {} in {:.1} s{}",
+        ws,
+        snap.id.0.short(),
+        timespec::format_local(snap.time_ns),
+        escape::path(to),
+        r.files,
+        r.dirs,
+        r.symlinks,
+        size(r.bytes),
+        secs,
+        if r.damaged.is_empty() {
+            String::new()
+        } else {
+            format!("; {} paths damaged (listed above)", r.damaged.len())
+        }
+    );
     Ok(exit_code(&r))
 }
 
