@@ -266,8 +266,13 @@ fn bad_workspace_syntax_is_an_input_error() {
     let env = TestEnv::new();
     three_workspaces(&env);
     env.snapshot(&[]);
+    // `list` also takes a USER alone (issue 17).
+    let alice = expect_code(env.cmd().args(["list", "alice", "--json"]), 0).json();
+    assert_eq!(snapshots_of(&alice).len(), 2, "{alice:#}");
     for bad in ["alice", "a/b/c", "/b", "a/", "../x", "a/..", ""] {
-        expect_code(env.cmd().args(["list", bad]), 2);
+        if bad != "alice" {
+            expect_code(env.cmd().args(["list", bad]), 2);
+        }
         expect_code(env.cmd().args(["ls", bad, "--at", "latest"]), 2);
         let t = env.path("t");
         expect_code(
@@ -354,7 +359,7 @@ fn underscores_in_names_keep_workspaces_apart() {
         let rows = expect_code(env.cmd().args(["list", ws, "--json"]), 0).json();
         assert_eq!(rows["snapshots"].as_array().unwrap().len(), 1, "{ws}");
         let target = env.path(ws.replace('/', "--"));
-        env.restore(ws, s(&rows[0], "id"), &target, &[]);
+        env.restore(ws, s(&rows["snapshots"][0], "id"), &target, &[]);
         assert_eq!(fs::read(target.join("who.txt")).unwrap(), want, "{ws}");
     }
 }
