@@ -802,7 +802,7 @@ fn unreadable_file_is_skipped_and_snapshot_still_commits() {
 
     let list = expect_code(env.cmd().args(["list", "u/p", "--json"]), 0).json();
     assert_eq!(list["snapshots"].as_array().unwrap().len(), 1);
-    assert_eq!(list[0]["id"], w["id"]);
+    assert_eq!(list["snapshots"][0]["id"], w["id"]);
     let target = env.path("restored");
     env.restore("u/p", s(w, "id"), &target, &[]);
     assert_eq!(paths(&target), ["ok.txt", "sub", "sub/also.txt"]);
@@ -893,7 +893,7 @@ fn init_is_idempotent() {
         1,
         "init after a snapshot lost it"
     );
-    assert_eq!(list[0]["id"], snap["id"]);
+    assert_eq!(list["snapshots"][0]["id"], snap["id"]);
 }
 
 #[test]
