@@ -118,7 +118,7 @@ fn list_filters_by_user_time_and_count() {
     );
     assert_eq!(
         listed_times(&env, &["alice", "--since", "2026-03-03"]),
-        [next_day.clone()]
+        std::slice::from_ref(&next_day)
     );
     // The N newest of each workspace, within the bounds.
     assert_eq!(

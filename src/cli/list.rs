@@ -55,7 +55,8 @@ pub fn list(
             }),
         ));
     }
-    let mut out = io::stdout().lock();
+    // Buffered (see `output::emit`); a closed pipe ends it quietly.
+    let mut out = io::BufWriter::new(io::stdout().lock());
     let _ = writeln!(
         out,
         "{:<8}  {:<26}  {:<24}  {:>8}  {:>10}  {:>10}",
@@ -76,6 +77,7 @@ pub fn list(
             if s.damaged { "  DAMAGED" } else { "" }
         );
     }
+    let _ = out.flush();
     Ok(exit::OK)
 }
 

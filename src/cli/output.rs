@@ -235,9 +235,12 @@ pub fn emit(code: u8, mut body: Value) -> u8 {
         .expect("every --json result is one object");
     obj.insert("schema_version".into(), SCHEMA_VERSION.into());
     obj.insert("ok".into(), (code == exit::OK).into());
-    let mut out = io::stdout().lock();
+    // Buffered: stdout alone flushes at every newline, a write(2) per line
+    // of pretty JSON (20 s for the 288,000 snapshots of 1,000 workspaces).
+    let mut out = io::BufWriter::new(io::stdout().lock());
     let _ = serde_json::to_writer_pretty(&mut out, &body);
     let _ = writeln!(out);
+    let _ = out.flush();
     code
 }
 
