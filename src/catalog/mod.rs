@@ -13,7 +13,8 @@
 //! This file opens, creates and upgrades the catalog and shares connections
 //! ([`CatalogPool`], [`PinnedCatalog`]); the queries live with the table
 //! they read or write: `blobs` (blob and pack index, tree references),
-//! `snapshots`, `workspaces`, `runs`, `journals` (which journal file holds
+//! `snapshots`, `workspaces`, `listing` (what `list`'s filters select),
+//! `runs`, `journals` (which journal file holds
 //! which snapshot), `damage` (damaged marks), `integrity` (check-only
 //! queries), `gc` and `rebuild` (the transactions of gc and `repair`),
 //! `schema` (DDL and migrations). SQLite row ids are not part of the
@@ -25,6 +26,7 @@ mod gc;
 mod image;
 mod integrity;
 mod journals;
+mod listing;
 mod rebuild;
 mod runs;
 mod schema;
@@ -35,11 +37,12 @@ mod workspaces;
 
 pub use blobs::{BlobLocation, BlobSize, PendingTree, TreeRefs};
 pub(crate) use gc::{GcTx, PackUsage};
+pub use listing::SnapshotFilter;
 pub(crate) use rebuild::ancestors;
 pub use runs::full_run_key;
 pub use schema::FORMAT_VERSION;
+pub use snapshots::SkipList;
 pub(crate) use snapshots::SnapshotRoot;
-pub use snapshots::{SkipList, SnapshotFilter};
 pub use workspaces::WorkspaceSummary;
 
 use std::fs;

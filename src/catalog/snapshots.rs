@@ -17,21 +17,6 @@ use crate::workspace::WorkspaceName;
 /// A snapshot's skipped entries: (path, reason).
 pub type SkipList = Vec<(Vec<u8>, String)>;
 
-/// Which snapshots of a workspace `list` shows: recorded time within
-/// `since_ns..=until_ns` (both inclusive; `None` is unbounded), then the
-/// `last` newest of those.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SnapshotFilter {
-    pub since_ns: Option<i64>,
-    pub until_ns: Option<i64>,
-    pub last: Option<u64>,
-}
-
-/// The tail of [`Catalog::snapshots_filtered`]'s query.
-const FILTERED: &str =
-    "WHERE w.user = ?1 AND w.project = ?2 AND s.time_ns >= ?3 AND s.time_ns <= ?4
-     ORDER BY s.time_ns DESC, s.id DESC LIMIT ?5";
-
 /// A snapshot reduced to what `stats` needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct SnapshotRoot {
@@ -128,33 +113,6 @@ impl Catalog {
         }
     }
 
-    /// The snapshots of `workspace` that `filter` lets through, oldest
-    /// first: one range of the `(workspace_id, time_ns)` index, read from
-    /// its newest end and stopped after `last` rows, so the cost follows
-    /// what is shown, not how many snapshots the workspace has.
-    pub fn snapshots_filtered(
-        &self,
-        workspace: &WorkspaceName,
-        filter: &SnapshotFilter,
-    ) -> Result<Vec<SnapshotRow>> {
-        // SQLite reads a negative LIMIT as "no limit".
-        let limit = filter
-            .last
-            .map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
-        let mut rows = self.select_snapshots(
-            FILTERED,
-            params![
-                workspace.user,
-                workspace.project,
-                filter.since_ns.unwrap_or(i64::MIN),
-                filter.until_ns.unwrap_or(i64::MAX),
-                limit
-            ],
-        )?;
-        rows.reverse();
-        Ok(rows)
-    }
-
     pub(super) fn select_snapshots(
         &self,
         tail: &str,
@@ -211,7 +169,7 @@ impl Catalog {
 
     /// The query of [`Catalog::select_snapshots`] with `tail` (its WHERE
     /// and ORDER BY).
-    fn snapshot_query(&self, tail: &str) -> String {
+    pub(super) fn snapshot_query(&self, tail: &str) -> String {
         let damaged = if self.version >= 2 { "s.damaged" } else { "0" };
         format!(
             "SELECT s.snapshot_hash, w.user, w.project, s.time_ns, s.started_ns, s.finished_ns,
@@ -487,7 +445,6 @@ pub(super) fn insert_snapshot(
 #[cfg(test)]
 mod tests {
     use super::super::testing::{add_chunks, blob, commit, new_catalog, snapshot_of, ws};
-    use super::{SnapshotFilter, FILTERED};
     use crate::error::{Error, ErrorKind, Object, Problem};
 
     #[test]
@@ -521,84 +478,6 @@ mod tests {
             cat.snapshot_by_row(-1).unwrap_err().kind(),
             ErrorKind::Input
         );
-    }
-
-    /// `list`'s filters: inclusive bounds, then the newest N, oldest first.
-    #[test]
-    fn filtered_snapshots_are_a_range_then_the_newest() {
-        let (_dir, mut cat) = new_catalog();
-        let (a, b) = (ws("alice", "thesis"), ws("alice", "notes"));
-        let rows: Vec<_> = [10, 20, 30, 40]
-            .iter()
-            .map(|&t| commit(&mut cat, &a, t, t, &[], &[]))
-            .collect();
-        commit(&mut cat, &b, 25, 25, &[], &[]);
-        commit(&mut cat, &ws("bob", "x"), 25, 25, &[], &[]);
-        let f = |since, until, last| {
-            cat.snapshots_filtered(
-                &a,
-                &SnapshotFilter {
-                    since_ns: since,
-                    until_ns: until,
-                    last,
-                },
-            )
-            .unwrap()
-            .iter()
-            .map(|r| r.time_ns)
-            .collect::<Vec<_>>()
-        };
-        assert_eq!(f(None, None, None), [10, 20, 30, 40]);
-        assert_eq!(
-            f(Some(20), Some(30), None),
-            [20, 30],
-            "both bounds inclusive"
-        );
-        assert_eq!(f(Some(21), Some(29), None), Vec::<i64>::new());
-        assert_eq!(f(None, None, Some(2)), [30, 40]);
-        assert_eq!(f(None, Some(35), Some(2)), [20, 30]);
-        assert_eq!(f(Some(15), None, Some(9)), [20, 30, 40]);
-        assert_eq!(
-            cat.snapshots_filtered(&a, &SnapshotFilter::default())
-                .unwrap(),
-            rows
-        );
-        assert_eq!(cat.user_workspaces(b"alice").unwrap(), [b.clone(), a]);
-        assert_eq!(cat.user_workspaces(b"carol").unwrap(), []);
-    }
-
-    /// `list USER/PROJECT` and `list USER` stay index lookups at any store
-    /// size: no scan of the snapshot or workspace table, no sort.
-    #[test]
-    fn list_queries_search_the_indexes() {
-        let (_dir, cat) = new_catalog();
-        let plan = |sql: &str| {
-            let mut stmt = cat
-                .conn
-                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-                .unwrap();
-            let nulls = vec![rusqlite::types::Null; stmt.parameter_count()];
-            let rows = stmt
-                .query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))
-                .unwrap()
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .unwrap();
-            rows.join("\n")
-        };
-        let filtered = plan(&cat.snapshot_query(FILTERED));
-        assert!(
-            filtered.contains("SEARCH s USING INDEX snapshots_by_time (workspace_id=? AND time_ns>? AND time_ns<?)"),
-            "{filtered}"
-        );
-        let users = plan(
-            "SELECT user, project FROM workspaces w WHERE w.user = ?1
-               AND EXISTS (SELECT 1 FROM snapshots s WHERE s.workspace_id = w.id)
-             ORDER BY project",
-        );
-        for p in [&filtered, &users] {
-            assert!(!p.contains("SCAN"), "{p}");
-            assert!(!p.contains("TEMP B-TREE"), "{p}");
-        }
     }
 
     #[test]

@@ -41,30 +41,6 @@ impl Catalog {
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(&e)
     }
 
-    /// The workspaces of `user` that have snapshots, by project: a range of
-    /// the `(user, project)` index, not a scan of every workspace.
-    pub fn user_workspaces(&self, user: &[u8]) -> Result<Vec<WorkspaceName>> {
-        let e = sql_err(&self.path);
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT user, project FROM workspaces w
-                 WHERE w.user = ?1
-                   AND EXISTS (SELECT 1 FROM snapshots s WHERE s.workspace_id = w.id)
-                 ORDER BY project",
-            )
-            .map_err(&e)?;
-        let rows = stmt
-            .query_map([user], |r| {
-                Ok(WorkspaceName {
-                    user: r.get(0)?,
-                    project: r.get(1)?,
-                })
-            })
-            .map_err(&e)?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(&e)
-    }
-
     /// Every workspace with at least one snapshot: count and newest time.
     /// One scan of the `(workspace_id, time_ns)` index.
     pub fn workspace_summaries(&self) -> Result<Vec<WorkspaceSummary>> {
