@@ -1,7 +1,12 @@
 //! Naming a snapshot and a path inside it: `--at TIME` / `--snapshot ID`
 //! (an id or a unique prefix), and `a/b/c` resolved through the trees.
 //! Used by restore, ls, cat, diff, log and forget; reads only the catalog
-//! and trees.
+//! and trees. Also which snapshots `list` shows ([`Scope`], [`list`]).
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+
+pub use crate::catalog::SnapshotFilter;
 
 use crate::catalog::Catalog;
 use crate::error::{Error, Missing, Result};
@@ -86,6 +91,68 @@ pub fn by_id_prefix<'a>(
             ),
         )),
     }
+}
+
+/// The workspaces `list` covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Every workspace of the store.
+    All,
+    /// Every project of one user.
+    User(Vec<u8>),
+    /// One workspace.
+    Workspace(WorkspaceName),
+}
+
+impl Scope {
+    /// `USER` or `USER/PROJECT` as given on the command line.
+    pub fn parse(s: &OsStr) -> Result<Scope> {
+        let b = s.as_bytes();
+        let user = b.strip_suffix(b"/").unwrap_or(b);
+        if !user.contains(&b'/') {
+            check_name(user).map_err(|why| {
+                Error::invalid(
+                    "user",
+                    format!("{:?}: {why} (give USER or USER/PROJECT)", Escaped(b)),
+                )
+            })?;
+            return Ok(Scope::User(user.to_vec()));
+        }
+        Ok(Scope::Workspace(WorkspaceName::parse(s)?))
+    }
+}
+
+/// The snapshots `list` shows: those of `scope` that `filter` lets
+/// through, by user, project, then time. Each workspace is one index range
+/// ([`Catalog::snapshots_filtered`]); without a filter, all of them are one
+/// query. A user or workspace without any snapshot is an error
+/// ([`Missing::User`], [`Missing::Snapshots`]); one whose snapshots all lie
+/// outside the filter gives an empty list.
+pub fn list(catalog: &Catalog, scope: &Scope, filter: &SnapshotFilter) -> Result<Vec<SnapshotRow>> {
+    let unfiltered = *filter == SnapshotFilter::default();
+    let workspaces = match scope {
+        Scope::All if unfiltered => return catalog.snapshots(None),
+        Scope::All => catalog.workspaces()?,
+        Scope::User(user) => {
+            let w = catalog.user_workspaces(user)?;
+            if w.is_empty() {
+                return Err(Error::NotFound(Missing::User(user.clone())));
+            }
+            w
+        }
+        Scope::Workspace(ws) => {
+            let rows = catalog.snapshots_filtered(ws, filter)?;
+            if rows.is_empty() && !catalog.user_workspaces(&ws.user)?.contains(ws) {
+                return Err(Error::NotFound(Missing::Snapshots(ws.clone())));
+            }
+            return Ok(rows);
+        }
+    };
+    let mut out = Vec::new();
+    for ws in &workspaces {
+        out.extend(catalog.snapshots_filtered(ws, filter)?);
+    }
+    Ok(out)
 }
 
 /// Split a user-given path inside a snapshot into validated components.

@@ -12,6 +12,13 @@
 //! - *unique* per workspace: blobs reachable from its snapshots and from no
 //!   other workspace's, counted as record bytes in packs (payload + 48-byte
 //!   header): what `forget` of all its snapshots would free.
+//! - per user ([`stats_by_user`]): *stored*, the record bytes of every blob
+//!   reachable from any snapshot of the user's projects, each blob counted
+//!   once however many of their projects and snapshots share it; *unique*,
+//!   the part of *stored* that no other user's snapshot reaches: what
+//!   forgetting every snapshot of that user would free. Data one user's
+//!   projects share is unique to that user; data two users share is in
+//!   both users' *stored* and in neither's *unique*.
 //!
 //! ## How ownership is computed, and what it costs
 //!
@@ -27,6 +34,8 @@
 //! many snapshots share a tree. Memory is O(B): about 21 bytes per blob
 //! (row id, sizes, kind, tag), e.g. ~210 MB for 10 million blobs; snapshot
 //! rows are streamed, never collected.
+
+use std::collections::HashMap;
 
 use crate::catalog::{Catalog, PinnedCatalog, SnapshotRoot};
 use crate::error::{Error, Missing, Object, Result};
@@ -44,6 +53,27 @@ pub struct WorkspaceStats {
     /// Logical bytes summed over all its snapshots.
     pub total_size_bytes: u64,
     /// Pack bytes (records) of every blob only it references.
+    pub unique_bytes: u64,
+    /// The part of `unique_bytes` that is file content (chunks).
+    pub unique_content_bytes: u64,
+}
+
+/// Per-user figures (`stats --by-user`; the module doc defines them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserStats {
+    pub user: Vec<u8>,
+    /// Its workspaces (projects) with at least one snapshot.
+    pub workspace_count: u64,
+    pub snapshots: u64,
+    /// Logical bytes of the newest snapshot of each of its projects, summed.
+    pub latest_size_bytes: u64,
+    /// Logical bytes summed over all its snapshots.
+    pub total_size_bytes: u64,
+    /// Pack bytes (records) of every blob its snapshots reach, each once.
+    pub stored_bytes: u64,
+    /// The part of `stored_bytes` that is file content (chunks).
+    pub stored_content_bytes: u64,
+    /// Pack bytes (records) of every blob only its snapshots reach.
     pub unique_bytes: u64,
     /// The part of `unique_bytes` that is file content (chunks).
     pub unique_content_bytes: u64,
@@ -72,7 +102,10 @@ pub struct StatsReport {
     pub referenced_bytes: u64,
     /// Indexed blobs no snapshot reaches (left by failed runs until the next prune).
     pub unreferenced_blobs: u64,
+    /// Per workspace ([`stats`]; empty from [`stats_by_user`]).
     pub workspaces: Vec<WorkspaceStats>,
+    /// Per user ([`stats_by_user`]; empty from [`stats`]).
+    pub users: Vec<UserStats>,
 }
 
 impl StatsReport {
@@ -128,7 +161,8 @@ pub fn stats(store: &Store, only: Option<&WorkspaceName>) -> Result<StatsReport>
     pinned.with(|cat| compute(cat, only))
 }
 
-fn compute(cat: &Catalog, only: Option<&WorkspaceName>) -> Result<StatsReport> {
+/// Every indexed blob, without owner.
+fn load_blobs(cat: &Catalog) -> Result<Blobs> {
     let mut blobs = Blobs {
         rows: Vec::new(),
         kind: Vec::new(),
@@ -143,6 +177,30 @@ fn compute(cat: &Catalog, only: Option<&WorkspaceName>) -> Result<StatsReport> {
         blobs.raw.push(b.raw_len);
         blobs.owner.push(NONE);
     })?;
+    Ok(blobs)
+}
+
+/// The store-wide figures of the blobs some group reaches (owner set).
+fn tally_reachable(report: &mut StatsReport, blobs: &Blobs) {
+    for i in 0..blobs.rows.len() {
+        if blobs.owner[i] == NONE {
+            report.unreferenced_blobs += 1;
+            continue;
+        }
+        report.referenced_bytes += pack::record_bytes(u64::from(blobs.stored[i]));
+        if blobs.kind[i] == BlobKind::Chunk {
+            report.chunks += 1;
+            report.chunk_raw_bytes += u64::from(blobs.raw[i]);
+            report.chunk_stored_bytes += u64::from(blobs.stored[i]);
+        } else {
+            report.metadata_blobs += 1;
+            report.metadata_stored_bytes += u64::from(blobs.stored[i]);
+        }
+    }
+}
+
+fn compute(cat: &Catalog, only: Option<&WorkspaceName>) -> Result<StatsReport> {
+    let mut blobs = load_blobs(cat)?;
     let names = cat.workspace_names()?;
 
     let mut report = StatsReport {
@@ -226,23 +284,11 @@ fn compute(cat: &Catalog, only: Option<&WorkspaceName>) -> Result<StatsReport> {
     })?;
     finish_group(&mut group, &mut per_ws, &mut blobs)?;
 
+    tally_reachable(&mut report, &blobs);
     let record = |i: usize| pack::record_bytes(u64::from(blobs.stored[i]));
     for i in 0..blobs.rows.len() {
         let o = blobs.owner[i];
-        if o == NONE {
-            report.unreferenced_blobs += 1;
-            continue;
-        }
-        report.referenced_bytes += record(i);
-        if blobs.kind[i] == BlobKind::Chunk {
-            report.chunks += 1;
-            report.chunk_raw_bytes += u64::from(blobs.raw[i]);
-            report.chunk_stored_bytes += u64::from(blobs.stored[i]);
-        } else {
-            report.metadata_blobs += 1;
-            report.metadata_stored_bytes += u64::from(blobs.stored[i]);
-        }
-        if o != SHARED {
+        if o != NONE && o != SHARED {
             let ws = &mut per_ws[(o - 1) as usize].1;
             ws.unique_bytes += record(i);
             if blobs.kind[i] == BlobKind::Chunk {
@@ -262,6 +308,150 @@ fn compute(cat: &Catalog, only: Option<&WorkspaceName>) -> Result<StatsReport> {
     }
     report.workspaces = list;
     Ok(report)
+}
+
+/// The store-wide figures and, per user, what its snapshots store and what
+/// only they reach (the module doc defines both); `only` restricts the
+/// per-user list.
+///
+/// Each user's snapshots are walked from their roots (each distinct root
+/// once), entering every blob once per user: a blob is added to the user's
+/// *stored* on its first visit and takes the user as owner, or becomes
+/// shared when another user owned it. The cost is O(Σ reachable blobs of
+/// each user): every blob once, plus once more for each further user that
+/// reaches it; memory is O(B) (8 more bytes per blob than [`stats`]).
+pub fn stats_by_user(store: &Store, only: Option<&[u8]>) -> Result<StatsReport> {
+    let pinned = PinnedCatalog::open(&store.catalog_path())?;
+    pinned.with(|cat| compute_by_user(cat, only))
+}
+
+fn compute_by_user(cat: &Catalog, only: Option<&[u8]>) -> Result<StatsReport> {
+    let mut blobs = load_blobs(cat)?;
+    let names = cat.workspace_names()?;
+    let mut report = StatsReport {
+        pack_bytes: cat.pack_bytes()?,
+        ..StatsReport::default()
+    };
+    let mut users: Vec<UserStats> = Vec::new();
+    let mut user_index: HashMap<Vec<u8>, usize> = HashMap::new();
+    // (user index, root row): every root once per user after the dedup.
+    let mut roots: Vec<(usize, i64)> = Vec::new();
+    let mut previous: Option<(usize, SnapshotRoot)> = None;
+    cat.for_each_snapshot_root(|s| {
+        report.snapshots += 1;
+        report.logical_bytes += s.size_bytes;
+        let name = names.get(&s.workspace_row).ok_or_else(|| {
+            Error::corrupt_as("a snapshot names it, but it is not in the table").within(
+                Object::CatalogRow {
+                    table: "workspaces",
+                    row: s.workspace_row,
+                },
+            )
+        })?;
+        let u = *user_index.entry(name.user.clone()).or_insert_with(|| {
+            users.push(UserStats {
+                user: name.user.clone(),
+                workspace_count: 0,
+                snapshots: 0,
+                latest_size_bytes: 0,
+                total_size_bytes: 0,
+                stored_bytes: 0,
+                stored_content_bytes: 0,
+                unique_bytes: 0,
+                unique_content_bytes: 0,
+            });
+            users.len() - 1
+        });
+        // Ordered by workspace then time: the row before a new workspace
+        // is the newest snapshot of the one before.
+        let new_workspace = previous.is_none_or(|(_, p)| p.workspace_row != s.workspace_row);
+        if new_workspace {
+            add_latest(previous, &mut users, &mut report);
+            report.workspace_count += 1;
+            users[u].workspace_count += 1;
+        }
+        let user = &mut users[u];
+        user.snapshots += 1;
+        user.total_size_bytes += s.size_bytes;
+        // An unchanged workspace keeps its root tree: walked once.
+        if new_workspace || previous.is_some_and(|(_, p)| p.root_row != s.root_row) {
+            roots.push((u, s.root_row));
+        }
+        previous = Some((u, s));
+        Ok(())
+    })?;
+    add_latest(previous, &mut users, &mut report);
+    roots.sort_unstable();
+    roots.dedup();
+
+    // The last user (tag) that entered each blob.
+    let mut seen = vec![NONE; blobs.rows.len()];
+    let mut stack: Vec<usize> = Vec::new();
+    for group in roots.chunk_by(|a, b| a.0 == b.0) {
+        let u = group[0].0;
+        let tag = u32::try_from(u + 1)
+            .ok()
+            .filter(|t| *t != SHARED)
+            .ok_or_else(|| Error::corrupt_as("more users than stats can count"))?;
+        for (_, root) in group {
+            stack.push(blobs.index(*root)?);
+        }
+        while let Some(i) = stack.pop() {
+            if seen[i] == tag {
+                continue;
+            }
+            seen[i] = tag;
+            let record = pack::record_bytes(u64::from(blobs.stored[i]));
+            users[u].stored_bytes += record;
+            if blobs.kind[i] == BlobKind::Chunk {
+                users[u].stored_content_bytes += record;
+            }
+            blobs.owner[i] = match blobs.owner[i] {
+                NONE => tag,
+                o if o == tag => tag,
+                _ => SHARED,
+            };
+            if blobs.kind[i].has_refs() {
+                for child in cat.referenced_rows(blobs.rows[i])? {
+                    stack.push(blobs.index(child)?);
+                }
+            }
+        }
+    }
+    tally_reachable(&mut report, &blobs);
+    for i in 0..blobs.rows.len() {
+        let o = blobs.owner[i];
+        if o != NONE && o != SHARED {
+            let user = &mut users[(o - 1) as usize];
+            let record = pack::record_bytes(u64::from(blobs.stored[i]));
+            user.unique_bytes += record;
+            if blobs.kind[i] == BlobKind::Chunk {
+                user.unique_content_bytes += record;
+            }
+        }
+    }
+    users.sort_by(|a, b| a.user.cmp(&b.user));
+    if let Some(user) = only {
+        users.retain(|u| u.user == user);
+        if users.is_empty() {
+            return Err(Error::NotFound(Missing::User(user.to_vec())));
+        }
+    }
+    report.users = users;
+    Ok(report)
+}
+
+/// Count `newest`, a workspace's newest snapshot (of user index `.0`), in
+/// the latest logical sizes.
+fn add_latest(
+    newest: Option<(usize, SnapshotRoot)>,
+    users: &mut [UserStats],
+    report: &mut StatsReport,
+) {
+    if let Some((u, s)) = newest {
+        users[u].latest_size_bytes += s.size_bytes;
+        report.latest_logical_bytes += s.size_bytes;
+    }
 }
 
 fn stack_children(

@@ -139,6 +139,26 @@ pub fn parse_at(s: &str, now_ns: i64) -> Result<TimeSpec> {
     ))
 }
 
+/// [`parse`] for the start of a range (`list --since`): a day alone
+/// (`2026-11-30`, `today`, `yesterday`) is its **first** instant (local
+/// midnight), so `--since yesterday --until yesterday` is all of yesterday.
+/// Every other form means what it means for [`parse`].
+pub fn parse_since(s: &str) -> Result<TimeSpec> {
+    parse_since_at(s, now_ns())
+}
+
+/// [`parse_since`] with `now_ns` as the present.
+pub fn parse_since_at(s: &str, now_ns: i64) -> Result<TimeSpec> {
+    let t = s.trim();
+    match day_words(t, now_ns) {
+        Some(local) if !t.contains(char::is_whitespace) => {
+            let day = local.split_once(' ').map_or(local.as_str(), |(d, _)| d);
+            parse_at(&format!("{day} 00:00:00"), now_ns)
+        }
+        _ => parse_at(s, now_ns),
+    }
+}
+
 /// `45m ago`, `2 hours ago`, `-45m`: how long ago. `None` when `t` is not
 /// written as a time ago; `Some(Err)` when it is but the duration is not
 /// one `humantime` reads.
@@ -453,6 +473,31 @@ mod tests {
         for (t, candidates, want) in cases {
             assert_eq!(resolve_local(&naive(t), candidates, &zone), want, "{t}");
         }
+    }
+
+    /// `list --since`: a day alone is its first instant; other forms are
+    /// as for `--at`.
+    #[test]
+    fn since_takes_a_day_alone_from_its_start() {
+        let now = match parse("2026-07-15 12:00").unwrap() {
+            TimeSpec::At(ns) => ns,
+            TimeSpec::Latest => unreachable!(),
+        };
+        let at = |s: &str| parse_at(s, now).unwrap();
+        let since = |s: &str| parse_since_at(s, now).unwrap();
+        assert_eq!(since("2026-07-01"), at("2026-07-01 00:00"));
+        assert_eq!(since(" today "), at("2026-07-15 00:00"));
+        assert_eq!(since("yesterday"), at("2026-07-14 00:00"));
+        for same in [
+            "yesterday 17:00",
+            "2026-07-01 10:00",
+            "45m ago",
+            "latest",
+            "now",
+        ] {
+            assert_eq!(since(same), at(same), "{same}");
+        }
+        assert!(parse_since_at("the day before", now).is_err());
     }
 
     #[test]

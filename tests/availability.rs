@@ -164,7 +164,7 @@ fn reads_work(env: &TestEnv, ro: &Path, ids: &[String], copies: &[PathBuf], tag:
     let mut c = cmd_on(ro);
     c.args(["list", "--json"]);
     let v = expect_code(&mut c, 0).json();
-    assert_eq!(v.as_array().unwrap().len(), 2, "{v:#}");
+    assert_eq!(v["snapshots"].as_array().unwrap().len(), 2, "{v:#}");
 
     let mut c = cmd_on(ro);
     c.args(["log", "u/p", "sub/notes.txt"]);
@@ -268,7 +268,13 @@ fn read_only_copy_with_a_live_wal_shows_every_commit() {
     );
     let mut c = cmd_on(&ro);
     c.args(["list", "--json"]);
-    assert_eq!(expect_code(&mut c, 0).json().as_array().unwrap().len(), 2);
+    assert_eq!(
+        expect_code(&mut c, 0).json()["snapshots"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 /// A copy whose WAL holds commits but whose `-shm` was not copied cannot
@@ -402,7 +408,13 @@ fn store_on_a_network_file_system_is_refused_unless_overridden() {
     c.args(["list", "--json"])
         .env("WSNAP_UNSAFE_ALLOW_NETWORK_FS", "1");
     nfs(&mut c);
-    assert_eq!(expect_code(&mut c, 0).json().as_array().unwrap().len(), 1);
+    assert_eq!(
+        expect_code(&mut c, 0).json()["snapshots"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 
     // Every other command refuses too.
     let target = env.path("t");

@@ -87,7 +87,7 @@ fn ls_recursive_lists_the_whole_tree() {
                     s(e, "path").to_string(),
                     s(e, "type").to_string(),
                     if s(e, "type") == "file" {
-                        u(e, "size")
+                        u(e, "size_bytes")
                     } else {
                         0
                     },

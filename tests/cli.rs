@@ -38,7 +38,7 @@ fn environment_variables_give_store_and_root() {
         "store not at $SCITEX_BACKUP_ROOT"
     );
     let list = expect_code(with_env().args(["list", "--json"]), 0).json();
-    assert_eq!(list.as_array().unwrap().len(), 3);
+    assert_eq!(list["snapshots"].as_array().unwrap().len(), 3);
 
     // Flags win over the environment.
     let other_root = env.path("other-root");
@@ -152,7 +152,7 @@ fn list_of_one_workspace_as_json() {
     env.snapshot(&["--workspace", "alice/p"]);
 
     let v = expect_code(env.cmd().args(["list", "alice/p", "--json"]), 0).json();
-    let rows = v.as_array().unwrap();
+    let rows = v["snapshots"].as_array().unwrap();
     assert_eq!(rows.len(), 2, "{v:#}");
     for r in rows {
         assert_eq!((s(r, "user"), s(r, "project")), ("alice", "p"));
@@ -166,8 +166,8 @@ fn list_of_one_workspace_as_json() {
             "dirs",
             "symlinks",
             "size_bytes",
-            "bytes_added",
-            "bytes_read",
+            "added_bytes",
+            "read_bytes",
             "skipped",
             "special_skipped",
             "excluded",
@@ -184,7 +184,7 @@ fn list_of_one_workspace_as_json() {
 
     // All workspaces, and the human table.
     let all = expect_code(env.cmd().args(["list", "--json"]), 0).json();
-    assert_eq!(all.as_array().unwrap().len(), 4);
+    assert_eq!(all["snapshots"].as_array().unwrap().len(), 4);
     let out = expect_code(env.cmd().arg("list"), 0);
     assert!(out.stdout.starts_with("ID"), "{out}");
     assert!(out.stdout.contains(s(&rows[1], "short_id")), "{out}");
@@ -218,7 +218,7 @@ fn ls_root_subdir_and_file() {
         summary,
         [("README.md", "file"), ("link", "symlink"), ("src", "dir")]
     );
-    assert_eq!(u(&entries[0], "size"), 9);
+    assert_eq!(u(&entries[0], "size_bytes"), 9);
     assert_eq!(s(&entries[0], "mode"), "0644");
     assert_eq!(s(&entries[1], "target"), "README.md");
     assert!(entries[0]["target"].is_null());
@@ -232,7 +232,7 @@ fn ls_root_subdir_and_file() {
     assert!(env.ls("u/p", id, Some("src/lib")).is_empty());
     let one = env.ls("u/p", id, Some("src/main.py"));
     assert_eq!(one.len(), 1);
-    assert_eq!(u(&one[0], "size"), 12);
+    assert_eq!(u(&one[0], "size_bytes"), 12);
 
     // Human output, --at and a short id prefix.
     let out = expect_code(env.cmd().args(["ls", "u/p", "--at", "latest"]), 0);
@@ -266,8 +266,13 @@ fn bad_workspace_syntax_is_an_input_error() {
     let env = TestEnv::new();
     three_workspaces(&env);
     env.snapshot(&[]);
+    // `list` also takes a USER alone (issue 17).
+    let alice = expect_code(env.cmd().args(["list", "alice", "--json"]), 0).json();
+    assert_eq!(snapshots_of(&alice).len(), 2, "{alice:#}");
     for bad in ["alice", "a/b/c", "/b", "a/", "../x", "a/..", ""] {
-        expect_code(env.cmd().args(["list", bad]), 2);
+        if bad != "alice" {
+            expect_code(env.cmd().args(["list", bad]), 2);
+        }
         expect_code(env.cmd().args(["ls", bad, "--at", "latest"]), 2);
         let t = env.path("t");
         expect_code(
@@ -352,9 +357,9 @@ fn underscores_in_names_keep_workspaces_apart() {
         ("a/b_c", &b"user a, project b_c"[..]),
     ] {
         let rows = expect_code(env.cmd().args(["list", ws, "--json"]), 0).json();
-        assert_eq!(rows.as_array().unwrap().len(), 1, "{ws}");
+        assert_eq!(rows["snapshots"].as_array().unwrap().len(), 1, "{ws}");
         let target = env.path(ws.replace('/', "--"));
-        env.restore(ws, s(&rows[0], "id"), &target, &[]);
+        env.restore(ws, s(&rows["snapshots"][0], "id"), &target, &[]);
         assert_eq!(fs::read(target.join("who.txt")).unwrap(), want, "{ws}");
     }
 }

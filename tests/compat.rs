@@ -123,7 +123,7 @@ fn assert_restores_v1(tmp: &Path, store: &Path) {
     );
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
-        list.as_array().unwrap().len(),
+        list["snapshots"].as_array().unwrap().len(),
         8,
         "4 workspaces × 2 snapshots"
     );
@@ -208,7 +208,7 @@ fn first_writer_adds_an_index_an_older_v2_catalog_lacks() {
     // (nothing is read again).
     let r = env.snapshot(&[]);
     assert_eq!(has_index(), 1);
-    assert_eq!(common::u(&r["workspaces"][0], "bytes_read"), 0, "{r:#}");
+    assert_eq!(common::u(&r["workspaces"][0], "read_bytes"), 0, "{r:#}");
     assert_eq!(common::list_json(&env).len(), 2);
 }
 
@@ -265,7 +265,7 @@ fn store_v2_checks_and_restores_byte_identical() {
     assert!(out.status.success());
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
-        list.as_array().unwrap().len(),
+        list["snapshots"].as_array().unwrap().len(),
         8,
         "4 workspaces × 2 snapshots kept by the prune"
     );

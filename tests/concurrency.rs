@@ -138,7 +138,7 @@ fn file_changed_during_read_is_read_again() {
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     let w = &report["workspaces"][0];
     assert_eq!(
-        u(w, "bytes_read"),
+        u(w, "read_bytes"),
         (old.len() + new.len()) as u64,
         "read twice: {w:#}"
     );
@@ -212,7 +212,10 @@ fn overlapping_snapshots_exit_75_or_wait() {
     let mut list = env.cmd();
     list.args(["list", "--json"]);
     assert_eq!(
-        expect_code(&mut list, 0).json().as_array().unwrap().len(),
+        expect_code(&mut list, 0).json()["snapshots"]
+            .as_array()
+            .unwrap()
+            .len(),
         3
     );
 }

@@ -359,7 +359,7 @@ fn assert_quiet_gc(env: &TestEnv, args: &[&str], ctx: &str) {
         "packs_rewritten",
         "packs_written",
         "blobs_deleted",
-        "bytes_freed",
+        "freed_bytes",
     ] {
         assert_eq!(u(&r, k), 0, "{ctx}: further gc {args:?}: {k} != 0\n{r:#}");
     }

@@ -173,7 +173,8 @@ fn snapshot_list_ls_and_stats_print_names_escaped() {
         false,
         &[&format!("  {DIR_SHOWN}/"), &format!("  {FILE_SHOWN}")],
     );
-    assert_eq!(String::from_utf8(out).unwrap().lines().count(), 3);
+    // Two entries, and on stderr the snapshot 'latest' resolved to.
+    assert_eq!(String::from_utf8(out).unwrap().lines().count(), 3 + 1);
     let mut c = env.cmd();
     c.arg("ls")
         .arg(ws_arg())
@@ -181,7 +182,7 @@ fn snapshot_list_ls_and_stats_print_names_escaped() {
         .arg(os(DIR));
     let out = text(&mut c, 0);
     assert_escaped("ls DIR", &out, false, &[FILE_SHOWN]);
-    assert_eq!(String::from_utf8(out).unwrap().lines().count(), 1);
+    assert_eq!(String::from_utf8(out).unwrap().lines().count(), 1 + 1);
 
     // stats
     let mut c = env.cmd();
@@ -191,7 +192,7 @@ fn snapshot_list_ls_and_stats_print_names_escaped() {
     // JSON still parses, and carries the names (invalid UTF-8 as U+FFFD).
     let mut c = env.cmd();
     c.args(["list", "--json"]);
-    let v = expect_code(&mut c, 0).json();
+    let v = &expect_code(&mut c, 0).json()["snapshots"];
     assert_eq!(v[0]["user"], String::from_utf8_lossy(USER).as_ref());
     assert_eq!(v[0]["project"], String::from_utf8_lossy(PROJECT).as_ref());
     let mut c = env.cmd();

@@ -40,7 +40,13 @@ fn full_disk_fails_cleanly_and_recovers() {
     check();
     let mut c = bare_cmd();
     c.arg("--store").arg(&store).args(["list", "--json"]);
-    assert_eq!(expect_code(&mut c, 0).json().as_array().unwrap().len(), 1);
+    assert_eq!(
+        expect_code(&mut c, 0).json()["snapshots"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     assert_eq!(std::fs::read_dir(store.join("tmp")).unwrap().count(), 0);
 
     fs.resize("64m");

@@ -354,7 +354,7 @@ fn a_tree_nested_20000_deep_snapshots_and_restores_identically() {
     assert_eq!(assert_deep_equal(&ws, &target), DEPTH);
     // An unchanged second snapshot reuses everything.
     let again = env.snapshot_ws("u/deep", &[]);
-    assert_eq!(u(&again, "bytes_read"), 0, "{again:#}");
+    assert_eq!(u(&again, "read_bytes"), 0, "{again:#}");
     remove_deep(&ws);
     remove_deep(&target);
 }
@@ -388,8 +388,7 @@ fn symlinked_or_file_users_and_projects_are_reported_never_followed() {
         "{out}"
     );
     let list = run(env.cmd().args(["list", "--json"]));
-    let all: Vec<String> = list
-        .json()
+    let all: Vec<String> = list.json()["snapshots"]
         .as_array()
         .unwrap()
         .iter()

@@ -49,8 +49,8 @@ fn after_repair_a_lost_file_is_stored_again_and_the_damaged_snapshot_heals() {
     // Nothing changed on disk: the next snapshot must not reuse the damaged
     // parent's chunk ids; it reads big.bin again and stores it.
     let w = env.snapshot_ws("bob/p", &[]);
-    assert!(u(&w, "bytes_read") >= 300 * KIB as u64, "{w:#}");
-    assert!(u(&w, "bytes_added") > 0, "{w:#}");
+    assert!(u(&w, "read_bytes") >= 300 * KIB as u64, "{w:#}");
+    assert!(u(&w, "added_bytes") > 0, "{w:#}");
     let target = env.path("latest");
     env.restore("bob/p", s(&w, "id"), &target, &[]);
     assert_trees_equal(&copy, &target);
@@ -114,13 +114,13 @@ fn reread_ignores_the_stat_cache_for_one_run() {
     wait_out_racy_window(&env.root);
     env.snapshot_ws("u/p", &[]);
     let cached = env.snapshot_ws("u/p", &[]);
-    assert_eq!(u(&cached, "bytes_read"), 0);
+    assert_eq!(u(&cached, "read_bytes"), 0);
     let reread = env.snapshot_ws("u/p", &["--reread"]);
-    assert_eq!(u(&reread, "bytes_read"), 100 * KIB as u64 + 1);
-    assert_eq!(u(&reread, "bytes_added"), 0, "{reread:#}");
+    assert_eq!(u(&reread, "read_bytes"), 100 * KIB as u64 + 1);
+    assert_eq!(u(&reread, "added_bytes"), 0, "{reread:#}");
     assert_ne!(s(&reread, "id"), s(&cached, "id"));
     let after = env.snapshot_ws("u/p", &[]);
-    assert_eq!(u(&after, "bytes_read"), 0);
+    assert_eq!(u(&after, "read_bytes"), 0);
 }
 
 #[test]
@@ -203,10 +203,10 @@ fn a_corrupt_chunk_found_by_check_is_stored_again_by_the_next_snapshot() {
 
     // Unchanged file: read again (no damaged parent), stored again.
     let next = env.snapshot_ws("u/p", &[]);
-    assert!(u(&next, "bytes_read") >= 200 * KIB as u64, "{next:#}");
+    assert!(u(&next, "read_bytes") >= 200 * KIB as u64, "{next:#}");
     // Only the damaged chunk is stored again; the file's other chunks are
     // found intact in the index.
-    let added = u(&next, "bytes_added");
+    let added = u(&next, "added_bytes");
     assert!(added > 0 && added < 100 * KIB as u64, "{next:#}");
     let target = env.path("restored");
     env.restore("u/p", s(&next, "id"), &target, &[]);
@@ -219,7 +219,7 @@ fn a_corrupt_chunk_found_by_check_is_stored_again_by_the_next_snapshot() {
     assert_eq!(fs::read(old.join("random.bin")).unwrap(), data);
     // And later ticks reuse the good copy.
     let after = env.snapshot_ws("u/p", &[]);
-    assert_eq!(u(&after, "bytes_read"), 0, "{after:#}");
+    assert_eq!(u(&after, "read_bytes"), 0, "{after:#}");
 }
 
 /// One workspace whose snapshot references a blob the store lacks (here: a

@@ -216,7 +216,7 @@ fn import_restores_each_backup_at_its_time_and_reruns_are_idempotent() {
     expect_code(&mut c, 2);
 
     let list = expect_code(env.cmd().args(["list", "--json"]), 0).json();
-    let times: Vec<(&str, &str)> = list
+    let times: Vec<(&str, &str)> = list["snapshots"]
         .as_array()
         .unwrap()
         .iter()
@@ -298,7 +298,7 @@ fn imported_data_dedups_with_snapshots_and_other_backups() {
     assert!(three < 32 * KIB as u64, "three imports added {three} bytes");
     for b in r["backups"].as_array().unwrap() {
         if b["status"] == "imported" {
-            assert!(u(&b["snapshot"], "bytes_added") < 16 * KIB as u64, "{b:#}");
+            assert!(u(&b["snapshot"], "added_bytes") < 16 * KIB as u64, "{b:#}");
         }
     }
 }
@@ -322,7 +322,7 @@ fn hard_linked_backups_are_read_once() {
     write(&second.join("new.txt"), b"only in the second\n");
     wait_out_racy_window(&old);
     let r = import(&env, &old, &[], 0);
-    let read = |name: &str| u(&status_of(&r, name)["snapshot"], "bytes_read");
+    let read = |name: &str| u(&status_of(&r, name)["snapshot"], "read_bytes");
     assert_eq!(read("fay_lab_20260101_120000"), 512 * KIB as u64 + 2);
     assert_eq!(read("fay_lab_20260101_120500"), 19, "{r:#}");
     let target = env.path("second");

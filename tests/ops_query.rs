@@ -837,9 +837,12 @@ fn diff_lists_every_kind_of_change_and_skips_equal_subtrees() {
         ),
         (true.into(), false.into())
     );
-    assert_eq!(a_txt["size_change"], 12);
+    assert_eq!(a_txt["size_change_bytes"], 12);
     assert_eq!(
-        (u(&a_txt["old"], "size"), u(&a_txt["new"], "size")),
+        (
+            u(&a_txt["old"], "size_bytes"),
+            u(&a_txt["new"], "size_bytes")
+        ),
         (14, 26)
     );
     let script = by_path("script.sh");
@@ -981,7 +984,7 @@ fn events(v: &Value) -> Vec<(i64, String, bool, Option<u64>)> {
                 e["snapshot"]["time_ns"].as_i64().unwrap(),
                 s(e, "change").to_string(),
                 e["mode_changed"].as_bool().unwrap(),
-                e["new"]["size"].as_u64(),
+                e["new"]["size_bytes"].as_u64(),
             )
         })
         .collect()
@@ -1023,7 +1026,10 @@ fn log_finds_every_snapshot_where_a_nested_path_changed() {
     assert_eq!(u(&v, "snapshots_examined"), 8);
     let e = &v["events"][1];
     assert_eq!(
-        (e["content_changed"].as_bool(), e["size_change"].as_i64()),
+        (
+            e["content_changed"].as_bool(),
+            e["size_change_bytes"].as_i64()
+        ),
         (Some(true), Some(9))
     );
     assert_eq!(s(&v["events"][2]["new"], "mode"), "0755");

@@ -624,7 +624,7 @@ fn kept_snapshots_restore_identically_after_prune_and_a_second_prune_is_a_noop()
     );
     assert_eq!(
         before_bytes - after_bytes,
-        u(&r, "bytes_freed"),
+        u(&r, "freed_bytes"),
         "bytes_freed should be the change in pack bytes: {r:#}"
     );
 
@@ -660,7 +660,7 @@ fn kept_snapshots_restore_identically_after_prune_and_a_second_prune_is_a_noop()
         "packs_rewritten",
         "packs_written",
         "orphan_packs_removed",
-        "bytes_freed",
+        "freed_bytes",
     ] {
         assert_eq!(u(&r, k), 0, "second prune: {k}: {r:#}");
     }
@@ -696,7 +696,7 @@ fn dry_run_reports_what_would_go_and_changes_nothing() {
         u(&dry, "packs_deleted") + u(&dry, "packs_rewritten") > 0,
         "{dry:#}"
     );
-    assert!(u(&dry, "bytes_freed") >= 4 * 200 * KIB as u64, "{dry:#}");
+    assert!(u(&dry, "freed_bytes") >= 4 * 200 * KIB as u64, "{dry:#}");
     assert_eq!(u(&dry, "packs_written"), 0, "{dry:#}");
     assert!(
         store_state(&env) == before,
@@ -735,9 +735,9 @@ fn dry_run_reports_what_would_go_and_changes_nothing() {
         assert_eq!(u(&real, k), u(&dry, k), "{k}: dry {dry:#}\nreal {real:#}");
     }
     let freed = before_bytes - pack_bytes(&env.store);
-    assert_eq!(u(&real, "bytes_freed"), freed, "{real:#}");
+    assert_eq!(u(&real, "freed_bytes"), freed, "{real:#}");
     // The estimate leaves out only the new packs' header and footer.
-    let est = u(&dry, "bytes_freed");
+    let est = u(&dry, "freed_bytes");
     assert!(
         est >= freed && est - freed <= 1024 * u(&real, "packs_written").max(1),
         "dry-run estimate {est} vs freed {freed}"

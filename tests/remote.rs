@@ -113,7 +113,8 @@ fn store_cmd(store: &Path) -> Command {
 /// Every snapshot (id, workspace) of a store.
 fn snapshots(store: &Path) -> Vec<(String, String)> {
     let v = expect_code(store_cmd(store).args(["list", "--json"]), 0).json();
-    v.as_array()
+    v["snapshots"]
+        .as_array()
         .unwrap()
         .iter()
         .map(|s| {
@@ -161,7 +162,7 @@ fn push_then_pull_and_restore_remote_give_every_snapshot_back_and_a_second_push_
     s.add();
     let first = s.push(&[]);
     assert_eq!(u(&first["deleted"], "objects"), 0, "{first:#}");
-    let first_bytes = u(&first["uploaded"], "bytes");
+    let first_bytes = u(&first["uploaded"], "size_bytes");
     assert!(first_bytes > 3 * MIB as u64, "{first:#}");
     assert_eq!(s.objects("data").len(), pack_count(&s.env.store));
 
@@ -182,7 +183,7 @@ fn push_then_pull_and_restore_remote_give_every_snapshot_back_and_a_second_push_
         "{second:#}"
     );
     assert!(
-        u(&second["uploaded"], "bytes") < first_bytes / 10,
+        u(&second["uploaded"], "size_bytes") < first_bytes / 10,
         "{second:#}"
     );
     assert!(
@@ -607,7 +608,7 @@ fn a_missing_file_remote_is_a_clear_error_and_names_are_exact() {
         2,
     );
     let v = expect_code(s.env.cmd().args(["remote", "list", "--json"]), 0).json();
-    assert_eq!(v[0]["name"], "off");
+    assert_eq!(v["remotes"][0]["name"], "off");
     assert!(!v
         .to_string()
         .contains(&fs::read_to_string(s.key()).unwrap().trim().to_string()));

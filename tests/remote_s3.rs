@@ -129,7 +129,7 @@ impl Setup {
             0,
         )
         .json();
-        let f = v
+        let f = v["remotes"]
             .as_array()
             .and_then(|a| a.iter().find(|r| r["name"] == "off"))
             .and_then(|r| r["key_file"].as_str())
@@ -188,10 +188,9 @@ fn big_content() -> Vec<u8> {
 fn snapshots(store: &Path) -> Vec<(String, String, i64)> {
     let mut c = bare_cmd();
     c.arg("--store").arg(store).args(["list", "--json"]);
-    expect_code(&mut c, 0)
-        .json()
+    expect_code(&mut c, 0).json()["snapshots"]
         .as_array()
-        .expect("list --json is an array")
+        .expect("list --json has a snapshots array")
         .iter()
         .map(|v| {
             (
@@ -229,7 +228,7 @@ fn push_then_restore_remote_and_pull_on_fresh_machines_give_every_snapshot_back(
     let s = Setup::new();
     s.add_off(&s.g.endpoint());
     let first = s.push("off");
-    let uploaded = u(&first["uploaded"], "bytes");
+    let uploaded = u(&first["uploaded"], "size_bytes");
     assert!(uploaded > 3 * MIB as u64, "{first:#}");
     assert_eq!(u(&first["deleted"], "objects"), 0, "{first:#}");
 
@@ -271,7 +270,7 @@ fn push_then_restore_remote_and_pull_on_fresh_machines_give_every_snapshot_back(
     // Nothing changed: a second push sends next to nothing.
     let second = s.push("off");
     assert!(
-        u(&second["uploaded"], "bytes") < uploaded / 10,
+        u(&second["uploaded"], "size_bytes") < uploaded / 10,
         "{second:#}"
     );
 
@@ -342,7 +341,7 @@ fn a_garage_node_killed_mid_push_the_push_succeeds_and_restore_works_with_it_dow
     let out = push.join().expect("push thread");
     assert_eq!(out.code, 0, "push with node 2 killed mid-upload\n{out}");
     let v = out.json();
-    assert!(u(&v["uploaded"], "bytes") > 12 * MIB as u64, "{v:#}");
+    assert!(u(&v["uploaded"], "size_bytes") > 12 * MIB as u64, "{v:#}");
     assert!(!s.g.is_running(2));
 
     // Node 2 still down: a fresh machine restores every snapshot through
@@ -369,7 +368,10 @@ fn a_garage_node_killed_mid_push_the_push_succeeds_and_restore_works_with_it_dow
     // Back up, it catches up; the next push has nothing to send again.
     s.g.restart(2);
     let again = s.push("off");
-    assert!(u(&again["uploaded"], "bytes") < MIB as u64, "{again:#}");
+    assert!(
+        u(&again["uploaded"], "size_bytes") < MIB as u64,
+        "{again:#}"
+    );
 }
 
 /// Three large files more in alice/thesis, snapshotted a minute after the
@@ -438,7 +440,7 @@ fn a_push_killed_mid_upload_leaves_the_last_push_restorable_and_the_next_push_co
     c.env("WSNAP_REMOTE_GRACE", "0s")
         .args(["push", "off", "--json"]);
     let v = expect_code(&mut c, 0).json();
-    assert!(u(&v["uploaded"], "bytes") > 0, "{v:#}");
+    assert!(u(&v["uploaded"], "size_bytes") > 0, "{v:#}");
     let data = objects(&s.g)
         .into_iter()
         .filter(|(n, _)| n.starts_with(&format!("{PREFIX}/data/")))

@@ -92,7 +92,7 @@ fn lost_catalog_is_rebuilt_without_forgotten_snapshots() {
     // The rebuilt index dedups: an unchanged tick adds nothing.
     let again = env.snapshot(&[]);
     for w in again["workspaces"].as_array().unwrap() {
-        assert_eq!(u(w, "bytes_added"), 0, "{again:#}");
+        assert_eq!(u(w, "added_bytes"), 0, "{again:#}");
     }
     // And gc works on it: nothing is dead, so nothing is freed.
     let mut c = env.cmd();

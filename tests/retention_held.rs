@@ -273,7 +273,12 @@ fn a_full_store_names_what_was_not_snapshotted_and_prune_makes_room_in_the_same_
     let out = expect_code(&mut wsnap(&["snapshot", "--root", &root, "--json"]), 4);
     assert!(out.stderr.contains("No space left on device"), "{out}");
     let v = out.json();
-    assert!(s(&v, "store_error").contains("disk full"), "{v:#}");
+    assert!(
+        s(&v["store_error"], "message").contains("disk full"),
+        "{v:#}"
+    );
+    assert_eq!(v["store_error"]["kind"], "write", "{v:#}");
+    assert_eq!(v["store_error"]["exit_code"], 4, "{v:#}");
     let ws = v["workspaces"].as_array().unwrap();
     assert_eq!(ws.len(), 3, "{v:#}");
     for w in ws {
@@ -282,7 +287,7 @@ fn a_full_store_names_what_was_not_snapshotted_and_prune_makes_room_in_the_same_
     }
     expect_code(&mut wsnap(&["check", "--read-data"]), 0);
     let listed = expect_code(&mut wsnap(&["list", "--json"]), 0).json();
-    assert_eq!(listed.as_array().unwrap().len(), 12);
+    assert_eq!(listed["snapshots"].as_array().unwrap().len(), 12);
 
     // With --prune: the others are pruned, which makes room, and the
     // workspaces not written yet are snapshotted in the same run.
@@ -306,7 +311,7 @@ fn a_full_store_names_what_was_not_snapshotted_and_prune_makes_room_in_the_same_
     );
     assert_eq!(u(&v["recovered_from"], "workspaces_retried"), 3, "{v:#}");
     assert_eq!(u(&v["summary"], "ok"), 3, "{v:#}");
-    assert!(u(&v["prune"], "bytes_freed") > 1_000_000, "{v:#}");
+    assert!(u(&v["prune"], "freed_bytes") > 1_000_000, "{v:#}");
     expect_code(&mut wsnap(&["check", "--read-data"]), 0);
     let target = env.path("restored");
     let mut c = wsnap(&["restore", "b/p", "--at", "latest", "--to"]);

@@ -259,14 +259,14 @@ proptest! {
         let target = env.path("restored");
         let r = env.restore("prop/tree", s(&snap, "id"), &target, &["--json"]).json();
         prop_assert_eq!(u(&r, "files"), files);
-        prop_assert_eq!(u(&r, "bytes"), bytes);
+        prop_assert_eq!(u(&r, "restored_bytes"), bytes);
         prop_assert_eq!(r["damaged"].as_array().map(Vec::len), Some(0));
         assert_trees_equal(&ws, &target);
 
         // The same tree again (files are re-read: their ctimes are within
         // the racy window) stores nothing new.
         let again = env.snapshot_ws("prop/tree", &[]);
-        prop_assert_eq!(u(&again, "bytes_added"), 0);
+        prop_assert_eq!(u(&again, "added_bytes"), 0);
     }
 }
 
@@ -384,14 +384,14 @@ fn unchanged_tree_adds_and_reads_nothing() {
     let first = env.snapshot_ws("alice/thesis", &[]);
     let size = (3 * MIB + 200_000 + 8) as u64;
     assert_eq!(u(&first, "size_bytes"), size);
-    assert_eq!(u(&first, "bytes_read"), size);
-    assert!(u(&first, "bytes_added") > 0);
+    assert_eq!(u(&first, "read_bytes"), size);
+    assert!(u(&first, "added_bytes") > 0);
     let packs = pack_bytes(&env.store);
     assert!(packs >= 3 * MIB as u64, "packs hold {packs} B");
 
     let second = env.snapshot_ws("alice/thesis", &[]);
-    assert_eq!(u(&second, "bytes_added"), 0, "{second:#}");
-    assert_eq!(u(&second, "bytes_read"), 0, "{second:#}");
+    assert_eq!(u(&second, "added_bytes"), 0, "{second:#}");
+    assert_eq!(u(&second, "read_bytes"), 0, "{second:#}");
     assert_eq!(u(&second, "size_bytes"), size);
     assert_eq!(u(&second, "files"), 4);
     assert_eq!(
@@ -449,12 +449,12 @@ fn edits_add_only_what_changed_and_every_version_restores() {
         w
     };
     let first = snap("initial", &mut steps);
-    assert!(u(&first, "bytes_added") >= 12 * MIB as u64, "{first:#}");
+    assert!(u(&first, "added_bytes") >= 12 * MIB as u64, "{first:#}");
 
     // Modify a small file: its one chunk and the root tree.
     write(&ws.join("small.txt"), &repeated(b"ABCDEFGHIJ", 100));
     let w = snap("small edit", &mut steps);
-    let added = u(&w, "bytes_added");
+    let added = u(&w, "added_bytes");
     assert!(
         added > 0 && added < TREES_ONLY,
         "small edit added {added} B"
@@ -464,7 +464,7 @@ fn edits_add_only_what_changed_and_every_version_restores() {
     // again, the chunks before it are shared.
     append(&ws.join("big4.bin"), &random_bytes(44, 64 * KIB));
     let w = snap("append", &mut steps);
-    let added = u(&w, "bytes_added");
+    let added = u(&w, "added_bytes");
     assert!(
         added >= 64 * KIB as u64 && added < MIB as u64,
         "appending 64 KiB to 4 MiB added {added} B"
@@ -477,14 +477,14 @@ fn edits_add_only_what_changed_and_every_version_restores() {
     // Delete a file: only the root tree changes.
     fs::remove_file(ws.join("doomed.txt")).unwrap();
     let w = snap("delete", &mut steps);
-    let added = u(&w, "bytes_added");
+    let added = u(&w, "added_bytes");
     assert!(added > 0 && added < TREES_ONLY, "delete added {added} B");
 
     // Rename a large file: read again (its ctime moved) but every chunk is
     // known; only trees are new.
     fs::rename(ws.join("big4.bin"), ws.join("docs/big4-renamed.bin")).unwrap();
     let w = snap("rename", &mut steps);
-    let added = u(&w, "bytes_added");
+    let added = u(&w, "added_bytes");
     assert!(added > 0 && added < TREES_ONLY, "rename added {added} B");
 
     // Overwrite 100 bytes in the middle of an 8 MiB random file: one to
@@ -497,7 +497,7 @@ fn edits_add_only_what_changed_and_every_version_restores() {
         .unwrap();
     drop(f);
     let w = snap("in-place edit", &mut steps);
-    let added = u(&w, "bytes_added");
+    let added = u(&w, "added_bytes");
     assert!(
         added > 100 && added < MIB as u64,
         "100-byte edit in 8 MiB added {added} B"
@@ -524,12 +524,12 @@ fn identical_file_in_two_workspaces_is_stored_once() {
     assert_eq!(ws.len(), 2);
     let (alice, bob) = (&ws[0], &ws[1]);
     assert_eq!((s(alice, "user"), s(bob, "user")), ("alice", "bob"));
-    assert!(u(alice, "bytes_added") >= 2 * MIB as u64, "{alice:#}");
+    assert!(u(alice, "added_bytes") >= 2 * MIB as u64, "{alice:#}");
     assert!(
-        u(bob, "bytes_added") < TREES_ONLY,
+        u(bob, "added_bytes") < TREES_ONLY,
         "bob re-stored the file: {bob:#}"
     );
-    assert_eq!(u(bob, "bytes_read"), 2 * MIB as u64);
+    assert_eq!(u(bob, "read_bytes"), 2 * MIB as u64);
     let packs = pack_bytes(&env.store);
     assert!(
         packs < 2 * MIB as u64 + 2 * TREES_ONLY,
@@ -539,7 +539,7 @@ fn identical_file_in_two_workspaces_is_stored_once() {
     // A later run for a third workspace with the same file also adds only trees.
     write(&env.ws("carol", "r").join("again.bin"), &data);
     let carol = env.snapshot_ws("carol/r", &[]);
-    assert!(u(&carol, "bytes_added") < TREES_ONLY, "{carol:#}");
+    assert!(u(&carol, "added_bytes") < TREES_ONLY, "{carol:#}");
 }
 
 // ---------------------------------------------------------------------------
@@ -645,7 +645,7 @@ fn at_selects_newest_snapshot_at_or_before_time() {
     );
     let list = expect_code(env.cmd().args(["list", "--json"]), 0).json();
     assert_eq!(
-        list.as_array().unwrap().len(),
+        list["snapshots"].as_array().unwrap().len(),
         2,
         "a refused run added a snapshot"
     );
@@ -801,8 +801,8 @@ fn unreadable_file_is_skipped_and_snapshot_still_commits() {
     assert_eq!(u(&report["summary"], "entries_skipped"), 1);
 
     let list = expect_code(env.cmd().args(["list", "u/p", "--json"]), 0).json();
-    assert_eq!(list.as_array().unwrap().len(), 1);
-    assert_eq!(list[0]["id"], w["id"]);
+    assert_eq!(list["snapshots"].as_array().unwrap().len(), 1);
+    assert_eq!(list["snapshots"][0]["id"], w["id"]);
     let target = env.path("restored");
     env.restore("u/p", s(w, "id"), &target, &[]);
     assert_eq!(paths(&target), ["ok.txt", "sub", "sub/also.txt"]);
@@ -889,11 +889,11 @@ fn init_is_idempotent() {
     expect_code(env.cmd().arg("init"), 0);
     let list = expect_code(env.cmd().args(["list", "--json"]), 0).json();
     assert_eq!(
-        list.as_array().unwrap().len(),
+        list["snapshots"].as_array().unwrap().len(),
         1,
         "init after a snapshot lost it"
     );
-    assert_eq!(list[0]["id"], snap["id"]);
+    assert_eq!(list["snapshots"][0]["id"], snap["id"]);
 }
 
 #[test]

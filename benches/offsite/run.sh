@@ -74,7 +74,7 @@ for t in $(seq 0 "$ticks"); do
   a=$(now); "$wsnap" --store "$store" snapshot --root "$root" -q > /dev/null; b=$(now)
   "$wsnap" --store "$store" push off --json > "$out/push-$t.json"; c=$(now)
   b1=$(bucket_bytes wsnap)
-  up=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["uploaded"]["bytes"])' "$out/push-$t.json")
+  up=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["uploaded"]["size_bytes"])' "$out/push-$t.json")
   sync
   r0=$(bucket_bytes restic)
   d=$(now); restic -r "s3:$endpoint/restic" backup "$root" -q > /dev/null; e=$(now)

@@ -205,10 +205,12 @@ try:
 except Exception as e:
     print(f"parse_error\t{e!r}"); sys.exit(0)
 s = d.get("summary", {})
-for k in ("files", "size_bytes", "bytes_added", "failed", "entries_skipped"):
-    print(f"{k}\t{s.get(k)}")
+# JSON schema 2 (docs/JSON.md): added_bytes, read_bytes; the metric names stay.
+for k, key in (("files", "files"), ("size_bytes", "size_bytes"), ("bytes_added", "added_bytes"),
+               ("failed", "failed"), ("entries_skipped", "entries_skipped")):
+    print(f"{k}\t{s.get(key)}")
 ws = d.get("workspaces", [])
-print(f"bytes_read\t{sum(w.get('bytes_read', 0) or 0 for w in ws)}")
+print(f"bytes_read\t{sum(w.get('read_bytes', 0) or 0 for w in ws)}")
 print(f"excluded\t{sum(w.get('excluded', 0) or 0 for w in ws)}")
 print(f"ok\t{d.get('ok')}")
 print(f"self_seconds\t{d.get('seconds')}")

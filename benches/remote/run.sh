@@ -63,7 +63,7 @@ for tick in 0 1 2 3 4 5; do
   /usr/bin/time -f "%e %M" -o ws $W --store st snapshot --root root -q >/dev/null
   /usr/bin/time -f "%e %M" -o wp $W --store st push --json > push.json
   /usr/bin/time -f "%e %M" -o rb restic -r s3:$EP/restic backup root --json -q > restic.json
-  up=$(python3 -c "import json;print(json.load(open('push.json'))['uploaded']['bytes'])")
+  up=$(python3 -c "import json;print(json.load(open('push.json'))['uploaded']['size_bytes'])")
   radd=$(python3 -c "
 import json
 for l in open('restic.json'):
@@ -77,7 +77,7 @@ SNAP=$(restic -r s3:$EP/restic snapshots --json -q | python3 -c "import json,sys
 /usr/bin/time -f "%e %M" -o rr restic -r s3:$EP/restic restore "$SNAP" --target out-restic --include /root/user1/proj-a -q
 diff -r root/user1/proj-a out-wsnap >/dev/null
 diff -r root/user1/proj-a out-restic/root/user1/proj-a >/dev/null
-echo "restore user1/proj-a from the remote: wsnap $(t wr) ($(python3 -c "import json;v=json.load(open('wr.json'));print(v['bytes_fetched'], 'B fetched in', v['packs_fetched'], 'packs')")); restic $(t rr); both identical to the source"
+echo "restore user1/proj-a from the remote: wsnap $(t wr) ($(python3 -c "import json;v=json.load(open('wr.json'));print(v['fetched_bytes'], 'B fetched in', v['packs_fetched'], 'packs')")); restic $(t rr); both identical to the source"
 $W --store pulled remote add g s3://wsnap/server1 --endpoint $EP --region garage --key-file st/remotes/g.key >/dev/null
 /usr/bin/time -f "%e %M" -o wl $W --store pulled pull g -q >/dev/null
 echo "pull: $(t wl); catalog image $(stat -c %s st/catalog.sqlite) B"

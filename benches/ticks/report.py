@@ -129,7 +129,7 @@ for tool in tools:
 # per-tool extras: what the tools themselves say they added
 ws_reports = [x for x in read_jsonl("wsnap.jsonl") if x]
 if ws_reports:
-    added = [x["report"]["summary"]["bytes_added"] for x in ws_reports
+    added = [x["report"]["summary"]["added_bytes"] for x in ws_reports
              if isinstance(x.get("report"), dict) and x["tick"] > 0]
     waits = [x.get("settle_wait", 0) for x in ws_reports if x["tick"] > 0]
     failed_ws = [(x["tick"], w) for x in ws_reports if isinstance(x.get("report"), dict)

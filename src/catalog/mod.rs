@@ -13,7 +13,8 @@
 //! This file opens, creates and upgrades the catalog and shares connections
 //! ([`CatalogPool`], [`PinnedCatalog`]); the queries live with the table
 //! they read or write: `blobs` (blob and pack index, tree references),
-//! `snapshots`, `workspaces`, `runs`, `journals` (which journal file holds
+//! `snapshots`, `workspaces`, `listing` (what `list`'s filters select),
+//! `runs`, `journals` (which journal file holds
 //! which snapshot), `damage` (damaged marks), `integrity` (check-only
 //! queries), `gc` and `rebuild` (the transactions of gc and `repair`;
 //! `gc_preview`, a dry run of gc that writes nothing),
@@ -27,6 +28,7 @@ mod gc_preview;
 mod image;
 mod integrity;
 mod journals;
+mod listing;
 mod rebuild;
 mod runs;
 mod schema;
@@ -38,6 +40,7 @@ mod workspaces;
 pub use blobs::{BlobLocation, BlobSize, PendingTree, TreeRefs};
 pub(crate) use gc::{GcStep, GcTx, PackUsage};
 pub(crate) use gc_preview::GcPreview;
+pub use listing::SnapshotFilter;
 pub(crate) use rebuild::ancestors;
 pub use runs::full_run_key;
 pub use schema::FORMAT_VERSION;

@@ -118,16 +118,7 @@ impl Catalog {
         tail: &str,
         args: &[&dyn rusqlite::ToSql],
     ) -> Result<Vec<SnapshotRow>> {
-        let damaged = if self.version >= 2 { "s.damaged" } else { "0" };
-        let sql = format!(
-            "SELECT s.snapshot_hash, w.user, w.project, s.time_ns, s.started_ns, s.finished_ns,
-                          b.hash, s.files, s.dirs, s.symlinks, s.size_bytes, s.bytes_added,
-                          s.bytes_read, s.skipped, s.special, s.excluded, {damaged}
-                   FROM snapshots s
-                   JOIN workspaces w ON w.id = s.workspace_id
-                   JOIN blobs b ON b.id = s.root_tree_id
-                   {tail}"
-        );
+        let sql = self.snapshot_query(tail);
         let mut stmt = self
             .conn
             .prepare_cached(&sql)
@@ -174,6 +165,21 @@ impl Catalog {
             });
         }
         Ok(out)
+    }
+
+    /// The query of [`Catalog::select_snapshots`] with `tail` (its WHERE
+    /// and ORDER BY).
+    pub(super) fn snapshot_query(&self, tail: &str) -> String {
+        let damaged = if self.version >= 2 { "s.damaged" } else { "0" };
+        format!(
+            "SELECT s.snapshot_hash, w.user, w.project, s.time_ns, s.started_ns, s.finished_ns,
+                          b.hash, s.files, s.dirs, s.symlinks, s.size_bytes, s.bytes_added,
+                          s.bytes_read, s.skipped, s.special, s.excluded, {damaged}
+                   FROM snapshots s
+                   JOIN workspaces w ON w.id = s.workspace_id
+                   JOIN blobs b ON b.id = s.root_tree_id
+                   {tail}"
+        )
     }
 
     /// The most recently taken snapshot of a workspace that is not marked

@@ -234,27 +234,34 @@ fn report(plan: &[Backup], done: &[Done], dry_run: bool, json: bool) -> u8 {
         counts[slot] += 1;
     }
     let problems = counts[2] + counts[3] + counts[4] + skipped_entries as u64;
+    let code = if problems == 0 {
+        exit::OK
+    } else {
+        exit::PARTIAL
+    };
     if json {
         let list: Vec<_> = plan
             .iter()
             .zip(done)
             .map(|(b, d)| backup_json(b, d, dry_run))
             .collect();
-        output::print_json(&serde_json::json!({
-            "dry_run": dry_run,
-            "ok": problems == 0,
-            "backups": list,
-            "summary": {
-                "imported": counts[0],
-                "exists": counts[1],
-                "ambiguous": counts[2],
-                "invalid": counts[3],
-                "failed": counts[4],
-                "ignored": counts[5],
-                "skipped": counts[6],
-                "entries_skipped": skipped_entries,
-            },
-        }));
+        output::emit(
+            code,
+            serde_json::json!({
+                "dry_run": dry_run,
+                "backups": list,
+                "summary": {
+                    "imported": counts[0],
+                    "exists": counts[1],
+                    "ambiguous": counts[2],
+                    "invalid": counts[3],
+                    "failed": counts[4],
+                    "ignored": counts[5],
+                    "skipped": counts[6],
+                    "entries_skipped": skipped_entries,
+                },
+            }),
+        );
     } else {
         let mut out = io::stdout().lock();
         for (b, d) in plan.iter().zip(done) {
@@ -314,11 +321,7 @@ fn report(plan: &[Backup], done: &[Done], dry_run: bool, json: bool) -> u8 {
             }
         );
     }
-    if problems == 0 {
-        exit::OK
-    } else {
-        exit::PARTIAL
-    }
+    code
 }
 
 fn backup_json(b: &Backup, d: &Done, dry_run: bool) -> serde_json::Value {
@@ -368,7 +371,7 @@ fn backup_json(b: &Backup, d: &Done, dry_run: bool) -> serde_json::Value {
         v["project"] = lossy(&ws.project).into();
     }
     if let Some(t) = time_ns {
-        v["time"] = timespec::format_rfc3339(t).into();
+        v["time"] = output::time(t);
         v["time_ns"] = t.into();
     }
     v

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use super::flags::{RetentionArgs, SnapshotArgs, Which};
+use super::output::JSON_HELP;
 
 use wsnap::{Error, Result, WorkspaceName};
 
@@ -69,10 +70,34 @@ pub enum Command {
     /// Snapshot every workspace under the root (or the ones named)
     Snapshot(SnapshotArgs),
     /// List snapshots: id, time, files, size, bytes added
+    #[command(
+        long_about = "List snapshots: id, time, files, size, bytes added; by user, project, \
+                      then time.\n\n\
+                      A USER alone lists every project of that user; USER/PROJECT one \
+                      workspace. A user or workspace with no snapshot in the store is an \
+                      error (exit 2); one whose snapshots all fall outside --since/--until \
+                      lists nothing (exit 0). --since and --until take the TIME forms of \
+                      `ls --at` and both include their bound; a day alone ('2026-11-30', \
+                      'today', 'yesterday') is its start for --since and its end for \
+                      --until, so `--since yesterday --until yesterday` is all of \
+                      yesterday. --last N keeps the N newest of each workspace within \
+                      those bounds."
+    )]
     List {
-        /// Only this workspace (USER/PROJECT)
+        /// Only this user's projects (USER) or this workspace (USER/PROJECT)
+        #[arg(value_name = "USER | USER/PROJECT")]
         workspace: Option<OsString>,
-        #[arg(long)]
+        /// Only snapshots taken at or after TIME (TIME as for `ls --at`; a day
+        /// alone means its start)
+        #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+        since: Option<String>,
+        /// Only snapshots taken at or before TIME (a day alone means its end)
+        #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+        until: Option<String>,
+        /// Only the N newest snapshots of each workspace (within --since/--until)
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        last: Option<u64>,
+        #[arg(long, help = JSON_HELP)]
         json: bool,
     },
     /// List the entries of a directory (or the root) of a snapshot
@@ -86,7 +111,7 @@ pub enum Command {
         /// List the whole subtree (paths relative to PATH)
         #[arg(short = 'R', long)]
         recursive: bool,
-        #[arg(long)]
+        #[arg(long, help = JSON_HELP)]
         json: bool,
     },
     /// Write one file of a snapshot to stdout, verified (for `| grep`, `| less`)
@@ -115,7 +140,7 @@ pub enum Command {
         /// Wait this long for another run's lock, then exit 75
         #[arg(long, default_value = "0s")]
         lock_wait: String,
-        #[arg(long)]
+        #[arg(long, help = JSON_HELP)]
         json: bool,
     },
     /// Forget exactly these snapshots and purge their unique data from disk
@@ -123,22 +148,25 @@ pub enum Command {
         /// Snapshot id or unique prefix; repeatable
         #[arg(long = "snapshot", value_name = "ID", required = true)]
         snapshots: Vec<String>,
+        /// Show what would be forgotten and the bytes it would free; change nothing
         #[arg(long)]
         dry_run: bool,
+        /// Wait this long for another run's lock, then exit 75
         #[arg(long, default_value = "0s")]
         lock_wait: String,
-        #[arg(long)]
+        #[arg(long, help = JSON_HELP)]
         json: bool,
     },
     /// Rebuild the catalog from the packs and journals (catalog lost or damaged)
     Repair {
+        /// Wait this long for another run's lock, then exit 75
         #[arg(long, default_value = "0s")]
         lock_wait: String,
         /// Rebuild even where nothing looks like a wsnap store (no catalog,
         /// no file with a wsnap pack or journal header)
         #[arg(long)]
         force: bool,
-        #[arg(long)]
+        #[arg(long, help = JSON_HELP)]
         json: bool,
     },
     /// Verify the store: catalog against packs; with --read-data every blob.
@@ -161,7 +189,7 @@ pub enum Command {
             requires = "remote"
         )]
         subset: Option<f64>,
-        #[arg(long)]
+        #[arg(long, help = JSON_HELP)]
         json: bool,
     },
     /// Off-site copies: add, list or remove a remote
@@ -186,7 +214,7 @@ pub enum Command {
         /// Grace period before unreferenced objects are deleted (tests)
         #[arg(long, hide = true, env = "WSNAP_REMOTE_GRACE")]
         grace: Option<String>,
-        #[arg(long)]
+        #[arg(long, help = JSON_HELP)]
         json: bool,
     },
     /// Make a complete local store from remote NAME, in an empty or absent
@@ -194,7 +222,7 @@ pub enum Command {
     Pull {
         /// The remote (see `wsnap remote list`)
         name: String,
-        #[arg(long)]
+        #[arg(long, help = JSON_HELP)]
         json: bool,
     },
     /// Restore a snapshot (or a path in it) into a directory
@@ -216,7 +244,7 @@ pub enum Command {
         /// packs this restore needs, fetched into STORE/cache/NAME/)
         #[arg(long, value_name = "NAME")]
         remote: Option<String>,
-        #[arg(long)]
+        #[arg(long, help = JSON_HELP)]
         json: bool,
     },
     /// Monitoring check: last run, stale or missing workspaces, store size,
@@ -237,15 +265,22 @@ pub enum Command {
         /// format (node_exporter textfile collector)
         #[arg(long, value_name = "FILE")]
         prometheus: Option<PathBuf>,
-        #[arg(long)]
+        #[arg(long, help = JSON_HELP)]
         json: bool,
     },
     /// Logical vs stored size, dedup and compression ratios, and the bytes
-    /// only each workspace references
+    /// only each workspace (or user) references
+    #[command(long_about = STATS_LONG_ABOUT)]
     Stats {
-        /// Only this workspace (USER/PROJECT) in the per-workspace list
+        /// Only this workspace (USER/PROJECT) in the per-workspace list; with
+        /// --by-user, only this USER in the per-user list
+        #[arg(value_name = "USER/PROJECT | USER")]
         workspace: Option<OsString>,
+        /// One line per user instead of per workspace: what the user's
+        /// projects store together and what only that user references
         #[arg(long)]
+        by_user: bool,
+        #[arg(long, help = JSON_HELP)]
         json: bool,
     },
     /// Files added, removed, modified, and mode or type changes between two
@@ -257,7 +292,7 @@ pub enum Command {
         from: String,
         /// Snapshot id (prefix) or TIME
         to: String,
-        #[arg(long)]
+        #[arg(long, help = JSON_HELP)]
         json: bool,
     },
     /// Every snapshot in which PATH changed (content, mode, appeared,
@@ -267,17 +302,57 @@ pub enum Command {
         workspace: OsString,
         /// File or directory inside the workspace
         path: OsString,
-        #[arg(long)]
+        #[arg(long, help = JSON_HELP)]
         json: bool,
     },
     /// Import old rsync backups (<user>_<project>_<YYYYmmdd_HHMMSS>/) as snapshots
     ImportRsync(ImportArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
-    Completions { shell: clap_complete::Shell },
+    Completions {
+        /// The shell to complete for
+        shell: clap_complete::Shell,
+    },
     /// Print the man page (roff): `wsnap man > /usr/local/share/man/man1/wsnap.1`
     #[command(alias = "man-page")]
     Man,
 }
+
+/// `stats --help`: what every column means (also README and docs/JSON.md).
+const STATS_LONG_ABOUT: &str = "\
+Logical vs stored size, dedup and compression ratios, and the bytes only each \
+workspace (or, with --by-user, each user) references. Every figure comes from \
+the catalog; no pack is read.
+
+Sizes of stored data are pack record bytes: the stored (compressed) payload \
+plus its 48-byte record header, each blob counted once however many snapshots \
+reference it. A blob is a content chunk or metadata (a directory listing or a \
+chunk list).
+
+Per workspace (default):
+  SNAPSHOTS    snapshots of the workspace
+  LATEST       logical size (sum of file sizes) of its newest snapshot
+  UNIQUE       stored bytes of every blob reachable from its snapshots and \
+from no other workspace's: what forgetting all of its snapshots would free
+  UNIQUE DATA  the file-content part of UNIQUE (directory listings differ \
+between workspaces even when their files are identical, since they record \
+inodes and times)
+
+Per user (--by-user):
+  PROJECTS     the user's workspaces with snapshots
+  SNAPSHOTS    snapshots of those workspaces
+  LATEST       logical size of the newest snapshot of each project, summed
+  STORED       stored bytes of every blob reachable from any of the user's \
+snapshots, counted once even when several of the user's projects share it \
+(also when other users share it)
+  UNIQUE       the part of STORED that no other user's snapshot reaches: what \
+forgetting every snapshot of the user would free. Data shared between one \
+user's projects is unique to that user; data shared with another user is in \
+both users' STORED and in neither's UNIQUE
+  UNIQUE DATA  the file-content part of UNIQUE
+
+The sum of UNIQUE over all workspaces (or users) plus the data they share \
+is the referenced size; pack bytes beyond it are unreferenced data (removed \
+by the next prune) and pack headers.";
 
 /// `wsnap remote …`.
 #[derive(Subcommand, Debug)]
@@ -288,7 +363,9 @@ pub enum RemoteAction {
     /// (/ AWS_SESSION_TOKEN); when set here they are saved, 0600, in
     /// STORE/remotes/NAME.credentials for cron
     Add {
+        /// A name for the remote in this store (letters, digits, '-', '_')
         name: String,
+        /// Where: s3://BUCKET[/PREFIX] or file:///PATH
         url: String,
         /// S3 endpoint of a server other than AWS (http://HOST:PORT allows
         /// plain HTTP; path-style requests)
@@ -304,16 +381,19 @@ pub enum RemoteAction {
         /// Make a new random key (into --key-file, or STORE/remotes/NAME.key)
         #[arg(long)]
         generate_key: bool,
-        #[arg(long)]
+        #[arg(long, help = JSON_HELP)]
         json: bool,
     },
     /// The remotes of this store, with their last push
     List {
-        #[arg(long)]
+        #[arg(long, help = JSON_HELP)]
         json: bool,
     },
     /// Forget remote NAME here (its data on the remote and its key file stay)
-    Remove { name: String },
+    Remove {
+        /// The remote (see `wsnap remote list`)
+        name: String,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -341,7 +421,7 @@ pub struct ImportArgs {
     /// Wait this long for another run's lock (e.g. 10m), then exit 75
     #[arg(long, default_value = "0s")]
     pub lock_wait: String,
-    #[arg(long)]
+    #[arg(long, help = JSON_HELP)]
     pub json: bool,
 }
 
@@ -364,5 +444,62 @@ impl ImportArgs {
             out.insert(b[..eq].to_vec(), ws);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every flag and argument of every command says what it is for in
+    /// `--help` (issue 17: `--json` had no text in any command).
+    #[test]
+    fn every_argument_of_every_command_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>, seen: &mut usize) {
+            for a in cmd.get_arguments() {
+                let id = a.get_id().as_str();
+                if a.is_hide_set() || id == "help" || id == "version" {
+                    continue;
+                }
+                *seen += 1;
+                let text = a.get_help().or(a.get_long_help()).map(|h| h.to_string());
+                if text.is_none_or(|t| t.trim().is_empty()) {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_about().is_none() && sub.get_name() != "help" {
+                    missing.push(format!("{path} {} (no about)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing, seen);
+            }
+        }
+        let mut cmd = Cli::command();
+        cmd.build();
+        cmd.clone().debug_assert();
+        let (mut missing, mut seen) = (Vec::new(), 0);
+        walk(&cmd, "wsnap", &mut missing, &mut seen);
+        assert!(missing.is_empty(), "without help text: {missing:#?}");
+        assert!(seen > 80, "only {seen} arguments walked");
+    }
+
+    /// The `--json` of every command that has one reads the same.
+    #[test]
+    fn every_json_flag_has_the_same_help() {
+        fn walk(cmd: &clap::Command, count: &mut usize) {
+            for a in cmd.get_arguments() {
+                if a.get_id() == "json" {
+                    *count += 1;
+                    let help = a.get_help().map(|h| h.to_string()).unwrap_or_default();
+                    assert_eq!(help, super::JSON_HELP, "{}", cmd.get_name());
+                }
+            }
+            cmd.get_subcommands().for_each(|s| walk(s, count));
+        }
+        let mut count = 0;
+        walk(&Cli::command(), &mut count);
+        assert!(count >= 18, "{count} --json flags");
     }
 }

@@ -7,6 +7,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use clap::Args;
+use serde_json::json;
 
 use wsnap::browse::{Pattern, Reading};
 use wsnap::escape::Escaped;
@@ -36,7 +37,7 @@ pub struct FindArgs {
     pub pattern: Option<String>,
     #[command(flatten)]
     pub scope: Scope,
-    #[arg(long)]
+    #[arg(long, help = super::output::JSON_HELP)]
     pub json: bool,
 }
 
@@ -65,6 +66,7 @@ pub fn cat(store_dir: &Path, a: &CatArgs) -> Result<u8> {
     let store = Store::open(store_dir)?;
     let reading = Reading::new(&store)?;
     let snap = reading.select(&ws, &sel)?;
+    output::note_resolved(&snap, a.which.given(), &sel);
     let mut out = io::stdout().lock();
     match reading.cat(&snap, a.path.as_bytes(), &mut out, Path::new(STDOUT)) {
         Ok(_) => Ok(exit::OK),
@@ -88,8 +90,15 @@ pub fn find(store_dir: &Path, a: &FindArgs) -> Result<u8> {
     };
     let store = Store::open(store_dir)?;
     let reading = Reading::new(&store)?;
+    let given = a.scope.at.as_deref().or(a.scope.snapshot.as_deref());
     let snaps = match &one {
-        Some(sel) => vec![reading.select(&ws, sel)?],
+        Some(sel) => {
+            let snap = reading.select(&ws, sel)?;
+            if let Some(g) = given {
+                output::note_resolved(&snap, g, sel);
+            }
+            vec![snap]
+        }
         None => reading.snapshots(&ws)?,
     };
     let report = reading.find(&snaps, pattern.as_ref())?;
@@ -100,62 +109,72 @@ pub fn find(store_dir: &Path, a: &FindArgs) -> Result<u8> {
             Escaped(p)
         );
     }
+    let code = if report.damaged.is_empty() {
+        exit::OK
+    } else {
+        exit::PARTIAL
+    };
     if a.json {
         let found: Vec<_> = report
             .found
             .iter()
             .map(|(snap, l)| {
-                serde_json::json!({
-                    "snapshot": output::snapshot_json(snap),
-                    "matches": l.entries.iter().map(|(p, e)| serde_json::json!({
+                let snapshot = match (&one, given) {
+                    (Some(sel), Some(g)) => output::selected_json(snap, g, sel),
+                    _ => output::snapshot_json(snap),
+                };
+                json!({
+                    "snapshot": snapshot,
+                    "matches": l.entries.iter().map(|(p, e)| json!({
                         "path": lossy(p),
                         "type": kind_name(&e.kind),
                         "mode": format!("{:04o}", e.mode),
-                        "size": e.size,
-                        "mtime": timespec::format_rfc3339(e.mtime_ns),
+                        "size_bytes": e.size,
+                        "mtime": output::time(e.mtime_ns),
+                        "mtime_ns": e.mtime_ns,
                     })).collect::<Vec<_>>(),
                 })
             })
             .collect();
-        output::print_json(&serde_json::json!({
-            "workspace": ws.to_string(),
-            "pattern": a.pattern,
-            "snapshots": found,
-            "damaged": report.damaged.iter().map(|(s, p, why)| serde_json::json!({
-                "snapshot": s.id.0.to_hex(), "path": lossy(p), "reason": why,
-            })).collect::<Vec<_>>(),
-        }));
-    } else {
-        let mut out = io::stdout().lock();
-        for (snap, l) in &report.found {
-            for (p, e) in &l.entries {
-                let slash = if matches!(e.kind, EntryKind::Dir { .. }) {
-                    "/"
-                } else {
-                    ""
-                };
-                let r = if one.is_some() {
-                    writeln!(out, "{}{slash}", Escaped(p))
-                } else {
-                    writeln!(
-                        out,
-                        "{}  {}  {}{slash}",
-                        snap.id.0.short(),
-                        timespec::format_local(snap.time_ns),
-                        Escaped(p)
-                    )
-                };
-                if r.is_err() {
-                    return Ok(exit::OK); // closed pipe
-                }
+        return Ok(output::emit(
+            code,
+            json!({
+                "user": lossy(&ws.user),
+                "project": lossy(&ws.project),
+                "workspace": ws.to_string(),
+                "pattern": a.pattern,
+                "snapshots": found,
+                "damaged": report.damaged.iter().map(|(s, p, why)| json!({
+                    "snapshot": s.id.0.to_hex(), "path": lossy(p), "reason": why,
+                })).collect::<Vec<_>>(),
+            }),
+        ));
+    }
+    let mut out = io::stdout().lock();
+    for (snap, l) in &report.found {
+        for (p, e) in &l.entries {
+            let slash = if matches!(e.kind, EntryKind::Dir { .. }) {
+                "/"
+            } else {
+                ""
+            };
+            let r = if one.is_some() {
+                writeln!(out, "{}{slash}", Escaped(p))
+            } else {
+                writeln!(
+                    out,
+                    "{}  {}  {}{slash}",
+                    snap.id.0.short(),
+                    timespec::format_local(snap.time_ns),
+                    Escaped(p)
+                )
+            };
+            if r.is_err() {
+                return Ok(exit::OK); // closed pipe
             }
         }
     }
-    Ok(if report.damaged.is_empty() {
-        exit::OK
-    } else {
-        exit::PARTIAL
-    })
+    Ok(code)
 }
 
 pub fn kind_name(k: &EntryKind) -> &'static str {

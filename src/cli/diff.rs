@@ -22,9 +22,10 @@ fn state_json(e: &Option<EntryState>) -> Value {
         None => Value::Null,
         Some(e) => json!({
             "type": e.kind.label(),
-            "size": e.size,
+            "size_bytes": e.size,
             "mode": format!("{:04o}", e.mode),
-            "mtime": timespec::format_rfc3339(e.mtime_ns),
+            "mtime": output::time(e.mtime_ns),
+            "mtime_ns": e.mtime_ns,
             "target": e.target.as_deref().map(lossy),
         }),
     }
@@ -36,7 +37,7 @@ fn change_json(c: &Change) -> Value {
         "change": c.kind.label(),
         "content_changed": c.content_changed,
         "mode_changed": c.mode_changed,
-        "size_change": c.size_change(),
+        "size_change_bytes": c.size_change(),
         "old": state_json(&c.old),
         "new": state_json(&c.new),
     })
@@ -106,24 +107,28 @@ pub fn run_diff(
         let d = diff::diff(&store, cat, &a, &b)?;
         Ok((a, b, d))
     })?;
+    output::note_resolved(&a, from, &sel_from);
+    output::note_resolved(&b, to, &sel_to);
     let sum = DiffSummary::of(&changes);
     if json {
-        output::print_json(&json!({
-            "from": output::snapshot_json(&a),
-            "to": output::snapshot_json(&b),
-            "changes": changes.iter().map(change_json).collect::<Vec<_>>(),
-            "summary": {
-                "added": sum.added,
-                "removed": sum.removed,
-                "modified": sum.modified,
-                "type_changed": sum.type_changed,
-                "bytes_grown": sum.bytes_grown,
-                "bytes_shrunk": sum.bytes_shrunk,
-                "size_change": b.stats.size_bytes as i64 - a.stats.size_bytes as i64,
-                "trees_read": trees_read,
-            },
-        }));
-        return Ok(exit::OK);
+        return Ok(output::emit(
+            exit::OK,
+            json!({
+                "from": output::selected_json(&a, from, &sel_from),
+                "to": output::selected_json(&b, to, &sel_to),
+                "changes": changes.iter().map(change_json).collect::<Vec<_>>(),
+                "summary": {
+                    "added": sum.added,
+                    "removed": sum.removed,
+                    "modified": sum.modified,
+                    "type_changed": sum.type_changed,
+                    "grown_bytes": sum.bytes_grown,
+                    "shrunk_bytes": sum.bytes_shrunk,
+                    "size_change_bytes": b.stats.size_bytes as i64 - a.stats.size_bytes as i64,
+                    "trees_read": trees_read,
+                },
+            }),
+        ));
     }
     let mut out = io::stdout().lock();
     for c in &changes {
@@ -163,19 +168,21 @@ pub fn run_log(store_dir: &Path, workspace: &OsString, path: &OsString, json: bo
         Ok((snaps, l))
     })?;
     if json {
-        output::print_json(&json!({
-            "user": lossy(&ws.user),
-            "project": lossy(&ws.project),
-            "path": lossy(&path),
-            "snapshots_examined": snaps.len(),
-            "trees_read": trees_read,
-            "events": events.iter().map(|e| {
-                let mut v = change_json(&e.change);
-                v["snapshot"] = output::snapshot_json(&e.snapshot);
-                v
-            }).collect::<Vec<_>>(),
-        }));
-        return Ok(exit::OK);
+        return Ok(output::emit(
+            exit::OK,
+            json!({
+                "user": lossy(&ws.user),
+                "project": lossy(&ws.project),
+                "path": lossy(&path),
+                "snapshots_examined": snaps.len(),
+                "trees_read": trees_read,
+                "events": events.iter().map(|e| {
+                    let mut v = change_json(&e.change);
+                    v["snapshot"] = output::snapshot_json(&e.snapshot);
+                    v
+                }).collect::<Vec<_>>(),
+            }),
+        ));
     }
     let mut out = io::stdout().lock();
     let _ = writeln!(

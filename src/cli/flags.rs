@@ -48,7 +48,7 @@ pub struct SnapshotArgs {
     pub push: Option<String>,
     #[command(flatten)]
     pub retention: RetentionArgs,
-    #[arg(long)]
+    #[arg(long, help = super::output::JSON_HELP)]
     pub json: bool,
 }
 
@@ -164,6 +164,14 @@ pub struct Which {
 }
 
 impl Which {
+    /// The TIME or ID as given (for the resolved-snapshot note).
+    pub fn given(&self) -> &str {
+        self.at
+            .as_deref()
+            .or(self.snapshot.as_deref())
+            .unwrap_or("")
+    }
+
     pub fn selector(&self) -> Result<Selector> {
         match (&self.at, &self.snapshot) {
             (Some(t), _) => Ok(Selector::Time(timespec::parse(t)?)),

@@ -5,51 +5,94 @@ use std::ffi::OsString;
 use std::io::{self, Write};
 use std::path::Path;
 
+use serde_json::json;
+
 use wsnap::browse::Reading;
 use wsnap::escape::Escaped;
+use wsnap::select::{self, Scope, SnapshotFilter};
 use wsnap::EntryKind;
-use wsnap::Missing;
-use wsnap::{timespec, Error, Result, Store};
+use wsnap::{timespec, Error, Result, Store, TimeSpec};
 
 use super::flags::{self, Which};
 use super::output::{self, exit, lossy, size};
 
-/// `list [USER/PROJECT]`.
-pub fn list(store_dir: &Path, workspace: Option<&OsString>, json: bool) -> Result<u8> {
+/// `list [USER | USER/PROJECT] [--since TIME] [--until TIME] [--last N]`.
+pub fn list(
+    store_dir: &Path,
+    workspace: Option<&OsString>,
+    since: Option<&str>,
+    until: Option<&str>,
+    last: Option<u64>,
+    json: bool,
+) -> Result<u8> {
+    let scope = match workspace {
+        None => Scope::All,
+        Some(w) => Scope::parse(w)?,
+    };
+    let filter = SnapshotFilter {
+        since_ns: since
+            .map(|t| bound("--since", t, timespec::parse_since(t)))
+            .transpose()?,
+        until_ns: until
+            .map(|t| bound("--until", t, timespec::parse(t)))
+            .transpose()?,
+        last,
+    };
     let store = Store::open(store_dir)?;
-    let ws = workspace.map(flags::workspace).transpose()?;
-    let rows = store.catalog_for_reading()?.snapshots(ws.as_ref())?;
-    if let (Some(ws), true) = (&ws, rows.is_empty()) {
-        return Err(Error::NotFound(Missing::Snapshots(ws.clone())));
-    }
+    let rows = select::list(&store.catalog_for_reading()?, &scope, &filter)?;
     if json {
-        output::print_json(&serde_json::Value::Array(
-            rows.iter().map(output::snapshot_json).collect(),
+        return Ok(output::emit(
+            exit::OK,
+            json!({
+                "filter": {
+                    "since": output::time_opt(filter.since_ns),
+                    "since_ns": filter.since_ns,
+                    "until": output::time_opt(filter.until_ns),
+                    "until_ns": filter.until_ns,
+                    "last": filter.last,
+                },
+                "snapshots": rows.iter().map(output::snapshot_json).collect::<Vec<_>>(),
+            }),
         ));
-    } else {
-        let mut out = io::stdout().lock();
+    }
+    // Buffered (see `output::emit`); a closed pipe ends it quietly.
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    let _ = writeln!(
+        out,
+        "{:<8}  {:<26}  {:<24}  {:>8}  {:>10}  {:>10}",
+        "ID", "TIME", "WORKSPACE", "FILES", "SIZE", "ADDED"
+    );
+    for s in &rows {
         let _ = writeln!(
             out,
-            "{:<8}  {:<26}  {:<24}  {:>8}  {:>10}  {:>10}",
-            "ID", "TIME", "WORKSPACE", "FILES", "SIZE", "ADDED"
+            "{:<8}  {:<26}  {:<24}  {:>8}  {:>10}  {:>10}{}",
+            s.id.0.short(),
+            // With the offset: the two passes of a repeated
+            // hour (DST) look alike without it.
+            timespec::format_local_offset(s.time_ns),
+            s.workspace.to_string(),
+            s.stats.files,
+            size(s.stats.size_bytes),
+            size(s.stats.bytes_added),
+            if s.damaged { "  DAMAGED" } else { "" }
         );
-        for s in &rows {
-            let _ = writeln!(
-                out,
-                "{:<8}  {:<26}  {:<24}  {:>8}  {:>10}  {:>10}{}",
-                s.id.0.short(),
-                // With the offset: the two passes of a repeated
-                // hour (DST) look alike without it.
-                timespec::format_local_offset(s.time_ns),
-                s.workspace.to_string(),
-                s.stats.files,
-                size(s.stats.size_bytes),
-                size(s.stats.bytes_added),
-                if s.damaged { "  DAMAGED" } else { "" }
-            );
-        }
     }
+    let _ = out.flush();
     Ok(exit::OK)
+}
+
+/// A `--since`/`--until` bound: a point in time (`latest` is none).
+fn bound(flag: &'static str, given: &str, t: Result<TimeSpec>) -> Result<i64> {
+    match t? {
+        TimeSpec::At(ns) => Ok(ns),
+        TimeSpec::Latest => Err(Error::Invalid {
+            what: flag,
+            detail: format!(
+                "{given:?} is not a point in time; for the newest snapshot of each \
+                 workspace use --last 1"
+            ),
+        }),
+    }
 }
 
 /// `ls USER/PROJECT (--at TIME | --snapshot ID) [PATH] [-R]`.
@@ -68,6 +111,7 @@ pub fn ls(
     // view, so a prune committing meanwhile changes nothing we read.
     let reading = Reading::new(&store)?;
     let snap = reading.select(&ws, &sel)?;
+    output::note_resolved(&snap, which.given(), &sel);
     wsnap::failpoint::pause_point("ls.selected");
     let p = flags::path_bytes(path).unwrap_or_default();
     let listing = if recursive {
@@ -79,6 +123,11 @@ pub fn ls(
     for (d, why) in &damaged {
         tracing::error!("directory {} unreadable: {why}", Escaped(d));
     }
+    let code = if damaged.is_empty() {
+        exit::OK
+    } else {
+        exit::PARTIAL
+    };
     if json {
         let list: Vec<_> = entries
             .iter()
@@ -88,12 +137,13 @@ pub fn ls(
                     EntryKind::Dir { .. } => ("dir", None),
                     EntryKind::Symlink { target } => ("symlink", Some(lossy(target))),
                 };
-                let mut v = serde_json::json!({
+                let mut v = json!({
                     "name": lossy(&e.name),
                     "type": kind,
                     "mode": format!("{:04o}", e.mode),
-                    "size": e.size,
-                    "mtime": timespec::format_rfc3339(e.mtime_ns),
+                    "size_bytes": e.size,
+                    "mtime": output::time(e.mtime_ns),
+                    "mtime_ns": e.mtime_ns,
                     "uid": e.uid,
                     "gid": e.gid,
                     "target": target,
@@ -104,35 +154,35 @@ pub fn ls(
                 v
             })
             .collect();
-        output::print_json(&serde_json::json!({
-            "snapshot": output::snapshot_json(&snap),
-            "path": lossy(&p),
-            "entries": list,
-        }));
-    } else {
-        let mut out = io::stdout().lock();
-        for (path, e) in &entries {
-            let (k, sz, suffix) = match &e.kind {
-                EntryKind::File { .. } => ('-', size(e.size), String::new()),
-                EntryKind::Dir { .. } => ('d', "-".into(), "/".into()),
-                EntryKind::Symlink { target } => {
-                    ('l', "-".into(), format!(" -> {}", Escaped(target)))
-                }
-            };
-            let _ = writeln!(
-                out,
-                "{}  {:>10}  {}  {}{}",
-                output::mode_string(k, e.mode),
-                sz,
-                timespec::format_local(e.mtime_ns),
-                Escaped(path),
-                suffix
-            );
-        }
+        return Ok(output::emit(
+            code,
+            json!({
+                "snapshot": output::selected_json(&snap, which.given(), &sel),
+                "path": lossy(&p),
+                "entries": list,
+                "damaged": damaged.iter().map(|(d, why)| json!({
+                    "path": lossy(d),
+                    "reason": why,
+                })).collect::<Vec<_>>(),
+            }),
+        ));
     }
-    Ok(if damaged.is_empty() {
-        exit::OK
-    } else {
-        exit::PARTIAL
-    })
+    let mut out = io::stdout().lock();
+    for (path, e) in &entries {
+        let (k, sz, suffix) = match &e.kind {
+            EntryKind::File { .. } => ('-', size(e.size), String::new()),
+            EntryKind::Dir { .. } => ('d', "-".into(), "/".into()),
+            EntryKind::Symlink { target } => ('l', "-".into(), format!(" -> {}", Escaped(target))),
+        };
+        let _ = writeln!(
+            out,
+            "{}  {:>10}  {}  {}{}",
+            output::mode_string(k, e.mode),
+            sz,
+            timespec::format_local(e.mtime_ns),
+            Escaped(path),
+            suffix
+        );
+    }
+    Ok(code)
 }

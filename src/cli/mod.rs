@@ -37,8 +37,16 @@ use wsnap::Result;
 use args::{Cli, Command};
 
 pub fn main() -> ExitCode {
-    let matches = Cli::command().get_matches();
-    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // Known before parsing, so a usage error is JSON too (docs/JSON.md).
+    let json = json_requested(std::env::args_os());
+    let matches = match Cli::command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => return usage_error(e, json),
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e, json),
+    };
     output::set_store_origin(match matches.value_source("store") {
         Some(clap::parser::ValueSource::CommandLine) => output::StoreOrigin::Flag,
         Some(clap::parser::ValueSource::EnvVariable) => output::StoreOrigin::Env,
@@ -46,15 +54,52 @@ pub fn main() -> ExitCode {
     });
     logging::init(cli.verbose, cli.quiet);
     progress::set_enabled(!cli.quiet);
+    output::set_quiet(cli.quiet);
     // Snapshot and restore hold one descriptor per level of nesting.
     wsnap::raise_open_file_limit(1 << 20);
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            tracing::error!("{}", output::message(&e));
+            if json {
+                output::print_error_json(output::error_json(&e));
+            } else {
+                tracing::error!("{}", output::message(&e));
+            }
             ExitCode::from(output::code_for(e.kind()))
         }
     }
+}
+
+/// Whether the command line asks for `--json`: the literal argument
+/// anywhere before a `--` (checked on the raw arguments, so that a command
+/// line clap refuses gets its error as JSON too).
+fn json_requested(args: impl IntoIterator<Item = std::ffi::OsString>) -> bool {
+    args.into_iter()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json")
+}
+
+/// A command line clap refused (or `--help`, `--version`): as clap prints
+/// it, or with `--json` as the JSON error object (kind `input`, exit 2).
+fn usage_error(e: clap::Error, json: bool) -> ExitCode {
+    use clap::error::ErrorKind as K;
+    let informational = matches!(
+        e.kind(),
+        K::DisplayHelp | K::DisplayVersion | K::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if !json || informational {
+        e.exit();
+    }
+    let text = e.render().to_string();
+    let message = text.trim().strip_prefix("error: ").unwrap_or(text.trim());
+    let code = output::exit::INPUT;
+    output::print_error_json(serde_json::json!({
+        "kind": output::kind_name(wsnap::ErrorKind::Input),
+        "exit_code": code,
+        "message": message,
+    }));
+    ExitCode::from(code)
 }
 
 fn run(cli: Cli) -> Result<u8> {
@@ -111,7 +156,20 @@ fn run(cli: Cli) -> Result<u8> {
             *json,
         ),
         Command::Pull { name, json } => remote::pull(store_dir, name, *json),
-        Command::List { workspace, json } => list::list(store_dir, workspace.as_ref(), *json),
+        Command::List {
+            workspace,
+            since,
+            until,
+            last,
+            json,
+        } => list::list(
+            store_dir,
+            workspace.as_ref(),
+            since.as_deref(),
+            until.as_deref(),
+            *last,
+            *json,
+        ),
         Command::Ls {
             workspace,
             which,
@@ -158,7 +216,11 @@ fn run(cli: Cli) -> Result<u8> {
             prometheus.as_deref(),
             *json,
         )),
-        Command::Stats { workspace, json } => stats::run(store_dir, workspace.as_ref(), *json),
+        Command::Stats {
+            workspace,
+            by_user,
+            json,
+        } => stats::run(store_dir, workspace.as_ref(), *by_user, *json),
         Command::Diff {
             workspace,
             from,

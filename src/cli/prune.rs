@@ -35,8 +35,7 @@ pub fn prune(
         let lock = store.lock(lock_wait, "prune")?;
         progress::run("prune", "packs", |p| gc::prune(&store, &opts, &lock, p))?
     };
-    show_gc(&r, Command::Prune, json);
-    Ok(exit::OK)
+    Ok(show_gc(&r, Command::Prune, exit::OK, json))
 }
 
 /// `forget --snapshot ID...`.
@@ -54,7 +53,12 @@ pub fn forget(
     } else {
         gc::forget(&store, snapshots, lock_wait)?
     };
-    show_gc(&r, Command::Forget, json);
+    let code = if r.damaged_left.is_empty() {
+        exit::OK
+    } else {
+        exit::PARTIAL
+    };
+    show_gc(&r, Command::Forget, code, json);
     // The purge is incomplete: say exactly what is left, and how to
     // remove it (on stderr, also with --json).
     for d in &r.damaged_left {
@@ -70,11 +74,7 @@ pub fn forget(
             escape::path(&d.path),
         );
     }
-    Ok(if r.damaged_left.is_empty() {
-        exit::OK
-    } else {
-        exit::PARTIAL
-    })
+    Ok(code)
 }
 
 /// Which command a gc report is printed for.
@@ -87,11 +87,13 @@ pub(super) enum Command {
     Forget,
 }
 
-fn show_gc(r: &gc::GcReport, command: Command, json: bool) {
+/// Print the report; return `code`.
+fn show_gc(r: &gc::GcReport, command: Command, code: u8, json: bool) -> u8 {
     if json {
-        output::print_json(&gc_json(r));
+        output::emit(code, gc_json(r))
     } else {
         print_gc_report(r, command);
+        code
     }
 }
 
@@ -106,13 +108,13 @@ pub(super) fn gc_json(r: &gc::GcReport) -> serde_json::Value {
         "packs_rewritten": r.packs_rewritten,
         "packs_written": r.packs_written,
         "orphan_packs_removed": r.orphan_packs_removed,
-        "bytes_freed": r.bytes_freed,
+        "freed_bytes": r.bytes_freed,
         "pack_deletion_deferred": r.pack_deletion_deferred,
         "damaged_packs_rewritten": r.damaged_packs_rewritten,
-        "damaged_bytes_zeroed": r.damaged_bytes_zeroed,
+        "damaged_zeroed_bytes": r.damaged_bytes_zeroed,
         "damaged_left": r.damaged_left.iter().map(|d| serde_json::json!({
             "path": d.path.display().to_string(),
-            "bytes": d.bytes(),
+            "size_bytes": d.bytes(),
             "ranges": d.ranges,
         })).collect::<Vec<_>>(),
         "held": r.held.iter().map(|(w, n)| serde_json::json!({

@@ -91,14 +91,17 @@ fn add(
     )?;
     let a = remote::add(store_dir, cfg, generate)?;
     if json {
-        output::print_json(&json!({
-            "name": a.cfg.name,
-            "url": a.cfg.location.url,
-            "key_file": a.key_path.display().to_string(),
-            "key_generated": a.generated,
-            "existing_copy": a.existing_copy,
-            "credentials_saved": a.credentials_saved,
-        }));
+        output::emit(
+            exit::OK,
+            json!({
+                "name": a.cfg.name,
+                "url": a.cfg.location.url,
+                "key_file": a.key_path.display().to_string(),
+                "key_generated": a.generated,
+                "existing_copy": a.existing_copy,
+                "credentials_saved": a.credentials_saved,
+            }),
+        );
     } else {
         println!(
             "added remote {} ({}){}",
@@ -138,42 +141,43 @@ fn list(store_dir: &Path, json: bool) -> Result<u8> {
         })
         .collect();
     if json {
-        output::print_json(&Value::Array(
-            rows.iter()
-                .map(|(c, s)| {
-                    json!({
-                        "name": c.name,
-                        "url": c.location.url,
-                        "endpoint": c.location.endpoint,
-                        "region": c.location.region,
-                        "key_file": c.key_path(store_dir).display().to_string(),
-                        "last_push": s.last_success_ns.map(timespec::format_rfc3339),
-                        "newest_pushed_snapshot": s.newest_pushed_ns.map(timespec::format_rfc3339),
-                        "last_error": s.last_error,
-                    })
+        let remotes: Vec<Value> = rows
+            .iter()
+            .map(|(c, s)| {
+                json!({
+                    "name": c.name,
+                    "url": c.location.url,
+                    "endpoint": c.location.endpoint,
+                    "region": c.location.region,
+                    "key_file": c.key_path(store_dir).display().to_string(),
+                    "last_push": output::time_opt(s.last_success_ns),
+                    "last_push_ns": s.last_success_ns,
+                    "newest_pushed_snapshot": output::time_opt(s.newest_pushed_ns),
+                    "newest_pushed_snapshot_ns": s.newest_pushed_ns,
+                    "last_error": s.last_error,
                 })
-                .collect(),
-        ));
-    } else {
-        for (c, s) in &rows {
-            println!(
-                "{}  {}{}  last push {}{}",
-                c.name,
-                c.location.url,
-                c.location
-                    .endpoint
-                    .as_ref()
-                    .map(|e| format!(" (endpoint {e})"))
-                    .unwrap_or_default(),
-                s.last_success_ns
-                    .map(timespec::format_local)
-                    .unwrap_or_else(|| "never".into()),
-                s.last_error
-                    .as_ref()
-                    .map(|e| format!("; last attempt failed: {e}"))
-                    .unwrap_or_default()
-            );
-        }
+            })
+            .collect();
+        return Ok(output::emit(exit::OK, json!({ "remotes": remotes })));
+    }
+    for (c, s) in &rows {
+        println!(
+            "{}  {}{}  last push {}{}",
+            c.name,
+            c.location.url,
+            c.location
+                .endpoint
+                .as_ref()
+                .map(|e| format!(" (endpoint {e})"))
+                .unwrap_or_default(),
+            s.last_success_ns
+                .map(timespec::format_local)
+                .unwrap_or_else(|| "never".into()),
+            s.last_error
+                .as_ref()
+                .map(|e| format!("; last attempt failed: {e}"))
+                .unwrap_or_default()
+        );
     }
     Ok(exit::OK)
 }
@@ -221,13 +225,14 @@ pub fn push_report(
 pub fn push_json(r: &PushReport, label: &str, secs: f64) -> Value {
     json!({
         "remote": label,
-        "uploaded": {"objects": r.uploaded.objects, "bytes": r.uploaded.bytes},
-        "skipped": {"objects": r.skipped.objects, "bytes": r.skipped.bytes},
-        "deleted": {"objects": r.deleted.objects, "bytes": r.deleted.bytes},
+        "uploaded": {"objects": r.uploaded.objects, "size_bytes": r.uploaded.bytes},
+        "skipped": {"objects": r.skipped.objects, "size_bytes": r.skipped.bytes},
+        "deleted": {"objects": r.deleted.objects, "size_bytes": r.deleted.bytes},
         "pending_deletion": r.pending_deletion,
         "packs": r.packs,
         "snapshots": r.snapshots,
-        "newest_snapshot": r.newest_snapshot_ns.map(timespec::format_rfc3339),
+        "newest_snapshot": output::time_opt(r.newest_snapshot_ns),
+        "newest_snapshot_ns": r.newest_snapshot_ns,
         "lock_seconds": r.lock_seconds,
         "seconds": secs,
     })
@@ -272,7 +277,7 @@ pub fn push(
         grace,
     )?;
     if json {
-        output::print_json(&push_json(&r, &label, secs));
+        output::emit(exit::OK, push_json(&r, &label, secs));
     } else {
         print_push(&r, &label, secs);
     }
@@ -287,18 +292,26 @@ pub fn pull(store_dir: &Path, name: &str, json: bool) -> Result<u8> {
         remote::pull::pull(store_dir, &remote, p)
     })?;
     let secs = t0.elapsed().as_secs_f64();
+    let code = if r.check_problems.is_empty() {
+        exit::OK
+    } else {
+        exit::PARTIAL
+    };
     if json {
-        output::print_json(&json!({
-            "remote": remote.label(),
-            "store": store_dir.display().to_string(),
-            "packs": r.packs,
-            "bytes": r.pack_bytes,
-            "journals": r.journals,
-            "snapshots": r.snapshots,
-            "rebuilt_because": r.rebuilt_because,
-            "problems": r.check_problems,
-            "seconds": secs,
-        }));
+        return Ok(output::emit(
+            code,
+            json!({
+                "remote": remote.label(),
+                "store": store_dir.display().to_string(),
+                "packs": r.packs,
+                "pack_bytes": r.pack_bytes,
+                "journals": r.journals,
+                "snapshots": r.snapshots,
+                "rebuilt_because": r.rebuilt_because,
+                "problems": r.check_problems,
+                "seconds": secs,
+            }),
+        ));
     } else {
         if let Some(why) = &r.rebuilt_because {
             println!("note: {why}; the catalog was rebuilt from the packs and journals");
@@ -322,11 +335,7 @@ pub fn pull(store_dir: &Path, name: &str, json: bool) -> Result<u8> {
             }
         );
     }
-    Ok(if r.check_problems.is_empty() {
-        exit::OK
-    } else {
-        exit::PARTIAL
-    })
+    Ok(code)
 }
 
 /// `restore --remote NAME USER/PROJECT (--at|--snapshot) --to DIR [--path P]`.
@@ -347,9 +356,10 @@ pub fn restore(
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(fetch::DEFAULT_CACHE_BYTES);
+    let selector = which.selector()?;
     let opts = fetch::RemoteRestoreOptions {
         workspace: flags::workspace(workspace)?,
-        selector: which.selector()?,
+        selector: selector.clone(),
         restore: wsnap::restore::RestoreOptions {
             target: to.to_path_buf(),
             path: flags::path_bytes(path),
@@ -362,32 +372,33 @@ pub fn restore(
     })?;
     let secs = t0.elapsed().as_secs_f64();
     let rr = &r.restore;
+    output::note_resolved(&r.snapshot, which.given(), &selector);
     if json {
-        let mut v = super::restore::report_json(&r.snapshot, to, rr, secs);
+        let snapshot = output::selected_json(&r.snapshot, which.given(), &selector);
+        let mut v = super::restore::report_json(snapshot, to, rr, secs);
         v["remote"] = json!(remote.label());
         v["packs_fetched"] = json!(r.packs_fetched);
-        v["bytes_fetched"] = json!(r.bytes_fetched);
+        v["fetched_bytes"] = json!(r.bytes_fetched);
         v["image_fetched"] = json!(r.image_fetched);
         v["cache_evicted"] = json!(r.evicted);
-        output::print_json(&v);
-    } else {
-        super::restore::log_damaged(rr);
-        println!(
-            "restored {} snapshot {} ({}) from {} into {}: {} files, {} dirs, {} symlinks, {}; fetched {} packs ({}) in {:.1} s",
-            r.snapshot.workspace,
-            r.snapshot.id.0.short(),
-            timespec::format_local(r.snapshot.time_ns),
-            remote.label(),
-            escape::path(to),
-            rr.files,
-            rr.dirs,
-            rr.symlinks,
-            size(rr.bytes),
-            r.packs_fetched,
-            size(r.bytes_fetched),
-            secs
-        );
+        return Ok(output::emit(super::restore::exit_code(rr), v));
     }
+    super::restore::log_damaged(rr);
+    println!(
+        "restored {} snapshot {} ({}) from {} into {}: {} files, {} dirs, {} symlinks, {}; fetched {} packs ({}) in {:.1} s",
+        r.snapshot.workspace,
+        r.snapshot.id.0.short(),
+        timespec::format_local(r.snapshot.time_ns),
+        remote.label(),
+        escape::path(to),
+        rr.files,
+        rr.dirs,
+        rr.symlinks,
+        size(rr.bytes),
+        r.packs_fetched,
+        size(r.bytes_fetched),
+        secs
+    );
     Ok(super::restore::exit_code(rr))
 }
 
@@ -411,18 +422,26 @@ pub fn check(
     let r = progress::run("check", "packs", |p| {
         remote::check::check(&remote, &tmp, read_data, subset, p)
     })?;
+    let code = if r.problems.is_empty() {
+        exit::OK
+    } else {
+        exit::STORE
+    };
     if json {
-        output::print_json(&json!({
-            "ok": r.problems.is_empty(),
-            "remote": remote.label(),
-            "pushed": timespec::format_rfc3339(r.pushed_ns),
-            "snapshots": r.snapshots,
-            "objects": r.objects,
-            "packs_read": r.packs_read,
-            "bytes_read": r.bytes_read,
-            "journals_read": r.journals_read,
-            "problems": r.problems,
-        }));
+        return Ok(output::emit(
+            code,
+            json!({
+                "remote": remote.label(),
+                "pushed": output::time(r.pushed_ns),
+                "pushed_ns": r.pushed_ns,
+                "snapshots": r.snapshots,
+                "objects": r.objects,
+                "packs_read": r.packs_read,
+                "read_bytes": r.bytes_read,
+                "journals_read": r.journals_read,
+                "problems": r.problems,
+            }),
+        ));
     } else {
         for p in &r.problems {
             println!("problem: {p}");
@@ -450,9 +469,5 @@ pub fn check(
             }
         );
     }
-    Ok(if r.problems.is_empty() {
-        exit::OK
-    } else {
-        exit::STORE
-    })
+    Ok(code)
 }

@@ -27,6 +27,7 @@ pub fn run(
     let sel = which.selector()?;
     let store = Store::open(store_dir)?;
     let snap = select::select(&store.catalog_for_reading()?, &ws, &sel)?;
+    output::note_resolved(&snap, which.given(), &sel);
     let opts = RestoreOptions {
         target: to.to_path_buf(),
         path: flags::path_bytes(path),
@@ -38,44 +39,48 @@ pub fn run(
     })?;
     let secs = t0.elapsed().as_secs_f64();
     if json {
-        output::print_json(&report_json(&snap, to, &r, secs));
-    } else {
-        log_damaged(&r);
-        println!(
-            "restored {} snapshot {} ({}) into {}: {} files, {} dirs, {} symlinks, {} in {:.1} s{}",
-            ws,
-            snap.id.0.short(),
-            timespec::format_local(snap.time_ns),
-            escape::path(to),
-            r.files,
-            r.dirs,
-            r.symlinks,
-            size(r.bytes),
-            secs,
-            if r.damaged.is_empty() {
-                String::new()
-            } else {
-                format!("; {} paths damaged (listed above)", r.damaged.len())
-            }
-        );
+        let snapshot = output::selected_json(&snap, which.given(), &sel);
+        return Ok(output::emit(
+            exit_code(&r),
+            report_json(snapshot, to, &r, secs),
+        ));
     }
+    log_damaged(&r);
+    println!(
+        "restored {} snapshot {} ({}) into {}: {} files, {} dirs, {} symlinks, {} in {:.1} s{}",
+        ws,
+        snap.id.0.short(),
+        timespec::format_local(snap.time_ns),
+        escape::path(to),
+        r.files,
+        r.dirs,
+        r.symlinks,
+        size(r.bytes),
+        secs,
+        if r.damaged.is_empty() {
+            String::new()
+        } else {
+            format!("; {} paths damaged (listed above)", r.damaged.len())
+        }
+    );
     Ok(exit_code(&r))
 }
 
-/// The `--json` object of a restore (the remote one adds its fields).
+/// The `--json` object of a restore of `snapshot` (its snapshot object;
+/// the remote one adds its fields).
 pub fn report_json(
-    snap: &wsnap::SnapshotRow,
+    snapshot: serde_json::Value,
     to: &Path,
     r: &restore::RestoreReport,
     secs: f64,
 ) -> serde_json::Value {
     serde_json::json!({
-        "snapshot": output::snapshot_json(snap),
+        "snapshot": snapshot,
         "target": to.display().to_string(),
         "files": r.files,
         "dirs": r.dirs,
         "symlinks": r.symlinks,
-        "bytes": r.bytes,
+        "restored_bytes": r.bytes,
         "seconds": secs,
         "damaged": r.damaged.iter().map(|(p, why)| serde_json::json!({"path": lossy(p), "reason": why})).collect::<Vec<_>>(),
     })

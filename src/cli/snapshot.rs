@@ -110,6 +110,18 @@ pub fn run(store_dir: &Path, a: &SnapshotArgs) -> Result<u8> {
     if let Some(Err(e)) = &pushed {
         tracing::error!("push failed: {}", output::message(e));
     }
+    // The exit code, decided before anything is printed: `ok` in the
+    // JSON report is true exactly when it is 0.
+    let code = if let Some(e) = &report.store_error {
+        output::code_for(e.kind())
+    } else if !report.all_ok() {
+        exit::PARTIAL
+    } else if let Some(Err(e)) = &pushed {
+        // The snapshot is committed; a failed push still fails the run.
+        output::code_for(e.kind())
+    } else {
+        exit::OK
+    };
     if a.json {
         let mut v = snapshot_report_json(&report, secs);
         if let Some(g) = &gc {
@@ -118,13 +130,13 @@ pub fn run(store_dir: &Path, a: &SnapshotArgs) -> Result<u8> {
         match &pushed {
             None => {}
             Some(Ok((r, label, s))) => v["push"] = super::remote::push_json(r, label, *s),
-            Some(Err(e)) => v["push"] = serde_json::json!({"error": output::message(e)}),
+            Some(Err(e)) => v["push"] = serde_json::json!({"error": output::error_json(e)}),
         }
         v["recovered_from"] = match &recovered {
             Some((e, n)) => serde_json::json!({"error": e, "workspaces_retried": n}),
             None => serde_json::Value::Null,
         };
-        output::print_json(&v);
+        output::emit(code, v);
     } else {
         print_snapshot_report(&report, secs);
         if let Some((e, n)) = &recovered {
@@ -158,16 +170,8 @@ pub fn run(store_dir: &Path, a: &SnapshotArgs) -> Result<u8> {
         // Printed last, after the report that names the workspaces
         // not snapshotted.
         tracing::error!("{}", output::message(e));
-        return Ok(output::code_for(e.kind()));
     }
-    if !report.all_ok() {
-        return Ok(exit::PARTIAL);
-    }
-    // The snapshot is committed; a failed push still fails the run.
-    if let Some(Err(e)) = &pushed {
-        return Ok(output::code_for(e.kind()));
-    }
-    Ok(exit::OK)
+    Ok(code)
 }
 
 /// Failed workspaces and skipped files, as log lines (with a timestamp in
@@ -267,10 +271,11 @@ fn snapshot_report_json(report: &RunReport, secs: f64) -> serde_json::Value {
             })
             .collect();
     serde_json::json!({
-        "ok": report.all_ok(),
-        "store_error": report.store_error.as_ref().map(output::message),
-        "started": timespec::format_rfc3339(report.started_ns),
-        "finished": timespec::format_rfc3339(report.finished_ns),
+        "store_error": report.store_error.as_ref().map(output::error_json),
+        "started": output::time(report.started_ns),
+        "started_ns": report.started_ns,
+        "finished": output::time(report.finished_ns),
+        "finished_ns": report.finished_ns,
         "seconds": secs,
         "workspaces": list,
         "rejected": report.rejected.iter().map(|r| serde_json::json!({
@@ -287,7 +292,8 @@ fn snapshot_report_json(report: &RunReport, secs: f64) -> serde_json::Value {
             "project": lossy(&w.project),
         })).collect::<Vec<_>>(),
         "previous_full_run": report.previous_full_run.map(|(at, n)| serde_json::json!({
-            "finished": timespec::format_rfc3339(at),
+            "finished": output::time(at),
+            "finished_ns": at,
             "workspaces": n,
         })),
         "error": report.error,
@@ -298,7 +304,7 @@ fn snapshot_report_json(report: &RunReport, secs: f64) -> serde_json::Value {
             "entries_skipped": t.entries_skipped,
             "files": t.files,
             "size_bytes": t.size_bytes,
-            "bytes_added": t.bytes_added,
+            "added_bytes": t.bytes_added,
         },
     })
 }

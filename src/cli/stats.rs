@@ -1,5 +1,7 @@
 //! `stats`: logical vs stored size, dedup and compression ratios, the
-//! bytes only each workspace references; as lines or `--json`.
+//! bytes only each workspace (or with `--by-user` each user) references;
+//! as lines or `--json`. The columns are explained in `stats --help`
+//! (`args.rs`).
 
 use std::ffi::OsString;
 use std::io::{self, Write};
@@ -7,10 +9,12 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use wsnap::{Result, Store};
+use wsnap::escape::Escaped;
+use wsnap::select::Scope;
+use wsnap::{Error, Result, Store};
 
 use super::flags;
-use super::output::{self, exit, size, ws_json};
+use super::output::{self, exit, lossy, size, ws_json};
 
 fn ratio_json(r: Option<f64>) -> Value {
     r.map_or(Value::Null, |v| json!(v))
@@ -20,13 +24,32 @@ fn ratio_text(r: Option<f64>) -> String {
     r.map_or_else(|| "-".into(), |v| format!("{v:.2}x"))
 }
 
-/// `stats [USER/PROJECT]`.
-pub fn run(store_dir: &Path, workspace: Option<&OsString>, json: bool) -> Result<u8> {
-    let ws = workspace.map(flags::workspace).transpose()?;
+/// `stats [USER/PROJECT | --by-user [USER]]`.
+pub fn run(
+    store_dir: &Path,
+    workspace: Option<&OsString>,
+    by_user: bool,
+    json: bool,
+) -> Result<u8> {
     let store = Store::open(store_dir)?;
-    let r = wsnap::stats::stats(&store, ws.as_ref())?;
+    let r = if by_user {
+        let user = match workspace.map(|w| Scope::parse(w)).transpose()? {
+            None => None,
+            Some(Scope::User(u)) => Some(u),
+            Some(_) => {
+                return Err(Error::Invalid {
+                    what: "user",
+                    detail: "with --by-user give a USER (without /PROJECT), or none".into(),
+                })
+            }
+        };
+        wsnap::stats::stats_by_user(&store, user.as_deref())?
+    } else {
+        let ws = workspace.map(flags::workspace).transpose()?;
+        wsnap::stats::stats(&store, ws.as_ref())?
+    };
     if json {
-        output::print_json(&json!({
+        let mut v = json!({
             "snapshots": r.snapshots,
             "workspace_count": r.workspace_count,
             "logical_bytes": r.logical_bytes,
@@ -42,20 +65,44 @@ pub fn run(store_dir: &Path, workspace: Option<&OsString>, json: bool) -> Result
             "dedup_ratio": ratio_json(r.dedup_ratio()),
             "compression_ratio": ratio_json(r.compression_ratio()),
             "overall_ratio": ratio_json(r.overall_ratio()),
-            "workspaces": r.workspaces.iter().map(|w| {
-                let (u, p) = ws_json(&w.workspace);
-                json!({
-                    "user": u,
-                    "project": p,
-                    "snapshots": w.snapshots,
-                    "latest_size_bytes": w.latest_size_bytes,
-                    "total_size_bytes": w.total_size_bytes,
-                    "unique_bytes": w.unique_bytes,
-                    "unique_content_bytes": w.unique_content_bytes,
+        });
+        if by_user {
+            v["users"] = r
+                .users
+                .iter()
+                .map(|u| {
+                    json!({
+                        "user": lossy(&u.user),
+                        "workspace_count": u.workspace_count,
+                        "snapshots": u.snapshots,
+                        "latest_size_bytes": u.latest_size_bytes,
+                        "total_size_bytes": u.total_size_bytes,
+                        "stored_bytes": u.stored_bytes,
+                        "stored_content_bytes": u.stored_content_bytes,
+                        "unique_bytes": u.unique_bytes,
+                        "unique_content_bytes": u.unique_content_bytes,
+                    })
                 })
-            }).collect::<Vec<_>>(),
-        }));
-        return Ok(exit::OK);
+                .collect();
+        } else {
+            v["workspaces"] = r
+                .workspaces
+                .iter()
+                .map(|w| {
+                    let (u, p) = ws_json(&w.workspace);
+                    json!({
+                        "user": u,
+                        "project": p,
+                        "snapshots": w.snapshots,
+                        "latest_size_bytes": w.latest_size_bytes,
+                        "total_size_bytes": w.total_size_bytes,
+                        "unique_bytes": w.unique_bytes,
+                        "unique_content_bytes": w.unique_content_bytes,
+                    })
+                })
+                .collect();
+        }
+        return Ok(output::emit(exit::OK, v));
     }
     let mut out = io::stdout().lock();
     let _ = writeln!(
@@ -90,6 +137,27 @@ pub fn run(store_dir: &Path, workspace: Option<&OsString>, json: bool) -> Result
         ratio_text(r.compression_ratio()),
         ratio_text(r.overall_ratio())
     );
+    if by_user {
+        let _ = writeln!(
+            out,
+            "\n{:<20}  {:>8}  {:>9}  {:>10}  {:>10}  {:>10}  {:>11}",
+            "USER", "PROJECTS", "SNAPSHOTS", "LATEST", "STORED", "UNIQUE", "UNIQUE DATA"
+        );
+        for u in &r.users {
+            let _ = writeln!(
+                out,
+                "{:<20}  {:>8}  {:>9}  {:>10}  {:>10}  {:>10}  {:>11}",
+                Escaped(&u.user).to_string(),
+                u.workspace_count,
+                u.snapshots,
+                size(u.latest_size_bytes),
+                size(u.stored_bytes),
+                size(u.unique_bytes),
+                size(u.unique_content_bytes)
+            );
+        }
+        return Ok(exit::OK);
+    }
     let _ = writeln!(
         out,
         "\n{:<28}  {:>9}  {:>10}  {:>10}  {:>10}",

@@ -66,13 +66,16 @@ pub fn run(
         prom_error.as_deref(),
     );
     if json {
-        output::print_json(&status_json(
-            level,
-            &summary,
-            report.as_ref(),
-            error.as_deref(),
-            prom_error.as_deref(),
-        ));
+        output::emit(
+            level.exit_code(),
+            status_json(
+                level,
+                &summary,
+                report.as_ref(),
+                error.as_deref(),
+                prom_error.as_deref(),
+            ),
+        );
     } else {
         let mut out = io::stdout().lock();
         let _ = writeln!(out, "{summary}");
@@ -167,7 +170,7 @@ fn status_json(
                 "project": p,
                 "state": w.state.label(),
                 "snapshots": w.snapshots,
-                "newest": w.newest_ns.map(timespec::format_rfc3339),
+                "newest": output::time_opt(w.newest_ns),
                 "newest_ns": w.newest_ns,
                 "age_seconds": w.newest_ns.map(|t| (r.now_ns - t) as f64 / 1e9),
             })
@@ -178,13 +181,14 @@ fn status_json(
         "exit_code": level.exit_code(),
         "summary": summary,
         "problems": problems,
-        "checked_at": timespec::format_rfc3339(r.now_ns),
+        "checked_at": output::time(r.now_ns),
+        "checked_at_ns": r.now_ns,
         "max_age_seconds": r.max_age_ns as f64 / 1e9,
         "root": r.root.display().to_string(),
         "root_readable": r.root_readable,
         "last_run": r.last_run.as_ref().map(|run| json!({
-            "started": timespec::format_rfc3339(run.started_ns),
-            "finished": timespec::format_rfc3339(run.finished_ns),
+            "started": output::time(run.started_ns),
+            "finished": output::time(run.finished_ns),
             "started_ns": run.started_ns,
             "finished_ns": run.finished_ns,
             "workspaces_ok": run.workspaces_ok,
@@ -215,7 +219,7 @@ fn status_json(
                 "user": u,
                 "project": p,
                 "reason": h.reason.label(),
-                "since": timespec::format_rfc3339(h.since_ns),
+                "since": output::time(h.since_ns),
                 "since_ns": h.since_ns,
             })
         }).collect::<Vec<_>>(),
@@ -241,8 +245,10 @@ fn status_json(
         "remotes": r.remotes.iter().map(|x| json!({
             "name": x.name,
             "url": x.url,
-            "last_push": x.last_push_ns.map(timespec::format_rfc3339),
-            "newest_pushed_snapshot": x.newest_pushed_ns.map(timespec::format_rfc3339),
+            "last_push": output::time_opt(x.last_push_ns),
+            "last_push_ns": x.last_push_ns,
+            "newest_pushed_snapshot": output::time_opt(x.newest_pushed_ns),
+            "newest_pushed_snapshot_ns": x.newest_pushed_ns,
             "lag_seconds": x.lag_ns(r.now_ns) as f64 / 1e9,
             "last_error": x.last_error,
         })).collect::<Vec<_>>(),

@@ -293,6 +293,8 @@ pub enum Missing {
     },
     /// No snapshot at this catalog row.
     SnapshotRow(i64),
+    /// No workspace of this user has a snapshot in the store.
+    User(Vec<u8>),
 }
 
 impl fmt::Display for Missing {
@@ -351,6 +353,11 @@ impl fmt::Display for Missing {
                 of(workspace)
             ),
             Missing::SnapshotRow(row) => write!(f, "no snapshot at catalog row {row}"),
+            Missing::User(user) => write!(
+                f,
+                "no workspace of user {} has snapshots in this store (see `wsnap list`)",
+                Escaped(user)
+            ),
         }
     }
 }

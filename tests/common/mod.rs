@@ -830,10 +830,15 @@ pub fn repair(env: &TestEnv, code: i32) -> Value {
 pub fn list_json(env: &TestEnv) -> Vec<Value> {
     let mut c = env.cmd();
     c.args(["list", "--json"]);
-    expect_code(&mut c, 0)
-        .json()
+    snapshots_of(&expect_code(&mut c, 0).json())
+}
+
+/// The `snapshots` array of a `list --json` object.
+#[track_caller]
+pub fn snapshots_of(list: &Value) -> Vec<Value> {
+    list["snapshots"]
         .as_array()
-        .expect("list --json is an array")
+        .unwrap_or_else(|| panic!("list --json has no snapshots array: {list:#}"))
         .clone()
 }
 
