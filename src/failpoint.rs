@@ -116,6 +116,22 @@ pub const POINTS: &[Point] = &[
         Kind::Crash,
         "a damaged pack's records moved aside",
     ),
+    // rewrite (then gc's points, then these).
+    p(
+        "rewrite.trees_sealed",
+        Kind::Crash,
+        "the rewritten trees sealed in a new pack, nothing journaled",
+    ),
+    p(
+        "rewrite.journaled",
+        Kind::Crash,
+        "the new snapshots' records durable, catalog uncommitted",
+    ),
+    p(
+        "rewrite.collected",
+        Kind::Crash,
+        "the new snapshots committed and the old data purged, the journal still .open",
+    ),
     // repair.
     p(
         "repair.packs_indexed",

@@ -18,6 +18,26 @@ use crate::timespec;
 use super::plan::PackPlan;
 use super::GcReport;
 
+/// What step 1 took out of the catalog, inside the transaction: the root
+/// blob rows of the snapshots whose rows went (or got another tree), and
+/// the journal files that still hold their records.
+#[derive(Default)]
+pub(super) struct Dropped {
+    roots: Vec<i64>,
+    journals: BTreeMap<String, HashSet<SnapshotId>>,
+}
+
+impl Dropped {
+    /// Snapshot `id`'s row no longer holds root blob `root`; its record in
+    /// `journal` is to be dropped after the commit.
+    pub(super) fn add(&mut self, id: SnapshotId, (root, journal): (i64, Option<String>)) {
+        self.roots.push(root);
+        if let Some(j) = journal {
+            self.journals.entry(j).or_default().insert(id);
+        }
+    }
+}
+
 /// Forget the snapshots `forget` inside `tx` and collect what they alone
 /// used; unless `dry_run`, repack, commit and delete old packs. Returns the
 /// report and the ids of the blobs that died.
@@ -30,21 +50,43 @@ pub(super) fn forget_and_collect(
     dry_run: bool,
     progress: &Progress,
 ) -> Result<(GcReport, HashSet<Id>)> {
+    // Step 1: forget (inside the transaction: invisible).
+    let mut dropped = Dropped::default();
+    for s in &forget {
+        dropped.add(s.id, tx.delete_snapshot(&s.id)?);
+    }
     let mut report = GcReport {
         dry_run,
+        forgotten: forget,
         ..GcReport::default()
     };
-    // Step 1: forget, collect, plan (inside the transaction: invisible).
-    let mut roots = Vec::with_capacity(forget.len());
-    let mut journals: BTreeMap<String, HashSet<SnapshotId>> = BTreeMap::new();
-    for s in &forget {
-        let (root, journal) = tx.delete_snapshot(&s.id)?;
-        roots.push(root);
-        if let Some(j) = journal {
-            journals.entry(j).or_default().insert(s.id);
-        }
-    }
-    report.forgotten = forget;
+    let dead = collect(
+        store,
+        lock,
+        tx,
+        dropped,
+        max_unused_percent,
+        progress,
+        &mut report,
+    )?;
+    Ok((report, dead))
+}
+
+/// Steps 1 (rest) to 4 once snapshot rows are `dropped` inside `tx`:
+/// collect what they alone used, plan; unless `report.dry_run`, repack,
+/// commit, drop their journal records, delete old packs. Fills in
+/// `report`; returns the ids of the blobs that died.
+pub(super) fn collect(
+    store: &Store,
+    lock: &WriterLock,
+    tx: GcTx<'_>,
+    dropped: Dropped,
+    max_unused_percent: f64,
+    progress: &Progress,
+    report: &mut GcReport,
+) -> Result<HashSet<Id>> {
+    let Dropped { roots, journals } = dropped;
+    let dry_run = report.dry_run;
     let dead = tx.collect(roots)?;
     crate::failpoint::crash_point("gc.collected");
     report.blobs_deleted = dead.len() as u64;
@@ -56,7 +98,7 @@ pub(super) fn forget_and_collect(
     report.packs_rewritten = plan.rewrite.len() as u64;
     if dry_run {
         report.bytes_freed = plan.estimated_bytes_freed();
-        return Ok((report, dead_ids)); // tx dropped: rolled back
+        return Ok(dead_ids); // tx dropped: rolled back
     }
 
     // Step 2: repack live records into new packs, verified on the way.
@@ -106,7 +148,7 @@ pub(super) fn forget_and_collect(
     let written: u64 = sealed.iter().map(|(p, _)| p.size_bytes).sum();
     let Some(_readers) = store.readers_exclusive_now()? else {
         report.pack_deletion_deferred = true;
-        return Ok((report, dead_ids));
+        return Ok(dead_ids);
     };
     let mut freed: u64 = 0;
     for (id, size) in old_files {
@@ -117,7 +159,7 @@ pub(super) fn forget_and_collect(
     let (orphans, orphan_bytes) = remove_orphans(store, &known)?;
     report.orphan_packs_removed = orphans;
     report.bytes_freed = (freed + orphan_bytes).saturating_sub(written);
-    Ok((report, dead_ids))
+    Ok(dead_ids)
 }
 
 /// New packs, each with the blobs moved into it (id, offset).
