@@ -4,7 +4,7 @@
 //! SIGKILL the first (n-th) time execution reaches [`crash_point`]`(name)`:
 //! no destructor, no flush, exactly as a power cut or the OOM killer would
 //! leave things. Points sit between the durability steps of the snapshot
-//! writer, gc and repair; `tests/crash.rs` and `tests/repair.rs` walk
+//! writer, gc, rewrite and repair; `tests/crash.rs` and `tests/repair.rs` walk
 //! through them. Unset (always, in production), a point costs one cached
 //! check.
 //!

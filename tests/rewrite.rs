@@ -629,6 +629,175 @@ fn repair_after_a_rewrite_keeps_the_new_snapshots_and_not_the_secret() {
     assert_eq!(c.code, 0, "{c}");
 }
 
+/// A removed name is printed escaped (a hostile name cannot forge a line
+/// or move the cursor); `--json` has it as UTF-8.
+#[test]
+fn removed_names_are_printed_escaped() {
+    let env = TestEnv::new();
+    let ws = env.ws("eve", "p");
+    write(&ws.join("keep.txt"), b"kept\n");
+    write(&ws.join("leak\nrewrote 00000000 \x1b[2J.env"), b"token\n");
+    snapshot_at(&env, &[], t(0));
+    let dry = rewrite(
+        &env,
+        &[
+            "eve/p",
+            "--all",
+            "--exclude",
+            "*.env",
+            "--dry-run",
+            "--json",
+        ],
+        0,
+    );
+    assert_eq!(
+        dry.json()["snapshots"][0]["removed_paths"],
+        serde_json::json!(["leak\nrewrote 00000000 \u{1b}[2J.env"])
+    );
+    let out = rewrite(&env, &["eve/p", "--all", "--exclude", "*.env"], 0);
+    assert!(
+        out.stdout
+            .contains("    leak\\nrewrote 00000000 \\x1b[2J.env\n"),
+        "{out}"
+    );
+    assert_eq!(
+        out.stdout
+            .lines()
+            .filter(|l| l.starts_with("rewrote"))
+            .count(),
+        1,
+        "{out}"
+    );
+    assert!(!out.stdout.contains('\x1b'), "{out}");
+}
+
+/// A restore reading the store when the rewrite commits keeps the old pack
+/// files alive (its pinned view still uses them): the rewrite says the
+/// purge is not finished and exits 1; the next prune finishes it.
+#[test]
+fn a_reader_holds_the_old_packs_and_the_rewrite_says_it_is_not_finished() {
+    let h = history();
+    let env = &h.env;
+    let gate = env.path("gate");
+    write(&gate, b"");
+    let reached = env.path("gate.reached");
+    let target = env.path("restored-during");
+    let mut cmd = env.std_cmd();
+    cmd.args(["restore", ALICE, "--snapshot", &h.alice[2], "--to"])
+        .arg(&target)
+        .env(
+            "WSNAP_PAUSE_AT",
+            format!("restore.pinned:{}", gate.display()),
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().expect("start restore");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !reached.exists() {
+        assert!(std::time::Instant::now() < deadline, "restore never paused");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = rewrite(
+        env,
+        &[ALICE, "--all", "--exclude", "secret.env", "--json"],
+        1,
+    );
+    let r = out.json();
+    assert_eq!(r["ok"], false, "{out}");
+    assert_eq!(r["gc"]["pack_deletion_deferred"], true, "{out}");
+    assert!(out.stderr.contains("not finished"), "{out}");
+    assert!(!secret_windows_in(&env.store, &h.secret).is_empty());
+
+    // The restore finishes from its view (the old snapshot, as it was).
+    fs::remove_file(&gate).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_trees_equal(&h.saved[&(ALICE.to_string(), h.alice[2].clone())], &target);
+    fs::remove_dir_all(&target).unwrap();
+
+    let mut c = env.cmd();
+    c.args(["prune", "--keep-last", "100", "--json"]);
+    let p = expect_code(&mut c, 0).json();
+    assert!(u(&p, "orphan_packs_removed") > 0, "{p:#}");
+    let left = secret_windows_in(&env.store, &h.secret);
+    assert!(left.is_empty(), "{left:#?}");
+    let c = check(env, true);
+    assert_eq!(c.code, 0, "{c}");
+}
+
+/// The writer lock as `forget` takes it (exit 75, or `--lock-wait`); a dry
+/// run needs only a read view and answers while a snapshot runs.
+#[test]
+fn a_running_snapshot_holds_the_rewrite_but_not_its_dry_run() {
+    let h = history();
+    let env = &h.env;
+    write(&env.ws("alice", "thesis").join("notes.txt"), b"edited\n");
+    let gate = env.path("gate");
+    write(&gate, b"");
+    let reached = env.path("gate.reached");
+    let mut cmd = env.std_cmd();
+    cmd.args(["snapshot", "--workspace", ALICE, "--root"])
+        .arg(&env.root)
+        .env(
+            "WSNAP_PAUSE_AT",
+            format!("snapshot.file_read:{}", gate.display()),
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().expect("start snapshot");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !reached.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "snapshot never paused"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let locked = rewrite(env, &[ALICE, "--all", "--exclude", "secret.env"], 75);
+    assert!(
+        locked.stderr.contains("locked by another wsnap run"),
+        "{locked}"
+    );
+    let dry = rewrite(
+        env,
+        &[ALICE, "--all", "--exclude", "secret.env", "--dry-run"],
+        0,
+    );
+    assert!(
+        dry.stdout.contains("dry run: would rewrite 3 of the 5"),
+        "{dry}"
+    );
+    // Waiting for the lock: released while this one waits.
+    let mut waiting = env.std_cmd();
+    waiting
+        .args([
+            "rewrite",
+            ALICE,
+            "--all",
+            "--exclude",
+            "secret.env",
+            "--lock-wait",
+            "60s",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let waiting = waiting.spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    fs::remove_file(&gate).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = waiting.wait_with_output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(secret_windows_in(&env.store, &h.secret).is_empty());
+    let c = check(env, true);
+    assert_eq!(c.code, 0, "{c}");
+}
+
 // ---------------------------------------------------------------------------
 // Crashes
 // ---------------------------------------------------------------------------

@@ -45,7 +45,9 @@ pub struct RewriteArgs {
 
 /// Exit 0 when every pattern removed something and the purge is complete;
 /// 1 when a pattern matched nothing in the selected snapshots (a typo, or
-/// already purged) or data may be left under `damaged/` (as `forget`).
+/// already purged), when a reader kept the old pack files in place (the
+/// next prune deletes them), or when data may be left under `damaged/`
+/// (as `forget`).
 pub fn run(store_dir: &Path, a: &RewriteArgs) -> Result<u8> {
     let opts = RewriteOptions {
         workspace: flags::workspace(&a.workspace)?,
@@ -60,7 +62,9 @@ pub fn run(store_dir: &Path, a: &RewriteArgs) -> Result<u8> {
     };
     let store = Store::open(store_dir)?;
     let r = progress::run("rewrite", "packs", |p| rewrite::rewrite(&store, &opts, p))?;
-    let ok = r.unmatched.is_empty() && r.gc.damaged_left.is_empty();
+    // The purge is complete only when no old pack file is left behind for
+    // a reader (it still holds the removed data until the next prune).
+    let ok = r.unmatched.is_empty() && r.gc.damaged_left.is_empty() && !r.gc.pack_deletion_deferred;
     if a.json {
         output::print_json(&json(&r, ok));
     } else {
@@ -72,6 +76,13 @@ pub fn run(store_dir: &Path, a: &RewriteArgs) -> Result<u8> {
             "wsnap rewrite: pattern {p:?} matched nothing in the {selected} selected snapshots \
              of {}: nothing was removed for it (a typo, or purged already?)",
             opts.workspace
+        );
+    }
+    if r.gc.pack_deletion_deferred {
+        eprintln!(
+            "wsnap rewrite: not finished: a restore or another reader was using the store, \
+             so the old pack files (which still hold the removed data) were left in place; \
+             the next `wsnap prune` deletes them"
         );
     }
     warn_damaged_left(
@@ -149,12 +160,6 @@ fn print(r: &RewriteReport, opts: &RewriteOptions) {
             "damaged/: rewrote {} damaged packs, {} of data no snapshot uses zeroed",
             g.damaged_packs_rewritten,
             size(g.damaged_bytes_zeroed)
-        );
-    }
-    if g.pack_deletion_deferred {
-        let _ = writeln!(
-            out,
-            "note: a restore was reading the store; the old pack files (still holding the removed data) stay until the next prune"
         );
     }
 }
