@@ -46,7 +46,7 @@ use std::time::Duration;
 use crate::catalog::{PendingTree, PinnedCatalog};
 use crate::error::{Error, Missing, Result};
 use crate::gc::{self, GcReport, NewTrees, Replacement};
-use crate::id::TreeId;
+use crate::id::{Id, SnapshotId, TreeId};
 use crate::journal::RunJournal;
 use crate::model::{snapshot_id, SnapshotRow};
 use crate::pack::{self, BlobKind, PackWriter};
@@ -221,6 +221,15 @@ fn selected(view: &PinnedCatalog, opts: &RewriteOptions) -> Result<Vec<SnapshotR
     }
 }
 
+/// One snapshot filtered (what leaves the walk threads).
+struct Outcome {
+    root: TreeId,
+    removed: Vec<RemovedPath>,
+    /// The pattern that removed each of `removed`.
+    patterns: Vec<String>,
+    minus: filter::Counts,
+}
+
 /// Filter every selected snapshot; new trees go to `trees`.
 fn plan(
     view: &PinnedCatalog,
@@ -231,53 +240,56 @@ fn plan(
 ) -> Result<RewriteReport> {
     // One level of recursion per directory: on the walk threads' deep
     // stacks, as snapshot and restore.
-    let filtered = walk::pool().install(
-        || -> Result<Vec<(TreeId, Vec<RemovedPath>, Vec<String>, filter::Counts)>> {
-            let mut f = Filter::new(excludes, &mut *trees);
-            let mut out = Vec::with_capacity(snaps.len());
-            for s in snaps {
-                let r = f.root(s.root)?;
-                let removed = r
+    let outcomes = walk::pool().install(|| -> Result<Vec<Outcome>> {
+        let mut f = Filter::new(excludes, &mut *trees);
+        let mut out = Vec::with_capacity(snaps.len());
+        for s in snaps {
+            let r = f.root(s.root)?;
+            out.push(Outcome {
+                root: r.tree,
+                removed: r
                     .removed
                     .iter()
                     .map(|x| RemovedPath {
                         path: x.path.clone(),
                         is_dir: x.is_dir,
                     })
-                    .collect();
-                let patterns = r.removed.iter().map(|x| x.pattern.clone()).collect();
-                out.push((r.tree, removed, patterns, r.minus));
-            }
-            Ok(out)
-        },
-    )?;
+                    .collect(),
+                patterns: r.removed.iter().map(|x| x.pattern.clone()).collect(),
+                minus: r.minus,
+            });
+        }
+        Ok(out)
+    })?;
     let mut report = RewriteReport::default();
     let mut used: HashSet<String> = HashSet::new();
-    let mut all_removed: Vec<RemovedPath> = Vec::new();
-    let mut exists: HashSet<crate::id::SnapshotId> = HashSet::new();
-    for (old, (root, removed, patterns, minus)) in snaps.iter().zip(filtered) {
-        if root == old.root {
+    let mut all_removed: HashSet<(Vec<u8>, bool)> = HashSet::new();
+    let mut made: HashSet<SnapshotId> = HashSet::new();
+    for (old, o) in snaps.iter().zip(outcomes) {
+        if o.root == old.root {
             report.unchanged.push(old.clone());
             continue;
         }
-        used.extend(patterns);
+        used.extend(o.patterns);
         let mut new = old.clone();
-        new.root = root;
-        new.id = snapshot_id(&new.workspace, new.time_ns, new.started_ns, &root);
+        new.root = o.root;
+        new.id = snapshot_id(&new.workspace, new.time_ns, new.started_ns, &o.root);
         let st = &mut new.stats;
-        st.files = st.files.saturating_sub(minus.files);
-        st.dirs = st.dirs.saturating_sub(minus.dirs);
-        st.symlinks = st.symlinks.saturating_sub(minus.symlinks);
-        st.size_bytes = st.size_bytes.saturating_sub(minus.size_bytes);
-        st.excluded += removed.len() as u64;
-        // Already in the catalog, or made twice here (two old snapshots
-        // that differ only in what is removed now): keep one.
-        let merged = !exists.insert(new.id) || view.with(|c| c.has_snapshot(&new.id))?;
-        all_removed.extend(removed.iter().cloned());
+        st.files = st.files.saturating_sub(o.minus.files);
+        st.dirs = st.dirs.saturating_sub(o.minus.dirs);
+        st.symlinks = st.symlinks.saturating_sub(o.minus.symlinks);
+        st.size_bytes = st.size_bytes.saturating_sub(o.minus.size_bytes);
+        st.excluded += o.removed.len() as u64;
+        // Already in the catalog, or made twice here (two old snapshots of
+        // one workspace, time and start: what `repair` brings back after a
+        // rewrite killed before its journal rewrite): one row, the others
+        // forgotten.
+        let merged = !made.insert(new.id) || view.with(|c| c.has_snapshot(&new.id))?;
+        all_removed.extend(o.removed.iter().map(|r| (r.path.clone(), r.is_dir)));
         report.rewritten.push(Rewritten {
             old: old.clone(),
             new,
-            removed,
+            removed: o.removed,
             merged,
         });
     }
@@ -291,7 +303,7 @@ fn plan(
 fn unmatched(
     patterns: &[String],
     used: &HashSet<String>,
-    removed: &[RemovedPath],
+    removed: &HashSet<(Vec<u8>, bool)>,
 ) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for p in patterns {
@@ -299,7 +311,11 @@ fn unmatched(
             continue;
         }
         let alone = Excludes::only(std::slice::from_ref(p))?;
-        if !removed.iter().any(|r| alone.is_excluded(&r.path, r.is_dir)) && !out.contains(p) {
+        if !removed
+            .iter()
+            .any(|(path, is_dir)| alone.is_excluded(path, *is_dir))
+            && !out.contains(p)
+        {
             out.push(p.clone());
         }
     }
@@ -313,7 +329,7 @@ struct StoreTrees<'a> {
     view: &'a PinnedCatalog,
     writer: Option<PackWriter>,
     /// Trees appended to the open pack: (id, offset, stored, raw, refs).
-    open: Vec<(TreeId, u64, u32, u32, Vec<crate::id::Id>)>,
+    open: Vec<(TreeId, u64, u32, u32, Vec<Id>)>,
     done: NewTrees,
     count: u64,
 }
