@@ -19,7 +19,7 @@
 //! `rewrite` uses the same steps with one change to step 1: the rewritten
 //! snapshots' rows get their new trees in place (the trees indexed in the
 //! same transaction) instead of being deleted, so a snapshot is either old
-//! or new at every instant, never absent ([`replace`]).
+//! or new at every instant, never absent (`replace`).
 //!
 //! `plan` decides (pure: what retention forgets, which packs are deleted or
 //! rewritten; a dry run stops there), `execute` does the steps above.

@@ -7,7 +7,7 @@
 //! data: every pack that held what only they used is rewritten, so the
 //! bytes are gone from every store file (`damaged/` included).
 //!
-//! Patterns are `snapshot --exclude`'s (gitignore syntax, [`Excludes`]),
+//! Patterns are `snapshot --exclude`'s (gitignore syntax, `walk::Excludes`),
 //! matched against the path inside the workspace; a snapshot in which
 //! nothing matches keeps its id and is reported unchanged.
 //!
@@ -21,7 +21,7 @@
 //! 2. append the new snapshots' records to a new journal
 //!    (`journal/<now>-<pid>.wsj.open`) and fdatasync (a crash leaves records
 //!    the catalog lacks: the next writer trims them);
-//! 3. one catalog transaction ([`gc::replace`]): index the new trees, give
+//! 3. one catalog transaction (`gc::replace`): index the new trees, give
 //!    each old snapshot row its new tree and id in place, collect what only
 //!    the old trees used, rewrite the packs that held it, name the old
 //!    records' journals in `journals_pending`, commit (a crash before:
