@@ -201,6 +201,10 @@ impl<'a, T: Trees> Filter<'a, T> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
     use super::*;
     use crate::id::ChunkId;
     use crate::tree::FileContent;
@@ -394,6 +398,116 @@ mod tests {
         assert_eq!(got, [b"src/secret.env".to_vec()]);
         // The last matching line names it, as gitignore decides.
         assert_eq!(out.removed[0].pattern, "*.env");
+    }
+
+    /// A generated directory tree: names from a small set, so patterns hit.
+    #[derive(Clone, Debug)]
+    enum Node {
+        File(u64),
+        Dir(BTreeMap<String, Node>),
+    }
+
+    fn node() -> impl Strategy<Value = Node> {
+        (0u64..1000)
+            .prop_map(Node::File)
+            .prop_recursive(4, 40, 5, |inner| {
+                proptest::collection::btree_map(name(), inner, 0..5).prop_map(Node::Dir)
+            })
+    }
+
+    fn name() -> impl Strategy<Value = String> {
+        proptest::sample::select(vec!["a", "b", "keys", "secret.env", "x.env", "c.txt"])
+            .prop_map(String::from)
+    }
+
+    fn build(m: &mut Map, dir: &BTreeMap<String, Node>) -> TreeId {
+        let entries = dir
+            .iter()
+            .map(|(n, node)| match node {
+                Node::File(size) => file(n, *size),
+                Node::Dir(d) => {
+                    let tree = build(m, d);
+                    entry(n, EntryKind::Dir { tree }, 0)
+                }
+            })
+            .collect();
+        m.dir(entries)
+    }
+
+    /// The same thing done the obvious way on the generated tree: what is
+    /// kept (paths, "dir/" for directories), what is removed, and counts.
+    fn reference(
+        ex: &Excludes,
+        dir: &BTreeMap<String, Node>,
+        rel: &str,
+        kept: &mut Vec<String>,
+        removed: &mut Vec<String>,
+        minus: &mut Counts,
+    ) {
+        fn all(node: &Node, c: &mut Counts) {
+            match node {
+                Node::File(size) => {
+                    c.files += 1;
+                    c.size_bytes += size;
+                }
+                Node::Dir(d) => {
+                    c.dirs += 1;
+                    d.values().for_each(|n| all(n, c));
+                }
+            }
+        }
+        for (n, node) in dir {
+            let p = format!("{rel}{n}");
+            let is_dir = matches!(node, Node::Dir(_));
+            if ex.is_excluded(p.as_bytes(), is_dir) {
+                removed.push(p);
+                all(node, minus);
+                continue;
+            }
+            match node {
+                Node::File(_) => kept.push(p),
+                Node::Dir(d) => {
+                    kept.push(format!("{p}/"));
+                    reference(ex, d, &format!("{p}/"), kept, removed, minus);
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn filtering_keeps_exactly_what_the_patterns_leave(
+            root in proptest::collection::btree_map(name(), node(), 0..6),
+            patterns in proptest::sample::subsequence(
+                vec!["secret.env", "keys/", "/a/b", "*.env", "!x.env", "a/**/c.txt", "b"], 0..4),
+        ) {
+            let ex = excludes(&patterns);
+            let mut m = Map::default();
+            let id = build(&mut m, &root);
+            let (mut kept, mut removed, mut minus) = (Vec::new(), Vec::new(), Counts::default());
+            reference(&ex, &root, "", &mut kept, &mut removed, &mut minus);
+            removed.sort();
+
+            let mut f = Filter::new(&ex, m);
+            let out = f.root(id).unwrap();
+            let again = f.root(id).unwrap();
+            let m = f.into_trees();
+            let mut got = Vec::new();
+            m.paths(out.tree, "", &mut got);
+            prop_assert_eq!(got, kept);
+            let got_removed: Vec<String> = out
+                .removed
+                .iter()
+                .map(|r| String::from_utf8(r.path.clone()).unwrap())
+                .collect();
+            prop_assert_eq!(got_removed, removed.clone());
+            prop_assert_eq!(out.minus, minus);
+            prop_assert_eq!(out.tree == id, removed.is_empty());
+            prop_assert_eq!(again.tree, out.tree);
+            // Every tree written is new, and written once.
+            let written: HashSet<TreeId> = m.put.iter().copied().collect();
+            prop_assert_eq!(written.len(), m.put.len());
+        }
     }
 
     #[test]
