@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Purging one file from every snapshot of a workspace: `wsnap rewrite`
-# against `borg recreate --exclude` + `borg compact`, on the same history.
+# against `borg recreate --exclude` + `borg compact --threshold 0` (every
+# segment with freed space rewritten, as wsnap rewrites every pack holding
+# removed data), on the same history.
 #
 #   benches/rewrite/run.sh [--snapshots N] [--files N]
 #
@@ -61,7 +63,7 @@ for ((i = 0; i < N; i++)); do
   echo "edit $i" >>"$WS/notes.txt"
   k=$(((i * 37) % FILES))
   head -c 20000 /dev/urandom >"$WS/d$(printf %02d $((k % 20)))/f$(printf %05d $k).bin"
-  stamp=$(date -u -d "2026-01-01 00:00:00 + $i hours" +%Y-%m-%dT%H:%M:%S)
+  stamp=$(date -u -d "@$((1767225600 + i * 3600))" +%Y-%m-%dT%H:%M:%S)
   "$WSNAP" --store "$STORE" -q snapshot --root "$OUT/root" --time "${stamp}Z" >/dev/null
   (cd "$WS" && borg create -C zstd,3 --timestamp "$stamp" "::s$i" . )
 done
@@ -69,7 +71,7 @@ before_w=$(du -sb "$STORE" | cut -f1); before_b=$(du -sb "$BORG_REPO" | cut -f1)
 : >"$OUT/times.txt"
 t wsnap_rewrite "$WSNAP" --store "$STORE" rewrite alice/thesis --all --exclude secret.env
 t borg_recreate borg recreate --exclude 'sh:**/secret.env' --exclude 'sh:secret.env'
-t borg_compact borg compact
+t borg_compact borg compact --threshold 0
 after_w=$(du -sb "$STORE" | cut -f1); after_b=$(du -sb "$BORG_REPO" | cut -f1)
 
 python3 - "$OUT" "$STORE" "$BORG_REPO" "$before_w" "$after_w" "$before_b" "$after_b" "$N" <<'PY'
