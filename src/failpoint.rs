@@ -4,7 +4,7 @@
 //! SIGKILL the first (n-th) time execution reaches [`crash_point`]`(name)`:
 //! no destructor, no flush, exactly as a power cut or the OOM killer would
 //! leave things. Points sit between the durability steps of the snapshot
-//! writer, gc and repair; `tests/crash.rs` and `tests/repair.rs` walk
+//! writer, gc, rewrite and repair; `tests/crash.rs` and `tests/repair.rs` walk
 //! through them. Unset (always, in production), a point costs one cached
 //! check.
 //!
@@ -115,6 +115,22 @@ pub const POINTS: &[Point] = &[
         "forget.damaged_rewritten",
         Kind::Crash,
         "a damaged pack's records moved aside",
+    ),
+    // rewrite (then gc's points, then these).
+    p(
+        "rewrite.trees_sealed",
+        Kind::Crash,
+        "the rewritten trees sealed in a new pack, nothing journaled",
+    ),
+    p(
+        "rewrite.journaled",
+        Kind::Crash,
+        "the new snapshots' records durable, catalog uncommitted",
+    ),
+    p(
+        "rewrite.collected",
+        Kind::Crash,
+        "the new snapshots committed and the old data purged, the journal still .open",
     ),
     // repair.
     p(

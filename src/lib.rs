@@ -63,6 +63,7 @@ pub mod mount;
 pub mod remote;
 pub mod repair;
 pub mod restore;
+pub mod rewrite;
 pub mod select;
 pub mod snapshot;
 pub mod stats;

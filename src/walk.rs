@@ -37,14 +37,28 @@ pub struct Excludes {
 }
 
 impl Excludes {
-    /// The defaults plus `extra` (gitignore syntax; `!pat` re-includes).
+    /// The defaults plus `extra` (gitignore syntax; `!pat` re-includes):
+    /// what `snapshot` leaves out.
     pub fn new(extra: &[String]) -> Result<Excludes> {
-        let mut b = GitignoreBuilder::new("/");
-        for p in DEFAULT_EXCLUDES
+        let all: Vec<&str> = DEFAULT_EXCLUDES
             .iter()
             .copied()
             .chain(extra.iter().map(String::as_str))
-        {
+            .collect();
+        Excludes::build(&all)
+    }
+
+    /// Exactly `patterns`, without the defaults: what `rewrite --exclude`
+    /// removes from stored snapshots. The same syntax and matching as
+    /// [`Excludes::new`], so a pattern means the same in both commands.
+    pub fn only(patterns: &[String]) -> Result<Excludes> {
+        let all: Vec<&str> = patterns.iter().map(String::as_str).collect();
+        Excludes::build(&all)
+    }
+
+    fn build(patterns: &[&str]) -> Result<Excludes> {
+        let mut b = GitignoreBuilder::new("/");
+        for p in patterns {
             b.add_line(None, p)
                 .map_err(|e| Error::invalid("exclude pattern", format!("{p:?}: {e}")))?;
         }
@@ -56,11 +70,19 @@ impl Excludes {
 
     /// Whether `rel` (relative to the workspace root) is excluded.
     pub fn is_excluded(&self, rel: &[u8], is_dir: bool) -> bool {
-        matches!(
-            self.matcher
-                .matched(Path::new(OsStr::from_bytes(rel)), is_dir),
-            Match::Ignore(_)
-        )
+        self.excluded_by(rel, is_dir).is_some()
+    }
+
+    /// The pattern (as given) that excludes `rel`, if one does: the last
+    /// matching line wins, as in gitignore, so a later `!pattern` keeps it.
+    pub fn excluded_by(&self, rel: &[u8], is_dir: bool) -> Option<&str> {
+        match self
+            .matcher
+            .matched(Path::new(OsStr::from_bytes(rel)), is_dir)
+        {
+            Match::Ignore(glob) => Some(glob.original()),
+            Match::None | Match::Whitelist(_) => None,
+        }
     }
 }
 
@@ -260,5 +282,26 @@ mod tests {
         assert!(ex.is_excluded(b"node_modules", true));
         assert!(ex.is_excluded(b"venv", true));
         assert!(!ex.is_excluded(b"main.py", false));
+    }
+
+    #[test]
+    fn only_the_given_patterns_and_which_one_matched() {
+        let ex = Excludes::only(&[
+            "secret.env".into(),
+            "keys/".into(),
+            "!keep/secret.env".into(),
+        ])
+        .unwrap();
+        assert!(!ex.is_excluded(b".git", true), "no defaults");
+        assert_eq!(ex.excluded_by(b"secret.env", false), Some("secret.env"));
+        assert_eq!(ex.excluded_by(b"a/b/secret.env", false), Some("secret.env"));
+        assert_eq!(ex.excluded_by(b"keep/secret.env", false), None);
+        assert_eq!(ex.excluded_by(b"conf/keys", true), Some("keys/"));
+        assert_eq!(
+            ex.excluded_by(b"conf/keys", false),
+            None,
+            "dir-only pattern"
+        );
+        assert!(Excludes::only(&["[z-a]".into()]).is_err());
     }
 }

@@ -17,9 +17,11 @@ use std::collections::{HashMap, HashSet};
 
 use rusqlite::{params, CachedStatement, Connection, OptionalExtension, Transaction};
 
-use super::{sql_err, Catalog};
+use super::blobs::PendingTree;
+use super::{i64_of, sql_err, Catalog};
 use crate::error::{Error, Missing, Object, Problem, Result};
 use crate::id::{Id, PackId, SnapshotId};
+use crate::model::SnapshotRow;
 use crate::pack::{record_bytes, BlobKind, SealedPack};
 
 /// `meta` key: the newest pack row whose unreferenced blobs of every kind
@@ -280,6 +282,74 @@ impl GcTx<'_> {
             snapshot: *id,
             workspace: None,
         }))
+    }
+
+    /// Give the snapshot `old` a new tree (`rewrite`): its row becomes
+    /// `new` (id, root, counts, journal file) in place, so it keeps its
+    /// catalog row (its skip list and its place in commit order) and the
+    /// snapshot is never absent. Returns the old root's blob row and the
+    /// journal file that holds the old record, as
+    /// [`GcTx::delete_snapshot`] does. `new.root` must be indexed.
+    pub(crate) fn replace_snapshot(
+        &self,
+        old: &SnapshotId,
+        new: &SnapshotRow,
+        journal: &str,
+    ) -> Result<(i64, Option<String>)> {
+        let e = self.e();
+        let before: Option<(i64, Option<String>)> = self
+            .tx
+            .query_row(
+                "SELECT root_tree_id, journal FROM snapshots WHERE snapshot_hash = ?1",
+                [&old.0 .0[..]],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(&e)?;
+        let before = before.ok_or(Error::NotFound(Missing::Forgotten {
+            snapshot: *old,
+            workspace: Some(new.workspace.clone()),
+        }))?;
+        let root: i64 = self
+            .tx
+            .query_row(
+                "SELECT id FROM blobs WHERE hash = ?1",
+                [&new.root.0 .0[..]],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(&e)?
+            .ok_or_else(|| {
+                Error::corrupt(Problem::NotStored)
+                    .within(Object::Tree(new.root))
+                    .within(Object::Snapshot(new.id))
+            })?;
+        let s = new.stats;
+        self.tx
+            .execute(
+                "UPDATE snapshots SET snapshot_hash = ?2, root_tree_id = ?3, files = ?4,
+                     dirs = ?5, symlinks = ?6, size_bytes = ?7, excluded = ?8, journal = ?9
+                 WHERE snapshot_hash = ?1",
+                params![
+                    &old.0 .0[..],
+                    &new.id.0 .0[..],
+                    root,
+                    i64_of(s.files),
+                    i64_of(s.dirs),
+                    i64_of(s.symlinks),
+                    i64_of(s.size_bytes),
+                    i64_of(s.excluded),
+                    journal
+                ],
+            )
+            .map_err(&e)?;
+        Ok(before)
+    }
+
+    /// Index trees written for this transaction (their packs added with
+    /// [`GcTx::add_pack`]) with their references, children before parents.
+    pub(crate) fn index_trees(&self, trees: &[PendingTree]) -> Result<()> {
+        super::blobs::index_trees(&self.tx, trees, &self.path)
     }
 
     /// Remove from the index every blob made unreachable by deleting the

@@ -157,6 +157,10 @@ pub enum Command {
         #[arg(long, help = JSON_HELP)]
         json: bool,
     },
+    /// Take paths out of stored snapshots (a leaked secret): each snapshot
+    /// that has one gets a new id, the same time and everything else, and
+    /// the removed data is purged from disk as `forget` does
+    Rewrite(super::rewrite::RewriteArgs),
     /// Rebuild the catalog from the packs and journals (catalog lost or damaged)
     Repair {
         /// Wait this long for another run's lock, then exit 75

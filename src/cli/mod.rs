@@ -3,7 +3,7 @@
 //! exit code.
 //!
 //! One file per command or close group: `snapshot`, `prune` (and
-//! `forget`), `restore`, `list` (and `ls`), `check`, `repair`, `status`,
+//! `forget`), `rewrite`, `restore`, `list` (and `ls`), `check`, `repair`, `status`,
 //! `stats`, `diff` (and `log`), `admin` (`init`, `import-rsync`,
 //! `completions`, `man`). `args` turns flags into library options,
 //! `output` holds what they all print with. Browsing without restoring:
@@ -24,6 +24,7 @@ mod prune;
 mod remote;
 mod repair;
 mod restore;
+mod rewrite;
 mod snapshot;
 mod stats;
 mod status;
@@ -126,6 +127,7 @@ fn run(cli: Cli) -> Result<u8> {
             lock_wait,
             json,
         } => prune::forget(store_dir, snapshots, *dry_run, lock_wait, *json),
+        Command::Rewrite(a) => rewrite::run(store_dir, a),
         Command::Repair {
             lock_wait,
             force,

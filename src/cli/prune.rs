@@ -6,6 +6,7 @@ use std::io::{self, Write};
 use std::path::Path;
 
 use wsnap::escape;
+use wsnap::gc::DamagedLeft;
 use wsnap::{gc, timespec, Result, Store};
 
 use super::flags::{self, RetentionArgs};
@@ -59,14 +60,19 @@ pub fn forget(
         exit::PARTIAL
     };
     show_gc(&r, Command::Forget, code, json);
-    // The purge is incomplete: say exactly what is left, and how to
-    // remove it (on stderr, also with --json).
-    for d in &r.damaged_left {
+    warn_damaged_left("forget", "the forgotten snapshots", &r.damaged_left);
+    Ok(code)
+}
+
+/// A purge (`forget`, `rewrite`) is incomplete: say exactly what is left
+/// under `damaged/`, and how to remove it (on stderr, also with --json).
+pub(super) fn warn_damaged_left(command: &str, whose: &str, left: &[DamagedLeft]) {
+    for d in left {
         let ranges: Vec<String> = d.ranges.iter().map(|(a, b)| format!("{a}..{b}")).collect();
         eprintln!(
-            "wsnap forget: {} bytes of {} (at {}) may still hold data of the forgotten \
-             snapshots: they cannot be told apart from what a snapshot marked damaged \
-             lacks. Forget the damaged snapshots and run forget again, or, if you need \
+            "wsnap {command}: {} bytes of {} (at {}) may still hold data of {whose}: \
+             they cannot be told apart from what a snapshot marked damaged \
+             lacks. Forget the damaged snapshots and run {command} again, or, if you need \
              no forensic copy of that pack, remove it: rm -- {}",
             d.bytes(),
             escape::path(&d.path),
@@ -74,7 +80,6 @@ pub fn forget(
             escape::path(&d.path),
         );
     }
-    Ok(code)
 }
 
 /// Which command a gc report is printed for.

@@ -18,11 +18,31 @@ use crate::timespec;
 use super::plan::PackPlan;
 use super::GcReport;
 
-/// Step 1 (see the module doc of `gc`), for the real run or a dry run:
-/// forget the snapshots, collect what they alone used, plan what happens
-/// to the packs that held it. Inside the transaction: nothing is visible.
+/// What step 1 took out of the catalog, inside the transaction: the root
+/// blob rows of the snapshots whose rows went (or got another tree), and
+/// the journal files that still hold their records.
+#[derive(Default)]
+pub(super) struct Dropped {
+    roots: Vec<i64>,
+    journals: BTreeMap<String, HashSet<SnapshotId>>,
+}
+
+impl Dropped {
+    /// Snapshot `id`'s row no longer holds root blob `root`; its record in
+    /// `journal` is to be dropped after the commit.
+    pub(super) fn add(&mut self, id: SnapshotId, (root, journal): (i64, Option<String>)) {
+        self.roots.push(root);
+        if let Some(j) = journal {
+            self.journals.entry(j).or_default().insert(id);
+        }
+    }
+}
+
+/// Step 1 (see the module doc of `gc`), for the real run or a dry run,
+/// once snapshot rows are `dropped`: collect what they alone used, plan
+/// what happens to the packs that held it. Inside the transaction: nothing
+/// is visible.
 struct Decided {
-    report: GcReport,
     dead_ids: HashSet<Id>,
     journals: BTreeMap<String, HashSet<SnapshotId>>,
     plan: PackPlan,
@@ -30,24 +50,11 @@ struct Decided {
 
 fn decide(
     step: &mut impl GcStep,
-    forget: Vec<SnapshotRow>,
+    dropped: Dropped,
     max_unused_percent: f64,
-    dry_run: bool,
+    report: &mut GcReport,
 ) -> Result<Decided> {
-    let mut report = GcReport {
-        dry_run,
-        ..GcReport::default()
-    };
-    let mut roots = Vec::with_capacity(forget.len());
-    let mut journals: BTreeMap<String, HashSet<SnapshotId>> = BTreeMap::new();
-    for s in &forget {
-        let (root, journal) = step.delete_snapshot(&s.id)?;
-        roots.push(root);
-        if let Some(j) = journal {
-            journals.entry(j).or_default().insert(s.id);
-        }
-    }
-    report.forgotten = forget;
+    let Dropped { roots, journals } = dropped;
     let dead = step.collect(roots)?;
     report.blobs_deleted = dead.len() as u64;
     let dead_ids: HashSet<Id> = dead.iter().map(|d| d.id).collect();
@@ -57,7 +64,6 @@ fn decide(
     report.packs_deleted = plan.delete.len() as u64;
     report.packs_rewritten = plan.rewrite.len() as u64;
     Ok(Decided {
-        report,
         dead_ids,
         journals,
         plan,
@@ -71,8 +77,16 @@ pub(super) fn preview(
     forget: Vec<SnapshotRow>,
     max_unused_percent: f64,
 ) -> Result<GcReport> {
-    let d = decide(&mut view, forget, max_unused_percent, true)?;
-    let mut report = d.report;
+    let mut dropped = Dropped::default();
+    for s in &forget {
+        dropped.add(s.id, view.delete_snapshot(&s.id)?);
+    }
+    let mut report = GcReport {
+        dry_run: true,
+        forgotten: forget,
+        ..GcReport::default()
+    };
+    let d = decide(&mut view, dropped, max_unused_percent, &mut report)?;
     report.bytes_freed = d.plan.estimated_bytes_freed();
     Ok(report)
 }
@@ -83,18 +97,49 @@ pub(super) fn preview(
 pub(super) fn forget_and_collect(
     store: &Store,
     lock: &WriterLock,
-    mut tx: GcTx<'_>,
+    tx: GcTx<'_>,
     forget: Vec<SnapshotRow>,
     max_unused_percent: f64,
     progress: &Progress,
 ) -> Result<(GcReport, HashSet<Id>)> {
-    // Step 1: forget, collect, plan (inside the transaction: invisible).
+    let mut dropped = Dropped::default();
+    for s in &forget {
+        dropped.add(s.id, tx.delete_snapshot(&s.id)?);
+    }
+    let mut report = GcReport {
+        forgotten: forget,
+        ..GcReport::default()
+    };
+    let dead = collect(
+        store,
+        lock,
+        tx,
+        dropped,
+        max_unused_percent,
+        progress,
+        &mut report,
+    )?;
+    Ok((report, dead))
+}
+
+/// Steps 1 (rest) to 4 once snapshot rows are `dropped` inside `tx`:
+/// collect what they alone used, plan, repack, commit, drop their journal
+/// records, delete old packs. Fills in `report`; returns the ids of the
+/// blobs that died.
+pub(super) fn collect(
+    store: &Store,
+    lock: &WriterLock,
+    mut tx: GcTx<'_>,
+    dropped: Dropped,
+    max_unused_percent: f64,
+    progress: &Progress,
+    report: &mut GcReport,
+) -> Result<HashSet<Id>> {
     let Decided {
-        mut report,
         dead_ids,
         journals,
         plan,
-    } = decide(&mut tx, forget, max_unused_percent, false)?;
+    } = decide(&mut tx, dropped, max_unused_percent, report)?;
     crate::failpoint::crash_point("gc.collected");
 
     // Step 2: repack live records into new packs, verified on the way. On
@@ -111,15 +156,7 @@ pub(super) fn forget_and_collect(
             );
             // The packs sealed before the failure are orphans: step 4 of
             // the first commit removes them with the dead packs.
-            commit_and_sweep(
-                store,
-                lock,
-                tx,
-                Vec::new(),
-                &plan.delete,
-                &journals,
-                &mut report,
-            )?;
+            commit_and_sweep(store, lock, tx, Vec::new(), &plan.delete, &journals, report)?;
             if report.pack_deletion_deferred {
                 return Err(e); // a reader holds the old packs: no room made
             }
@@ -128,23 +165,15 @@ pub(super) fn forget_and_collect(
             let rows: HashSet<i64> = plan.rewrite.iter().map(|u| u.row).collect();
             let usage = tx.pack_usage(&rows)?;
             let sealed = repack(store, &tx, &usage, progress)?;
-            commit_and_sweep(
-                store,
-                lock,
-                tx,
-                sealed,
-                &usage,
-                &BTreeMap::new(),
-                &mut report,
-            )?;
-            return Ok((report, dead_ids));
+            commit_and_sweep(store, lock, tx, sealed, &usage, &BTreeMap::new(), report)?;
+            return Ok(dead_ids);
         }
         Err(e) => return Err(e),
     };
     let mut remove = plan.delete;
     remove.extend(plan.rewrite);
-    commit_and_sweep(store, lock, tx, sealed, &remove, &journals, &mut report)?;
-    Ok((report, dead_ids))
+    commit_and_sweep(store, lock, tx, sealed, &remove, &journals, report)?;
+    Ok(dead_ids)
 }
 
 /// Steps 3 and 4: point the blobs of `sealed` at their new packs, drop the

@@ -21,6 +21,11 @@
 //! lock, which every writer holds, so no pack of a running snapshot is
 //! mistaken for an orphan.
 //!
+//! `rewrite` uses the same steps with one change to step 1: the rewritten
+//! snapshots' rows get their new trees in place (the trees indexed in the
+//! same transaction) instead of being deleted, so a snapshot is either old
+//! or new at every instant, never absent (`replace`).
+//!
 //! `plan` decides (pure: what retention forgets, which packs are deleted or
 //! rewritten), `execute` does the steps above. A dry run
 //! ([`prune_dry_run`], [`forget_dry_run`]) takes no lock and writes
@@ -32,11 +37,13 @@ mod plan;
 
 use std::time::Duration;
 
-use crate::catalog::Catalog;
-use crate::damaged::{self, DamagedLeft};
+use crate::catalog::{Catalog, PendingTree};
+use crate::damaged;
+pub use crate::damaged::DamagedLeft;
 use crate::error::Result;
 use crate::lock::WriterLock;
 use crate::model::SnapshotRow;
+use crate::pack::SealedPack;
 use crate::progress::Progress;
 use crate::retention::KeepPolicy;
 use crate::select::by_id_prefix;
@@ -217,5 +224,70 @@ pub fn forget_dry_run(store: &Store, ids: &[String]) -> Result<GcReport> {
     let (rows, left) = chosen(view.catalog(), ids)?;
     let mut report = execute::preview(view, rows, 0.0)?;
     report.kept = left;
+    Ok(report)
+}
+
+/// Remove the pack files no catalog row names (what a crashed run or gc
+/// left), if no reader holds a view: (files, bytes). The caller holds the
+/// writer lock and has written no pack yet.
+pub(crate) fn remove_orphans(store: &Store, _lock: &WriterLock) -> Result<(u64, u64)> {
+    execute::remove_orphans_now(store)
+}
+
+/// A snapshot that gets another tree (`rewrite`): its row becomes `new`.
+/// When the catalog has `new` already (a rewrite killed after journaling,
+/// then `repair`: both came back), `old` is only forgotten.
+#[derive(Clone, Debug)]
+pub(crate) struct Replacement {
+    pub old: SnapshotRow,
+    pub new: SnapshotRow,
+    pub new_exists: bool,
+}
+
+/// Trees written for the replacements, in sealed packs: children before
+/// parents, each with every id it references.
+#[derive(Debug, Default)]
+pub(crate) struct NewTrees {
+    pub packs: Vec<SealedPack>,
+    pub trees: Vec<PendingTree>,
+}
+
+/// Give snapshots new trees, then collect garbage exactly as [`forget`]
+/// does: in one transaction the new trees are indexed and each old row
+/// becomes its new one (records of the new rows are in journal file
+/// `journal` already: the caller wrote them first), then every pack holding
+/// what only the old trees used is rewritten, the old records leave their
+/// journals, and `damaged/` is purged. The caller holds the writer lock.
+pub(crate) fn replace(
+    store: &Store,
+    lock: &WriterLock,
+    new_trees: &NewTrees,
+    replacements: &[Replacement],
+    journal: &str,
+    progress: &Progress,
+) -> Result<GcReport> {
+    let mut catalog = store.catalog_for_writing(lock)?;
+    let tx = catalog.begin_gc()?;
+    let now = timespec::now_ns();
+    for p in &new_trees.packs {
+        tx.add_pack(p, now)?;
+    }
+    tx.index_trees(&new_trees.trees)?;
+    let mut dropped = execute::Dropped::default();
+    for r in replacements {
+        let was = if r.new_exists {
+            tx.delete_snapshot(&r.old.id)?
+        } else {
+            tx.replace_snapshot(&r.old.id, &r.new, journal)?
+        };
+        dropped.add(r.old.id, was);
+    }
+    let mut report = GcReport::default();
+    let dead = execute::collect(store, lock, tx, dropped, 0.0, progress, &mut report)?;
+    // After the commit, as `forget`: the catalog says what is still used.
+    let p = damaged::purge(store.dir(), &catalog, &dead)?;
+    report.damaged_packs_rewritten = p.packs_rewritten;
+    report.damaged_bytes_zeroed = p.bytes_zeroed;
+    report.damaged_left = p.left;
     Ok(report)
 }

@@ -11,7 +11,8 @@
 //! the catalog commits it, so every committed snapshot has a record. A crash
 //! between the two leaves a record the catalog lacks, only ever in a `.open`
 //! file: the next writer [`reconcile`]s such files (keeps the records the
-//! catalog has, renames the file). `prune`/`forget` commit the catalog first,
+//! catalog has, renames the file). `prune`/`forget` (and `rewrite`, whose
+//! old records go the same way) commit the catalog first,
 //! naming in that same transaction the journal files to rewrite
 //! (`meta.journals_pending`), then drop the forgotten records; a crash in
 //! between is finished by the next writer ([`keep_committed`]). So a
