@@ -180,6 +180,32 @@ fn every_command_prints_one_object_of_the_one_shape() {
         &mut cmd(&["forget", "--snapshot", &first, "--dry-run", "--json"]),
         0,
     );
+    let dry = shaped(
+        "rewrite --dry-run",
+        &mut cmd(&[
+            "rewrite",
+            "alice/thesis",
+            "--exclude",
+            "notes.txt",
+            "--all",
+            "--dry-run",
+            "--json",
+        ]),
+        0,
+    );
+    assert!(!dry["snapshots"].as_array().unwrap().is_empty(), "{dry:#}");
+    shaped(
+        "rewrite (a pattern that matches nothing: exit 1)",
+        &mut cmd(&[
+            "rewrite",
+            "alice/thesis",
+            "--exclude",
+            "no-such-file",
+            "--all",
+            "--json",
+        ]),
+        1,
+    );
 
     // The off-site copy.
     let remote_dir = env.path("remote");
