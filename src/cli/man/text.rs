@@ -137,7 +137,7 @@ pub const FILES: &[(&str, &str)] = &[
          commented out: uncomment it, or enable the timer, not both.",
     ),
     (
-        "/lib/systemd/system/wsnap-snapshot.timer",
+        "/usr/lib/systemd/system/wsnap-snapshot.timer",
         "The same run every 5 minutes from systemd (wsnap-snapshot.service): \
          systemctl enable --now wsnap-snapshot.timer.",
     ),
