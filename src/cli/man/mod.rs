@@ -126,6 +126,8 @@ fn render(cmd: &Command, path: &[String], pages: &[String]) -> String {
     let generated = String::from_utf8(generated).expect("clap text is UTF-8");
 
     let mut r = Roff::new();
+    // No hyphenation from here on: page names and paths stay whole.
+    r.control("nh", []);
     commands_section(&mut r, cmd, path);
     if mentions_time(cmd) || path.is_empty() {
         time_section(&mut r);
@@ -293,6 +295,7 @@ fn uses_variable(cmd: &Command, var: &str) -> bool {
 
 fn files_section(r: &mut Roff) {
     r.control("SH", ["FILES"]);
+    r.text([roman(text::FILES_INTRO)]);
     for (file, meaning) in text::FILES {
         item(r, vec![bold(*file)], meaning);
     }

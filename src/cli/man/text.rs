@@ -124,6 +124,10 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ),
 ];
 
+/// What FILES starts with.
+pub const FILES_INTRO: &str = "The Debian package installs the first four, none of them \
+active: backups start once the cron line is uncommented or the timer enabled.";
+
 /// The main page's FILES: what the Debian package installs, and the store.
 pub const FILES: &[(&str, &str)] = &[
     (
