@@ -401,6 +401,10 @@ fn debian_package_installs_works_and_leaves_nothing_behind() {
     t.ok("systemctl enable wsnap-snapshot.timer");
     assert!(wants.is_symlink(), "enabled");
     t.ok("dpkg -r wsnap");
+    t.run(
+        "dpkg -l wsnap | tail -n 1; readlink /etc/systemd/system/wsnap-snapshot.timer; \
+         ls -d /usr/bin/wsnap /usr/share/man/man1/wsnap.1.gz /etc/default/wsnap 2>&1",
+    );
     assert_eq!(package_status().as_deref(), Some("rc"), "conffiles kept");
     for f in files.iter().filter(|f| !f.starts_with("/etc/")) {
         assert!(!Path::new(f).exists(), "{f} left after dpkg -r");
@@ -418,6 +422,11 @@ fn debian_package_installs_works_and_leaves_nothing_behind() {
     );
     t.ok("dpkg -P wsnap");
     installed.live = false;
+    t.run(
+        "ls -d /etc/default/wsnap /etc/cron.d/wsnap /etc/logrotate.d/wsnap /usr/share/doc/wsnap \
+         /etc/systemd/system/timers.target.wants/wsnap-snapshot.timer 2>&1; \
+         find /etc/systemd /var/lib/systemd -name '*wsnap*'",
+    );
     assert_eq!(package_status(), None);
     for f in &files {
         assert!(!Path::new(f).exists(), "{f} left after dpkg -P");
