@@ -609,26 +609,37 @@ fn cron_field_ok(field: &str, lo: u32, hi: u32) -> bool {
     })
 }
 
-/// The wsnap arguments of the cron job line.
-fn cron_job() -> (Vec<String>, Vec<(String, String)>) {
+/// The cron file's job line, shipped commented out (`#*/5 * * * * root …`):
+/// its shell command, the wsnap arguments in it, and the file's variables.
+struct CronJob {
+    command: String,
+    args: Vec<String>,
+    vars: Vec<(String, String)>,
+}
+
+fn cron_job() -> CronJob {
     let text = deploy("cron.d/wsnap");
     assert!(
         text.ends_with('\n'),
         "cron ignores a last line without newline"
     );
-    let mut env = Vec::new();
+    let mut vars = Vec::new();
     let mut jobs = Vec::new();
     for line in text.lines().map(str::trim) {
+        if let Some(job) = line.strip_prefix("#*/") {
+            jobs.push(format!("*/{job}"));
+            continue;
+        }
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
         if let Some((k, v)) = line.split_once('=').filter(|(k, _)| !k.contains(' ')) {
-            env.push((k.to_string(), v.to_string()));
+            vars.push((k.to_string(), v.to_string()));
             continue;
         }
-        jobs.push(line.to_string());
+        panic!("an active job line: installing must not start backups: {line}");
     }
-    assert_eq!(jobs.len(), 1, "one job line: {jobs:?}");
+    assert_eq!(jobs.len(), 1, "one commented-out job line: {jobs:?}");
     let fields: Vec<&str> = jobs[0].split_whitespace().collect();
     let bounds = [(0, 59), (0, 23), (1, 31), (1, 12), (0, 7)];
     for (f, (lo, hi)) in fields.iter().zip(bounds) {
@@ -639,25 +650,67 @@ fn cron_job() -> (Vec<String>, Vec<(String, String)>) {
     }
     assert_eq!(&fields[..5], ["*/5", "*", "*", "*", "*"], "every 5 minutes");
     assert_eq!(fields[5], "root", "/etc/cron.d lines name the user");
-    let cmd = fields[6..].join(" ");
+    let command = fields[6..].join(" ");
     assert!(
-        cmd.ends_with(">>/app/logs/workspace-backups.log 2>&1"),
-        "log appended with stderr: {cmd}"
+        command.ends_with(">>/app/logs/workspace-backups.log 2>&1"),
+        "log appended with stderr: {command}"
     );
-    assert!(!cmd.contains("flock"), "wsnap locks itself: {cmd}");
+    assert!(!command.contains("flock"), "wsnap locks itself: {command}");
     let args: Vec<String> = fields[6..]
         .iter()
+        .skip_while(|a| **a != "wsnap")
         .take_while(|a| !a.starts_with(">>"))
         .map(|s| s.to_string())
         .collect();
-    (args, env)
+    CronJob {
+        command,
+        args,
+        vars,
+    }
+}
+
+/// `deploy/default/wsnap` (`/etc/default/wsnap`) as name → value, checked
+/// to be plain `NAME=value` lines that both sh and systemd read alike.
+fn default_file() -> Vec<(String, String)> {
+    let mut vars = Vec::new();
+    for line in deploy("default/wsnap").lines() {
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (k, v) = line.split_once('=').expect("NAME=value");
+        assert!(
+            k.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+                && !v.is_empty()
+                && !v.contains([' ', '"', '\'', '$', '\\']),
+            "not a plain NAME=value line: {line:?}"
+        );
+        vars.push((k.to_string(), v.to_string()));
+    }
+    vars
+}
+
+#[test]
+fn default_file_holds_the_old_defaults() {
+    let vars = default_file();
+    let want = [
+        ("SCITEX_WORKSPACE_ROOT", "/app/data/users"),
+        ("SCITEX_BACKUP_ROOT", "/app/backups/snapshots"),
+        ("SCITEX_MAX_SNAPSHOTS", "288"),
+    ];
+    let got: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (&k[..], &v[..])).collect();
+    assert_eq!(got, want);
+    // The binary's own defaults are the same.
+    let help = expect_code(bare_cmd().args(["snapshot", "--help"]), 0);
+    for (_, v) in &want[..2] {
+        assert!(help.stdout.contains(&format!("[default: {v}]")), "{help}");
+    }
 }
 
 #[test]
 fn cron_file_runs_snapshot_prune_every_five_minutes() {
-    let (args, vars) = cron_job();
-    assert_eq!(args[0], "wsnap");
-    assert_eq!(&args[1..4], ["-v", "snapshot", "--prune"]);
+    let job = cron_job();
+    let args = &job.args;
+    assert_eq!(&args[..4], ["wsnap", "-v", "snapshot", "--prune"]);
     let wait = args
         .iter()
         .position(|a| a == "--lock-wait")
@@ -668,80 +721,96 @@ fn cron_file_runs_snapshot_prune_every_five_minutes() {
         (60..300).contains(&secs),
         "lock wait {wait} should end before the next tick"
     );
-    for k in [
-        "SCITEX_WORKSPACE_ROOT",
-        "SCITEX_BACKUP_ROOT",
-        "SCITEX_MAX_SNAPSHOTS",
-    ] {
-        assert!(
-            vars.iter().any(|(n, _)| n == k),
-            "{k} not set in the cron file"
-        );
-    }
-    // The job's exact arguments work with the binary, through the same
-    // variables (pointed at a temp dir).
+    assert!(
+        job.command.contains(". /etc/default/wsnap"),
+        "the variables come from /etc/default/wsnap: {}",
+        job.command
+    );
+    // The job line itself, run as cron runs it (sh -c, the file's
+    // variables, nothing else), with /etc/default/wsnap and the log
+    // pointed at temp files and `wsnap` the binary under test.
     let env = TestEnv::new();
     env.ws("u", "p");
     write(&env.root.join("u/p/f"), b"x");
-    let mut c = bare_cmd();
-    for (k, v) in &vars {
+    let defaults = env.path("default-wsnap");
+    let log = env.path("workspace-backups.log");
+    let text = deploy("default/wsnap")
+        .replace("/app/data/users", env.root.to_str().unwrap())
+        .replace("/app/backups/snapshots", env.store.to_str().unwrap());
+    write(&defaults, text.as_bytes());
+    let command = job
+        .command
+        .replace("/etc/default/wsnap", defaults.to_str().unwrap())
+        .replace("/app/logs/workspace-backups.log", log.to_str().unwrap());
+    let mut c = StdCommand::new("/bin/sh");
+    c.env_clear();
+    for (k, v) in &job.vars {
         c.env(k, v);
     }
-    c.env("SCITEX_WORKSPACE_ROOT", &env.root)
-        .env("SCITEX_BACKUP_ROOT", &env.store)
-        .args(&args[1..]);
-    let out = expect_code(&mut c, 0);
+    let bin_dir = Path::new(BIN).parent().unwrap();
+    let path = job.vars.iter().find(|(k, _)| k == "PATH").expect("PATH");
+    c.env("PATH", format!("{}:{}", bin_dir.display(), path.1));
+    let out = c.arg("-c").arg(&command).output().unwrap();
+    let logged = fs::read_to_string(&log).unwrap_or_default();
     assert!(
-        out.stdout.contains("prune: forgot 0 snapshots, kept 1"),
-        "{out}"
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "{command}: {out:?}\n{logged}"
     );
+    assert!(
+        logged.contains("prune: forgot 0 snapshots, kept 1"),
+        "{logged}"
+    );
+    assert!(env.store.join("catalog.sqlite").exists());
 }
 
 #[test]
 fn systemd_units_match_cron_and_verify() {
     let service = deploy("systemd/wsnap-snapshot.service");
     let timer = deploy("systemd/wsnap-snapshot.timer");
-    let (cron_args, cron_vars) = cron_job();
+    let job = cron_job();
     let exec = service
         .lines()
         .find_map(|l| l.strip_prefix("ExecStart="))
         .expect("ExecStart");
     let exec_args: Vec<&str> = exec.split_whitespace().collect();
-    assert!(exec_args[0].ends_with("/wsnap"));
+    assert_eq!(exec_args[0], "/usr/bin/wsnap", "the packaged binary");
     assert_eq!(
         exec_args[1..],
-        cron_args[1..],
+        job.args[1..],
         "service and cron run the same command"
     );
-    for (k, v) in &cron_vars {
-        if k.starts_with("SCITEX_") {
-            assert!(
-                service.contains(&format!("Environment={k}={v}")),
-                "{k} in service"
-            );
-        }
-    }
+    assert!(
+        service.contains("\nEnvironmentFile=/etc/default/wsnap\n"),
+        "the unit reads the variables the cron line reads"
+    );
+    assert!(
+        !service.contains("Environment=SCITEX"),
+        "one place for the variables: /etc/default/wsnap"
+    );
     assert!(service.contains("StandardOutput=append:/app/logs/workspace-backups.log"));
     assert!(service.contains("ReadWritePaths=/app/backups /app/logs"));
     assert!(timer.contains("OnCalendar=*:0/5") && timer.contains("Persistent=true"));
 
     let have = StdCommand::new("systemd-analyze").arg("--version").output();
-    if !have.is_ok_and(|o| o.status.success()) {
-        eprintln!("systemd-analyze not installed: skipping `systemd-analyze verify`");
-        return;
-    }
-    // Verify copies whose ExecStart is the binary under test and whose
-    // man:1.cmd() is the generated page.
+    assert!(
+        have.is_ok_and(|o| o.status.success()),
+        "systemd-analyze is not installed: `apt-get install systemd` (.ci/run does) to verify the units"
+    );
+    // Verify copies whose ExecStart is the binary under test, whose
+    // environment file is a copy of deploy/default/wsnap, and whose man
+    // pages are the generated ones.
     let dir = tempfile::tempdir().unwrap();
     let units = dir.path().join("units");
     let man1 = dir.path().join("man/man1");
     fs::create_dir_all(&units).unwrap();
-    fs::create_dir_all(&man1).unwrap();
-    let page = expect_code(bare_cmd().arg("man"), 0);
-    fs::write(man1.join("wsnap.1"), page.stdout).unwrap();
+    expect_code(bare_cmd().arg("man").arg("--dir").arg(&man1), 0);
+    let defaults = dir.path().join("default-wsnap");
+    fs::write(&defaults, deploy("default/wsnap")).unwrap();
     fs::write(
         units.join("wsnap-snapshot.service"),
-        service.replace("/usr/local/bin/wsnap", BIN),
+        service
+            .replace("/usr/bin/wsnap", BIN)
+            .replace("/etc/default/wsnap", defaults.to_str().unwrap()),
     )
     .unwrap();
     fs::write(units.join("wsnap-snapshot.timer"), &timer).unwrap();

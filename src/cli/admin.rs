@@ -1,6 +1,6 @@
 //! Admin commands: `init` (and the store a writer creates when there is
 //! none), `import-rsync` (migration from the old backups), `completions`
-//! and `man` (generated from the clap definitions).
+//! (generated from the clap definitions; the man pages are `man.rs`).
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -382,28 +382,3 @@ pub fn completions(shell: clap_complete::Shell) -> u8 {
     clap_complete::generate(shell, &mut Cli::command(), "wsnap", &mut io::stdout());
     exit::OK
 }
-
-/// `wsnap man`: the roff man page on stdout.
-pub fn man() -> u8 {
-    // Rendering into memory cannot fail; a closed stdout is not worth a message.
-    let mut buf = Vec::new();
-    let _ = clap_mangen::Man::new(Cli::command()).render(&mut buf);
-    buf.extend_from_slice(MAN_ENVIRONMENT.as_bytes());
-    let _ = io::stdout().lock().write_all(&buf);
-    exit::OK
-}
-
-/// What clap_mangen does not render: the environment, and where the rest is.
-const MAN_ENVIRONMENT: &str = r#".SH ENVIRONMENT
-.TP
-\fBSCITEX_BACKUP_ROOT\fR
-The store directory (\fB\-\-store\fR); default /app/backups/snapshots.
-.TP
-\fBSCITEX_WORKSPACE_ROOT\fR
-The workspace root holding <user>/<project>/ (\fB\-\-root\fR); default /app/data/users.
-.TP
-\fBSCITEX_MAX_SNAPSHOTS\fR
-Snapshots kept per workspace by prune and snapshot \-\-prune when no keep flag is given; default 288.
-.SH SEE ALSO
-\fBwsnap COMMAND \-\-help\fR for each command's options; docs/ADMIN.md for installation, scheduling, monitoring, restore and migration.
-"#;

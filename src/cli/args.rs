@@ -12,15 +12,21 @@ use super::output::JSON_HELP;
 
 use wsnap::{Error, Result, WorkspaceName};
 
+/// `wsnap --version`: the package version and the commit built from
+/// (`build.rs`), e.g. `0.1.0 (commit 9119759, dirty)`.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("WSNAP_COMMIT"),
+    ")"
+);
+
 #[derive(Parser, Debug)]
 #[command(
     name = "wsnap",
-    version,
+    version = VERSION,
     about = "Deduplicating snapshots of research workspaces (<root>/<user>/<project>/)",
-    after_help = "Exit codes: 0 ok; 1 finished with failures (a workspace, file or restored file); \
-                  2 bad input; 3 store missing, foreign or damaged; 4 writing failed (disk full, I/O); \
-                  69 remote unavailable (unreachable, bad credentials, missing bucket); \
-                  75 store locked by another run."
+    after_help = super::output::exit::help()
 )]
 pub struct Cli {
     /// Store directory
@@ -316,9 +322,14 @@ pub enum Command {
         /// The shell to complete for
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff): `wsnap man > /usr/local/share/man/man1/wsnap.1`
+    /// Print the man page wsnap(1) (roff), or with --dir write it and one
+    /// page per command (wsnap-restore(1), …) into DIR
     #[command(alias = "man-page")]
-    Man,
+    Man {
+        /// Write wsnap.1 and every wsnap-COMMAND.1 into DIR (created if absent)
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// `stats --help`: what every column means (also README and docs/JSON.md).

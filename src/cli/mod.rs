@@ -5,7 +5,7 @@
 //! One file per command or close group: `snapshot`, `prune` (and
 //! `forget`), `rewrite`, `restore`, `list` (and `ls`), `check`, `repair`, `status`,
 //! `stats`, `diff` (and `log`), `admin` (`init`, `import-rsync`,
-//! `completions`, `man`). `args` turns flags into library options,
+//! `completions`), `man` (the man pages). `args` turns flags into library options,
 //! `output` holds what they all print with. Browsing without restoring:
 //! `browse` (`cat`, `find`), `mount` (and `umount`).
 
@@ -17,6 +17,7 @@ mod diff;
 mod flags;
 mod list;
 mod logging;
+mod man;
 mod mount;
 mod output;
 mod progress;
@@ -106,7 +107,7 @@ fn usage_error(e: clap::Error, json: bool) -> ExitCode {
 fn run(cli: Cli) -> Result<u8> {
     let store_dir = cli.store.as_path();
     match &cli.command {
-        Command::Completions { .. } | Command::Man => {}
+        Command::Completions { .. } | Command::Man { .. } => {}
         // `status` reports it as UNKNOWN itself.
         Command::Status { .. } => {}
         _ => wsnap::require_local(store_dir, cli.unsafe_allow_network_fs)?,
@@ -236,6 +237,6 @@ fn run(cli: Cli) -> Result<u8> {
         } => diff::run_log(store_dir, workspace, path, *json),
         Command::ImportRsync(a) => admin::import_rsync(store_dir, a),
         Command::Completions { shell } => Ok(admin::completions(*shell)),
-        Command::Man => Ok(admin::man()),
+        Command::Man { dir } => man::run(dir.as_deref()),
     }
 }

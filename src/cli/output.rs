@@ -19,7 +19,10 @@ use wsnap::select::Selector;
 use wsnap::Missing;
 use wsnap::{Error, ErrorKind, LockHolder, SnapshotRow, WorkspaceName};
 
-/// Exit codes (also in `wsnap --help` and README).
+/// Exit codes. [`exit::TABLE`] says what each means: the one text that
+/// `wsnap --help` and the man pages' EXIT STATUS print (README.md's table
+/// gives the details). `status` has its own, Nagios codes
+/// (`wsnap::status::Level::exit_code`).
 pub mod exit {
     pub const OK: u8 = 0;
     /// The run finished but something in it failed (a workspace, a file, a
@@ -33,6 +36,43 @@ pub mod exit {
     /// EX_UNAVAILABLE: a remote cannot be reached or refuses us
     /// (unreachable endpoint, bad credentials, missing bucket).
     pub const UNAVAILABLE: u8 = 69;
+
+    /// Every code above with its meaning, in order.
+    pub const TABLE: &[(u8, &str)] = &[
+        (OK, "success"),
+        (
+            PARTIAL,
+            "finished with failures (a workspace, file or restored file); the rest was \
+             committed or restored",
+        ),
+        (
+            INPUT,
+            "bad input: arguments, time, keep flags, workspace name, unknown snapshot or \
+             path, unusable restore target",
+        ),
+        (
+            STORE,
+            "store missing, foreign, of another format version, or damaged",
+        ),
+        (
+            WRITE,
+            "writing failed (disk full, I/O error); the store is left consistent",
+        ),
+        (
+            UNAVAILABLE,
+            "remote unavailable (unreachable, bad credentials, missing bucket)",
+        ),
+        (LOCKED, "store locked by another run (--lock-wait to wait)"),
+    ];
+
+    /// The table as `wsnap --help` ends.
+    pub fn help() -> String {
+        let mut s = String::from("Exit codes:");
+        for (code, meaning) in TABLE {
+            s.push_str(&format!("\n  {code:<3} {meaning}"));
+        }
+        s
+    }
 }
 
 /// The version of the `--json` schema (docs/JSON.md, "History"). 1: the
