@@ -123,12 +123,7 @@ fn pack_damaged_before_read_back_is_never_referenced() {
     assert_eq!(std::fs::read_dir(env.store.join("tmp")).unwrap().count(), 0);
     env.snapshot(&[]);
     assert_eq!(check(&env, true).code, 0);
-    let target = env.path("restored");
-    let mut c = env.cmd();
-    c.args(["restore", "u/p", "--at", "latest", "--to"])
-        .arg(&target);
-    expect_code(&mut c, 0);
-    assert_trees_equal(&ws, &target);
+    assert_trees_equal(&ws, &env.restore_latest("u/p", "restored"));
 }
 
 /// Journals against the catalog: `check` names a snapshot recorded twice,

@@ -168,10 +168,5 @@ fn forget_on_a_full_disk_deletes_dead_packs_before_repacking() {
     let found = files_containing(&env.store, &windows);
     assert!(found.is_empty(), "forgotten data still in {found:?}");
     std::fs::remove_file(fs.0.join("filler")).unwrap();
-    let target = env.path("restored");
-    let mut c = env.cmd();
-    c.args(["restore", "u/p", "--at", "latest", "--to"])
-        .arg(&target);
-    expect_code(&mut c, 0);
-    assert_trees_equal(&ws, &target);
+    assert_trees_equal(&ws, &env.restore_latest("u/p", "restored"));
 }

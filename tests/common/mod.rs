@@ -143,6 +143,17 @@ impl TestEnv {
         expect_code(&mut c, 0)
     }
 
+    /// `restore WS --at latest --to DIR` into a fresh directory under the
+    /// temp dir named `name`, asserting exit 0: that directory.
+    pub fn restore_latest(&self, ws: &str, name: &str) -> PathBuf {
+        let target = self.path(name);
+        let mut c = self.cmd();
+        c.args(["restore", ws, "--at", "latest", "--to"])
+            .arg(&target);
+        expect_code(&mut c, 0);
+        target
+    }
+
     /// `ls WS --snapshot ID [PATH] --json`, returning `entries`.
     pub fn ls(&self, ws: &str, id: &str, path: Option<&str>) -> Vec<Value> {
         let mut c = self.cmd();
