@@ -452,6 +452,7 @@ impl Catalog {
 pub struct CatalogPool {
     path: PathBuf,
     idle: std::sync::Mutex<Vec<Catalog>>,
+    pinned: bool,
 }
 
 impl CatalogPool {
@@ -459,6 +460,20 @@ impl CatalogPool {
         CatalogPool {
             path: path.to_path_buf(),
             idle: std::sync::Mutex::new(Vec::new()),
+            pinned: false,
+        }
+    }
+
+    /// A pool whose connections each hold one read transaction for their
+    /// life, from their first use ([`Catalog::pin_view`]): no lock taken
+    /// and no page cache dropped per statement, but blind to every later
+    /// commit. For readers of what existed before they started (a run's
+    /// prewalks read the parents of its workspaces); dropped before the
+    /// end-of-run checkpoint, which they would hold back.
+    pub fn pinned(path: &Path) -> CatalogPool {
+        CatalogPool {
+            pinned: true,
+            ..CatalogPool::new(path)
         }
     }
 
@@ -467,7 +482,13 @@ impl CatalogPool {
         let conn = self.idle.lock().expect("catalog pool poisoned").pop();
         let conn = match conn {
             Some(c) => c,
-            None => Catalog::open(&self.path, false)?,
+            None => {
+                let c = Catalog::open(&self.path, false)?;
+                if self.pinned {
+                    c.pin_view()?;
+                }
+                c
+            }
         };
         let out = f(&conn);
         self.idle.lock().expect("catalog pool poisoned").push(conn);

@@ -70,12 +70,8 @@ impl Catalog {
         for (row, skips) in snaps {
             let ws = ensure_workspace(&tx, &row.workspace).map_err(&e)?;
             let root: Option<i64> = tx
-                .query_row(
-                    "SELECT id FROM blobs WHERE hash = ?1",
-                    [&row.root.0 .0[..]],
-                    |r| r.get(0),
-                )
-                .optional()
+                .prepare_cached("SELECT id FROM blobs WHERE hash = ?1")
+                .and_then(|mut q| q.query_row([&row.root.0 .0[..]], |r| r.get(0)).optional())
                 .map_err(&e)?;
             let root = root.ok_or_else(|| {
                 Error::corrupt(Problem::NotStored)
@@ -408,31 +404,31 @@ pub(super) fn insert_snapshot(
     journal: &str,
 ) -> rusqlite::Result<()> {
     let s = row.stats;
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO snapshots (snapshot_hash, workspace_id, time_ns, started_ns, finished_ns,
              root_tree_id, files, dirs, symlinks, size_bytes, bytes_added, bytes_read,
              skipped, special, excluded, journal, damaged)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-        params![
-            &row.id.0 .0[..],
-            workspace_row,
-            row.time_ns,
-            row.started_ns,
-            row.finished_ns,
-            root_row,
-            i64_of(s.files),
-            i64_of(s.dirs),
-            i64_of(s.symlinks),
-            i64_of(s.size_bytes),
-            i64_of(s.bytes_added),
-            i64_of(s.bytes_read),
-            i64_of(s.skipped),
-            i64_of(s.special),
-            i64_of(s.excluded),
-            journal,
-            row.damaged
-        ],
-    )?;
+    )?
+    .execute(params![
+        &row.id.0 .0[..],
+        workspace_row,
+        row.time_ns,
+        row.started_ns,
+        row.finished_ns,
+        root_row,
+        i64_of(s.files),
+        i64_of(s.dirs),
+        i64_of(s.symlinks),
+        i64_of(s.size_bytes),
+        i64_of(s.bytes_added),
+        i64_of(s.bytes_read),
+        i64_of(s.skipped),
+        i64_of(s.special),
+        i64_of(s.excluded),
+        journal,
+        row.damaged
+    ])?;
     Ok(())
 }
 

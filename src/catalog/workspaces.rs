@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 
 use super::{sql_err, Catalog};
 use crate::error::Result;
@@ -96,15 +96,19 @@ pub(super) fn ensure_workspace(
     tx: &rusqlite::Transaction<'_>,
     w: &WorkspaceName,
 ) -> rusqlite::Result<i64> {
-    tx.execute(
-        "INSERT OR IGNORE INTO workspaces (user, project) VALUES (?1, ?2)",
-        params![w.user, w.project],
-    )?;
-    tx.query_row(
-        "SELECT id FROM workspaces WHERE user = ?1 AND project = ?2",
-        params![w.user, w.project],
-        |r| r.get(0),
-    )
+    // Looked up first: a tick's workspaces exist already (an `INSERT OR
+    // IGNORE` would cost a write attempt per snapshot).
+    let mut find =
+        tx.prepare_cached("SELECT id FROM workspaces WHERE user = ?1 AND project = ?2")?;
+    if let Some(id) = find
+        .query_row(params![w.user, w.project], |r| r.get(0))
+        .optional()?
+    {
+        return Ok(id);
+    }
+    tx.prepare_cached("INSERT INTO workspaces (user, project) VALUES (?1, ?2)")?
+        .execute(params![w.user, w.project])?;
+    Ok(tx.last_insert_rowid())
 }
 
 #[cfg(test)]

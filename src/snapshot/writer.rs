@@ -151,6 +151,24 @@ impl Writer {
         })?
     }
 
+    /// [`Writer::commit`] without waiting: the answer comes on `reply`
+    /// once the writer has queued the row (in order, after every blob sent
+    /// before it). `Err` only when the writer is gone.
+    pub fn commit_async(
+        &self,
+        row: SnapshotRow,
+        skips: Vec<(Vec<u8>, String)>,
+        reply: Sender<Result<()>>,
+    ) -> Result<()> {
+        self.tx
+            .send(Msg::Commit {
+                row: Box::new(row),
+                skips,
+                reply,
+            })
+            .map_err(|_| gone())
+    }
+
     pub fn flush(&self) -> Result<()> {
         self.request(|reply| Msg::Flush { reply })?
     }
@@ -182,7 +200,7 @@ impl Drop for Writer {
     }
 }
 
-fn gone() -> Error {
+pub(crate) fn gone() -> Error {
     Error::store_write(
         "writer thread",
         std::io::Error::other("the store writer stopped"),
