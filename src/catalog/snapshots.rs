@@ -215,6 +215,38 @@ impl Catalog {
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(&e)
     }
 
+    /// Snapshots whose id starts with the bytes `lo` (a hex prefix, padded
+    /// with 0 to whole bytes) and sorts before `hi` (the prefix plus one,
+    /// `None` past `ff…`): at most `limit`, from the `snapshot_hash` index
+    /// (a range, not a scan of every snapshot); and how many there are when
+    /// `limit` were found.
+    pub(crate) fn snapshots_in_id_range(
+        &self,
+        lo: &[u8],
+        hi: Option<&[u8]>,
+        limit: u32,
+    ) -> Result<(Vec<SnapshotRow>, u64)> {
+        let e = sql_err(&self.path);
+        let (range, args): (&str, Vec<&dyn rusqlite::ToSql>) = match &hi {
+            Some(hi) => (
+                "s.snapshot_hash >= ?1 AND s.snapshot_hash < ?2",
+                vec![&lo, hi],
+            ),
+            None => ("s.snapshot_hash >= ?1", vec![&lo]),
+        };
+        let rows = self.select_snapshots(&format!("WHERE {range} LIMIT {limit}"), &args[..])?;
+        if rows.len() < limit as usize {
+            let n = rows.len() as u64;
+            return Ok((rows, n));
+        }
+        let n: i64 = self
+            .conn
+            .prepare_cached(&format!("SELECT COUNT(*) FROM snapshots s WHERE {range}"))
+            .and_then(|mut q| q.query_row(&args[..], |r| r.get(0)))
+            .map_err(&e)?;
+        Ok((rows, n.max(0) as u64))
+    }
+
     /// The snapshot with catalog row id `row`.
     pub(crate) fn snapshot_by_row(&self, row: i64) -> Result<SnapshotRow> {
         self.select_snapshots("WHERE s.id = ?1", params![row])?

@@ -30,7 +30,7 @@ use crate::lock::WriterLock;
 use crate::model::SnapshotRow;
 use crate::progress::Progress;
 use crate::retention::KeepPolicy;
-use crate::select::by_id_prefix;
+use crate::select::by_id_prefix_in;
 use crate::store::Store;
 use crate::timespec;
 use crate::workspace::WorkspaceName;
@@ -158,12 +158,11 @@ pub fn forget(
 ) -> Result<GcReport> {
     let lock = store.lock(lock_wait, "forget")?;
     let mut catalog = store.catalog_for_writing(&lock)?;
-    let all = catalog.snapshots(None)?;
     let mut rows: Vec<SnapshotRow> = Vec::new();
     for id in ids {
-        let one = by_id_prefix(&all, id, None)?;
+        let one = by_id_prefix_in(&catalog, id)?;
         if !rows.iter().any(|r| r.id == one.id) {
-            rows.push(one.clone());
+            rows.push(one);
         }
     }
     let tx = catalog.begin_gc()?;
