@@ -26,7 +26,6 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::lock::WriterLock;
-use crate::model::SnapshotRow;
 use crate::progress::Progress;
 use crate::snapshot::{self, RunReport, Source};
 use crate::store::Store;
@@ -86,21 +85,64 @@ pub struct Known {
 }
 
 impl Known {
-    /// The workspaces under `root` (if it is readable) and in `snapshots`.
-    pub fn gather(root: Option<&Path>, snapshots: &[SnapshotRow]) -> Result<Known> {
+    /// The workspaces under `root` (if it is readable) and `stored` (those
+    /// the store has snapshots of), and `times`: snapshot times the store
+    /// has, per workspace (those of [`candidates`] are enough for a plan).
+    pub fn gather(
+        root: Option<&Path>,
+        stored: Vec<WorkspaceName>,
+        times: BTreeMap<WorkspaceName, BTreeSet<i64>>,
+    ) -> Result<Known> {
         let mut k = Known::default();
         if let Some(root) = root {
             k.workspaces.extend(crate::walk::discover(root)?.workspaces);
         }
-        for s in snapshots {
-            k.workspaces.insert(s.workspace.clone());
-            k.times
-                .entry(s.workspace.clone())
-                .or_default()
-                .insert(s.time_ns);
-        }
+        k.workspaces.extend(stored);
+        k.times = times;
         Ok(k)
     }
+}
+
+/// Every (workspace, time) a plan of `old_root` can ask the store about:
+/// each split of each backup name, and its `--map`ping, at the name's
+/// time. The store is asked about these only, not about all its snapshots.
+pub fn candidates(
+    old_root: &Path,
+    mappings: &BTreeMap<Vec<u8>, WorkspaceName>,
+) -> Result<BTreeSet<(WorkspaceName, i64)>> {
+    let mut out = BTreeSet::new();
+    for de in read_old_root(old_root)? {
+        let name = de.file_name().as_bytes().to_vec();
+        let Some((prefix, ts)) = split_name(&name) else {
+            continue;
+        };
+        let Ok(TimeSpec::At(time_ns)) = timespec::parse(ts) else {
+            continue;
+        };
+        for ws in splits(prefix)
+            .into_iter()
+            .chain(mappings.get(prefix).cloned())
+        {
+            out.insert((ws, time_ns));
+        }
+    }
+    Ok(out)
+}
+
+/// The entries of `old_root`, sorted by name.
+fn read_old_root(old_root: &Path) -> Result<Vec<fs::DirEntry>> {
+    let rd = fs::read_dir(old_root).map_err(|e| {
+        Error::invalid(
+            "old backup root",
+            format!(
+                "{}: {e} (give the directory holding the old rsync backups)",
+                crate::escape::path(old_root)
+            ),
+        )
+    })?;
+    let mut entries: Vec<fs::DirEntry> = rd.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    Ok(entries)
 }
 
 /// Split `<prefix>_<YYYYmmdd>_<HHMMSS>` into the prefix and the time text.
@@ -176,17 +218,7 @@ fn names(ws: &[WorkspaceName]) -> String {
 /// Look at every entry directly under `old_root` and decide what to do
 /// with it. Reads nothing but directory listings.
 pub fn plan(old_root: &Path, known: &Known) -> Result<Vec<Backup>> {
-    let rd = fs::read_dir(old_root).map_err(|e| {
-        Error::invalid(
-            "old backup root",
-            format!(
-                "{}: {e} (give the directory holding the old rsync backups)",
-                crate::escape::path(old_root)
-            ),
-        )
-    })?;
-    let mut entries: Vec<fs::DirEntry> = rd.flatten().collect();
-    entries.sort_by_key(|e| e.file_name());
+    let entries = read_old_root(old_root)?;
     let mut planned: BTreeSet<(WorkspaceName, i64)> = BTreeSet::new();
     let mut out = Vec::with_capacity(entries.len());
     for de in entries {

@@ -42,15 +42,20 @@ impl Catalog {
     }
 
     /// Every workspace with at least one snapshot: count and newest time.
-    /// One scan of the `(workspace_id, time_ns)` index.
+    /// Per workspace in name order (no sort): its range of the
+    /// `snapshots_by_time` index counted, and one step for the newest.
     pub fn workspace_summaries(&self) -> Result<Vec<WorkspaceSummary>> {
         let e = sql_err(&self.path);
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT w.user, w.project, COUNT(*), MAX(s.time_ns)
-                 FROM snapshots s JOIN workspaces w ON w.id = s.workspace_id
-                 GROUP BY s.workspace_id ORDER BY w.user, w.project",
+                "SELECT user, project, n, newest FROM (
+                     SELECT w.user, w.project,
+                            (SELECT COUNT(*) FROM snapshots s WHERE s.workspace_id = w.id) AS n,
+                            (SELECT MAX(s.time_ns) FROM snapshots s WHERE s.workspace_id = w.id)
+                                AS newest
+                     FROM workspaces w ORDER BY w.user, w.project)
+                 WHERE n > 0",
             )
             .map_err(&e)?;
         let rows = stmt

@@ -77,20 +77,38 @@ pub fn import_rsync(store_dir: &Path, a: &ImportArgs) -> Result<u8> {
         );
         None
     };
-    let gather = |snapshots: &[SnapshotRow]| -> Result<Known> {
-        let mut k = Known::gather(root, snapshots)?;
+    // What the plan needs of the store: its workspaces, and whether it has
+    // a snapshot at each time a backup name could stand for (not every
+    // snapshot: millions at 10,000 workspaces).
+    let gather = |store: Option<&Store>| -> Result<Known> {
+        let (stored, mut times) = (Vec::new(), std::collections::BTreeMap::new());
+        let mut k = match store {
+            None => Known::gather(root, stored, times)?,
+            Some(store) => {
+                let cat = store.catalog_for_reading()?;
+                for (ws, t) in import::candidates(old_root, &mappings)? {
+                    if cat.has_snapshot_at(&ws, t)? {
+                        times
+                            .entry(ws)
+                            .or_insert_with(std::collections::BTreeSet::new)
+                            .insert(t);
+                    }
+                }
+                Known::gather(root, cat.workspaces()?, times)?
+            }
+        };
         k.mappings = mappings.clone();
         Ok(k)
     };
 
     if a.dry_run {
         // Read only: no store is created, no lock taken.
-        let snapshots = match Store::open(store_dir) {
-            Ok(store) => store.catalog_for_reading()?.snapshots(None)?,
-            Err(Error::NoStore { .. }) => Vec::new(),
+        let store = match Store::open(store_dir) {
+            Ok(store) => Some(store),
+            Err(Error::NoStore { .. }) => None,
             Err(e) => return Err(e),
         };
-        let plan = import::plan(old_root, &gather(&snapshots)?)?;
+        let plan = import::plan(old_root, &gather(store.as_ref())?)?;
         let done: Vec<Done> = plan.iter().map(|_| Done::Planned).collect();
         return Ok(report(&plan, &done, true, a.json));
     }
@@ -103,10 +121,7 @@ pub fn import_rsync(store_dir: &Path, a: &ImportArgs) -> Result<u8> {
     // One lock for the plan and the import: nothing can add a snapshot at
     // one of the planned times in between.
     let lock = store.lock(lock_wait, &note)?;
-    let plan = import::plan(
-        old_root,
-        &gather(&store.catalog_for_reading()?.snapshots(None)?)?,
-    )?;
+    let plan = import::plan(old_root, &gather(Some(&store))?)?;
     let order = import::sources(&plan);
     tracing::info!(
         "import: {} backup directories to import from {}",

@@ -9,17 +9,38 @@ use wsnap::browse::Reading;
 use wsnap::escape::Escaped;
 use wsnap::EntryKind;
 use wsnap::Missing;
-use wsnap::{timespec, Error, Result, Store};
+use wsnap::{timespec, Error, Result, SnapshotRow, Store};
 
 use super::flags::{self, Which};
 use super::output::{self, exit, lossy, size};
 
-/// `list [USER/PROJECT]`.
+/// `list [USER/PROJECT]`. Every snapshot (no workspace named) is printed
+/// as it is read: memory stays the same at any number of snapshots.
 pub fn list(store_dir: &Path, workspace: Option<&OsString>, json: bool) -> Result<u8> {
     let store = Store::open(store_dir)?;
     let ws = workspace.map(flags::workspace).transpose()?;
-    let rows = store.catalog_for_reading()?.snapshots(ws.as_ref())?;
-    if let (Some(ws), true) = (&ws, rows.is_empty()) {
+    let catalog = store.catalog_for_reading()?;
+    let out = io::BufWriter::new(io::stdout().lock());
+    let Some(ws) = ws else {
+        if json {
+            let mut arr = output::JsonArray::new(out);
+            catalog.for_each_snapshot(|s| {
+                arr.push(&output::snapshot_json(&s));
+                Ok(())
+            })?;
+            arr.finish();
+        } else {
+            let mut table = Table::new(out);
+            catalog.for_each_snapshot(|s| {
+                table.row(&s);
+                Ok(())
+            })?;
+        }
+        return Ok(exit::OK);
+    };
+    // One workspace: its retained snapshots (bounded by retention).
+    let rows = catalog.snapshots(Some(&ws))?;
+    if rows.is_empty() {
         return Err(Error::NotFound(Missing::Snapshots(ws.clone())));
     }
     if json {
@@ -27,29 +48,44 @@ pub fn list(store_dir: &Path, workspace: Option<&OsString>, json: bool) -> Resul
             rows.iter().map(output::snapshot_json).collect(),
         ));
     } else {
-        let mut out = io::stdout().lock();
+        let mut table = Table::new(out);
+        for s in &rows {
+            table.row(s);
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// `list`'s columns, written as rows come.
+struct Table<W: Write> {
+    out: W,
+}
+
+impl<W: Write> Table<W> {
+    fn new(mut out: W) -> Table<W> {
         let _ = writeln!(
             out,
             "{:<8}  {:<26}  {:<24}  {:>8}  {:>10}  {:>10}",
             "ID", "TIME", "WORKSPACE", "FILES", "SIZE", "ADDED"
         );
-        for s in &rows {
-            let _ = writeln!(
-                out,
-                "{:<8}  {:<26}  {:<24}  {:>8}  {:>10}  {:>10}{}",
-                s.id.0.short(),
-                // With the offset: the two passes of a repeated
-                // hour (DST) look alike without it.
-                timespec::format_local_offset(s.time_ns),
-                s.workspace.to_string(),
-                s.stats.files,
-                size(s.stats.size_bytes),
-                size(s.stats.bytes_added),
-                if s.damaged { "  DAMAGED" } else { "" }
-            );
-        }
+        Table { out }
     }
-    Ok(exit::OK)
+
+    fn row(&mut self, s: &SnapshotRow) {
+        let _ = writeln!(
+            self.out,
+            "{:<8}  {:<26}  {:<24}  {:>8}  {:>10}  {:>10}{}",
+            s.id.0.short(),
+            // With the offset: the two passes of a repeated
+            // hour (DST) look alike without it.
+            timespec::format_local_offset(s.time_ns),
+            s.workspace.to_string(),
+            s.stats.files,
+            size(s.stats.size_bytes),
+            size(s.stats.bytes_added),
+            if s.damaged { "  DAMAGED" } else { "" }
+        );
+    }
 }
 
 /// `ls USER/PROJECT (--at TIME | --snapshot ID) [PATH] [-R]`.

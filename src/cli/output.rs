@@ -143,6 +143,40 @@ pub fn print_json(v: &serde_json::Value) {
     let _ = writeln!(out);
 }
 
+/// A JSON array printed one element at a time, byte for byte as
+/// [`print_json`] prints the whole array: for lists too long to hold.
+pub struct JsonArray<W: Write> {
+    out: W,
+    empty: bool,
+}
+
+impl<W: Write> JsonArray<W> {
+    pub fn new(mut out: W) -> JsonArray<W> {
+        let _ = out.write_all(b"[");
+        JsonArray { out, empty: true }
+    }
+
+    pub fn push(&mut self, v: &serde_json::Value) {
+        let text = serde_json::to_string_pretty(v).expect("a JSON value prints");
+        let _ = self.out.write_all(if self.empty { b"\n" } else { b",\n" });
+        self.empty = false;
+        // Strings escape their line breaks: every line is the value's own.
+        for (i, line) in text.lines().enumerate() {
+            if i > 0 {
+                let _ = self.out.write_all(b"\n");
+            }
+            let _ = write!(self.out, "  {line}");
+        }
+    }
+
+    pub fn finish(mut self) {
+        let _ = self
+            .out
+            .write_all(if self.empty { b"]\n" } else { b"\n]\n" });
+        let _ = self.out.flush();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
@@ -151,6 +185,29 @@ mod tests {
 
     /// The hints complete the library's messages into what users read
     /// (before issue 14 the library wrote the whole text itself).
+    #[test]
+    fn a_streamed_array_prints_as_the_whole_array() {
+        let values: Vec<serde_json::Value> = vec![
+            serde_json::json!({"a": 1, "b": "x\ny", "c": [1, 2], "d": {}}),
+            serde_json::json!({"e": null}),
+            serde_json::json!([]),
+        ];
+        for n in 0..=values.len() {
+            let mut buf = Vec::new();
+            let mut arr = JsonArray::new(&mut buf);
+            for v in &values[..n] {
+                arr.push(v);
+            }
+            arr.finish();
+            let mut whole = serde_json::to_vec_pretty(&values[..n]).unwrap();
+            whole.push(b'\n');
+            assert_eq!(
+                String::from_utf8(buf).unwrap(),
+                String::from_utf8(whole).unwrap()
+            );
+        }
+    }
+
     #[test]
     fn hints_complete_the_messages() {
         let path = PathBuf::from("/s");
