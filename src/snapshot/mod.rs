@@ -441,7 +441,8 @@ fn run_in_pool(
     // below it.
     let base = sources.first().and_then(|s| s.open_base().ok());
     // Prewalks read only what earlier runs committed (the parents of
-    // workspaces taken once in this run), so through views pinned once.
+    // workspaces taken once in this run): through views pinned for a chunk
+    // (longer, they would hold back the writer's checkpoints).
     let pinned = CatalogPool::pinned(&store.catalog_path());
     let base_of = |src: &Source| {
         base.as_ref()
@@ -468,6 +469,7 @@ fn run_in_pool(
                 false => traverse::prewalk(store, &pinned, excludes, src, base_of(src)),
             })
             .collect();
+        pinned.unpin()?;
         // The previous chunk's commit requests were answered meanwhile
         // (the writer wrote its groups while this chunk was prewalked).
         if let Some((at, e)) = answered(previous.take())? {
