@@ -925,6 +925,9 @@ fn forget_refuses_unknown_short_and_ambiguous_ids() {
     }
     let prefix = prefix.expect("no two of 2400 snapshot ids share 4 hex digits");
     let ids: Vec<String> = listed(&env).ids(None).into_iter().collect();
+    let sharing = ids.iter().filter(|id| id.starts_with(&prefix)).count();
+    // The exact count, as when every snapshot was loaded to match them.
+    let matches = format!("matches {sharing} snapshots");
     let before = store_state(&env);
 
     let unknown = {
@@ -943,8 +946,8 @@ fn forget_refuses_unknown_short_and_ambiguous_ids() {
         (vec!["ab".into()], "4 hex digits"),
         (vec!["abc".into()], "4 hex digits"),
         (vec!["zzzz1234".into()], "4 hex digits"),
-        (vec![prefix.clone()], "matches"),
-        (vec![prefix.to_uppercase()], "matches"),
+        (vec![prefix.clone()], &matches),
+        (vec![prefix.to_uppercase()], &matches),
         // One bad id among good ones: nothing is forgotten.
         (vec![ids[0].clone(), unknown.clone()], "no snapshot"),
         (vec![ids[1][..8].to_string(), prefix.clone()], "matches"),
@@ -965,6 +968,31 @@ fn forget_refuses_unknown_short_and_ambiguous_ids() {
     let mut c = env.cmd();
     c.arg("forget");
     expect_code(&mut c, 2); // --snapshot is required
+
+    // Prefixes of odd length, and of the first and last ids, find exactly
+    // their snapshot (looked up as a range of the id index, issue #18).
+    let unique = |id: &String| {
+        (5..=64)
+            .map(|n| id[..n].to_string())
+            .find(|p| ids.iter().filter(|i| i.starts_with(p.as_str())).count() == 1)
+            .unwrap()
+    };
+    for id in [&ids[0], &ids[ids.len() / 2], &ids[ids.len() - 1]] {
+        let mut p = unique(id);
+        if p.len() % 2 == 0 {
+            p = id[..p.len() + 1].to_string();
+        }
+        let mut c = env.cmd();
+        c.args(["forget", "--dry-run", "--json", "--snapshot", &p]);
+        let r = expect_code(&mut c, 0).json();
+        let gone: Vec<&str> = r["forgotten"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| s(f, "id"))
+            .collect();
+        assert_eq!(gone, [id.as_str()], "forget --snapshot {p}: {r:#}");
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1076,4 +1104,48 @@ fn snapshot_prune_prunes_in_the_same_run_and_holds_failed_workspaces() {
     assert!(out.stdout.contains("held    c/d  retention held"), "{out}");
     assert_eq!(listed(&env).ids(Some("c/d")), cd_before, "{out}");
     assert_eq!(listed(&env).ids(Some("a/b")).len(), 1, "{out}");
+}
+
+/// A repack compresses each moved blob again at the store's level; a blob
+/// written at another level (or by another zstd build) comes out with
+/// another length, and the catalog kept the old one: every moved tree and
+/// chunk then failed `check` ("the catalog expects … of N bytes") and its
+/// snapshots no longer restored. Found by the catalog-scale bench (#18),
+/// whose history is compressed at level 3 in level-1 stores.
+#[test]
+fn a_repack_records_the_new_length_of_blobs_compressed_again() {
+    let env = TestEnv::new();
+    let mut c = env.cmd();
+    c.args(["init", "--compression-level", "19"]);
+    expect_code(&mut c, 0);
+    let ws = env.ws("alice", "paper");
+    let t0 = utc_ns(2026, 3, 2, 10, 0, 0);
+    let mut keep = Vec::new();
+    for i in 0..4u64 {
+        // Compressible text (its length differs between levels 19 and 1)
+        // and an incompressible file that dies with its snapshot.
+        let text: Vec<u8> = random_bytes(100 + i, 64 * KIB)
+            .iter()
+            .map(|b| b"abcdefghijklmn,\n"[(b % 16) as usize])
+            .collect();
+        write(&ws.join(format!("table{i}.csv")), &text);
+        write(&ws.join("scratch.bin"), &random_bytes(i, 256 * KIB));
+        let r = snapshot_at(&env, &["alice/paper"], t0 + i as i64 * HOUR);
+        keep.push(s(&r["workspaces"][0], "id").to_string());
+        let copy = env.path(format!("saved/{i}"));
+        copy_tree(&ws, &copy);
+    }
+    // From now on the store compresses at level 1, as if its blobs had been
+    // written by another build.
+    let db = rusqlite::Connection::open(env.store.join("catalog.sqlite")).unwrap();
+    db.execute("UPDATE meta SET value = '1' WHERE key = 'zstd_level'", [])
+        .unwrap();
+    drop(db);
+    let r = prune(&env, &["--keep-last", "1"]);
+    assert!(u(&r, "packs_rewritten") > 0, "nothing was repacked: {r:#}");
+    let out = check(&env, true);
+    assert_eq!(out.code, 0, "{out}");
+    let target = env.path("restored");
+    env.restore("alice/paper", &keep[3], &target, &[]);
+    assert_trees_equal(&env.path("saved/3"), &target);
 }

@@ -434,16 +434,19 @@ impl GcTx<'_> {
         .map_err(self.e())
     }
 
-    /// Point moved blobs at their new pack: `moves` maps blob id → (pack row, offset).
-    pub(crate) fn move_blobs(&self, moves: &HashMap<Id, (i64, u64)>) -> Result<()> {
+    /// Point moved blobs at their new pack: `moves` maps blob id → (pack
+    /// row, offset, stored length).
+    pub(crate) fn move_blobs(&self, moves: &HashMap<Id, (i64, u64, u32)>) -> Result<()> {
         let e = self.e();
         let mut stmt = self
             .tx
-            .prepare_cached("UPDATE blobs SET pack_id = ?1, offset = ?2 WHERE hash = ?3")
+            .prepare_cached(
+                "UPDATE blobs SET pack_id = ?1, offset = ?2, stored_len = ?3 WHERE hash = ?4",
+            )
             .map_err(&e)?;
-        for (id, (pack, offset)) in moves {
+        for (id, (pack, offset, stored_len)) in moves {
             let n = stmt
-                .execute(params![pack, *offset as i64, &id.0[..]])
+                .execute(params![pack, *offset as i64, stored_len, &id.0[..]])
                 .map_err(&e)?;
             if n != 1 {
                 return Err(Error::corrupt(Problem::NotIndexed).within(Object::Blob(*id)));

@@ -193,8 +193,8 @@ fn commit_and_sweep(
     let mut all_moves = HashMap::new();
     for (pack, blobs) in &sealed {
         let row = tx.add_pack(pack, now)?;
-        for (id, offset) in blobs {
-            all_moves.insert(*id, (row, *offset));
+        for (id, offset, stored_len) in blobs {
+            all_moves.insert(*id, (row, *offset, *stored_len));
         }
     }
     tx.move_blobs(&all_moves)?;
@@ -246,12 +246,16 @@ fn commit_and_sweep(
     Ok(())
 }
 
-/// New packs, each with the blobs moved into it (id, offset).
-type Repacked = Vec<(SealedPack, Vec<(Id, u64)>)>;
+/// New packs, each with the blobs moved into it (id, offset, stored
+/// length: compressing again may not give the bytes it had).
+type Repacked = Vec<(SealedPack, Vec<(Id, u64, u32)>)>;
 
 /// Copy the live records of the packs `rewrite` into new packs: each read
 /// (checked against the catalog, decompressed and re-hashed), stored again
-/// with the same compression, and sealed durably at the store's pack size.
+/// with the same compression at the store's level (a blob written at
+/// another level, or by another zstd build, may come out shorter or
+/// longer: the catalog takes its new length), and sealed durably at the
+/// store's pack size.
 fn repack(
     store: &Store,
     tx: &GcTx<'_>,
@@ -259,7 +263,7 @@ fn repack(
     progress: &Progress,
 ) -> Result<Repacked> {
     let mut writer = store.packs().writer();
-    let mut moves: Vec<(Id, u64)> = Vec::new();
+    let mut moves: Vec<(Id, u64, u32)> = Vec::new();
     let mut sealed = Vec::new();
     let target = store.params().pack_target_bytes;
     progress.expect(
@@ -277,7 +281,7 @@ fn repack(
             let (header, raw) = store.packs().read_record(&u.id, b.offset, &expected)?;
             let (header, payload) = pack::recompress(&header, raw, store.params().zstd_level);
             let offset = writer.append(header, &payload)?;
-            moves.push((b.id, offset));
+            moves.push((b.id, offset, header.stored_len));
             if writer.len_bytes() >= target {
                 sealed.push((
                     writer.seal()?.expect("non-empty"),
