@@ -167,7 +167,14 @@ pub(super) fn commit_prewalked(
         walked.row.stats.bytes_added += added;
     }
     progress.add(walked.row.stats.files, walked.row.stats.size_bytes);
-    writer.commit_async(walked.row.clone(), Vec::new(), reply.clone())?;
+    // A prewalk gives up at every skip of the walk, but `finish` may add
+    // one of its own (no files left): it is recorded like any other.
+    let skip_rows = walked
+        .skips
+        .iter()
+        .map(|k| (k.path.clone(), k.reason.clone()))
+        .collect();
+    writer.commit_async(walked.row.clone(), skip_rows, reply.clone())?;
     Ok(WorkspaceOutcome::Committed {
         row: Box::new(walked.row),
         skips: walked.skips,
