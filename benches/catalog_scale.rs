@@ -82,8 +82,10 @@ fn version_of(s: usize) -> usize {
     }
 }
 
-fn wsnap_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_wsnap")
+/// The binary measured: this build's, or `CATALOG_SCALE_WSNAP` (another
+/// build, to compare two on the same generated store).
+fn wsnap_bin() -> String {
+    std::env::var("CATALOG_SCALE_WSNAP").unwrap_or_else(|_| env!("CARGO_BIN_EXE_wsnap").into())
 }
 
 fn workspaces_wanted() -> usize {
@@ -110,8 +112,18 @@ struct Cost {
 /// high-water RSS mark through vfork + exec, so its `ru_maxrss` would read
 /// at least ours; `time` is small, so what it reports is wsnap's own.)
 fn measure(args: &[String], log: &Path) -> Cost {
-    let out = fs::File::create(log).expect("log file");
-    let err = out.try_clone().expect("log file");
+    measure_to(args, log, false)
+}
+
+/// [`measure`], with standard output to `/dev/null` when `discard_stdout`
+/// (a `list` of every snapshot prints ~300 MB), only errors to `log`.
+fn measure_to(args: &[String], log: &Path, discard_stdout: bool) -> Cost {
+    let err = fs::File::create(log).expect("log file");
+    let out = if discard_stdout {
+        fs::File::create("/dev/null").expect("/dev/null")
+    } else {
+        err.try_clone().expect("log file")
+    };
     let timing = log.with_extension("time");
     let status = Command::new("/usr/bin/time")
         .args(["-f", "%e %U %S %M", "-o"])
@@ -143,6 +155,10 @@ fn read_cost(timing: &Path, status: i32) -> Cost {
         max_rss_mib: nums[3] / 1024.0,
         status,
     }
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("bench paths are UTF-8")
 }
 
 fn rfc3339(ns: i64) -> String {
@@ -763,11 +779,88 @@ fn main() {
             None,
         )
     };
+    // A fresh store of the same root: the tick at 2 and 3 snapshots per
+    // workspace, beside the ticks at 288 (issue #18: no growth with history).
+    let fresh = work.join("fresh-store");
+    let fresh_tick = |name: &str| -> (String, Vec<String>, Option<i64>) {
+        let args = [
+            "--store",
+            path_str(&fresh),
+            "snapshot",
+            "--root",
+            path_str(&root),
+        ];
+        (name.into(), args.map(String::from).to_vec(), None)
+    };
+    // A snapshot in the middle of a run of one root tree version: forgetting
+    // it frees nothing, so `forget` costs its lookup and transaction.
+    let forget_prefix = {
+        let c = Connection::open(store.join("catalog.sqlite")).expect("open");
+        let (user, project) = (b"u00000".to_vec(), b"p5".to_vec());
+        let hash: Vec<u8> = c
+            .query_row(
+                "SELECT s.snapshot_hash FROM snapshots s JOIN workspaces w ON w.id = s.workspace_id
+                 WHERE w.user = ?1 AND w.project = ?2 ORDER BY s.time_ns LIMIT 1 OFFSET 100",
+                params![user, project],
+                |r| r.get(0),
+            )
+            .expect("a snapshot to forget");
+        Id::from_slice(&hash).expect("id").to_hex()[..12].to_string()
+    };
+    // An old rsync backup root of two directories (`import-rsync --dry-run`).
+    let old_root = work.join("old-backups");
+    for name in ["u00005_p5_20260101_000000", "u00007_p1_20260101_000500"] {
+        fs::create_dir_all(old_root.join(name)).expect("mkdir old backup");
+        fs::write(old_root.join(name).join("notes.txt"), b"old").expect("write");
+    }
+    let cmd = |name: &str, args: &[&str]| -> (String, Vec<String>, Option<i64>) {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        (name.into(), with_store(&args), None)
+    };
+    let root_s = path_str(&root);
     let steps: Vec<(String, Vec<String>, Option<i64>)> = vec![
         tick(format!("tick 1 ({} workspaces edited)", edited.len()), 1),
         prune(1),
-        tick("tick 2 (no edits)".into(), 2),
+        tick("tick 2 (no edits; 288 snapshots per workspace)".into(), 2),
+        fresh_tick("fresh store of the same root: first snapshot"),
+        fresh_tick("fresh store: no-change tick (2 snapshots per workspace)"),
         prune(2),
+        (
+            "prune 3 (keep-last 288, nothing to forget)".into(),
+            with_store(&["prune", "--keep-last", "288"].map(String::from)),
+            None,
+        ),
+        tick("tick 3 (no edits; 289 snapshots per workspace)".into(), 3),
+        fresh_tick("fresh store: no-change tick (3 snapshots per workspace)"),
+        cmd(
+            "status",
+            &[
+                "status",
+                "--root",
+                root_s,
+                "--min-free",
+                "0",
+                "--max-age",
+                "100000d",
+            ],
+        ),
+        cmd("list u00005/p5", &["list", "u00005/p5"]),
+        cmd("list (all, to /dev/null)", &["list"]),
+        cmd("list --json (all, to /dev/null)", &["list", "--json"]),
+        cmd(
+            &format!("forget --snapshot {forget_prefix} (frees nothing)"),
+            &["forget", "--snapshot", &forget_prefix],
+        ),
+        cmd(
+            "import-rsync --dry-run (2 old backups)",
+            &[
+                "import-rsync",
+                "--dry-run",
+                "--root",
+                root_s,
+                path_str(&old_root),
+            ],
+        ),
         (
             "check (no --read-data)".into(),
             with_store(&["check".into()]),
@@ -802,7 +895,7 @@ fn main() {
             args.join(" ").chars().take(200).collect::<String>()
         );
         let log = work.join(format!("step{i}.log"));
-        let c = measure(args, &log);
+        let c = measure_to(args, &log, name.contains("/dev/null"));
         let line = format!(
             "| {name} | {} | {:.2} | {:.2} | {:.1} |",
             c.status, c.wall_s, c.cpu_s, c.max_rss_mib

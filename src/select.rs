@@ -66,6 +66,33 @@ pub fn by_id_prefix<'a>(
     prefix: &str,
     workspace: Option<&WorkspaceName>,
 ) -> Result<&'a SnapshotRow> {
+    let p = checked_prefix(prefix)?;
+    let hits: Vec<&SnapshotRow> = all
+        .iter()
+        .filter(|s| s.id.0.to_hex().starts_with(&p))
+        .collect();
+    match hits.as_slice() {
+        [one] => Ok(one),
+        _ => Err(not_one(prefix, hits.len() as u64, workspace)),
+    }
+}
+
+/// The one snapshot of the whole store whose id starts with `prefix` (at
+/// least 4 hex digits): a range of the catalog's id index, so the cost
+/// does not grow with the store. Same answers and messages as
+/// [`by_id_prefix`] over every snapshot.
+pub fn by_id_prefix_in(catalog: &Catalog, prefix: &str) -> Result<SnapshotRow> {
+    let p = checked_prefix(prefix)?;
+    let (lo, hi) = id_range(&p);
+    let (mut rows, n) = catalog.snapshots_in_id_range(&lo, hi.as_deref(), 2)?;
+    match (rows.pop(), n) {
+        (Some(one), 1) => Ok(one),
+        _ => Err(not_one(prefix, n, None)),
+    }
+}
+
+/// `prefix` lower-cased, once it is at least 4 hex digits.
+fn checked_prefix(prefix: &str) -> Result<String> {
     let p = prefix.to_ascii_lowercase();
     if p.len() < 4 || !p.bytes().all(|c| c.is_ascii_hexdigit()) {
         return Err(Error::invalid(
@@ -73,23 +100,20 @@ pub fn by_id_prefix<'a>(
             format!("{prefix:?}: give at least 4 hex digits, as `wsnap list` shows"),
         ));
     }
-    let hits: Vec<&SnapshotRow> = all
-        .iter()
-        .filter(|s| s.id.0.to_hex().starts_with(&p))
-        .collect();
-    match hits.as_slice() {
-        [one] => Ok(one),
-        [] => Err(Error::NotFound(Missing::SnapshotId {
+    Ok(p)
+}
+
+/// The error for a prefix that matches `n` snapshots, `n` ≠ 1.
+fn not_one(prefix: &str, n: u64, workspace: Option<&WorkspaceName>) -> Error {
+    match n {
+        0 => Error::NotFound(Missing::SnapshotId {
             prefix: prefix.to_string(),
             workspace: workspace.cloned(),
-        })),
-        _ => Err(Error::invalid(
+        }),
+        _ => Error::invalid(
             "snapshot id",
-            format!(
-                "{prefix} matches {} snapshots; give more digits",
-                hits.len()
-            ),
-        )),
+            format!("{prefix} matches {n} snapshots; give more digits"),
+        ),
     }
 }
 
@@ -153,6 +177,37 @@ pub fn list(catalog: &Catalog, scope: &Scope, filter: &SnapshotFilter) -> Result
         out.extend(catalog.snapshots_filtered(ws, filter)?);
     }
     Ok(out)
+}
+
+/// The ids starting with the hex digits `p` (lower case) are the byte
+/// strings from `lo` (`p` padded with `0` to whole bytes) up to, not
+/// including, `hi` (`p` plus one, padded alike; `None` when `p` is all
+/// `f`: no upper bound).
+fn id_range(p: &str) -> (Vec<u8>, Option<Vec<u8>>) {
+    let bytes = |digits: &[u8]| -> Vec<u8> {
+        let mut d = digits.to_vec();
+        if d.len() % 2 == 1 {
+            d.push(b'0');
+        }
+        d.chunks(2)
+            .map(|c| u8::from_str_radix(std::str::from_utf8(c).expect("hex"), 16).expect("hex"))
+            .collect()
+    };
+    let mut next = p.as_bytes().to_vec();
+    let hi = loop {
+        match next.pop() {
+            None => break None, // all `f`
+            Some(b'f') => continue,
+            Some(c) => {
+                let d =
+                    u8::from_str_radix(std::str::from_utf8(&[c]).expect("hex"), 16).expect("hex");
+                next.push(b"0123456789abcdef"[d as usize + 1]);
+                next.resize(p.len(), b'0');
+                break Some(bytes(&next));
+            }
+        }
+    };
+    (bytes(p.as_bytes()), hi)
 }
 
 /// Split a user-given path inside a snapshot into validated components.
@@ -295,6 +350,36 @@ mod tests {
         assert!(by("abc").unwrap_err().to_string().contains("at least 4"));
         assert!(by("xyzw").unwrap_err().to_string().contains("at least 4"));
         assert_eq!(by("cccc").unwrap_err().kind(), ErrorKind::Input);
+    }
+
+    #[test]
+    fn an_id_prefix_is_a_range_of_ids() {
+        let r = |p: &str| id_range(p);
+        assert_eq!(r("abcd"), (vec![0xab, 0xcd], Some(vec![0xab, 0xce])));
+        assert_eq!(r("abc"), (vec![0xab, 0xc0], Some(vec![0xab, 0xd0])));
+        assert_eq!(r("ab9f"), (vec![0xab, 0x9f], Some(vec![0xab, 0xa0])));
+        assert_eq!(r("0fff"), (vec![0x0f, 0xff], Some(vec![0x10, 0x00])));
+        assert_eq!(r("ffff"), (vec![0xff, 0xff], None));
+        assert_eq!(r("fffff"), (vec![0xff, 0xff, 0xf0], None));
+        // Every id starting with the prefix is in the range, its
+        // neighbours are not.
+        for (p, inside, outside) in [
+            ("abc", "abc000", "abbfff"),
+            ("abc", "abcfff", "abd000"),
+            ("0fff", "0fff00", "100000"),
+            ("fffff", "fffff0", "ffffef"),
+        ] {
+            let (lo, hi) = r(p);
+            let id = |h: &str| {
+                (0..h.len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+                    .collect::<Vec<u8>>()
+            };
+            let within = |v: &[u8]| v >= &lo[..] && hi.as_deref().is_none_or(|h| v < h);
+            assert!(within(&id(inside)), "{p}: {inside}");
+            assert!(!within(&id(outside)), "{p}: {outside}");
+        }
     }
 
     #[test]

@@ -177,9 +177,10 @@ fn assert_restores_v1(tmp: &Path, store: &Path) {
     assert!(!todo.ends_with("ok\n"));
 }
 
-/// A version-2 catalog made before the `snapshots_by_started` index (the
-/// stat-cache parent lookup) reads as it is, and its first writer adds the
-/// index; snapshots and their parents are unaffected.
+/// A version-2 catalog made before the indexes added within version 2
+/// (`snapshots_by_started`: the stat-cache parent lookup; `snapshots_skipping`:
+/// the skipping workspaces `status` reports, issue #18) reads as it is, and
+/// its first writer adds them; snapshots and their parents are unaffected.
 #[test]
 fn first_writer_adds_an_index_an_older_v2_catalog_lacks() {
     let env = common::TestEnv::new();
@@ -187,27 +188,36 @@ fn first_writer_adds_an_index_an_older_v2_catalog_lacks() {
     common::wait_out_racy_window(&env.root);
     env.snapshot(&[]);
     let cat = env.store.join("catalog.sqlite");
-    let has_index = || {
+    let indexes = ["snapshots_by_started", "snapshots_skipping"];
+    let has_index = |name: &str| {
         let c = rusqlite::Connection::open(&cat).unwrap();
         c.query_row(
-            "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'index' AND name = 'snapshots_by_started'",
-            [],
+            "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'index' AND name = ?1",
+            [name],
             |r| r.get::<_, i64>(0),
         )
         .unwrap()
     };
-    assert_eq!(has_index(), 1, "new catalogs have it");
-    {
+    for name in indexes {
+        assert_eq!(has_index(name), 1, "new catalogs have {name}");
         let c = rusqlite::Connection::open(&cat).unwrap();
-        c.execute_batch("DROP INDEX snapshots_by_started").unwrap();
+        c.execute_batch(&format!("DROP INDEX {name}")).unwrap();
     }
-    // Readers do not need it.
+    // Readers do not need them.
     assert_eq!(common::list_json(&env).len(), 1);
-    assert_eq!(has_index(), 0, "a reader must not change the catalog");
-    // The next writer creates it; the stat cache still finds the parent
+    let mut c = env.cmd();
+    c.args(["status", "--min-free", "0", "--root"])
+        .arg(&env.root);
+    common::expect_code(&mut c, 0);
+    for name in indexes {
+        assert_eq!(has_index(name), 0, "a reader must not change the catalog");
+    }
+    // The next writer creates them; the stat cache still finds the parent
     // (nothing is read again).
     let r = env.snapshot(&[]);
-    assert_eq!(has_index(), 1);
+    for name in indexes {
+        assert_eq!(has_index(name), 1, "{name}");
+    }
     assert_eq!(common::u(&r["workspaces"][0], "read_bytes"), 0, "{r:#}");
     assert_eq!(common::list_json(&env).len(), 2);
 }

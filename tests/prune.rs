@@ -925,6 +925,9 @@ fn forget_refuses_unknown_short_and_ambiguous_ids() {
     }
     let prefix = prefix.expect("no two of 2400 snapshot ids share 4 hex digits");
     let ids: Vec<String> = listed(&env).ids(None).into_iter().collect();
+    let sharing = ids.iter().filter(|id| id.starts_with(&prefix)).count();
+    // The exact count, as when every snapshot was loaded to match them.
+    let matches = format!("matches {sharing} snapshots");
     let before = store_state(&env);
 
     let unknown = {
@@ -943,8 +946,8 @@ fn forget_refuses_unknown_short_and_ambiguous_ids() {
         (vec!["ab".into()], "4 hex digits"),
         (vec!["abc".into()], "4 hex digits"),
         (vec!["zzzz1234".into()], "4 hex digits"),
-        (vec![prefix.clone()], "matches"),
-        (vec![prefix.to_uppercase()], "matches"),
+        (vec![prefix.clone()], &matches),
+        (vec![prefix.to_uppercase()], &matches),
         // One bad id among good ones: nothing is forgotten.
         (vec![ids[0].clone(), unknown.clone()], "no snapshot"),
         (vec![ids[1][..8].to_string(), prefix.clone()], "matches"),
@@ -965,6 +968,31 @@ fn forget_refuses_unknown_short_and_ambiguous_ids() {
     let mut c = env.cmd();
     c.arg("forget");
     expect_code(&mut c, 2); // --snapshot is required
+
+    // Prefixes of odd length, and of the first and last ids, find exactly
+    // their snapshot (looked up as a range of the id index, issue #18).
+    let unique = |id: &String| {
+        (5..=64)
+            .map(|n| id[..n].to_string())
+            .find(|p| ids.iter().filter(|i| i.starts_with(p.as_str())).count() == 1)
+            .unwrap()
+    };
+    for id in [&ids[0], &ids[ids.len() / 2], &ids[ids.len() - 1]] {
+        let mut p = unique(id);
+        if p.len() % 2 == 0 {
+            p = id[..p.len() + 1].to_string();
+        }
+        let mut c = env.cmd();
+        c.args(["forget", "--dry-run", "--json", "--snapshot", &p]);
+        let r = expect_code(&mut c, 0).json();
+        let gone: Vec<&str> = r["forgotten"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| s(f, "id"))
+            .collect();
+        assert_eq!(gone, [id.as_str()], "forget --snapshot {p}: {r:#}");
+    }
 }
 
 // ---------------------------------------------------------------------------

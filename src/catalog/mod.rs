@@ -402,6 +402,17 @@ impl Catalog {
             .map_err(&e)
     }
 
+    /// End the read transaction [`Catalog::pin_view`] started (if any):
+    /// later reads see the latest commits again.
+    pub fn unpin_view(&self) -> Result<()> {
+        if self.conn.is_autocommit() {
+            return Ok(());
+        }
+        self.conn
+            .execute_batch("COMMIT")
+            .map_err(sql_err(&self.path))
+    }
+
     /// SQLite's `data_version`: it changes when another connection commits
     /// (a cheap "has anything changed?" for a long-running reader, the
     /// mount, without reading any table).
@@ -418,6 +429,30 @@ impl Catalog {
         self.conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
             .map_err(sql_err(&self.path))
+    }
+
+    /// Stop SQLite's automatic checkpoint at each commit of this
+    /// connection: a run's writer, whose checkpoints a thread beside it
+    /// does ([`Catalog::checkpoint_passive`], see `snapshot/writer.rs`).
+    pub fn without_auto_checkpoints(&self) -> Result<()> {
+        self.conn
+            .query_row("PRAGMA wal_autocheckpoint = 0", [], |_| Ok(()))
+            .map_err(sql_err(&self.path))
+    }
+
+    /// Copy into the database the WAL frames no reader needs, beside the
+    /// writer (a PASSIVE checkpoint: it waits for no one and blocks no
+    /// one). What a writer's commit would do itself with its automatic
+    /// checkpoint on.
+    pub fn checkpoint_passive(&self) -> Result<()> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            .map_err(sql_err(&self.path))
+    }
+
+    /// The catalog file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// The end-of-run checkpoint: never waits for readers. A TRUNCATE
@@ -458,6 +493,7 @@ impl Catalog {
 pub struct CatalogPool {
     path: PathBuf,
     idle: std::sync::Mutex<Vec<Catalog>>,
+    pinned: bool,
 }
 
 impl CatalogPool {
@@ -465,7 +501,31 @@ impl CatalogPool {
         CatalogPool {
             path: path.to_path_buf(),
             idle: std::sync::Mutex::new(Vec::new()),
+            pinned: false,
         }
+    }
+
+    /// A pool whose connections each hold one read transaction from
+    /// their first use ([`Catalog::pin_view`]) until [`CatalogPool::unpin`]:
+    /// no lock taken and no page cache dropped per statement, but blind to
+    /// commits meanwhile. For readers of what existed before they started
+    /// (a run's prewalks read the parents of its workspaces), unpinned
+    /// often: a pinned view holds back every checkpoint of what was
+    /// committed after it.
+    pub fn pinned(path: &Path) -> CatalogPool {
+        CatalogPool {
+            pinned: true,
+            ..CatalogPool::new(path)
+        }
+    }
+
+    /// End the views of the idle connections of a pinned pool: their next
+    /// use pins the catalog as it is then.
+    pub fn unpin(&self) -> Result<()> {
+        for c in self.idle.lock().expect("catalog pool poisoned").iter() {
+            c.unpin_view()?;
+        }
+        Ok(())
     }
 
     /// Run `f` with a connection from the pool.
@@ -475,6 +535,9 @@ impl CatalogPool {
             Some(c) => c,
             None => Catalog::open(&self.path, false)?,
         };
+        if self.pinned && conn.conn.is_autocommit() {
+            conn.pin_view()?;
+        }
         let out = f(&conn);
         self.idle.lock().expect("catalog pool poisoned").push(conn);
         out

@@ -38,6 +38,11 @@ CREATE INDEX IF NOT EXISTS snapshots_by_started
 -- run can look whether one became whole again (`heal.rs`).
 CREATE INDEX IF NOT EXISTS snapshots_damaged
     ON snapshots(workspace_id) WHERE damaged = 1;
+-- The snapshots that skipped entries (usually few): `status` and
+-- `snapshot --prune` find whose retention is held without reading every
+-- snapshot row (issue #18).
+CREATE INDEX IF NOT EXISTS snapshots_skipping
+    ON snapshots(workspace_id, time_ns) WHERE skipped > 0;
 "#;
 
 pub const SCHEMA_V1: &str = r#"

@@ -70,12 +70,8 @@ impl Catalog {
         for (row, skips) in snaps {
             let ws = ensure_workspace(&tx, &row.workspace).map_err(&e)?;
             let root: Option<i64> = tx
-                .query_row(
-                    "SELECT id FROM blobs WHERE hash = ?1",
-                    [&row.root.0 .0[..]],
-                    |r| r.get(0),
-                )
-                .optional()
+                .prepare_cached("SELECT id FROM blobs WHERE hash = ?1")
+                .and_then(|mut q| q.query_row([&row.root.0 .0[..]], |r| r.get(0)).optional())
                 .map_err(&e)?;
             let root = root.ok_or_else(|| {
                 Error::corrupt(Problem::NotStored)
@@ -118,57 +114,92 @@ impl Catalog {
         tail: &str,
         args: &[&dyn rusqlite::ToSql],
     ) -> Result<Vec<SnapshotRow>> {
-        let sql = self.snapshot_query(tail);
-        let mut stmt = self
-            .conn
-            .prepare_cached(&sql)
-            .map_err(sql_err(&self.path))?;
-        let rows = stmt
-            .query_map(args, |r| {
-                let n = |i: usize| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
-                Ok((
-                    r.get::<_, Vec<u8>>(0)?,
-                    r.get::<_, Vec<u8>>(1)?,
-                    r.get::<_, Vec<u8>>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, i64>(4)?,
-                    r.get::<_, i64>(5)?,
-                    r.get::<_, Vec<u8>>(6)?,
-                    SnapshotStats {
-                        files: n(7)?,
-                        dirs: n(8)?,
-                        symlinks: n(9)?,
-                        size_bytes: n(10)?,
-                        bytes_added: n(11)?,
-                        bytes_read: n(12)?,
-                        skipped: n(13)?,
-                        special: n(14)?,
-                        excluded: n(15)?,
-                    },
-                    r.get::<_, i64>(16)? != 0,
-                ))
-            })
-            .map_err(sql_err(&self.path))?;
         let mut out = Vec::new();
-        for row in rows {
-            let (hash, user, project, time_ns, started_ns, finished_ns, root, stats, damaged) =
-                row.map_err(sql_err(&self.path))?;
-            out.push(SnapshotRow {
-                id: SnapshotId(Id::from_slice(&hash)?),
-                workspace: WorkspaceName { user, project },
-                time_ns,
-                started_ns,
-                finished_ns,
-                root: TreeId(Id::from_slice(&root)?),
-                stats,
-                damaged,
-            });
-        }
+        self.each_snapshot(
+            &format!(
+                "FROM snapshots s
+                 JOIN workspaces w ON w.id = s.workspace_id
+                 JOIN blobs b ON b.id = s.root_tree_id
+                 {tail}"
+            ),
+            args,
+            |row| {
+                out.push(row);
+                Ok(())
+            },
+        )?;
         Ok(out)
+    }
+
+    /// Every snapshot, by workspace (user, project) then time and id, each
+    /// handed to `f` as it is read: memory stays one row whatever the
+    /// store holds (`list` of everything). Read in index order, workspace
+    /// by workspace, so nothing is sorted.
+    pub fn for_each_snapshot(&self, f: impl FnMut(SnapshotRow) -> Result<()>) -> Result<()> {
+        self.each_snapshot(
+            // CROSS JOIN keeps the workspaces outside: their name index, then
+            // each one's `(workspace_id, time_ns)` range, is the order asked.
+            "FROM workspaces w
+             CROSS JOIN snapshots s ON s.workspace_id = w.id
+             JOIN blobs b ON b.id = s.root_tree_id
+             ORDER BY w.user, w.project, s.time_ns, s.id",
+            &[],
+            f,
+        )
+    }
+
+    /// The snapshots of `from_tail` (the query from its `FROM` on, naming
+    /// the tables `s`, `w` and `b`), each handed to `f` as it is read.
+    fn each_snapshot(
+        &self,
+        from_tail: &str,
+        args: &[&dyn rusqlite::ToSql],
+        mut f: impl FnMut(SnapshotRow) -> Result<()>,
+    ) -> Result<()> {
+        let damaged = if self.version >= 2 { "s.damaged" } else { "0" };
+        let sql = format!(
+            "SELECT s.snapshot_hash, w.user, w.project, s.time_ns, s.started_ns, s.finished_ns,
+                          b.hash, s.files, s.dirs, s.symlinks, s.size_bytes, s.bytes_added,
+                          s.bytes_read, s.skipped, s.special, s.excluded, {damaged}
+                   {from_tail}"
+        );
+        let e = sql_err(&self.path);
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(&e)?;
+        let mut rows = stmt.query(args).map_err(&e)?;
+        while let Some(r) = rows.next().map_err(&e)? {
+            let n = |i: usize| -> Result<u64> { Ok(r.get::<_, i64>(i).map_err(&e)?.max(0) as u64) };
+            let blob = |i: usize| -> Result<Vec<u8>> { r.get::<_, Vec<u8>>(i).map_err(&e) };
+            let int = |i: usize| -> Result<i64> { r.get::<_, i64>(i).map_err(&e) };
+            f(SnapshotRow {
+                id: SnapshotId(Id::from_slice(&blob(0)?)?),
+                workspace: WorkspaceName {
+                    user: blob(1)?,
+                    project: blob(2)?,
+                },
+                time_ns: int(3)?,
+                started_ns: int(4)?,
+                finished_ns: int(5)?,
+                root: TreeId(Id::from_slice(&blob(6)?)?),
+                stats: SnapshotStats {
+                    files: n(7)?,
+                    dirs: n(8)?,
+                    symlinks: n(9)?,
+                    size_bytes: n(10)?,
+                    bytes_added: n(11)?,
+                    bytes_read: n(12)?,
+                    skipped: n(13)?,
+                    special: n(14)?,
+                    excluded: n(15)?,
+                },
+                damaged: int(16)? != 0,
+            })?;
+        }
+        Ok(())
     }
 
     /// The query of [`Catalog::select_snapshots`] with `tail` (its WHERE
     /// and ORDER BY).
+    #[cfg(test)]
     pub(super) fn snapshot_query(&self, tail: &str) -> String {
         let damaged = if self.version >= 2 { "s.damaged" } else { "0" };
         format!(
@@ -225,6 +256,38 @@ impl Catalog {
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(&e)
     }
 
+    /// Snapshots whose id starts with the bytes `lo` (a hex prefix, padded
+    /// with 0 to whole bytes) and sorts before `hi` (the prefix plus one,
+    /// `None` past `ff…`): at most `limit`, from the `snapshot_hash` index
+    /// (a range, not a scan of every snapshot); and how many there are when
+    /// `limit` were found.
+    pub(crate) fn snapshots_in_id_range(
+        &self,
+        lo: &[u8],
+        hi: Option<&[u8]>,
+        limit: u32,
+    ) -> Result<(Vec<SnapshotRow>, u64)> {
+        let e = sql_err(&self.path);
+        let (range, args): (&str, Vec<&dyn rusqlite::ToSql>) = match &hi {
+            Some(hi) => (
+                "s.snapshot_hash >= ?1 AND s.snapshot_hash < ?2",
+                vec![&lo, hi],
+            ),
+            None => ("s.snapshot_hash >= ?1", vec![&lo]),
+        };
+        let rows = self.select_snapshots(&format!("WHERE {range} LIMIT {limit}"), &args[..])?;
+        if rows.len() < limit as usize {
+            let n = rows.len() as u64;
+            return Ok((rows, n));
+        }
+        let n: i64 = self
+            .conn
+            .prepare_cached(&format!("SELECT COUNT(*) FROM snapshots s WHERE {range}"))
+            .and_then(|mut q| q.query_row(&args[..], |r| r.get(0)))
+            .map_err(&e)?;
+        Ok((rows, n.max(0) as u64))
+    }
+
     /// The snapshot with catalog row id `row`.
     pub(crate) fn snapshot_by_row(&self, row: i64) -> Result<SnapshotRow> {
         self.select_snapshots("WHERE s.id = ?1", params![row])?
@@ -255,6 +318,20 @@ impl Catalog {
             .query_row("SELECT COUNT(*) FROM snapshots", [], |r| r.get(0))
             .map_err(sql_err(&self.path))?;
         Ok(n.max(0) as u64)
+    }
+
+    /// Whether workspace `ws` has a snapshot recorded at exactly `time_ns`
+    /// (one step of the `(workspace_id, time_ns)` index).
+    pub fn has_snapshot_at(&self, ws: &WorkspaceName, time_ns: i64) -> Result<bool> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT 1 FROM snapshots s JOIN workspaces w ON w.id = s.workspace_id
+                 WHERE w.user = ?1 AND w.project = ?2 AND s.time_ns = ?3",
+            )
+            .map_err(sql_err(&self.path))?;
+        stmt.exists(params![ws.user, ws.project, time_ns])
+            .map_err(sql_err(&self.path))
     }
 
     /// Whether the catalog has the snapshot.
@@ -305,33 +382,58 @@ impl Catalog {
     /// time of the oldest snapshot in that unbroken streak (taken after the
     /// newest snapshot that skipped nothing): `snapshot --prune` holds their
     /// retention since then. Reads only snapshots with skips (usually
-    /// none), each with one step of the `(workspace_id, time_ns)` index.
+    /// none, from the `snapshots_skipping` index) and, per workspace that
+    /// has some, its newest snapshots back to the last one without skips
+    /// (the `(workspace_id, time_ns)` index).
     pub fn skipping_since(&self) -> Result<Vec<(WorkspaceName, i64)>> {
         let e = sql_err(&self.path);
-        let mut stmt = self
+        let mut skipping = self
             .conn
-            .prepare(
-                "SELECT w.user, w.project, MIN(s.time_ns) FROM snapshots s
-                 JOIN workspaces w ON w.id = s.workspace_id
-                 WHERE s.skipped > 0 AND s.time_ns > COALESCE(
-                     (SELECT MAX(t.time_ns) FROM snapshots t
-                      WHERE t.workspace_id = s.workspace_id AND t.skipped = 0),
-                     -9223372036854775808)
-                 GROUP BY s.workspace_id ORDER BY w.user, w.project",
+            .prepare_cached(
+                "SELECT DISTINCT workspace_id FROM snapshots WHERE skipped > 0 ORDER BY workspace_id",
             )
             .map_err(&e)?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    WorkspaceName {
-                        user: r.get(0)?,
-                        project: r.get(1)?,
-                    },
-                    r.get(2)?,
-                ))
-            })
+        let workspaces = skipping
+            .query_map([], |r| r.get::<_, i64>(0))
+            .map_err(&e)?
+            .collect::<rusqlite::Result<Vec<i64>>>()
             .map_err(&e)?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(e)
+        // Per workspace: the newest snapshot without skips (walking back
+        // over the streak only; `MAX()` with this filter would read them
+        // all), then the oldest skipping one after it, if any.
+        let mut last_clean = self
+            .conn
+            .prepare_cached(
+                "SELECT time_ns FROM snapshots WHERE workspace_id = ?1 AND skipped = 0
+                 ORDER BY time_ns DESC LIMIT 1",
+            )
+            .map_err(&e)?;
+        let mut since = self
+            .conn
+            .prepare_cached(
+                "SELECT MIN(s.time_ns), w.user, w.project FROM snapshots s
+                 JOIN workspaces w ON w.id = s.workspace_id
+                 WHERE s.workspace_id = ?1 AND s.skipped > 0 AND s.time_ns > ?2",
+            )
+            .map_err(&e)?;
+        let mut out = Vec::new();
+        for ws in workspaces {
+            let clean: i64 = last_clean
+                .query_row([ws], |r| r.get(0))
+                .optional()
+                .map_err(&e)?
+                .unwrap_or(i64::MIN);
+            let (first, user, project): (Option<i64>, Option<Vec<u8>>, Option<Vec<u8>>) = since
+                .query_row(params![ws, clean], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .map_err(&e)?;
+            if let (Some(first), Some(user), Some(project)) = (first, user, project) {
+                out.push((WorkspaceName { user, project }, first));
+            }
+        }
+        out.sort();
+        Ok(out)
     }
 
     /// Snapshots whose walk started at or after `started_ns` (those of the
@@ -414,31 +516,31 @@ pub(super) fn insert_snapshot(
     journal: &str,
 ) -> rusqlite::Result<()> {
     let s = row.stats;
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO snapshots (snapshot_hash, workspace_id, time_ns, started_ns, finished_ns,
              root_tree_id, files, dirs, symlinks, size_bytes, bytes_added, bytes_read,
              skipped, special, excluded, journal, damaged)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-        params![
-            &row.id.0 .0[..],
-            workspace_row,
-            row.time_ns,
-            row.started_ns,
-            row.finished_ns,
-            root_row,
-            i64_of(s.files),
-            i64_of(s.dirs),
-            i64_of(s.symlinks),
-            i64_of(s.size_bytes),
-            i64_of(s.bytes_added),
-            i64_of(s.bytes_read),
-            i64_of(s.skipped),
-            i64_of(s.special),
-            i64_of(s.excluded),
-            journal,
-            row.damaged
-        ],
-    )?;
+    )?
+    .execute(params![
+        &row.id.0 .0[..],
+        workspace_row,
+        row.time_ns,
+        row.started_ns,
+        row.finished_ns,
+        root_row,
+        i64_of(s.files),
+        i64_of(s.dirs),
+        i64_of(s.symlinks),
+        i64_of(s.size_bytes),
+        i64_of(s.bytes_added),
+        i64_of(s.bytes_read),
+        i64_of(s.skipped),
+        i64_of(s.special),
+        i64_of(s.excluded),
+        journal,
+        row.damaged
+    ])?;
     Ok(())
 }
 
@@ -510,7 +612,7 @@ mod tests {
         assert_eq!(cat.skips(&skipping.id).unwrap(), vec![skip.clone()]);
         assert_eq!(
             cat.snapshots_started_since(20).unwrap(),
-            [(a.clone(), vec![skip]), (b.clone(), vec![])]
+            [(a.clone(), vec![skip.clone()]), (b.clone(), vec![])]
         );
         assert_eq!(
             cat.workspaces_started_between(20, 20)
@@ -524,6 +626,16 @@ mod tests {
         assert_eq!(cat.skipping_since().unwrap(), [(a.clone(), 20)]);
         commit(&mut cat, &a, 30, 30, &[], &[]);
         assert_eq!(cat.skipping_since().unwrap(), []);
+        // A streak after a clean snapshot: since its first; earlier skips
+        // (before the clean one) do not count. A workspace that never had
+        // a clean snapshot: since its first.
+        let c = ws("carol", "data");
+        for (t, s) in [(10, true), (20, false), (30, true), (40, true)] {
+            let skips = if s { vec![skip.clone()] } else { vec![] };
+            commit(&mut cat, &b, t, t, &[], &skips);
+            commit(&mut cat, &c, t + 1, t + 1, &[], std::slice::from_ref(&skip));
+        }
+        assert_eq!(cat.skipping_since().unwrap(), [(b.clone(), 30), (c, 11)]);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 
 use super::{sql_err, Catalog};
 use crate::error::Result;
@@ -42,15 +42,20 @@ impl Catalog {
     }
 
     /// Every workspace with at least one snapshot: count and newest time.
-    /// One scan of the `(workspace_id, time_ns)` index.
+    /// Per workspace in name order (no sort): its range of the
+    /// `snapshots_by_time` index counted, and one step for the newest.
     pub fn workspace_summaries(&self) -> Result<Vec<WorkspaceSummary>> {
         let e = sql_err(&self.path);
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT w.user, w.project, COUNT(*), MAX(s.time_ns)
-                 FROM snapshots s JOIN workspaces w ON w.id = s.workspace_id
-                 GROUP BY s.workspace_id ORDER BY w.user, w.project",
+                "SELECT user, project, n, newest FROM (
+                     SELECT w.user, w.project,
+                            (SELECT COUNT(*) FROM snapshots s WHERE s.workspace_id = w.id) AS n,
+                            (SELECT MAX(s.time_ns) FROM snapshots s WHERE s.workspace_id = w.id)
+                                AS newest
+                     FROM workspaces w ORDER BY w.user, w.project)
+                 WHERE n > 0",
             )
             .map_err(&e)?;
         let rows = stmt
@@ -96,15 +101,19 @@ pub(super) fn ensure_workspace(
     tx: &rusqlite::Transaction<'_>,
     w: &WorkspaceName,
 ) -> rusqlite::Result<i64> {
-    tx.execute(
-        "INSERT OR IGNORE INTO workspaces (user, project) VALUES (?1, ?2)",
-        params![w.user, w.project],
-    )?;
-    tx.query_row(
-        "SELECT id FROM workspaces WHERE user = ?1 AND project = ?2",
-        params![w.user, w.project],
-        |r| r.get(0),
-    )
+    // Looked up first: a tick's workspaces exist already (an `INSERT OR
+    // IGNORE` would cost a write attempt per snapshot).
+    let mut find =
+        tx.prepare_cached("SELECT id FROM workspaces WHERE user = ?1 AND project = ?2")?;
+    if let Some(id) = find
+        .query_row(params![w.user, w.project], |r| r.get(0))
+        .optional()?
+    {
+        return Ok(id);
+    }
+    tx.prepare_cached("INSERT INTO workspaces (user, project) VALUES (?1, ?2)")?
+        .execute(params![w.user, w.project])?;
+    Ok(tx.last_insert_rowid())
 }
 
 #[cfg(test)]

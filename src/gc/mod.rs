@@ -46,7 +46,7 @@ use crate::model::SnapshotRow;
 use crate::pack::SealedPack;
 use crate::progress::Progress;
 use crate::retention::KeepPolicy;
-use crate::select::by_id_prefix;
+use crate::select::by_id_prefix_in;
 use crate::store::Store;
 use crate::timespec;
 use crate::workspace::WorkspaceName;
@@ -181,19 +181,23 @@ pub fn prune_dry_run(store: &Store, opts: &PruneOptions) -> Result<GcReport> {
 /// The snapshots `ids` (ids or unique prefixes) name, each once, and how
 /// many other snapshots their workspaces keep.
 fn chosen(catalog: &Catalog, ids: &[String]) -> Result<(Vec<SnapshotRow>, u64)> {
-    let all = catalog.snapshots(None)?;
     let mut rows: Vec<SnapshotRow> = Vec::new();
     for id in ids {
-        let one = by_id_prefix(&all, id, None)?;
+        let one = by_id_prefix_in(catalog, id)?;
         if !rows.iter().any(|r| r.id == one.id) {
-            rows.push(one.clone());
+            rows.push(one);
         }
     }
-    let left = all
-        .iter()
-        .filter(|s| rows.iter().any(|r| r.workspace == s.workspace))
-        .filter(|s| !rows.iter().any(|r| r.id == s.id))
-        .count() as u64;
+    // Only the forgotten snapshots' workspaces are read (their retained
+    // snapshots), never the whole table.
+    let mut workspaces: Vec<&WorkspaceName> = rows.iter().map(|r| &r.workspace).collect();
+    workspaces.sort();
+    workspaces.dedup();
+    let mut left = 0;
+    for ws in workspaces {
+        let chosen_here = rows.iter().filter(|r| &r.workspace == ws).count();
+        left += (catalog.snapshot_times(ws)?.len() - chosen_here) as u64;
+    }
     Ok((rows, left))
 }
 

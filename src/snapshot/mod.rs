@@ -3,10 +3,15 @@
 //! Per workspace: walk the directory tree depth first, comparing each entry
 //! with the parent snapshot's tree (the stat cache, see `reuse.rs`); read and
 //! chunk only files that changed; build trees bottom-up; commit the snapshot.
-//! Workspaces are taken one after another (each in parallel inside, with
-//! rayon), so every blob a snapshot references was handed to the writer
-//! before that snapshot's commit request: the writer's FIFO order is the
-//! durability order (see `writer.rs` for the crash order).
+//! Workspaces are handed to the writer one after another (each walked in
+//! parallel inside, with rayon), so every blob a snapshot references was
+//! handed to the writer before that snapshot's commit request: the writer's
+//! FIFO order is the durability order (see `writer.rs` for the crash order).
+//! Before that, a chunk of workspaces is prewalked in parallel: one that
+//! needs no file read (unchanged, the common case of a tick) is walked
+//! already and only hands the writer its few new trees and its row, so a
+//! tick of many small workspaces uses every core and pays no per-workspace
+//! round trip to the writer.
 //!
 //! Problems with workspace files (unreadable, vanished) are data: they are
 //! recorded as skips in the report and the snapshot still commits. Problems
@@ -28,6 +33,8 @@ mod writer;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use rayon::prelude::*;
 
 use crate::catalog::CatalogPool;
 use crate::error::{Error, ErrorKind, Result};
@@ -81,6 +88,10 @@ pub struct WorkspaceReport {
     pub workspace: WorkspaceName,
     pub outcome: WorkspaceOutcome,
 }
+
+/// Sources prewalked together (see [`traverse::prewalk`]): the results
+/// held at once, a few hundred bytes each for an unchanged workspace.
+const PREWALK_CHUNK: usize = 256;
 
 /// Workspaces of the previous full run gone from the root now, beyond
 /// this percentage of them (and more than one), fail the run: more looks
@@ -333,6 +344,33 @@ fn snapshot_sources(
     })
 }
 
+/// The commit requests of prewalked workspaces of one chunk
+/// ([`traverse::commit_prewalked`]), answered on `answers`.
+struct Asked {
+    answers: crossbeam_channel::Receiver<Result<()>>,
+    count: usize,
+    /// Index of the source after the chunk.
+    end: usize,
+}
+
+/// Wait for the answers to `asked`: the first store write failure ends
+/// the run after its chunk (`Some`: where the run stopped, and why; the
+/// catalog then says which of the chunk's snapshots committed); any
+/// other error is the run's.
+fn answered(asked: Option<Asked>) -> Result<Option<(usize, Error)>> {
+    let Some(asked) = asked else {
+        return Ok(None);
+    };
+    for _ in 0..asked.count {
+        match asked.answers.recv().unwrap_or_else(|_| Err(writer::gone())) {
+            Ok(()) => {}
+            Err(e) if is_store_write(&e) => return Ok(Some((asked.end, e))),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(None)
+}
+
 /// True for the errors that end a run's writing but leave the store
 /// consistent and the rest of the report meaningful: a failed write or
 /// fsync (disk full, I/O error).
@@ -399,37 +437,103 @@ fn run_in_pool(
     // Workspaces with a snapshot in the writer's group commit queue.
     let mut queued = std::collections::BTreeSet::new();
     let mut failed_at: Option<(usize, Error)> = None;
-    for (i, src) in sources.iter().enumerate() {
-        if queued.contains(&src.workspace) {
-            // A second source for one workspace (import): its parent is
-            // queued; commit it so its trees can be read.
-            if let Err(e) = writer.flush() {
-                if !is_store_write(&e) {
-                    return Err(e);
+    // The run's base directory (the root), opened once for all sources
+    // below it.
+    let base = sources.first().and_then(|s| s.open_base().ok());
+    // Prewalks read only what earlier runs committed (the parents of
+    // workspaces taken once in this run): through views pinned for a chunk
+    // (longer, they would hold back the writer's checkpoints).
+    let pinned = CatalogPool::pinned(&store.catalog_path());
+    let base_of = |src: &Source| {
+        base.as_ref()
+            .filter(|_| sources.first().is_some_and(|f| f.base == src.base))
+    };
+    // A workspace taken twice (an import) walks against its queued
+    // parent: only the full walk, which flushes the queue first, does that.
+    let mut seen = std::collections::HashSet::new();
+    let twice: std::collections::HashSet<&WorkspaceName> = sources
+        .iter()
+        .filter(|s| !seen.insert(&s.workspace))
+        .map(|s| &s.workspace)
+        .collect();
+    let mut previous: Option<Asked> = None;
+    'run: for (c, chunk) in sources.chunks(PREWALK_CHUNK).enumerate() {
+        // Prewalk the chunk's workspaces in parallel; those that need no
+        // file read (the unchanged ones, most of a tick) are then only
+        // handed to the writer, in source order, their commit requests
+        // answered together at the end of the chunk.
+        let prewalked: Vec<Option<traverse::Walked>> = chunk
+            .par_iter()
+            .map(|src| match twice.contains(&src.workspace) {
+                true => None,
+                false => traverse::prewalk(store, &pinned, excludes, src, base_of(src)),
+            })
+            .collect();
+        pinned.unpin()?;
+        // The previous chunk's commit requests were answered meanwhile
+        // (the writer wrote its groups while this chunk was prewalked).
+        if let Some((at, e)) = answered(previous.take())? {
+            failed_at = Some((at, e));
+            break 'run;
+        }
+        let (reply, answers) = crossbeam_channel::unbounded();
+        let mut asked = 0;
+        for (k, (src, pre)) in chunk.iter().zip(prewalked).enumerate() {
+            let i = c * PREWALK_CHUNK + k;
+            if queued.contains(&src.workspace) {
+                // A second source for one workspace (import): its parent is
+                // queued; commit it so its trees can be read.
+                if let Err(e) = writer.flush() {
+                    if !is_store_write(&e) {
+                        return Err(e);
+                    }
+                    failed_at = Some((i, e));
+                    break 'run;
                 }
-                failed_at = Some((i, e));
-                break;
+                queued.clear();
             }
-            queued.clear();
-        }
-        let outcome = match traverse::snapshot_workspace(
-            store, &pool, &sink, &writer, excludes, src, progress,
-        ) {
-            Ok(o) => o,
-            Err(e) if is_store_write(&e) => {
-                failed_at = Some((i, e));
-                break;
+            let outcome = match pre {
+                Some(walked) => {
+                    traverse::commit_prewalked(&sink, &writer, walked, progress, &reply)
+                        .inspect(|_| asked += 1)
+                }
+                None => traverse::snapshot_workspace(
+                    store,
+                    &pool,
+                    &sink,
+                    &writer,
+                    excludes,
+                    src,
+                    base_of(src),
+                    progress,
+                ),
+            };
+            let outcome = match outcome {
+                Ok(o) => o,
+                Err(e) if is_store_write(&e) => {
+                    failed_at = Some((i, e));
+                    break 'run;
+                }
+                Err(e) => return Err(e),
+            };
+            if matches!(outcome, WorkspaceOutcome::Committed { .. }) {
+                queued.insert(src.workspace.clone());
             }
-            Err(e) => return Err(e),
-        };
-        if matches!(outcome, WorkspaceOutcome::Committed { .. }) {
-            queued.insert(src.workspace.clone());
+            reports.push(WorkspaceReport {
+                workspace: src.workspace.clone(),
+                outcome,
+            });
         }
-        reports.push(WorkspaceReport {
-            workspace: src.workspace.clone(),
-            outcome,
+        previous = Some(Asked {
+            answers,
+            count: asked,
+            end: c * PREWALK_CHUNK + chunk.len(),
         });
     }
+    if failed_at.is_none() {
+        failed_at = answered(previous.take())?;
+    }
+    drop(pinned);
     drop(sink);
     if let Some((at, e)) = failed_at {
         drop(writer); // latched failed: nothing more is written

@@ -55,22 +55,43 @@ impl Source {
             .fold(self.base.clone(), |p, c| p.join(OsStr::from_bytes(c)))
     }
 
-    /// Open the directory: `base` by path, each component below it with
-    /// `O_NOFOLLOW`. `Err` says which one is not a directory, and why.
-    pub(super) fn open(&self) -> std::result::Result<Dir, Unopenable> {
-        let mut dir = Dir::open_path(&self.base, true).map_err(|source| Unopenable::Base {
+    /// Open `base` by path, as every source of a run with this base may
+    /// share it (see [`Source::open_in`]).
+    pub(super) fn open_base(&self) -> std::result::Result<Dir, Unopenable> {
+        Dir::open_path(&self.base, true).map_err(|source| Unopenable::Base {
             path: self.base.clone(),
             source,
-        })?;
+        })
+    }
+
+    /// Open the directory: each component below `base` with `O_NOFOLLOW`,
+    /// from `base` already opened by the run (`opened`, see
+    /// [`Source::open_base`]) or else opened now by path. `Err` says which
+    /// one is not a directory, and why.
+    pub(super) fn open_in(&self, opened: Option<&Dir>) -> std::result::Result<Dir, Unopenable> {
+        let own_base;
+        let base = match opened {
+            Some(d) => d,
+            None => {
+                own_base = self.open_base()?;
+                &own_base
+            }
+        };
         let mut at = self.base.clone();
+        let mut dir: Option<Dir> = None;
         for c in &self.below {
             at.push(OsStr::from_bytes(c));
-            dir = walk::open_workspace_dir(&dir, c).map_err(|why| Unopenable::Below {
-                path: at.clone(),
-                why,
-            })?;
+            let next =
+                walk::open_workspace_dir(dir.as_ref().unwrap_or(base), c).map_err(|why| {
+                    Unopenable::Below {
+                        path: at.clone(),
+                        why,
+                    }
+                })?;
+            dir = Some(next);
         }
-        Ok(dir)
+        // No component below the base: not made by this crate's callers.
+        dir.map_or_else(|| self.open_base(), Ok)
     }
 }
 

@@ -6,7 +6,7 @@
 //! only store failures are errors.
 
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use rayon::prelude::*;
@@ -31,10 +31,15 @@ use super::reuse::{self, StatKey};
 use super::writer;
 use super::{Source, WorkspaceOutcome};
 
+/// A prewalk lists directories of fewer entries than this on its own thread.
+const PREWALK_PAR_MIN: usize = 64;
+
 /// Snapshot one source: walk it against its parent snapshot (none with
 /// `reread`), hand its blobs and then its snapshot row to the writer.
 /// `Failed` when its directory cannot be opened or listed; `Err` only for
-/// store failures.
+/// store failures. `base` is the source's base directory, when the run
+/// opened it already (see [`Source::open_in`]).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn snapshot_workspace(
     store: &Store,
     pool: &CatalogPool,
@@ -42,11 +47,12 @@ pub(super) fn snapshot_workspace(
     writer: &writer::Writer,
     excludes: &Excludes,
     src: &Source,
+    base: Option<&Dir>,
     progress: &Progress,
 ) -> Result<WorkspaceOutcome> {
     let ws = &src.workspace;
     let failed = |reason: String| Ok(WorkspaceOutcome::Failed { reason });
-    let dir = match src.open() {
+    let dir = match src.open_in(base) {
         Ok(d) => d,
         Err(why) => return failed(why.to_string()),
     };
@@ -65,18 +71,14 @@ pub(super) fn snapshot_workspace(
         ))
     );
     let started_ns = timespec::now_ns();
-    let ctx = WalkCtx {
+    let ctx = WalkCtx::new(
         store,
         pool,
-        sink,
+        Some(sink),
         excludes,
-        params: store.params().chunker,
-        progress,
-        parent_started_ns: parent.as_ref().map_or(i64::MIN, |p| p.started_ns),
-        counters: Counters::default(),
-        stats: Stats::default(),
-        skips: Mutex::new(Vec::new()),
-    };
+        Some(progress),
+        parent.as_ref(),
+    );
     let root = match snap_dir(&ctx, dir, b"", parent.as_ref().map(|p| p.root), 0) {
         Ok((Some(root), _)) => root,
         Ok((None, _)) => {
@@ -92,56 +94,90 @@ pub(super) fn snapshot_workspace(
             return Err(e);
         }
     };
-    let mut skips = ctx.skips.into_inner().expect("skips poisoned");
-    skips.sort_by(|a, b| a.path.cmp(&b.path));
-    let s = &ctx.stats;
-    let files = s.files.load(Ordering::Relaxed);
-    if files == 0 && previous_files > 0 {
-        // Everything deleted or excluded at once (`--exclude '*'`, a wiped
-        // project): committed as it is, but the whole workspace counts as
-        // one entry missing, so the run says so and exits 1.
-        skips.insert(
-            0,
-            Skip {
-                path: b".".to_vec(),
-                reason: format!(
-                    "no files left (the previous snapshot had {previous_files}; {} entries excluded now): deleted, or everything excluded?",
-                    s.excluded.load(Ordering::Relaxed)
-                ),
-                missing: true,
-            },
-        );
-    }
-    let time_ns = src.time_ns.unwrap_or(started_ns);
-    let stats = SnapshotStats {
-        files,
-        dirs: s.dirs.load(Ordering::Relaxed),
-        symlinks: s.symlinks.load(Ordering::Relaxed),
-        size_bytes: s.size_bytes.load(Ordering::Relaxed),
-        bytes_added: ctx.counters.bytes_added.load(Ordering::Relaxed),
-        bytes_read: ctx.counters.bytes_read.load(Ordering::Relaxed),
-        skipped: skips.iter().filter(|k| k.missing).count() as u64,
-        special: s.special.load(Ordering::Relaxed),
-        excluded: s.excluded.load(Ordering::Relaxed),
-    };
-    let row = SnapshotRow {
-        id: snapshot_id(ws, time_ns, started_ns, &root),
-        workspace: ws.clone(),
-        time_ns,
-        started_ns,
-        finished_ns: timespec::now_ns(),
-        root,
-        stats,
-        damaged: false,
-    };
-    let skip_rows = skips
+    let walked = ctx.finish(src, root, started_ns, previous_files);
+    let skip_rows = walked
+        .skips
         .iter()
         .map(|k| (k.path.clone(), k.reason.clone()))
         .collect();
-    writer.commit(row.clone(), skip_rows)?;
+    writer.commit(walked.row.clone(), skip_rows)?;
     Ok(WorkspaceOutcome::Committed {
-        row: Box::new(row),
-        skips,
+        row: Box::new(walked.row),
+        skips: walked.skips,
+    })
+}
+
+/// A workspace walked to its end by [`prewalk`], not yet handed to the
+/// writer.
+pub(super) struct Walked {
+    pub row: SnapshotRow,
+    pub skips: Vec<Skip>,
+    /// Trees the walk made that the store may lack, each after the trees
+    /// it references: handed to the writer before the row.
+    trees: Vec<NewTree>,
+}
+
+/// A tree recorded by a prewalk: its id, encoding and references.
+type NewTree = (TreeId, Vec<u8>, Vec<crate::id::Id>);
+
+/// Walk `src` against its parent snapshot without storing anything, as
+/// long as no file needs to be read: the common case of a tick, where most
+/// workspaces are unchanged. Runs beside other prewalks (it only reads the
+/// catalog and the workspace); the run hands the result to the writer in
+/// source order ([`commit_prewalked`]). `None` when the source needs the
+/// full walk of [`snapshot_workspace`]: no parent (or `reread`), a file
+/// changed, anything skipped, or the directory cannot be opened (the full
+/// walk looks again and reports it).
+pub(super) fn prewalk(
+    store: &Store,
+    pool: &CatalogPool,
+    excludes: &Excludes,
+    src: &Source,
+    base: Option<&Dir>,
+) -> Option<Walked> {
+    if src.reread {
+        return None;
+    }
+    let dir = src.open_in(base).ok()?;
+    let parent = pool.with(|c| c.last_taken(&src.workspace)).ok()??;
+    let started_ns = timespec::now_ns();
+    let ctx = WalkCtx::new(store, pool, None, excludes, None, Some(&parent));
+    let root = match snap_dir(&ctx, dir, b"", Some(parent.root), 0) {
+        Ok((Some(root), _)) => root,
+        _ => return None,
+    };
+    if ctx.needs_read.load(Ordering::Relaxed) || !ctx.skips.lock().ok()?.is_empty() {
+        return None;
+    }
+    Some(ctx.finish(src, root, started_ns, parent.stats.files))
+}
+
+/// Hand a prewalked workspace to the writer: its new trees (counted as
+/// the bytes it added), then its commit request, whose answer comes on
+/// `reply` (several are answered together; see `snapshot::run_in_pool`).
+pub(super) fn commit_prewalked(
+    sink: &BlobSink<'_>,
+    writer: &writer::Writer,
+    mut walked: Walked,
+    progress: &Progress,
+    reply: &crossbeam_channel::Sender<Result<()>>,
+) -> Result<WorkspaceOutcome> {
+    for (id, bytes, refs) in std::mem::take(&mut walked.trees) {
+        let added = sink.put(BlobKind::Tree, id.0, &bytes, refs)?;
+        walked.row.stats.bytes_added += added;
+    }
+    progress.add(walked.row.stats.files, walked.row.stats.size_bytes);
+    // A prewalk gives up at every skip of the walk, but `finish` may add
+    // one of its own (no files left): it is recorded like any other.
+    let skip_rows = walked
+        .skips
+        .iter()
+        .map(|k| (k.path.clone(), k.reason.clone()))
+        .collect();
+    writer.commit_async(walked.row.clone(), skip_rows, reply.clone())?;
+    Ok(WorkspaceOutcome::Committed {
+        row: Box::new(walked.row),
+        skips: walked.skips,
     })
 }
 
@@ -158,23 +194,112 @@ struct Stats {
 struct WalkCtx<'a> {
     store: &'a Store,
     pool: &'a CatalogPool,
-    sink: &'a BlobSink<'a>,
+    /// Where new blobs go; `None` in a prewalk, which records new trees in
+    /// `trees` and gives up (`needs_read`) at the first file to read.
+    sink: Option<&'a BlobSink<'a>>,
     excludes: &'a Excludes,
     params: ChunkerParams,
-    progress: &'a Progress,
+    /// `None` in a prewalk: its files are counted when it commits.
+    progress: Option<&'a Progress>,
     parent_started_ns: i64,
     counters: Counters,
     stats: Stats,
     skips: Mutex<Vec<Skip>>,
+    trees: Mutex<Vec<NewTree>>,
+    needs_read: AtomicBool,
 }
 
-impl WalkCtx<'_> {
+impl<'a> WalkCtx<'a> {
+    fn new(
+        store: &'a Store,
+        pool: &'a CatalogPool,
+        sink: Option<&'a BlobSink<'a>>,
+        excludes: &'a Excludes,
+        progress: Option<&'a Progress>,
+        parent: Option<&SnapshotRow>,
+    ) -> WalkCtx<'a> {
+        WalkCtx {
+            store,
+            pool,
+            sink,
+            excludes,
+            params: store.params().chunker,
+            progress,
+            parent_started_ns: parent.map_or(i64::MIN, |p| p.started_ns),
+            counters: Counters::default(),
+            stats: Stats::default(),
+            skips: Mutex::new(Vec::new()),
+            trees: Mutex::new(Vec::new()),
+            needs_read: AtomicBool::new(false),
+        }
+    }
+
     fn skip(&self, rel: &[u8], reason: String, missing: bool) {
         self.skips.lock().expect("skips poisoned").push(Skip {
             path: rel.to_vec(),
             reason,
             missing,
         });
+    }
+
+    /// The snapshot row of a walk of `src` that began at `started_ns` and
+    /// made tree `root`, with its skips (sorted by path).
+    fn finish(self, src: &Source, root: TreeId, started_ns: i64, previous_files: u64) -> Walked {
+        let mut skips = self.skips.into_inner().expect("skips poisoned");
+        skips.sort_by(|a, b| a.path.cmp(&b.path));
+        let s = &self.stats;
+        let files = s.files.load(Ordering::Relaxed);
+        if files == 0 && previous_files > 0 {
+            // Everything deleted or excluded at once (`--exclude '*'`, a wiped
+            // project): committed as it is, but the whole workspace counts as
+            // one entry missing, so the run says so and exits 1.
+            skips.insert(
+                0,
+                Skip {
+                    path: b".".to_vec(),
+                    reason: format!(
+                        "no files left (the previous snapshot had {previous_files}; {} entries excluded now): deleted, or everything excluded?",
+                        s.excluded.load(Ordering::Relaxed)
+                    ),
+                    missing: true,
+                },
+            );
+        }
+        let ws = &src.workspace;
+        let time_ns = src.time_ns.unwrap_or(started_ns);
+        let stats = SnapshotStats {
+            files,
+            dirs: s.dirs.load(Ordering::Relaxed),
+            symlinks: s.symlinks.load(Ordering::Relaxed),
+            size_bytes: s.size_bytes.load(Ordering::Relaxed),
+            bytes_added: self.counters.bytes_added.load(Ordering::Relaxed),
+            bytes_read: self.counters.bytes_read.load(Ordering::Relaxed),
+            skipped: skips.iter().filter(|k| k.missing).count() as u64,
+            special: s.special.load(Ordering::Relaxed),
+            excluded: s.excluded.load(Ordering::Relaxed),
+        };
+        let row = SnapshotRow {
+            id: snapshot_id(ws, time_ns, started_ns, &root),
+            workspace: ws.clone(),
+            time_ns,
+            started_ns,
+            finished_ns: timespec::now_ns(),
+            root,
+            stats,
+            damaged: false,
+        };
+        Walked {
+            row,
+            skips,
+            trees: self.trees.into_inner().expect("trees poisoned"),
+        }
+    }
+
+    /// Count `n` files of `bytes` in the progress (not in a prewalk).
+    fn progress(&self, n: u64, bytes: u64) {
+        if let Some(p) = self.progress {
+            p.add(n, bytes);
+        }
     }
 }
 
@@ -218,10 +343,15 @@ fn snap_dir(
     };
     names.sort_unstable();
     let (entries, dir) = if depth < walk::HELD_LEVELS {
-        let entries: Vec<Option<Entry>> = names
-            .par_iter()
-            .map(|name| snap_entry(ctx, &dir, rel, name, parent_tree.as_ref(), depth))
-            .collect::<Result<_>>()?;
+        let entry = |name: &Vec<u8>| snap_entry(ctx, &dir, rel, name, parent_tree.as_ref(), depth);
+        // A prewalk only stats: a small directory costs less than handing
+        // its entries to other threads (prewalks of other workspaces keep
+        // them busy).
+        let entries: Vec<Option<Entry>> = if ctx.sink.is_none() && names.len() < PREWALK_PAR_MIN {
+            names.iter().map(entry).collect::<Result<_>>()?
+        } else {
+            names.par_iter().map(entry).collect::<Result<_>>()?
+        };
         (entries.into_iter().flatten().collect(), Some(dir))
     } else {
         snap_deep(ctx, dir, rel, &names, parent_tree.as_ref(), depth)?
@@ -229,10 +359,17 @@ fn snap_dir(
     let tree = Tree { entries };
     let (id, bytes) = tree.encode_with_id();
     if Some(id) != parent {
-        let added = ctx
-            .sink
-            .put(BlobKind::Tree, id.0, &bytes, tree.references())?;
-        ctx.counters.bytes_added.fetch_add(added, Ordering::Relaxed);
+        match ctx.sink {
+            Some(sink) => {
+                let added = sink.put(BlobKind::Tree, id.0, &bytes, tree.references())?;
+                ctx.counters.bytes_added.fetch_add(added, Ordering::Relaxed);
+            }
+            None => ctx
+                .trees
+                .lock()
+                .expect("trees poisoned")
+                .push((id, bytes, tree.references())),
+        }
     }
     Ok((Some(id), dir))
 }
@@ -327,6 +464,9 @@ fn snap_entry(
     parent: Option<&Tree>,
     depth: usize,
 ) -> Result<Option<Entry>> {
+    if ctx.needs_read.load(Ordering::Relaxed) {
+        return Ok(None); // a prewalk that gave up
+    }
     let rel = crate::tree::join_rel(dir_rel, name);
     if crate::workspace::check_name(name).is_err() {
         ctx.skip(&rel, "name cannot be stored".into(), true);
@@ -440,7 +580,7 @@ fn take_entry(
             {
                 ctx.stats.files.fetch_add(1, Ordering::Relaxed);
                 ctx.stats.size_bytes.fetch_add(p.size, Ordering::Relaxed);
-                ctx.progress.add(1, p.size);
+                ctx.progress(1, p.size);
                 return Ok(Taken::Stored(entry_from(
                     name.to_vec(),
                     seen,
@@ -448,8 +588,13 @@ fn take_entry(
                     p.kind.clone(),
                 )));
             }
+            let Some(sink) = ctx.sink else {
+                // A prewalk reads no file: the full walk will.
+                ctx.needs_read.store(true, Ordering::Relaxed);
+                return Ok(Taken::Nothing);
+            };
             let content =
-                match pipeline::store_file(dir, name, seen, ctx.params, ctx.sink, &ctx.counters)? {
+                match pipeline::store_file(dir, name, seen, ctx.params, sink, &ctx.counters)? {
                     Ok(c) => c,
                     Err(e) => return Ok(failed(e)),
                 };
@@ -457,8 +602,8 @@ fn take_entry(
             ctx.stats
                 .size_bytes
                 .fetch_add(content.size, Ordering::Relaxed);
-            ctx.progress.add(1, content.size);
-            let file_content = file_content(ctx, content.chunks)?;
+            ctx.progress(1, content.size);
+            let file_content = file_content(sink, &ctx.counters, content.chunks)?;
             let mut e = entry_from(
                 name.to_vec(),
                 &content.stat,
@@ -484,16 +629,18 @@ fn take_entry(
 }
 
 /// Inline chunk ids for small files; chunk lists for large ones.
-fn file_content(ctx: &WalkCtx<'_>, chunks: Vec<ChunkId>) -> Result<FileContent> {
+fn file_content(
+    sink: &BlobSink<'_>,
+    counters: &Counters,
+    chunks: Vec<ChunkId>,
+) -> Result<FileContent> {
     if chunks.len() <= chunklist::INLINE_MAX_CHUNKS {
         return Ok(FileContent::Chunks(chunks));
     }
     let mut lists = Vec::new();
     for l in chunklist::split(&chunks) {
-        let added = ctx
-            .sink
-            .put(BlobKind::ChunkList, l.id.0, &l.bytes, l.chunks)?;
-        ctx.counters.bytes_added.fetch_add(added, Ordering::Relaxed);
+        let added = sink.put(BlobKind::ChunkList, l.id.0, &l.bytes, l.chunks)?;
+        counters.bytes_added.fetch_add(added, Ordering::Relaxed);
         lists.push(l.id);
     }
     Ok(FileContent::Lists(lists))

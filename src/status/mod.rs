@@ -103,7 +103,9 @@ pub fn status(store: &Store, opts: &StatusOptions) -> Result<StatusReport> {
     )?;
     drop(pinned);
 
-    let remotes = remote_lags(store, &pinned_newest(store)?)?;
+    // The store's newest snapshot time: the newest of the workspaces'.
+    let newest = summaries.iter().map(|s| s.newest_time_ns).max();
+    let remotes = remote_lags(store, &newest)?;
     assess::remotes(&remotes, opts, &mut problems);
 
     let size = fs_space::store_size(store)?;
@@ -130,14 +132,6 @@ pub fn status(store: &Store, opts: &StatusOptions) -> Result<StatusReport> {
         space,
         remotes,
     })
-}
-
-/// The store's newest snapshot time.
-fn pinned_newest(store: &Store) -> Result<Option<i64>> {
-    Ok(store
-        .catalog_for_reading()?
-        .newest_snapshot()?
-        .map(|(_, t)| t))
 }
 
 /// Each configured remote with what its last push recorded.
