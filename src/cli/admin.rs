@@ -234,11 +234,7 @@ fn report(plan: &[Backup], done: &[Done], dry_run: bool, json: bool) -> u8 {
         counts[slot] += 1;
     }
     let problems = counts[2] + counts[3] + counts[4] + skipped_entries as u64;
-    let code = if problems == 0 {
-        exit::OK
-    } else {
-        exit::PARTIAL
-    };
+    let code = exit::ok_or_partial(problems == 0);
     if json {
         let list: Vec<_> = plan
             .iter()

@@ -109,11 +109,7 @@ pub fn find(store_dir: &Path, a: &FindArgs) -> Result<u8> {
             Escaped(p)
         );
     }
-    let code = if report.damaged.is_empty() {
-        exit::OK
-    } else {
-        exit::PARTIAL
-    };
+    let code = exit::ok_or_partial(report.damaged.is_empty());
     if a.json {
         let found: Vec<_> = report
             .found

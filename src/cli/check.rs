@@ -16,11 +16,7 @@ pub fn run(store_dir: &Path, read_data: bool, json: bool) -> Result<u8> {
     let r = progress::run("check", "packs", |p| {
         check::check_with_progress(&store, read_data, p)
     })?;
-    let code = if r.findings.is_empty() {
-        exit::OK
-    } else {
-        exit::PARTIAL
-    };
+    let code = exit::ok_or_partial(r.findings.is_empty());
     if json {
         return Ok(output::emit(
             code,

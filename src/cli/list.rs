@@ -123,11 +123,7 @@ pub fn ls(
     for (d, why) in &damaged {
         tracing::error!("directory {} unreadable: {why}", Escaped(d));
     }
-    let code = if damaged.is_empty() {
-        exit::OK
-    } else {
-        exit::PARTIAL
-    };
+    let code = exit::ok_or_partial(damaged.is_empty());
     if json {
         let list: Vec<_> = entries
             .iter()

@@ -37,6 +37,15 @@ pub mod exit {
     /// (unreachable endpoint, bad credentials, missing bucket).
     pub const UNAVAILABLE: u8 = 69;
 
+    /// [`OK`] when the command's work is whole, else [`PARTIAL`].
+    pub fn ok_or_partial(whole: bool) -> u8 {
+        if whole {
+            OK
+        } else {
+            PARTIAL
+        }
+    }
+
     /// Every code above with its meaning, in order.
     pub const TABLE: &[(u8, &str)] = &[
         (OK, "success"),

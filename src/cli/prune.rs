@@ -54,11 +54,7 @@ pub fn forget(
     } else {
         gc::forget(&store, snapshots, lock_wait)?
     };
-    let code = if r.damaged_left.is_empty() {
-        exit::OK
-    } else {
-        exit::PARTIAL
-    };
+    let code = exit::ok_or_partial(r.damaged_left.is_empty());
     show_gc(&r, Command::Forget, code, json);
     warn_damaged_left("forget", "the forgotten snapshots", &r.damaged_left);
     Ok(code)

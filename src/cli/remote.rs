@@ -292,11 +292,7 @@ pub fn pull(store_dir: &Path, name: &str, json: bool) -> Result<u8> {
         remote::pull::pull(store_dir, &remote, p)
     })?;
     let secs = t0.elapsed().as_secs_f64();
-    let code = if r.check_problems.is_empty() {
-        exit::OK
-    } else {
-        exit::PARTIAL
-    };
+    let code = exit::ok_or_partial(r.check_problems.is_empty());
     if json {
         return Ok(output::emit(
             code,

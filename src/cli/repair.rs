@@ -16,15 +16,12 @@ pub fn run(store_dir: &Path, lock_wait: &str, force: bool, json: bool) -> Result
     let r = repair::repair(store_dir, flags::parse_duration(lock_wait)?, force)?;
     let damaged = r.snapshots.iter().filter(|s| s.damaged).count();
     // Anything damaged or lost, listed below: exit 1.
-    let code = if r.lost.is_empty()
-        && damaged == 0
-        && r.damaged_packs.is_empty()
-        && r.journal_problems.is_empty()
-    {
-        exit::OK
-    } else {
-        exit::PARTIAL
-    };
+    let code = exit::ok_or_partial(
+        r.lost.is_empty()
+            && damaged == 0
+            && r.damaged_packs.is_empty()
+            && r.journal_problems.is_empty(),
+    );
     if json {
         return Ok(output::emit(
             code,

@@ -95,9 +95,5 @@ pub fn log_damaged(r: &restore::RestoreReport) {
 
 /// 0, or 1 when some paths were damaged (the rest was restored).
 pub fn exit_code(r: &restore::RestoreReport) -> u8 {
-    if r.damaged.is_empty() {
-        exit::OK
-    } else {
-        exit::PARTIAL
-    }
+    exit::ok_or_partial(r.damaged.is_empty())
 }

@@ -65,7 +65,7 @@ pub fn run(store_dir: &Path, a: &RewriteArgs) -> Result<u8> {
     // The purge is complete only when no old pack file is left behind for
     // a reader (it still holds the removed data until the next prune).
     let ok = r.unmatched.is_empty() && r.gc.damaged_left.is_empty() && !r.gc.pack_deletion_deferred;
-    let code = if ok { exit::OK } else { exit::PARTIAL };
+    let code = exit::ok_or_partial(ok);
     if a.json {
         output::emit(code, json(&r));
     } else {
