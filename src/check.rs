@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::catalog::Catalog;
 use crate::chunklist;
@@ -277,6 +277,10 @@ fn check_pinned(store: &Store, read_data: bool, progress: &Progress) -> Result<C
     Ok((report, bad_blobs, users.into_iter().collect()))
 }
 
+/// Journal records `check` holds in memory at once (~40 bytes each); more
+/// are checked in passes over ranges of the id space.
+const JOURNAL_RECORDS_HELD: u64 = 1_000_000;
+
 /// Journals against the catalog: every snapshot has exactly one record, and
 /// no finished journal holds a snapshot the catalog does not have (`repair`
 /// would bring it back). Runs beside writers: a snapshot appends its record
@@ -296,78 +300,115 @@ fn check_journals(store: &Store, cat: &Catalog) -> Result<Vec<String>> {
     let pending = view.pending_journals()?;
     // Every record as (snapshot id, journal file index), sorted, then merged
     // with the catalog's snapshots streamed in id order: ~40 bytes per
-    // snapshot, not a map of every catalog row.
+    // record, and at most `JOURNAL_RECORDS_HELD` records at a time: a store
+    // with more is checked range by range of the id space (each pass
+    // reading the journals again, keeping only its range's records).
     let paths = journal::list(store.dir())?;
-    // Sized once from the files (a record takes at least
-    // `journal::MIN_RECORD_BYTES`): growing by doubling would hold up to
-    // twice the records' memory.
     let bytes: u64 = paths
         .iter()
         .filter_map(|p| fs::metadata(p).ok())
         .map(|m| m.len())
         .sum();
-    let mut files: Vec<(String, bool)> = Vec::new();
-    let mut recorded: Vec<(SnapshotId, u32)> =
-        Vec::with_capacity(usize::try_from(bytes / journal::MIN_RECORD_BYTES).unwrap_or(0));
-    for path in paths {
-        let name = path
-            .file_name()
-            .expect("name")
-            .to_string_lossy()
-            .into_owned();
-        // Records a writer is about to commit, or a gc is about to drop.
-        let open = name.ends_with(".open") || pending.contains(&name);
-        let d = journal::read(&path)?;
-        if let Some(e) = &d.damage {
-            problems.push(e.detail());
-        } else if d.torn_tail && !open {
-            problems.push(format!("journal {}: cut short", escape::path(&path)));
-        }
-        let base = name.strip_suffix(".open").unwrap_or(&name).to_string();
-        let idx = u32::try_from(files.len()).expect("fewer than 4 G journal files");
-        files.push((base, open));
-        recorded.extend(d.records.into_iter().map(|r| (r.id, idx)));
-    }
-    recorded.sort_unstable();
+    // A record takes at least `journal::MIN_RECORD_BYTES`: at most this many.
+    let most = bytes / journal::MIN_RECORD_BYTES;
+    let held = crate::failpoint::check_records_held().unwrap_or(JOURNAL_RECORDS_HELD);
+    let passes = most.div_ceil(held).clamp(1, 256) as u32;
     let fresh = store.catalog_for_reading()?;
     let mut suspects: Vec<(SnapshotId, String)> = Vec::new();
     let mut not_in_catalog: Vec<SnapshotId> = Vec::new();
-    let mut at = 0;
-    // Records of ids before `upto` that the catalog does not list.
-    let mut skip_unlisted = |at: &mut usize, upto: Option<&SnapshotId>| {
-        while *at < recorded.len() && upto.is_none_or(|u| recorded[*at].0 < *u) {
-            let id = recorded[*at].0;
-            let mut closed = false;
-            while *at < recorded.len() && recorded[*at].0 == id {
-                closed |= !files[recorded[*at].1 as usize].1;
-                *at += 1;
-            }
-            if closed {
-                not_in_catalog.push(id);
-            }
-        }
-    };
-    view.for_each_snapshot_journal(|id, journal| {
-        skip_unlisted(&mut at, Some(&id));
-        let start = at;
-        while at < recorded.len() && recorded[at].0 == id {
-            at += 1;
-        }
-        let mine = &recorded[start..at];
-        let problem = match journal {
-            None => Some("no journal file recorded in the catalog".to_string()),
-            Some(j) if !mine.iter().any(|(_, f)| files[*f as usize].0 == j) => {
-                Some(format!("its record is missing from journal {j}"))
-            }
-            Some(_) if mine.len() > 1 => Some(format!("recorded in {} journals", mine.len())),
-            Some(_) => None,
+    let mut files: Vec<(String, bool)> = Vec::new();
+    for pass in 0..passes {
+        // This pass's ids: those whose first two bytes are in [lo, hi).
+        let bound = |k: u32| (u64::from(k) * 65536 / u64::from(passes)) as u32;
+        let (lo, hi) = (bound(pass), bound(pass + 1));
+        let in_range = |id: &SnapshotId| {
+            let two = u32::from(id.0 .0[0]) << 8 | u32::from(id.0 .0[1]);
+            (lo..hi).contains(&two)
         };
-        if let Some(p) = problem {
-            suspects.push((id, p));
+        // Sized once (growing by doubling would hold up to twice the
+        // records' memory).
+        let mut recorded: Vec<(SnapshotId, u32)> =
+            Vec::with_capacity(usize::try_from(most / u64::from(passes) + 1).unwrap_or(0));
+        for (idx, path) in paths.iter().enumerate() {
+            let name = path
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned();
+            // Records a writer is about to commit, or a gc is about to drop.
+            let open = name.ends_with(".open") || pending.contains(&name);
+            let d = match (pass, path.exists()) {
+                (0, _) | (_, true) => journal::read(path)?,
+                // Gone since the first pass: a run that finished renamed
+                // its `.open` file; a journal whose snapshots were all
+                // forgotten was removed (a fresh view confirms below).
+                (_, false) => match path
+                    .to_str()
+                    .and_then(|p| p.strip_suffix(".open"))
+                    .map(Path::new)
+                    .filter(|p| p.exists())
+                {
+                    Some(closed) => journal::read(closed)?,
+                    None => continue,
+                },
+            };
+            if pass == 0 {
+                if let Some(e) = &d.damage {
+                    problems.push(e.detail());
+                } else if d.torn_tail && !open {
+                    problems.push(format!("journal {}: cut short", escape::path(path)));
+                }
+                let base = name.strip_suffix(".open").unwrap_or(&name).to_string();
+                files.push((base, open));
+            }
+            let idx = u32::try_from(idx).expect("fewer than 4 G journal files");
+            recorded.extend(
+                d.records
+                    .into_iter()
+                    .filter(|r| in_range(&r.id))
+                    .map(|r| (r.id, idx)),
+            );
         }
-        Ok(())
-    })?;
-    skip_unlisted(&mut at, None);
+        recorded.sort_unstable();
+        let mut at = 0;
+        // Records of ids before `upto` that the catalog does not list.
+        let mut skip_unlisted = |at: &mut usize, upto: Option<&SnapshotId>| {
+            while *at < recorded.len() && upto.is_none_or(|u| recorded[*at].0 < *u) {
+                let id = recorded[*at].0;
+                let mut closed = false;
+                while *at < recorded.len() && recorded[*at].0 == id {
+                    closed |= !files[recorded[*at].1 as usize].1;
+                    *at += 1;
+                }
+                if closed {
+                    not_in_catalog.push(id);
+                }
+            }
+        };
+        let (lo_id, hi_id) = ((lo as u16).to_be_bytes(), (hi as u16).to_be_bytes());
+        let hi_id = (hi < 65536).then_some(&hi_id[..]);
+        view.for_each_snapshot_journal_in(&lo_id, hi_id, |id, journal| {
+            skip_unlisted(&mut at, Some(&id));
+            let start = at;
+            while at < recorded.len() && recorded[at].0 == id {
+                at += 1;
+            }
+            let mine = &recorded[start..at];
+            let problem = match journal {
+                None => Some("no journal file recorded in the catalog".to_string()),
+                Some(j) if !mine.iter().any(|(_, f)| files[*f as usize].0 == j) => {
+                    Some(format!("its record is missing from journal {j}"))
+                }
+                Some(_) if mine.len() > 1 => Some(format!("recorded in {} journals", mine.len())),
+                Some(_) => None,
+            };
+            if let Some(p) = problem {
+                suspects.push((id, p));
+            }
+            Ok(())
+        })?;
+        skip_unlisted(&mut at, None);
+    }
     // Confirm against a view taken after the journals were read.
     for (id, p) in suspects {
         if fresh.has_snapshot(&id)? {

@@ -271,6 +271,17 @@ pub fn group_rows() -> Option<usize> {
         .filter(|&n| n > 0)
 }
 
+/// Test hook: `WSNAP_CHECK_RECORDS_HELD=n` makes `check` hold at most
+/// about `n` journal records at a time (default 1,000,000), so tests can
+/// check a small store in many passes over ranges of the id space.
+pub fn check_records_held() -> Option<u64> {
+    std::env::var("WSNAP_CHECK_RECORDS_HELD")
+        .ok()?
+        .parse()
+        .ok()
+        .filter(|&n| n > 0)
+}
+
 /// Test hook: `WSNAP_TEST_FS_MAGIC=0x6969` makes `fscheck.rs` see
 /// that `statfs` magic for the store's file system (no NFS server or FUSE
 /// mount is needed to test the refusal and its override).

@@ -22,7 +22,7 @@ use super::{i64_of, sql_err, Catalog};
 use crate::error::{Error, Missing, Object, Problem, Result};
 use crate::id::{Id, PackId, SnapshotId};
 use crate::model::SnapshotRow;
-use crate::pack::{record_bytes, BlobKind, SealedPack};
+use crate::pack::{record_bytes, BlobKind, RecordHeader, SealedPack};
 
 /// `meta` key: the newest pack row whose unreferenced blobs of every kind
 /// (chunks, trees, chunk lists) have been swept.
@@ -70,8 +70,10 @@ pub(crate) trait GcStep {
     /// Forget a snapshot; returns its root blob row and its journal file.
     fn delete_snapshot(&mut self, id: &SnapshotId) -> Result<(i64, Option<String>)>;
     /// The blobs that die with the snapshots whose roots are `roots`, and
-    /// those nothing references in packs newer than the sweep watermark.
-    fn collect(&mut self, roots: Vec<i64>) -> Result<Vec<DeadBlob>>;
+    /// those nothing references in packs newer than the sweep watermark:
+    /// each handed to `on_dead` as it is found (a prune can free hundreds
+    /// of thousands; none is held here).
+    fn collect_each(&mut self, roots: Vec<i64>, on_dead: &mut dyn FnMut(DeadBlob)) -> Result<()>;
     /// Usage of the given packs once the dead blobs are gone.
     fn pack_usage(&self, rows: &HashSet<i64>) -> Result<Vec<PackUsage>>;
 }
@@ -98,11 +100,14 @@ pub(super) trait Liveness {
     fn remove(&mut self, blob: i64) -> Result<Option<DeadBlob>>;
 }
 
-/// The worklist: a blob on it that nothing live references dies, and its
-/// children go on the list (again) since it may have been their last
-/// reference.
-pub(super) fn collect_from(index: &mut impl Liveness, mut work: Vec<i64>) -> Result<Vec<DeadBlob>> {
-    let mut dead = Vec::new();
+/// The worklist: a blob on it that nothing live references dies (handed
+/// to `on_dead`), and its children go on the list (again) since it may
+/// have been their last reference.
+pub(super) fn collect_from(
+    index: &mut impl Liveness,
+    mut work: Vec<i64>,
+    on_dead: &mut dyn FnMut(DeadBlob),
+) -> Result<()> {
     let mut seen = HashSet::new();
     while let Some(blob) = work.pop() {
         if !seen.insert(blob) {
@@ -113,7 +118,7 @@ pub(super) fn collect_from(index: &mut impl Liveness, mut work: Vec<i64>) -> Res
         }
         let kids = index.children(blob)?;
         if let Some(d) = index.remove(blob)? {
-            dead.push(d);
+            on_dead(d);
         }
         // Children whose last reference was this blob may be dead now:
         // check them (again).
@@ -122,7 +127,7 @@ pub(super) fn collect_from(index: &mut impl Liveness, mut work: Vec<i64>) -> Res
             work.push(k);
         }
     }
-    Ok(dead)
+    Ok(())
 }
 
 /// The blobs of packs newer than the sweep watermark that no tree
@@ -253,8 +258,8 @@ impl GcStep for GcTx<'_> {
         GcTx::delete_snapshot(self, id)
     }
 
-    fn collect(&mut self, roots: Vec<i64>) -> Result<Vec<DeadBlob>> {
-        GcTx::collect(self, roots)
+    fn collect_each(&mut self, roots: Vec<i64>, on_dead: &mut dyn FnMut(DeadBlob)) -> Result<()> {
+        GcTx::collect_each(self, roots, on_dead)
     }
 
     fn pack_usage(&self, rows: &HashSet<i64>) -> Result<Vec<PackUsage>> {
@@ -352,11 +357,24 @@ impl GcTx<'_> {
         super::blobs::index_trees(&self.tx, trees, &self.path)
     }
 
+    /// [`GcTx::collect_each`], the dead blobs in a list.
+    #[cfg(test)]
+    pub(crate) fn collect(&self, roots: Vec<i64>) -> Result<Vec<DeadBlob>> {
+        let mut dead = Vec::new();
+        self.collect_each(roots, &mut |d| dead.push(d))?;
+        Ok(dead)
+    }
+
     /// Remove from the index every blob made unreachable by deleting the
     /// snapshots whose roots are `roots`, plus blobs of any kind that
     /// nothing references in packs newer than the sweep watermark (and
-    /// whatever only they referenced).
-    pub(crate) fn collect(&self, roots: Vec<i64>) -> Result<Vec<DeadBlob>> {
+    /// whatever only they referenced); each handed to `on_dead` as it
+    /// leaves the index.
+    pub(crate) fn collect_each(
+        &self,
+        roots: Vec<i64>,
+        on_dead: &mut dyn FnMut(DeadBlob),
+    ) -> Result<()> {
         let e = self.e();
         let mut work = roots;
         work.extend(unswept(&self.tx, &self.path)?);
@@ -373,7 +391,7 @@ impl GcTx<'_> {
             )?,
             path: &self.path,
         };
-        collect_from(&mut index, work)
+        collect_from(&mut index, work, on_dead)
     }
 
     /// Usage of the given packs after `collect`.
@@ -382,7 +400,23 @@ impl GcTx<'_> {
     }
 
     /// Live blobs of a pack, in file order.
+    #[cfg(test)]
     pub(crate) fn live_blobs(&self, pack_row: i64) -> Result<Vec<LiveBlob>> {
+        let mut out = Vec::new();
+        self.for_each_live_blob(pack_row, |b| {
+            out.push(b);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Hand each live blob of a pack to `f`, in file order, as it is read
+    /// (a pack of tiny records holds hundreds of thousands).
+    pub(crate) fn for_each_live_blob(
+        &self,
+        pack_row: i64,
+        mut f: impl FnMut(LiveBlob) -> Result<()>,
+    ) -> Result<()> {
         let e = self.e();
         let mut stmt = self
             .tx
@@ -391,22 +425,17 @@ impl GcTx<'_> {
                  WHERE pack_id = ?1 ORDER BY offset",
             )
             .map_err(&e)?;
-        let rows = stmt
-            .query_map([pack_row], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, Vec<u8>>(1)?,
-                    r.get::<_, u8>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, i64>(4)?,
-                    r.get::<_, i64>(5)?,
-                ))
-            })
-            .map_err(&e)?;
-        let mut out = Vec::new();
-        for r in rows {
-            let (row, hash, kind, offset, stored, raw) = r.map_err(&e)?;
-            out.push(LiveBlob {
+        let mut rows = stmt.query([pack_row]).map_err(&e)?;
+        while let Some(r) = rows.next().map_err(&e)? {
+            let row: i64 = r.get(0).map_err(&e)?;
+            let hash: Vec<u8> = r.get(1).map_err(&e)?;
+            let kind: u8 = r.get(2).map_err(&e)?;
+            let (offset, stored, raw): (i64, i64, i64) = (
+                r.get(3).map_err(&e)?,
+                r.get(4).map_err(&e)?,
+                r.get(5).map_err(&e)?,
+            );
+            f(LiveBlob {
                 id: Id::from_slice(&hash)?,
                 kind: BlobKind::from_code(kind).ok_or_else(|| {
                     Error::corrupt_as(format!("unknown kind {kind}")).within(Object::CatalogRow {
@@ -417,9 +446,9 @@ impl GcTx<'_> {
                 offset: offset.max(0) as u64,
                 stored_len: stored as u32,
                 raw_len: raw as u32,
-            });
+            })?;
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Index a pack written by repack (its blobs are moved with `move_blobs`).
@@ -434,9 +463,9 @@ impl GcTx<'_> {
         .map_err(self.e())
     }
 
-    /// Point moved blobs at their new pack: `moves` maps blob id → (pack
-    /// row, offset, stored length).
-    pub(crate) fn move_blobs(&self, moves: &HashMap<Id, (i64, u64, u32)>) -> Result<()> {
+    /// Point the blobs a repack moved at their new pack (row `pack`): its
+    /// records, each at its offset with its (maybe new) stored length.
+    pub(crate) fn move_blobs(&self, pack: i64, records: &[(u64, RecordHeader)]) -> Result<()> {
         let e = self.e();
         let mut stmt = self
             .tx
@@ -444,12 +473,12 @@ impl GcTx<'_> {
                 "UPDATE blobs SET pack_id = ?1, offset = ?2, stored_len = ?3 WHERE hash = ?4",
             )
             .map_err(&e)?;
-        for (id, (pack, offset, stored_len)) in moves {
+        for (offset, h) in records {
             let n = stmt
-                .execute(params![pack, *offset as i64, stored_len, &id.0[..]])
+                .execute(params![pack, *offset as i64, h.stored_len, &h.id.0[..]])
                 .map_err(&e)?;
             if n != 1 {
-                return Err(Error::corrupt(Problem::NotIndexed).within(Object::Blob(*id)));
+                return Err(Error::corrupt(Problem::NotIndexed).within(Object::Blob(h.id)));
             }
         }
         Ok(())

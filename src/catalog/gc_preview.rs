@@ -140,7 +140,7 @@ impl GcStep for GcPreview<'_> {
         }
     }
 
-    fn collect(&mut self, roots: Vec<i64>) -> Result<Vec<DeadBlob>> {
+    fn collect_each(&mut self, roots: Vec<i64>, on_dead: &mut dyn FnMut(DeadBlob)) -> Result<()> {
         let e = sql_err(&self.path);
         let mut work = roots;
         work.extend(unswept(&self.tx, &self.path)?);
@@ -155,7 +155,7 @@ impl GcStep for GcPreview<'_> {
             dead: &mut self.dead,
             dead_in_pack: &mut self.dead_in_pack,
         };
-        collect_from(&mut index, work)
+        collect_from(&mut index, work, on_dead)
     }
 
     fn pack_usage(&self, rows: &HashSet<i64>) -> Result<Vec<PackUsage>> {

@@ -31,17 +31,37 @@ impl Catalog {
     /// order, one row at a time (no list of every snapshot in memory).
     pub fn for_each_snapshot_journal(
         &self,
+        f: impl FnMut(SnapshotId, Option<&str>) -> Result<()>,
+    ) -> Result<()> {
+        self.for_each_snapshot_journal_in(&[], None, f)
+    }
+
+    /// [`Catalog::for_each_snapshot_journal`] for the ids from `lo` up to,
+    /// not including, `hi` (`None`: to the end): a range of the id index.
+    pub fn for_each_snapshot_journal_in(
+        &self,
+        lo: &[u8],
+        hi: Option<&[u8]>,
         mut f: impl FnMut(SnapshotId, Option<&str>) -> Result<()>,
     ) -> Result<()> {
         if self.version < 2 {
             return Ok(());
         }
         let e = sql_err(&self.path);
-        let mut stmt = self
-            .conn
-            .prepare("SELECT snapshot_hash, journal FROM snapshots ORDER BY snapshot_hash")
-            .map_err(&e)?;
-        let mut rows = stmt.query([]).map_err(&e)?;
+        let (sql, args): (&str, Vec<&dyn rusqlite::ToSql>) = match &hi {
+            Some(hi) => (
+                "SELECT snapshot_hash, journal FROM snapshots
+                 WHERE snapshot_hash >= ?1 AND snapshot_hash < ?2 ORDER BY snapshot_hash",
+                vec![&lo, hi],
+            ),
+            None => (
+                "SELECT snapshot_hash, journal FROM snapshots
+                 WHERE snapshot_hash >= ?1 ORDER BY snapshot_hash",
+                vec![&lo],
+            ),
+        };
+        let mut stmt = self.conn.prepare_cached(sql).map_err(&e)?;
+        let mut rows = stmt.query(&args[..]).map_err(&e)?;
         while let Some(r) = rows.next().map_err(&e)? {
             let h: &[u8] = r
                 .get_ref(0)

@@ -2,7 +2,7 @@
 //! forget snapshot rows and collect dead blobs in one catalog transaction,
 //! repack, commit, then delete the old pack files and orphans.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use crate::catalog::{GcPreview, GcStep, GcTx, PackUsage};
 use crate::error::Result;
@@ -41,7 +41,9 @@ impl Dropped {
 /// Step 1 (see the module doc of `gc`), for the real run or a dry run,
 /// once snapshot rows are `dropped`: collect what they alone used, plan
 /// what happens to the packs that held it. Inside the transaction: nothing
-/// is visible.
+/// is visible. Dead blobs are counted as they are found, not listed; their
+/// ids are kept only if `ids` (`forget` and `rewrite` purge `damaged/` of
+/// them; a prune freeing 440,000 blobs does not need 17 MB of ids).
 struct Decided {
     dead_ids: HashSet<Id>,
     journals: BTreeMap<String, HashSet<SnapshotId>>,
@@ -52,14 +54,20 @@ fn decide(
     step: &mut impl GcStep,
     dropped: Dropped,
     max_unused_percent: f64,
+    ids: DeadIds,
     report: &mut GcReport,
 ) -> Result<Decided> {
     let Dropped { roots, journals } = dropped;
-    let dead = step.collect(roots)?;
-    report.blobs_deleted = dead.len() as u64;
-    let dead_ids: HashSet<Id> = dead.iter().map(|d| d.id).collect();
-    report.dead_bytes = dead.iter().map(|d| d.bytes).sum();
-    let touched: HashSet<i64> = dead.iter().map(|d| d.pack_row).collect();
+    let mut touched: HashSet<i64> = HashSet::new();
+    let mut dead_ids: HashSet<Id> = HashSet::new();
+    step.collect_each(roots, &mut |d| {
+        report.blobs_deleted += 1;
+        report.dead_bytes += d.bytes;
+        touched.insert(d.pack_row);
+        if ids == DeadIds::Keep {
+            dead_ids.insert(d.id);
+        }
+    })?;
     let plan = PackPlan::new(step.pack_usage(&touched)?, max_unused_percent);
     report.packs_deleted = plan.delete.len() as u64;
     report.packs_rewritten = plan.rewrite.len() as u64;
@@ -68,6 +76,13 @@ fn decide(
         journals,
         plan,
     })
+}
+
+/// Whether gc keeps the ids of the blobs that died (to purge `damaged/`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum DeadIds {
+    Keep,
+    Drop,
 }
 
 /// What forgetting `forget` would do, decided on a read-only view: the
@@ -86,20 +101,27 @@ pub(super) fn preview(
         forgotten: forget,
         ..GcReport::default()
     };
-    let d = decide(&mut view, dropped, max_unused_percent, &mut report)?;
+    let d = decide(
+        &mut view,
+        dropped,
+        max_unused_percent,
+        DeadIds::Drop,
+        &mut report,
+    )?;
     report.bytes_freed = d.plan.estimated_bytes_freed();
     Ok(report)
 }
 
 /// Forget the snapshots `forget` inside `tx` and collect what they alone
-/// used; repack, commit and delete old packs. Returns the report and the
-/// ids of the blobs that died.
+/// used; repack, commit and delete old packs. Returns the report and, if
+/// `ids` says keep, the ids of the blobs that died (empty otherwise).
 pub(super) fn forget_and_collect(
     store: &Store,
     lock: &WriterLock,
     tx: GcTx<'_>,
     forget: Vec<SnapshotRow>,
     max_unused_percent: f64,
+    ids: DeadIds,
     progress: &Progress,
 ) -> Result<(GcReport, HashSet<Id>)> {
     let mut dropped = Dropped::default();
@@ -116,6 +138,7 @@ pub(super) fn forget_and_collect(
         tx,
         dropped,
         max_unused_percent,
+        ids,
         progress,
         &mut report,
     )?;
@@ -125,13 +148,15 @@ pub(super) fn forget_and_collect(
 /// Steps 1 (rest) to 4 once snapshot rows are `dropped` inside `tx`:
 /// collect what they alone used, plan, repack, commit, drop their journal
 /// records, delete old packs. Fills in `report`; returns the ids of the
-/// blobs that died.
+/// blobs that died if `ids` says keep (empty otherwise).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn collect(
     store: &Store,
     lock: &WriterLock,
     mut tx: GcTx<'_>,
     dropped: Dropped,
     max_unused_percent: f64,
+    ids: DeadIds,
     progress: &Progress,
     report: &mut GcReport,
 ) -> Result<HashSet<Id>> {
@@ -139,7 +164,7 @@ pub(super) fn collect(
         dead_ids,
         journals,
         plan,
-    } = decide(&mut tx, dropped, max_unused_percent, report)?;
+    } = decide(&mut tx, dropped, max_unused_percent, ids, report)?;
     crate::failpoint::crash_point("gc.collected");
 
     // Step 2: repack live records into new packs, verified on the way. On
@@ -184,20 +209,17 @@ fn commit_and_sweep(
     store: &Store,
     lock: &WriterLock,
     tx: GcTx<'_>,
-    sealed: Repacked,
+    sealed: Vec<SealedPack>,
     remove: &[PackUsage],
     journals: &BTreeMap<String, HashSet<SnapshotId>>,
     report: &mut GcReport,
 ) -> Result<()> {
+    // Each new pack's records are the blobs moved into it.
     let now = timespec::now_ns();
-    let mut all_moves = HashMap::new();
-    for (pack, blobs) in &sealed {
+    for pack in &sealed {
         let row = tx.add_pack(pack, now)?;
-        for (id, offset, stored_len) in blobs {
-            all_moves.insert(*id, (row, *offset, *stored_len));
-        }
+        tx.move_blobs(row, &pack.records)?;
     }
-    tx.move_blobs(&all_moves)?;
     let mut old_files = Vec::new();
     for u in remove {
         tx.delete_pack(u.row)?;
@@ -206,7 +228,7 @@ fn commit_and_sweep(
     report.packs_written += sealed.len() as u64;
     let known = {
         let mut k = tx.pack_ids()?;
-        for (p, _) in &sealed {
+        for p in &sealed {
             k.insert(p.id);
         }
         k
@@ -229,7 +251,7 @@ fn commit_and_sweep(
     // Step 4: the catalog no longer references the old packs: delete them,
     // unless a reader (restore, ls) still works from an older catalog view;
     // then they stay as orphans, deleted by the next gc.
-    let written: u64 = sealed.iter().map(|(p, _)| p.size_bytes).sum();
+    let written: u64 = sealed.iter().map(|p| p.size_bytes).sum();
     let Some(_readers) = store.readers_exclusive_now()? else {
         report.pack_deletion_deferred = true;
         return Ok(());
@@ -246,24 +268,20 @@ fn commit_and_sweep(
     Ok(())
 }
 
-/// New packs, each with the blobs moved into it (id, offset, stored
-/// length: compressing again may not give the bytes it had).
-type Repacked = Vec<(SealedPack, Vec<(Id, u64, u32)>)>;
-
 /// Copy the live records of the packs `rewrite` into new packs: each read
 /// (checked against the catalog, decompressed and re-hashed), stored again
 /// with the same compression at the store's level (a blob written at
 /// another level, or by another zstd build, may come out shorter or
 /// longer: the catalog takes its new length), and sealed durably at the
-/// store's pack size.
+/// store's pack size. The live blobs are streamed from the index, and the
+/// new packs' own records say which blobs moved where (no map of them).
 fn repack(
     store: &Store,
     tx: &GcTx<'_>,
     rewrite: &[PackUsage],
     progress: &Progress,
-) -> Result<Repacked> {
+) -> Result<Vec<SealedPack>> {
     let mut writer = store.packs().writer();
-    let mut moves: Vec<(Id, u64, u32)> = Vec::new();
     let mut sealed = Vec::new();
     let target = store.params().pack_target_bytes;
     progress.expect(
@@ -271,7 +289,7 @@ fn repack(
         rewrite.iter().map(|u| u.size_bytes).sum(),
     );
     for u in rewrite {
-        for b in tx.live_blobs(u.row)? {
+        tx.for_each_live_blob(u.row, |b| {
             let expected = ExpectedRecord {
                 id: b.id,
                 kind: b.kind,
@@ -280,20 +298,17 @@ fn repack(
             };
             let (header, raw) = store.packs().read_record(&u.id, b.offset, &expected)?;
             let (header, payload) = pack::recompress(&header, raw, store.params().zstd_level);
-            let offset = writer.append(header, &payload)?;
-            moves.push((b.id, offset, header.stored_len));
+            writer.append(header, &payload)?;
             if writer.len_bytes() >= target {
-                sealed.push((
-                    writer.seal()?.expect("non-empty"),
-                    std::mem::take(&mut moves),
-                ));
+                sealed.push(writer.seal()?.expect("non-empty"));
                 crate::failpoint::crash_point("gc.repack_sealed");
             }
-        }
+            Ok(())
+        })?;
         progress.add(1, u.size_bytes);
     }
     if let Some(p) = writer.seal()? {
-        sealed.push((p, std::mem::take(&mut moves)));
+        sealed.push(p);
         crate::failpoint::crash_point("gc.repack_sealed");
     }
     Ok(sealed)

@@ -153,8 +153,15 @@ pub fn prune(
     let mut catalog = store.catalog_for_writing(lock)?;
     let (forget, plan) = retention(&catalog, opts)?;
     let tx = catalog.begin_gc()?;
-    let (mut report, _) =
-        execute::forget_and_collect(store, lock, tx, forget, opts.max_unused_percent, progress)?;
+    let (mut report, _) = execute::forget_and_collect(
+        store,
+        lock,
+        tx,
+        forget,
+        opts.max_unused_percent,
+        execute::DeadIds::Drop,
+        progress,
+    )?;
     report.kept = plan.kept;
     report.held = plan.held;
     report.orphan_packs_removed += early_orphans.0;
@@ -210,8 +217,15 @@ pub fn forget(store: &Store, ids: &[String], lock_wait: Duration) -> Result<GcRe
     let mut catalog = store.catalog_for_writing(&lock)?;
     let (rows, left) = chosen(&catalog, ids)?;
     let tx = catalog.begin_gc()?;
-    let (mut report, dead) =
-        execute::forget_and_collect(store, &lock, tx, rows, 0.0, &Progress::default())?;
+    let (mut report, dead) = execute::forget_and_collect(
+        store,
+        &lock,
+        tx,
+        rows,
+        0.0,
+        execute::DeadIds::Keep,
+        &Progress::default(),
+    )?;
     report.kept = left;
     // After the commit: the catalog says what is still used.
     let p = damaged::purge(store.dir(), &catalog, &dead)?;
@@ -287,7 +301,16 @@ pub(crate) fn replace(
         dropped.add(r.old.id, was);
     }
     let mut report = GcReport::default();
-    let dead = execute::collect(store, lock, tx, dropped, 0.0, progress, &mut report)?;
+    let dead = execute::collect(
+        store,
+        lock,
+        tx,
+        dropped,
+        0.0,
+        execute::DeadIds::Keep,
+        progress,
+        &mut report,
+    )?;
     // After the commit, as `forget`: the catalog says what is still used.
     let p = damaged::purge(store.dir(), &catalog, &dead)?;
     report.damaged_packs_rewritten = p.packs_rewritten;
