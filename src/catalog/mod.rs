@@ -13,12 +13,14 @@
 //! This file opens, creates and upgrades the catalog and shares connections
 //! ([`CatalogPool`], [`PinnedCatalog`]); the queries live with the table
 //! they read or write: `blobs` (blob and pack index, tree references),
-//! `snapshots`, `workspaces`, `listing` (what `list`'s filters select),
+//! `snapshots` (and `snapshot_ranges`: lookups that must not read every
+//! snapshot), `workspaces`, `listing` (what `list`'s filters select),
 //! `runs`, `journals` (which journal file holds
 //! which snapshot), `damage` (damaged marks), `integrity` (check-only
 //! queries), `gc` and `rebuild` (the transactions of gc and `repair`;
 //! `gc_preview`, a dry run of gc that writes nothing),
-//! `schema` (DDL and migrations). SQLite row ids are not part of the
+//! `schema` (DDL and migrations), `pool` (connections shared by threads).
+//! SQLite row ids are not part of the
 //! library's API: every field and method that carries one is `pub(crate)`.
 
 mod blobs;
@@ -29,9 +31,11 @@ mod image;
 mod integrity;
 mod journals;
 mod listing;
+mod pool;
 mod rebuild;
 mod runs;
 mod schema;
+mod snapshot_ranges;
 mod snapshots;
 #[cfg(test)]
 mod testing;
@@ -41,6 +45,7 @@ pub use blobs::{BlobLocation, BlobSize, PendingTree, TreeRefs};
 pub(crate) use gc::{GcStep, GcTx, PackUsage};
 pub(crate) use gc_preview::GcPreview;
 pub use listing::SnapshotFilter;
+pub use pool::{CatalogPool, PinnedCatalog};
 pub(crate) use rebuild::ancestors;
 pub use runs::full_run_key;
 pub use schema::FORMAT_VERSION;
@@ -484,86 +489,6 @@ impl Catalog {
             }
             Err(x) => Err(e(x)),
         }
-    }
-}
-
-/// A small pool of read-only connections, one per concurrent user, for the
-/// rayon workers of a run (a `Connection` is not `Sync`). In WAL mode they
-/// see every committed transaction of the writer.
-pub struct CatalogPool {
-    path: PathBuf,
-    idle: std::sync::Mutex<Vec<Catalog>>,
-    pinned: bool,
-}
-
-impl CatalogPool {
-    pub fn new(path: &Path) -> CatalogPool {
-        CatalogPool {
-            path: path.to_path_buf(),
-            idle: std::sync::Mutex::new(Vec::new()),
-            pinned: false,
-        }
-    }
-
-    /// A pool whose connections each hold one read transaction from
-    /// their first use ([`Catalog::pin_view`]) until [`CatalogPool::unpin`]:
-    /// no lock taken and no page cache dropped per statement, but blind to
-    /// commits meanwhile. For readers of what existed before they started
-    /// (a run's prewalks read the parents of its workspaces), unpinned
-    /// often: a pinned view holds back every checkpoint of what was
-    /// committed after it.
-    pub fn pinned(path: &Path) -> CatalogPool {
-        CatalogPool {
-            pinned: true,
-            ..CatalogPool::new(path)
-        }
-    }
-
-    /// End the views of the idle connections of a pinned pool: their next
-    /// use pins the catalog as it is then.
-    pub fn unpin(&self) -> Result<()> {
-        for c in self.idle.lock().expect("catalog pool poisoned").iter() {
-            c.unpin_view()?;
-        }
-        Ok(())
-    }
-
-    /// Run `f` with a connection from the pool.
-    pub fn with<T>(&self, f: impl FnOnce(&Catalog) -> Result<T>) -> Result<T> {
-        let conn = self.idle.lock().expect("catalog pool poisoned").pop();
-        let conn = match conn {
-            Some(c) => c,
-            None => Catalog::open(&self.path, false)?,
-        };
-        if self.pinned && conn.conn.is_autocommit() {
-            conn.pin_view()?;
-        }
-        let out = f(&conn);
-        self.idle.lock().expect("catalog pool poisoned").push(conn);
-        out
-    }
-}
-
-/// One read-only connection held in a single read transaction, shared by
-/// the threads of a restore: every lookup sees the same catalog state, even
-/// while a prune commits beside it.
-pub struct PinnedCatalog {
-    inner: std::sync::Mutex<Catalog>,
-}
-
-impl PinnedCatalog {
-    /// Open and pin the catalog's current state.
-    pub fn open(path: &Path) -> Result<PinnedCatalog> {
-        let cat = Catalog::open(path, false)?;
-        cat.pin_view()?;
-        Ok(PinnedCatalog {
-            inner: std::sync::Mutex::new(cat),
-        })
-    }
-
-    /// Run `f` with the pinned connection.
-    pub fn with<T>(&self, f: impl FnOnce(&Catalog) -> Result<T>) -> Result<T> {
-        f(&self.inner.lock().expect("catalog lock poisoned"))
     }
 }
 

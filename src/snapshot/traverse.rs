@@ -3,7 +3,8 @@
 //! `reuse.rs`), only changed files read and chunked (`pipeline.rs`), trees
 //! built bottom-up and handed to the writer, then the snapshot's commit
 //! requested. Problems with the workspace's files are recorded as skips;
-//! only store failures are errors.
+//! only store failures are errors. A prewalk (`prewalk.rs`) runs the same
+//! walk without a blob sink.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -31,7 +32,8 @@ use super::reuse::{self, StatKey};
 use super::writer;
 use super::{Source, WorkspaceOutcome};
 
-/// A prewalk lists directories of fewer entries than this on its own thread.
+/// A prewalk lists directories of fewer entries than this on its own
+/// thread (see `prewalk.rs`).
 const PREWALK_PAR_MIN: usize = 64;
 
 /// Snapshot one source: walk it against its parent snapshot (none with
@@ -107,79 +109,18 @@ pub(super) fn snapshot_workspace(
     })
 }
 
-/// A workspace walked to its end by [`prewalk`], not yet handed to the
-/// writer.
+/// A workspace walked to its end, not yet handed to the writer.
 pub(super) struct Walked {
     pub row: SnapshotRow,
     pub skips: Vec<Skip>,
-    /// Trees the walk made that the store may lack, each after the trees
-    /// it references: handed to the writer before the row.
-    trees: Vec<NewTree>,
+    /// Trees a prewalk made that the store may lack, each after the trees
+    /// it references: handed to the writer before the row (see
+    /// `prewalk.rs`; empty after a full walk, which stored them).
+    pub trees: Vec<NewTree>,
 }
 
 /// A tree recorded by a prewalk: its id, encoding and references.
-type NewTree = (TreeId, Vec<u8>, Vec<crate::id::Id>);
-
-/// Walk `src` against its parent snapshot without storing anything, as
-/// long as no file needs to be read: the common case of a tick, where most
-/// workspaces are unchanged. Runs beside other prewalks (it only reads the
-/// catalog and the workspace); the run hands the result to the writer in
-/// source order ([`commit_prewalked`]). `None` when the source needs the
-/// full walk of [`snapshot_workspace`]: no parent (or `reread`), a file
-/// changed, anything skipped, or the directory cannot be opened (the full
-/// walk looks again and reports it).
-pub(super) fn prewalk(
-    store: &Store,
-    pool: &CatalogPool,
-    excludes: &Excludes,
-    src: &Source,
-    base: Option<&Dir>,
-) -> Option<Walked> {
-    if src.reread {
-        return None;
-    }
-    let dir = src.open_in(base).ok()?;
-    let parent = pool.with(|c| c.last_taken(&src.workspace)).ok()??;
-    let started_ns = timespec::now_ns();
-    let ctx = WalkCtx::new(store, pool, None, excludes, None, Some(&parent));
-    let root = match snap_dir(&ctx, dir, b"", Some(parent.root), 0) {
-        Ok((Some(root), _)) => root,
-        _ => return None,
-    };
-    if ctx.needs_read.load(Ordering::Relaxed) || !ctx.skips.lock().ok()?.is_empty() {
-        return None;
-    }
-    Some(ctx.finish(src, root, started_ns, parent.stats.files))
-}
-
-/// Hand a prewalked workspace to the writer: its new trees (counted as
-/// the bytes it added), then its commit request, whose answer comes on
-/// `reply` (several are answered together; see `snapshot::run_in_pool`).
-pub(super) fn commit_prewalked(
-    sink: &BlobSink<'_>,
-    writer: &writer::Writer,
-    mut walked: Walked,
-    progress: &Progress,
-    reply: &crossbeam_channel::Sender<Result<()>>,
-) -> Result<WorkspaceOutcome> {
-    for (id, bytes, refs) in std::mem::take(&mut walked.trees) {
-        let added = sink.put(BlobKind::Tree, id.0, &bytes, refs)?;
-        walked.row.stats.bytes_added += added;
-    }
-    progress.add(walked.row.stats.files, walked.row.stats.size_bytes);
-    // A prewalk gives up at every skip of the walk, but `finish` may add
-    // one of its own (no files left): it is recorded like any other.
-    let skip_rows = walked
-        .skips
-        .iter()
-        .map(|k| (k.path.clone(), k.reason.clone()))
-        .collect();
-    writer.commit_async(walked.row.clone(), skip_rows, reply.clone())?;
-    Ok(WorkspaceOutcome::Committed {
-        row: Box::new(walked.row),
-        skips: walked.skips,
-    })
-}
+pub(super) type NewTree = (TreeId, Vec<u8>, Vec<crate::id::Id>);
 
 #[derive(Default)]
 struct Stats {
@@ -191,7 +132,7 @@ struct Stats {
     excluded: AtomicU64,
 }
 
-struct WalkCtx<'a> {
+pub(super) struct WalkCtx<'a> {
     store: &'a Store,
     pool: &'a CatalogPool,
     /// Where new blobs go; `None` in a prewalk, which records new trees in
@@ -204,13 +145,14 @@ struct WalkCtx<'a> {
     parent_started_ns: i64,
     counters: Counters,
     stats: Stats,
-    skips: Mutex<Vec<Skip>>,
+    pub(super) skips: Mutex<Vec<Skip>>,
     trees: Mutex<Vec<NewTree>>,
-    needs_read: AtomicBool,
+    /// Set by a prewalk that met a file to read: it gave up.
+    pub(super) needs_read: AtomicBool,
 }
 
 impl<'a> WalkCtx<'a> {
-    fn new(
+    pub(super) fn new(
         store: &'a Store,
         pool: &'a CatalogPool,
         sink: Option<&'a BlobSink<'a>>,
@@ -244,7 +186,13 @@ impl<'a> WalkCtx<'a> {
 
     /// The snapshot row of a walk of `src` that began at `started_ns` and
     /// made tree `root`, with its skips (sorted by path).
-    fn finish(self, src: &Source, root: TreeId, started_ns: i64, previous_files: u64) -> Walked {
+    pub(super) fn finish(
+        self,
+        src: &Source,
+        root: TreeId,
+        started_ns: i64,
+        previous_files: u64,
+    ) -> Walked {
         let mut skips = self.skips.into_inner().expect("skips poisoned");
         skips.sort_by(|a, b| a.path.cmp(&b.path));
         let s = &self.stats;
@@ -325,7 +273,7 @@ fn entry_from(name: Vec<u8>, st: &Stat, size: u64, kind: EntryKind) -> Entry {
 /// Also gives back the handle: below [`walk::HELD_LEVELS`] a level lets go
 /// of its handle while a subdirectory is walked and takes it back from the
 /// subdirectory's `..` (see [`snap_deep`]). `None` when that failed.
-fn snap_dir(
+pub(super) fn snap_dir(
     ctx: &WalkCtx<'_>,
     dir: Dir,
     rel: &[u8],
