@@ -33,9 +33,9 @@ use std::path::{Path, PathBuf};
 
 use globset::{GlobBuilder, GlobMatcher};
 
+use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::lock::WriterLock;
-use crate::model::SnapshotRow;
 use crate::progress::Progress;
 use crate::snapshot::{self, RunReport, Source};
 use crate::store::Store;
@@ -96,21 +96,73 @@ pub struct Known {
 }
 
 impl Known {
-    /// The workspaces under `root` (if it is readable) and in `snapshots`.
-    pub fn gather(root: Option<&Path>, snapshots: &[SnapshotRow]) -> Result<Known> {
+    /// What a plan of `old_root` is resolved against: the workspaces under
+    /// `root` (if it is readable) and those `catalog` has snapshots of, the
+    /// snapshot times it has among those a backup name of `old_root` can
+    /// stand for ([`candidates`]: not every snapshot of the store, millions
+    /// at 10,000 workspaces), and the `mappings`.
+    pub fn gather(
+        root: Option<&Path>,
+        catalog: Option<&Catalog>,
+        old_root: &Path,
+        mappings: BTreeMap<Vec<u8>, WorkspaceName>,
+    ) -> Result<Known> {
         let mut k = Known::default();
         if let Some(root) = root {
             k.workspaces.extend(crate::walk::discover(root)?.workspaces);
         }
-        for s in snapshots {
-            k.workspaces.insert(s.workspace.clone());
-            k.times
-                .entry(s.workspace.clone())
-                .or_default()
-                .insert(s.time_ns);
+        if let Some(cat) = catalog {
+            k.workspaces.extend(cat.workspaces()?);
+            for (ws, t) in candidates(old_root, &mappings)? {
+                if cat.has_snapshot_at(&ws, t)? {
+                    k.times.entry(ws).or_default().insert(t);
+                }
+            }
         }
+        k.mappings = mappings;
         Ok(k)
     }
+}
+
+/// Every (workspace, time) a plan of `old_root` can ask about: each split
+/// of each backup name, and its `--map`ping, at the name's time.
+fn candidates(
+    old_root: &Path,
+    mappings: &BTreeMap<Vec<u8>, WorkspaceName>,
+) -> Result<BTreeSet<(WorkspaceName, i64)>> {
+    let mut out = BTreeSet::new();
+    for de in read_old_root(old_root)? {
+        let name = de.file_name().as_bytes().to_vec();
+        let Some((prefix, ts)) = split_name(&name) else {
+            continue;
+        };
+        let Ok(time_ns) = crate::old_backup::parse_time(ts) else {
+            continue;
+        };
+        for ws in splits(prefix)
+            .into_iter()
+            .chain(mappings.get(prefix).cloned())
+        {
+            out.insert((ws, time_ns));
+        }
+    }
+    Ok(out)
+}
+
+/// The entries of `old_root`, sorted by name.
+fn read_old_root(old_root: &Path) -> Result<Vec<fs::DirEntry>> {
+    let rd = fs::read_dir(old_root).map_err(|e| {
+        Error::invalid(
+            "old backup root",
+            format!(
+                "{}: {e} (give the directory holding the old rsync backups)",
+                crate::escape::path(old_root)
+            ),
+        )
+    })?;
+    let mut entries: Vec<fs::DirEntry> = rd.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    Ok(entries)
 }
 
 pub use crate::old_backup::split_name;
@@ -280,17 +332,7 @@ fn names(ws: &[WorkspaceName]) -> String {
 /// Look at every entry directly under `old_root` and decide what to do
 /// with it. Reads nothing but directory listings.
 pub fn plan(old_root: &Path, known: &Known, skips: &Skips) -> Result<Vec<Backup>> {
-    let rd = fs::read_dir(old_root).map_err(|e| {
-        Error::invalid(
-            "old backup root",
-            format!(
-                "{}: {e} (give the directory holding the old rsync backups)",
-                crate::escape::path(old_root)
-            ),
-        )
-    })?;
-    let mut entries: Vec<fs::DirEntry> = rd.flatten().collect();
-    entries.sort_by_key(|e| e.file_name());
+    let entries = read_old_root(old_root)?;
     let mut planned: BTreeSet<(WorkspaceName, i64)> = BTreeSet::new();
     let mut out = Vec::with_capacity(entries.len());
     for de in entries {

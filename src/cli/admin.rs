@@ -78,21 +78,24 @@ pub fn import_rsync(store_dir: &Path, a: &ImportArgs) -> Result<u8> {
         None
     };
     let skips = import::Skips::new(&a.skips)?;
-    let gather = |snapshots: &[SnapshotRow]| -> Result<Known> {
-        let mut k = Known::gather(root, snapshots)?;
-        k.mappings = mappings.clone();
-        Ok(k)
+    // The store is asked only about what the plan needs (its workspaces,
+    // and snapshots at the times the backup names give), never for every
+    // snapshot.
+    let gather = |store: Option<&Store>| -> Result<Known> {
+        let catalog = store.map(Store::catalog_for_reading).transpose()?;
+        Known::gather(root, catalog.as_ref(), old_root, mappings.clone())
     };
 
     // First read only (no store is created, no lock taken): the plan
     // against the store as it is, so a wrong --map is refused before
     // anything is written.
-    let snapshots = match Store::open(store_dir) {
-        Ok(store) => store.catalog_for_reading()?.snapshots(None)?,
-        Err(Error::NoStore { .. }) => Vec::new(),
+    let existing = match Store::open(store_dir) {
+        Ok(store) => Some(store),
+        Err(Error::NoStore { .. }) => None,
         Err(e) => return Err(e),
     };
-    let known = gather(&snapshots)?;
+    let known = gather(existing.as_ref())?;
+    drop(existing);
     let plan = import::plan(old_root, &known, &skips)?;
     check_mappings(&plan, &known, old_root)?;
     for p in skips.unused(&plan) {
@@ -114,11 +117,7 @@ pub fn import_rsync(store_dir: &Path, a: &ImportArgs) -> Result<u8> {
     // One lock for the plan and the import: nothing can add a snapshot at
     // one of the planned times in between.
     let lock = store.lock(lock_wait, &note)?;
-    let plan = import::plan(
-        old_root,
-        &gather(&store.catalog_for_reading()?.snapshots(None)?)?,
-        &skips,
-    )?;
+    let plan = import::plan(old_root, &gather(Some(&store))?, &skips)?;
     let order = import::sources(&plan);
     tracing::info!(
         "import: {} backup directories to import from {}",

@@ -8,6 +8,8 @@
 //! written by [`time`] beside their `*_ns` integer; byte counts are keys
 //! ending in `_bytes`; an error is one object on stderr ([`print_error_json`]).
 
+mod stream;
+
 use std::io::{self, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -353,20 +355,32 @@ fn resolved_line(s: &SnapshotRow, given: &str) -> String {
 /// Print a command's JSON object on stdout with `schema_version` and `ok`
 /// (`ok` is true exactly when `code`, the exit code, is 0); return `code`.
 /// A closed pipe is not an error worth a message.
-pub fn emit(code: u8, mut body: Value) -> u8 {
+pub fn emit(code: u8, body: Value) -> u8 {
+    // Buffered: stdout alone flushes at every newline, a write(2) per line
+    // of pretty JSON (20 s for the 288,000 snapshots of 1,000 workspaces).
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    let _ = write_emitted(&mut out, code, body);
+    code
+}
+
+/// [`emit`]'s bytes, to `out`.
+fn write_emitted(out: &mut impl Write, code: u8, body: Value) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, &stamped(code, body))?;
+    writeln!(out)?;
+    out.flush()
+}
+
+/// `body` with `schema_version` and `ok` (true exactly when `code` is 0).
+fn stamped(code: u8, mut body: Value) -> Value {
     let obj = body
         .as_object_mut()
         .expect("every --json result is one object");
     obj.insert("schema_version".into(), SCHEMA_VERSION.into());
     obj.insert("ok".into(), (code == exit::OK).into());
-    // Buffered: stdout alone flushes at every newline, a write(2) per line
-    // of pretty JSON (20 s for the 288,000 snapshots of 1,000 workspaces).
-    let mut out = io::BufWriter::new(io::stdout().lock());
-    let _ = serde_json::to_writer_pretty(&mut out, &body);
-    let _ = writeln!(out);
-    let _ = out.flush();
-    code
+    body
 }
+
+pub use stream::EmitStream;
 
 /// The `error` member of a JSON error object: `kind`, `exit_code`,
 /// `message` (as the text line, with its hint), and the machine fields the
