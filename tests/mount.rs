@@ -466,3 +466,35 @@ fn unusable_mount_points_and_missing_fuse_are_clear_errors() {
     assert_eq!(out.code, 3, "{out}");
     assert!(out.stderr.contains("fuse3"), "says what to install: {out}");
 }
+
+/// `snapshots/` is listed workspace by workspace, over as many `readdir`
+/// calls as the kernel's buffer needs (issue 18: it no longer holds every
+/// name): 40 workspaces × 5 snapshots, names of 40-odd bytes, so well
+/// over one 4 KiB buffer; every snapshot once, each found by lookup.
+#[test]
+fn snapshots_is_listed_whole_over_many_readdir_calls() {
+    require_fuse();
+    let env = TestEnv::new();
+    let mut want = Vec::new();
+    for w in 0..40 {
+        let dir = env.ws(&format!("user{w:02}_long_name"), &format!("project{w:02}"));
+        write_file(&dir.join("f"), format!("{w}").as_bytes(), 0o644, t0());
+    }
+    for k in 0..5 {
+        let t = t0() + k * 300_000_000_000;
+        snapshot_at(&env, &[], t);
+        for w in 0..40 {
+            let (old, _) = stamps(t);
+            want.push(format!("user{w:02}_long_name_project{w:02}_{old}").into_bytes());
+        }
+    }
+    want.sort();
+    let m = Mounted::start(&env, "mnt", &[]);
+    let got = names(&m.path("snapshots"));
+    assert_eq!(got.len(), 200);
+    assert_eq!(got, want);
+    for n in [&want[0], &want[117], &want[199]] {
+        let p = bytes_path(&m.path("snapshots"), n);
+        assert!(!fs::read(p.join("f")).unwrap().is_empty());
+    }
+}
