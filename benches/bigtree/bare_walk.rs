@@ -36,8 +36,7 @@ fn open_dir(at: impl std::os::fd::AsFd, name: &std::ffi::CStr) -> rustix::io::Re
 fn walk(dir: OwnedFd, seen: &Seen) {
     seen.dirs.fetch_add(1, Ordering::Relaxed);
     let mut subdirs = Vec::new();
-    let mut entries = Dir::read_from(&dir).expect("read_dir");
-    while let Some(e) = entries.next() {
+    for e in Dir::read_from(&dir).expect("read_dir") {
         let e = e.expect("dirent");
         let name = e.file_name();
         if name.to_bytes() == b"." || name.to_bytes() == b".." {

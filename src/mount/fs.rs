@@ -51,8 +51,11 @@ enum Handle {
 /// `..` is (workspace index + 1) << [`POS_BITS`] | (next position in it).
 struct SnapshotsDir {
     workspaces: Vec<WorkspaceName>,
-    current: Mutex<Option<(usize, Arc<Vec<(Vec<u8>, SnapInfo)>>)>>,
+    current: Mutex<Option<(usize, OldNames)>>,
 }
+
+/// One workspace's snapshots under `snapshots/`: (name, snapshot).
+type OldNames = Arc<Vec<(Vec<u8>, SnapInfo)>>;
 
 /// Bits of a `snapshots/` offset that give the position in a workspace.
 const POS_BITS: u32 = 24;

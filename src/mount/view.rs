@@ -147,9 +147,7 @@ impl Gen {
         let users = self.users()?;
         let mut rows: Vec<SnapshotRow> = Vec::new();
         for w in names_sharing(&prefix, ws) {
-            let known = users
-                .get(&w.user)
-                .is_some_and(|p| p.iter().any(|p| *p == w.project));
+            let known = users.get(&w.user).is_some_and(|p| p.contains(&w.project));
             if known {
                 rows.extend(self.catalog.with(|c| c.snapshots(Some(&w)))?);
             }
@@ -198,9 +196,7 @@ impl Gen {
         };
         let users = self.users()?;
         for ws in crate::import::splits(prefix) {
-            let known = users
-                .get(&ws.user)
-                .is_some_and(|p| p.iter().any(|p| *p == ws.project));
+            let known = users.get(&ws.user).is_some_and(|p| p.contains(&ws.project));
             if !known {
                 continue;
             }
