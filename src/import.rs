@@ -99,7 +99,7 @@ impl Known {
     /// What a plan of `old_root` is resolved against: the workspaces under
     /// `root` (if it is readable) and those `catalog` has snapshots of, the
     /// snapshot times it has among those a backup name of `old_root` can
-    /// stand for ([`candidates`]: not every snapshot of the store, millions
+    /// stand for (`candidates`: not every snapshot of the store, millions
     /// at 10,000 workspaces), and the `mappings`.
     pub fn gather(
         root: Option<&Path>,
