@@ -23,6 +23,7 @@ use crate::workspace::WorkspaceName;
 
 use super::file::{Caches, OpenFile};
 use super::inodes::{self, Inodes, Node, ROOT, SNAPSHOTS, WORKSPACES};
+use super::snapshots_dir::SnapshotsDir;
 use super::view::{Gen, SnapInfo, View};
 
 /// How long the kernel may keep what the top directories say (snapshots
@@ -43,22 +44,6 @@ enum Handle {
     Dir(Arc<Vec<DirItem>>),
     Snapshots(Arc<SnapshotsDir>),
 }
-
-/// `snapshots/` being listed: every snapshot of the store, so never held
-/// whole (2.88 M names at 10,000 × 288). The workspaces are taken at
-/// `opendir`; each `readdir` reads the names of the workspace it is in
-/// (`Gen::old_names_of`, kept for the next call). An offset past `.` and
-/// `..` is (workspace index + 1) << [`POS_BITS`] | (next position in it).
-struct SnapshotsDir {
-    workspaces: Vec<WorkspaceName>,
-    current: Mutex<Option<(usize, OldNames)>>,
-}
-
-/// One workspace's snapshots under `snapshots/`: (name, snapshot).
-type OldNames = Arc<Vec<(Vec<u8>, SnapInfo)>>;
-
-/// Bits of a `snapshots/` offset that give the position in a workspace.
-const POS_BITS: u32 = 24;
 
 /// The mounted store.
 pub struct WsnapFs {
@@ -293,60 +278,6 @@ impl WsnapFs {
                 _ => return Err(Errno::ENOTDIR),
             },
         })
-    }
-
-    /// Add to `reply` the entries of `snapshots/` after `offset` (see
-    /// [`SnapshotsDir`]) until it is full.
-    fn read_snapshots_dir(
-        &self,
-        d: &SnapshotsDir,
-        offset: u64,
-        reply: &mut ReplyDirectory,
-    ) -> Res<()> {
-        let dots = [(1, SNAPSHOTS, "."), (2, ROOT, "..")];
-        for (off, ino, name) in dots.into_iter().skip(offset as usize) {
-            if reply.add(INodeNo(ino), off, FileType::Directory, OsStr::new(name)) {
-                return Ok(());
-            }
-        }
-        let (mut wi, mut pos) = match offset {
-            0..=2 => (0, 0),
-            o => (
-                ((o >> POS_BITS) - 1) as usize,
-                (o & ((1 << POS_BITS) - 1)) as usize,
-            ),
-        };
-        while wi < d.workspaces.len() {
-            let names = {
-                let mut cur = d.current.lock().expect("poisoned");
-                match &*cur {
-                    Some((i, n)) if *i == wi => n.clone(),
-                    _ => {
-                        let gen = self.gen(false)?;
-                        let n = Arc::new(
-                            gen.old_names_of(&d.workspaces[wi])
-                                .map_err(|_| Errno::EIO)?,
-                        );
-                        *cur = Some((wi, n.clone()));
-                        n
-                    }
-                }
-            };
-            for (n, s) in names.iter().skip(pos) {
-                pos += 1;
-                if pos >= 1 << POS_BITS {
-                    break; // more than 16 M snapshots in one workspace
-                }
-                let off = ((wi as u64 + 1) << POS_BITS) | pos as u64;
-                let ino = inodes::number(SNAPSHOTS, n, &s.id.0 .0);
-                if reply.add(INodeNo(ino), off, FileType::Directory, OsStr::from_bytes(n)) {
-                    return Ok(());
-                }
-            }
-            wi += 1;
-            pos = 0;
-        }
-        Ok(())
     }
 
     /// Every child of `ino`, with `.` and `..`.
@@ -590,24 +521,8 @@ impl Filesystem for WsnapFs {
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         if ino.0 == SNAPSHOTS {
-            let workspaces = self.gen(true).and_then(|g| {
-                let users = g.users().map_err(|_| Errno::EIO)?;
-                Ok(users
-                    .iter()
-                    .flat_map(|(u, ps)| {
-                        ps.iter().map(|p| WorkspaceName {
-                            user: u.clone(),
-                            project: p.clone(),
-                        })
-                    })
-                    .collect())
-            });
-            return match workspaces {
-                Ok(workspaces) => {
-                    let dir = SnapshotsDir {
-                        workspaces,
-                        current: Mutex::new(None),
-                    };
+            return match self.gen(true).and_then(|g| SnapshotsDir::open(&g)) {
+                Ok(dir) => {
                     let fh = self.new_handle(Handle::Snapshots(Arc::new(dir)));
                     reply.opened(FileHandle(fh), FopenFlags::empty())
                 }
@@ -635,7 +550,7 @@ impl Filesystem for WsnapFs {
             Some(Handle::Dir(d)) => d.clone(),
             Some(Handle::Snapshots(d)) => {
                 let d = d.clone();
-                return match self.read_snapshots_dir(&d, offset, &mut reply) {
+                return match d.read(|| self.gen(false), offset, &mut reply) {
                     Ok(()) => reply.ok(),
                     Err(e) => reply.error(e),
                 };

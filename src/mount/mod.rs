@@ -12,7 +12,8 @@
 //! through the same verified chunk reader as restore, with a bounded cache
 //! (`file.rs`). What the mount sees of the catalog, and how new and pruned
 //! snapshots show, is `view.rs`; inode numbers are `inodes.rs`; the names
-//! are `names.rs`; the FUSE operations `fs.rs`. The store is only read: the
+//! are `names.rs`; the FUSE operations `fs.rs`, listing `snapshots/`
+//! `snapshots_dir.rs`. The store is only read: the
 //! catalog through read-only connections, the packs through
 //! `Store::packs()`, the readers' lock shared.
 //!
@@ -25,6 +26,7 @@ mod file;
 mod fs;
 mod inodes;
 mod names;
+mod snapshots_dir;
 mod view;
 
 use std::ffi::OsStr;

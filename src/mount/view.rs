@@ -18,7 +18,7 @@
 //! Snapshot names are computed per generation, on demand, per workspace
 //! (one indexed query; for `snapshots/`, the few workspaces that can share
 //! a name): no operation reads every snapshot of the store. `snapshots/`
-//! is listed workspace by workspace (`fs.rs`, `SnapshotsDir`).
+//! is listed workspace by workspace (`snapshots_dir.rs`).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};
