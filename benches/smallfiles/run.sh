@@ -3,7 +3,8 @@
 # wsnap beside restic and borg, same run, on a tree of small text files not
 # written by us.
 #
-#   benches/smallfiles/run.sh WSNAP [WSNAP2 ...] [--keep] [--edit-pct N]
+#   benches/smallfiles/run.sh WSNAP [WSNAP2 ...] [--keep] [--edit-pct N] [--levels "1 3"]
+#                             [--variant "LABEL[@LEVEL] K=V ..."]...
 #
 # Corpus (copied into a temp dir under target/bench-smallfiles/, never
 # into git): /usr/include as workspace u1/include and the Python standard
@@ -16,7 +17,18 @@
 # default compression: restic 0.14 repository v2 (`--compression auto`),
 # borg 1.x `init -e none` + `create` (lz4). Several wsnap binaries may be
 # given (before/after); each gets its own store. Prints a TSV table and
-# ratios; the machine is shared, so read ratios, not seconds.
+# ratios; the machine is shared, so read ratios, not seconds (CPU seconds,
+# user + sys, are steadier than wall seconds under load).
+#
+# --variant runs the first binary with environment K=V in its own store
+# (LABEL@N: made with --compression-level N). For the experiments of
+# docs/BENCHMARKS.md, build a scratch binary with
+# benches/smallfiles/experiment.patch applied (`git apply`, never
+# committed): WSNAP_EXP_DICT=FILE compresses and decompresses every zstd
+# frame with that dictionary (train it with `zstd --train`), and
+# WSNAP_EXP_SMALL_LEVEL=N uses level N for blobs of at most 32 KiB. Stores
+# it writes with WSNAP_EXP_DICT set are readable only with the same
+# variable: measurement only.
 set -euo pipefail
 bins=() keep=0 edit_pct=3 levels="" variants=()
 while [ $# -gt 0 ]; do
@@ -50,6 +62,7 @@ mv "$root/u2/$(basename "$py")" "$root/u2/python"
 files=$(find "$root" -type f | wc -l)
 bytes=$(find "$root" -type f -printf '%s\n' | awk '{s+=$1} END{print s}')
 echo "corpus: $files files, $bytes bytes ($(basename "$py"), /usr/include)" >&2
+echo "wsnap commit $(git rev-parse --short HEAD 2>/dev/null || echo NA); $(restic version | cut -d' ' -f1-2); $(borg --version); load $(cut -d' ' -f1-3 /proc/loadavg); $(date -u +%FT%TZ)" >&2
 cat "$root"/u*/*/* >/dev/null 2>&1 || true # warm the page cache
 find "$root" -type f -print0 | xargs -0 cat >/dev/null
 
@@ -131,14 +144,15 @@ raw = int(sys.argv[2])
 get = {(r["tool"], r["phase"]): r for r in rows}
 def v(t, p, k): return float(get[(t, p)][k])
 print(f"\nload: {open('/proc/loadavg').read().split()[:3]}")
-print("| wsnap | store after first | after edit | / restic | / borg | first-snapshot MB/s | restic MB/s | throughput / restic |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|")
+print("| wsnap | store after first | after edit | / restic | / borg | first-snapshot MB/s | restic MB/s | throughput / restic | CPU restic / wsnap |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+def cpu(t): return v(t, "first", "user_s") + v(t, "first", "sys_s")
 for t in sorted({r["tool"] for r in rows if r["tool"].startswith("wsnap")}):
     s = v(t, "edit", "store_bytes")
     mb = raw / 1e6 / v(t, "first", "wall_s")
     rmb = raw / 1e6 / v("restic", "first", "wall_s")
     print(f"| {t} | {v(t,'first','store_bytes'):,.0f} | {s:,.0f} | {s / v('restic','edit','store_bytes'):.3f} "
-          f"| {s / v('borg','edit','store_bytes'):.3f} | {mb:.1f} | {rmb:.1f} | {mb / rmb:.2f} |")
+          f"| {s / v('borg','edit','store_bytes'):.3f} | {mb:.1f} | {rmb:.1f} | {mb / rmb:.2f} | {cpu('restic') / cpu(t):.2f} |")
 for t in ("restic", "borg"):
-    print(f"| ({t}) | {v(t,'first','store_bytes'):,.0f} | {v(t,'edit','store_bytes'):,.0f} | | | {raw / 1e6 / v(t,'first','wall_s'):.1f} | | |")
+    print(f"| ({t}) | {v(t,'first','store_bytes'):,.0f} | {v(t,'edit','store_bytes'):,.0f} | | | {raw / 1e6 / v(t,'first','wall_s'):.1f} | | | |")
 PY
