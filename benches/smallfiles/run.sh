@@ -26,9 +26,15 @@
 # benches/smallfiles/experiment.patch applied (`git apply`, never
 # committed): WSNAP_EXP_DICT=FILE compresses and decompresses every zstd
 # frame with that dictionary (train it with `zstd --train`), and
-# WSNAP_EXP_SMALL_LEVEL=N uses level N for blobs of at most 32 KiB. Stores
-# it writes with WSNAP_EXP_DICT set are readable only with the same
-# variable: measurement only.
+# WSNAP_EXP_SMALL_LEVEL=N uses level N for blobs of at most 32 KiB;
+# WSNAP_EXP_TRAIN=BYTES trains a 110 KiB dictionary in the run from the
+# first BYTES of blobs <= 32 KiB (blobs before it are compressed without),
+# writes it to WSNAP_EXP_DICT and uses it from then on (later runs load
+# it); WSNAP_EXP_TRAIN_FAST=1 trains with fastCover k=200 d=8 f=20 accel=1
+# instead of `zstd::dict::from_continuous`'s optimiser. Stores written
+# with a dictionary are readable only with the same variables and file,
+# and the dictionary is not in the store (add its compressed size):
+# measurement only.
 set -euo pipefail
 bins=() keep=0 edit_pct=3 levels="" variants=()
 while [ $# -gt 0 ]; do
