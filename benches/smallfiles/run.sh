@@ -31,7 +31,9 @@
 # first BYTES of blobs <= 32 KiB (blobs before it are compressed without),
 # writes it to WSNAP_EXP_DICT and uses it from then on (later runs load
 # it); WSNAP_EXP_TRAIN_FAST=1 trains with fastCover k=200 d=8 f=20 accel=1
-# instead of `zstd::dict::from_continuous`'s optimiser. Stores written
+# instead of `zstd::dict::from_continuous`'s optimiser;
+# WSNAP_EXP_DICT_MAX=BYTES uses the dictionary only for blobs up to BYTES.
+# Stores written
 # with a dictionary are readable only with the same variables and file,
 # and the dictionary is not in the store (add its compressed size):
 # measurement only.
