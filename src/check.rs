@@ -26,7 +26,7 @@ use crate::model::SnapshotRow;
 use crate::pack::{self, BlobKind, ExpectedRecord};
 use crate::progress::Progress;
 use crate::store::Store;
-use crate::tree::{EntryKind, FileContent};
+use crate::tree::{EntryKind, FileContent, TreeBlob};
 
 /// One problem found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -394,7 +394,7 @@ fn check_journals(store: &Store, cat: &Catalog) -> Result<Vec<String>> {
 fn check_record(bytes: &[u8], offset: u64, expected: &ExpectedRecord) -> Result<Option<Vec<Id>>> {
     let raw = pack::verify_record(bytes, offset, expected)?;
     match expected.kind {
-        BlobKind::Tree => Ok(Some(crate::tree::Tree::decode(&raw)?.references())),
+        BlobKind::Tree => Ok(Some(crate::tree::references_of(&raw)?)),
         BlobKind::ChunkList => {
             let chunks = chunklist::decode(&raw)?;
             Ok(Some(chunks.into_iter().map(|c| c.0).collect()))
@@ -428,8 +428,14 @@ fn who_uses(
                     .insert(format!("{label}: {shown} (directory)"));
                 continue;
             }
-            let Ok(tree) = store.read_tree(cat, &crate::id::TreeId(tree_id)) else {
-                continue;
+            let tree = match store.read_tree_blob(cat, &crate::id::TreeId(tree_id)) {
+                Ok(TreeBlob::Flat(tree)) => tree,
+                // A large directory's pieces: each is part of `path`.
+                Ok(TreeBlob::Index(index)) => {
+                    stack.extend(index.pieces.iter().map(|p| (p.tree.0, path.clone())));
+                    continue;
+                }
+                Err(_) => continue,
             };
             for e in &tree.entries {
                 let p = format!("{path}/{}", Escaped(&e.name));
