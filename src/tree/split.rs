@@ -20,18 +20,20 @@ use crate::id::{Id, TreeId};
 use super::index::{Piece, TreeIndex};
 use super::{encode_entries, encoded_len, references, Entry};
 
-/// Directories of at most this many entries are one version-1 tree.
-pub const FLAT_MAX_ENTRIES: usize = 1000;
+/// Directories of at most this many entries are one version-1 tree (no
+/// larger than the largest piece).
+pub const FLAT_MAX_ENTRIES: usize = 512;
 /// … and at most this many bytes encoded.
-pub const FLAT_MAX_BYTES: usize = 256 << 10;
+pub const FLAT_MAX_BYTES: usize = 64 << 10;
 /// A piece ends at a cut name only once it holds this many entries.
-pub const PIECE_MIN_ENTRIES: usize = 64;
-/// One name in this many is a cut: pieces of ~320 entries on average.
-pub const PIECE_FANOUT: u32 = 256;
-/// A piece ends here whatever the names.
-pub const PIECE_MAX_ENTRIES: usize = 2048;
+pub const PIECE_MIN_ENTRIES: usize = 32;
+/// One name in this many is a cut: pieces of ~160 entries on average
+/// (~16 KiB, ~7 KiB compressed, for files of one chunk).
+pub const PIECE_FANOUT: u32 = 128;
+/// A piece ends here whatever the names …
+pub const PIECE_MAX_ENTRIES: usize = 512;
 /// … or once it holds this many bytes.
-pub const PIECE_MAX_BYTES: usize = 256 << 10;
+pub const PIECE_MAX_BYTES: usize = 64 << 10;
 
 /// Whether a piece may end after an entry named `name`.
 fn is_cut(name: &[u8]) -> bool {
@@ -249,7 +251,7 @@ mod tests {
     fn an_edit_rewrites_one_piece() {
         let entries = dir(20_000);
         let (_, before) = split(entries.clone());
-        assert!(before.len() > 30 && before.len() < 120, "{} pieces", before.len());
+        assert!(before.len() > 60 && before.len() < 250, "{} pieces", before.len());
         let old: std::collections::HashSet<TreeId> = before.iter().map(|p| p.id).collect();
         for edit in [0, 9_999, 19_999] {
             let mut edited = entries.clone();
@@ -257,7 +259,7 @@ mod tests {
             let (_, after) = split(edited.clone());
             let new: Vec<&Encoded> = after.iter().filter(|p| !old.contains(&p.id)).collect();
             assert_eq!(new.len(), 1, "edit at {edit}");
-            assert!(new[0].bytes.len() < 256 << 10);
+            assert!(new[0].bytes.len() < PIECE_MAX_BYTES + 4096);
             // An insert, and a removal.
             let mut grown = entries.clone();
             grown.insert(edit + 1, entry(&format!("f{edit:06}x"), 7));
