@@ -27,7 +27,10 @@ fn big_workspace(env: &TestEnv) -> std::path::PathBuf {
     let big = ws.join("big");
     fs::create_dir_all(&big).unwrap();
     for i in 0..FILES {
-        write(&big.join(name(i)), format!("sample {i}: {}\n", i * 7919).as_bytes());
+        write(
+            &big.join(name(i)),
+            format!("sample {i}: {}\n", i * 7919).as_bytes(),
+        );
     }
     write(&ws.join("notes/README.md"), b"a survey\n");
     ws
@@ -67,7 +70,10 @@ fn an_edit_in_a_directory_of_20000_files_costs_what_it_changed() {
     let (bytes1, refs1) = (pack_bytes(&env.store), tree_refs(&env.store));
     let added = bytes1 - bytes0;
     let rows = refs1 - refs0;
-    assert!(added <= 40 * KIB as u64, "the edit added {added} bytes of packs");
+    assert!(
+        added <= 40 * KIB as u64,
+        "the edit added {added} bytes of packs"
+    );
     assert!(rows <= 1_000, "the edit added {rows} tree_refs rows");
     assert!(u(&second, "added_bytes") <= 40 * KIB as u64, "{second:#}");
 
@@ -113,7 +119,13 @@ fn an_edit_in_a_directory_of_20000_files_costs_what_it_changed() {
     let entries = env.ls("alice/survey", &id_of(&second), Some("big"));
     assert_eq!(entries.len(), FILES);
     let mut c = env.cmd();
-    c.args(["diff", "alice/survey", &id_of(&first), &id_of(&second), "--json"]);
+    c.args([
+        "diff",
+        "alice/survey",
+        &id_of(&first),
+        &id_of(&second),
+        "--json",
+    ]);
     let diff = expect_code(&mut c, 0).stdout;
     assert!(diff.contains(&name(12_345)), "{diff}");
     assert!(!diff.contains(&name(12_346)), "{diff}");
@@ -169,8 +181,14 @@ fn a_damaged_piece_is_found_set_aside_and_stored_again() {
 
     // A restore fails loudly for that directory.
     let mut c = env.cmd();
-    c.args(["restore", "alice/survey", "--snapshot", &id_of(&first), "--to"])
-        .arg(env.path("broken"));
+    c.args([
+        "restore",
+        "alice/survey",
+        "--snapshot",
+        &id_of(&first),
+        "--to",
+    ])
+    .arg(env.path("broken"));
     let out = run(&mut c);
     assert_ne!(out.code, 0, "{out}");
 

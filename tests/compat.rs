@@ -442,14 +442,22 @@ fn store_v2_bigdir_reads_and_takes_pieces_on_top() {
     let root = tmp.path().join("root");
     std::fs::create_dir_all(root.join("dana")).unwrap();
     std::fs::rename(&latest, root.join("dana/survey")).unwrap();
-    std::fs::write(root.join("dana/survey/frames/f0001.txt"), b"frame 1, edited\n").unwrap();
+    std::fs::write(
+        root.join("dana/survey/frames/f0001.txt"),
+        b"frame 1, edited\n",
+    )
+    .unwrap();
     common::wait_out_racy_window(&root);
     let out = wsnap(&store)
         .args(["snapshot", "--json", "--root"])
         .arg(&root)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(catalog_version(&store), "3");
     // (Restored files have new inodes: that snapshot read them all.) The
     // next one finds everything in the pieces: nothing read, nothing added.
@@ -458,7 +466,11 @@ fn store_v2_bigdir_reads_and_takes_pieces_on_top() {
         .arg(&root)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["workspaces"][0]["read_bytes"], 0, "{r:#}");
     assert_eq!(r["workspaces"][0]["added_bytes"], 0, "{r:#}");
@@ -469,7 +481,10 @@ fn store_v2_bigdir_reads_and_takes_pieces_on_top() {
         })
         .unwrap()
     };
-    assert!(tree_blobs >= 2 + 2 + 3, "pieces and an index added: {tree_blobs}");
+    assert!(
+        tree_blobs >= 2 + 2 + 3,
+        "pieces and an index added: {tree_blobs}"
+    );
     wsnap(&store)
         .args(["check", "--read-data"])
         .assert()

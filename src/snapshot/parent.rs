@@ -46,7 +46,14 @@ impl ParentDir {
 
     /// Make entries `first..=last` findable; let go of pieces before the
     /// one that would hold `keep` (the first entry the caller still needs).
-    pub fn load(&mut self, store: &Store, pool: &CatalogPool, first: &[u8], last: &[u8], keep: &[u8]) {
+    pub fn load(
+        &mut self,
+        store: &Store,
+        pool: &CatalogPool,
+        first: &[u8],
+        last: &[u8],
+        keep: &[u8],
+    ) {
         let ParentDir::Index {
             index,
             loaded,
@@ -81,10 +88,9 @@ impl ParentDir {
         match self {
             ParentDir::None => None,
             ParentDir::Flat(t) => t.find(name),
-            ParentDir::Index { index, loaded, .. } => loaded
-                .get(&index.piece_for(name)?)?
-                .as_ref()?
-                .find(name),
+            ParentDir::Index { index, loaded, .. } => {
+                loaded.get(&index.piece_for(name)?)?.as_ref()?.find(name)
+            }
         }
     }
 

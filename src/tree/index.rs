@@ -191,6 +191,42 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn encode_decode_round_trip(
+            names in proptest::collection::btree_set(
+                proptest::collection::vec(1u8..=255, 1..30), 1..50),
+            counts in proptest::collection::vec(1u32..1000, 50),
+        ) {
+            let pieces: Vec<Piece> = names
+                .into_iter()
+                .filter(|n| validate_name(n).is_ok())
+                .zip(counts)
+                .map(|(first, n)| piece(n, &first))
+                .collect();
+            proptest::prop_assume!(!pieces.is_empty());
+            let idx = TreeIndex {
+                entries: pieces.iter().map(|p| u64::from(p.entries)).sum(),
+                pieces,
+            };
+            let bytes = idx.encode();
+            let back = TreeIndex::decode(&bytes).unwrap();
+            proptest::prop_assert_eq!(&back, &idx);
+            proptest::prop_assert_eq!(back.encode(), bytes);
+            for (i, p) in idx.pieces.iter().enumerate() {
+                proptest::prop_assert_eq!(idx.piece_for(&p.first), Some(i));
+            }
+        }
+
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
+            let _ = TreeIndex::decode(&bytes);
+            let mut v2 = b"WTRE\x02".to_vec();
+            v2.extend_from_slice(&bytes);
+            let _ = super::super::decode_blob(&v2);
+        }
+    }
+
     #[test]
     fn round_trip_and_lookup() {
         let idx = TreeIndex {

@@ -126,7 +126,9 @@ pub fn decode_blob(bytes: &[u8]) -> Result<TreeBlob> {
         Some([b'W', b'T', b'R', b'E', index::INDEX_VERSION]) => {
             TreeIndex::decode(bytes).map(TreeBlob::Index)
         }
-        Some([b'W', b'T', b'R', b'E', TREE_VERSION]) | None => Tree::decode(bytes).map(TreeBlob::Flat),
+        Some([b'W', b'T', b'R', b'E', TREE_VERSION]) | None => {
+            Tree::decode(bytes).map(TreeBlob::Flat)
+        }
         Some([b'W', b'T', b'R', b'E', v]) => Err(unsupported(*v)),
         Some(_) => Tree::decode(bytes).map(TreeBlob::Flat),
     }

@@ -153,7 +153,10 @@ impl Builder {
 
     /// The directory's own blob: one version-1 tree if it stayed small,
     /// else the index of its pieces (the last one sealed now).
-    pub fn finish(mut self, seal: &mut impl FnMut(Vec<Entry>) -> Result<TreeId>) -> Result<Encoded> {
+    pub fn finish(
+        mut self,
+        seal: &mut impl FnMut(Vec<Entry>) -> Result<TreeId>,
+    ) -> Result<Encoded> {
         if !self.split {
             return Ok(Encoded::piece(&self.held));
         }
@@ -220,7 +223,9 @@ mod tests {
     }
 
     fn dir(n: usize) -> Vec<Entry> {
-        let mut v: Vec<Entry> = (0..n).map(|i| entry(&format!("f{i:06}"), i as u64)).collect();
+        let mut v: Vec<Entry> = (0..n)
+            .map(|i| entry(&format!("f{i:06}"), i as u64))
+            .collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
     }
@@ -230,12 +235,9 @@ mod tests {
         let by_id: HashMap<TreeId, &Encoded> = pieces.iter().map(|p| (p.id, p)).collect();
         match decode_blob(&top.bytes).unwrap() {
             TreeBlob::Flat(t) => t,
-            TreeBlob::Index(idx) => index::assemble(
-                &idx,
-                |p| Tree::decode(&by_id[&p.tree].bytes),
-                |e, _| e,
-            )
-            .unwrap(),
+            TreeBlob::Index(idx) => {
+                index::assemble(&idx, |p| Tree::decode(&by_id[&p.tree].bytes), |e, _| e).unwrap()
+            }
         }
     }
 
@@ -251,7 +253,11 @@ mod tests {
     fn an_edit_rewrites_one_piece() {
         let entries = dir(20_000);
         let (_, before) = split(entries.clone());
-        assert!(before.len() > 60 && before.len() < 250, "{} pieces", before.len());
+        assert!(
+            before.len() > 60 && before.len() < 250,
+            "{} pieces",
+            before.len()
+        );
         let old: std::collections::HashSet<TreeId> = before.iter().map(|p| p.id).collect();
         for edit in [0, 9_999, 19_999] {
             let mut edited = entries.clone();
