@@ -420,9 +420,10 @@ fn snap_dir(
         }
     }
     let top = builder.finish(&mut |piece| store_piece(ctx, &parent_dir, piece))?;
-    let id = top.id;
+    let (id, bytes, refs) = top.encode();
     if Some(id) != parent {
-        ctx.store_tree(top)?;
+        let refs = refs.ids();
+        ctx.store_tree(split::Encoded { id, bytes, refs })?;
     }
     Ok((Some(id), cur))
 }

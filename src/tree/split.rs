@@ -67,8 +67,9 @@ impl Encoded {
 pub struct Builder {
     /// Entries not yet in a sealed piece.
     held: Vec<Entry>,
-    /// Ends (exclusive, within `held`) of pieces complete but not sealed:
-    /// until the directory proves large, it may still be one flat tree.
+    /// Ends (exclusive, within `held`) of pieces complete and about to be
+    /// sealed. Nothing is cut (no name hashed) until the directory proves
+    /// larger than one flat tree.
     cuts: Vec<usize>,
     /// Entries and bytes of the piece being filled.
     piece_entries: usize,
@@ -94,28 +95,39 @@ impl Builder {
     ) -> Result<()> {
         debug_assert!(self.held.last().is_none_or(|p| p.name < entry.name));
         let len = encoded_len(&entry);
-        self.piece_entries += 1;
-        self.piece_bytes += len;
         self.total_entries += 1;
         self.total_bytes += len;
-        let cut = (self.piece_entries >= PIECE_MIN_ENTRIES && is_cut(&entry.name))
+        self.held.push(entry);
+        if self.split {
+            self.count(self.held.len() - 1, len);
+            return self.seal_cuts(seal);
+        }
+        if self.total_entries > FLAT_MAX_ENTRIES as u64 || self.total_bytes > FLAT_MAX_BYTES {
+            // Large after all: the cuts of what was held (no name is hashed
+            // in a directory that stays one tree).
+            self.split = true;
+            for i in 0..self.held.len() {
+                let len = encoded_len(&self.held[i]);
+                self.count(i, len);
+            }
+            return self.seal_cuts(seal);
+        }
+        Ok(())
+    }
+
+    /// Count held entry `i` (of `len` bytes) into the piece being filled;
+    /// record a cut after it if the piece ends there.
+    fn count(&mut self, i: usize, len: usize) {
+        self.piece_entries += 1;
+        self.piece_bytes += len;
+        let cut = (self.piece_entries >= PIECE_MIN_ENTRIES && is_cut(&self.held[i].name))
             || self.piece_entries >= PIECE_MAX_ENTRIES
             || self.piece_bytes >= PIECE_MAX_BYTES;
-        self.held.push(entry);
         if cut {
-            self.cuts.push(self.held.len());
+            self.cuts.push(i + 1);
             self.piece_entries = 0;
             self.piece_bytes = 0;
         }
-        if !self.split
-            && (self.total_entries > FLAT_MAX_ENTRIES as u64 || self.total_bytes > FLAT_MAX_BYTES)
-        {
-            self.split = true;
-        }
-        if self.split {
-            self.seal_cuts(seal)?;
-        }
-        Ok(())
     }
 
     /// The name of the first entry not yet in a sealed piece: what a
@@ -151,14 +163,13 @@ impl Builder {
         Ok(())
     }
 
-    /// The directory's own blob: one version-1 tree if it stayed small,
-    /// else the index of its pieces (the last one sealed now).
-    pub fn finish(
-        mut self,
-        seal: &mut impl FnMut(Vec<Entry>) -> Result<TreeId>,
-    ) -> Result<Encoded> {
+    /// The directory's own blob: one version-1 tree if it stayed small
+    /// (its entries, encoded by the caller: an unchanged directory needs
+    /// only the id, not the references), else the index of its pieces (the
+    /// last one sealed now).
+    pub fn finish(mut self, seal: &mut impl FnMut(Vec<Entry>) -> Result<TreeId>) -> Result<Top> {
         if !self.split {
-            return Ok(Encoded::piece(&self.held));
+            return Ok(Top::Flat(self.held));
         }
         self.seal_cuts(seal)?;
         if !self.held.is_empty() {
@@ -170,11 +181,46 @@ impl Builder {
             pieces: self.pieces,
         };
         let bytes = index.encode();
-        Ok(Encoded {
+        Ok(Top::Index(Encoded {
             id: TreeId(Id::of(&bytes)),
             bytes,
             refs: index.references(),
-        })
+        }))
+    }
+}
+
+/// What [`Builder::finish`] gives: a small directory's entries, or a large
+/// one's index, encoded.
+pub enum Top {
+    Flat(Vec<Entry>),
+    Index(Encoded),
+}
+
+impl Top {
+    /// The blob's id and bytes, and a way to its references.
+    pub fn encode(self) -> (TreeId, Vec<u8>, Refs) {
+        match self {
+            Top::Flat(entries) => {
+                let bytes = encode_entries(&entries);
+                (TreeId(Id::of(&bytes)), bytes, Refs::Entries(entries))
+            }
+            Top::Index(e) => (e.id, e.bytes, Refs::Ids(e.refs)),
+        }
+    }
+}
+
+/// The references of a directory's blob, computed only when it is stored.
+pub enum Refs {
+    Entries(Vec<Entry>),
+    Ids(Vec<Id>),
+}
+
+impl Refs {
+    pub fn ids(self) -> Vec<Id> {
+        match self {
+            Refs::Entries(e) => references(&e),
+            Refs::Ids(ids) => ids,
+        }
     }
 }
 
@@ -193,7 +239,15 @@ pub fn split(entries: Vec<Entry>) -> (Encoded, Vec<Encoded>) {
     for e in entries {
         b.push(e, &mut seal).expect("sealing in memory cannot fail");
     }
-    let top = b.finish(&mut seal).expect("sealing in memory cannot fail");
+    let (id, bytes, refs) = b
+        .finish(&mut seal)
+        .expect("sealing in memory cannot fail")
+        .encode();
+    let top = Encoded {
+        id,
+        bytes,
+        refs: refs.ids(),
+    };
     (top, pieces)
 }
 
