@@ -212,3 +212,38 @@ fn a_damaged_piece_is_found_set_aside_and_stored_again() {
     env.restore("alice/survey", &id_of(&second), &out1, &[]);
     assert_trees_equal(&ws, &out1);
 }
+
+/// Below `walk::HELD_LEVELS` (128) a directory is walked one entry at a
+/// time, lending its handle to each subdirectory: a large directory there
+/// spans several batches of names, with subdirectories in the first and
+/// the last, and still snapshots and restores whole, edit included.
+#[test]
+fn a_large_directory_below_the_held_levels_spans_batches() {
+    let env = TestEnv::new();
+    let ws = env.ws("alice", "deep");
+    let mut dir = ws.clone();
+    for _ in 0..130 {
+        dir = dir.join("d");
+    }
+    fs::create_dir_all(&dir).unwrap();
+    for i in 0..5_000 {
+        write(&dir.join(name(i)), format!("deep {i}\n").as_bytes());
+    }
+    write(&dir.join("sample-00100.d/inner.txt"), b"first batch\n");
+    write(&dir.join("sample-04900.d/inner.txt"), b"third batch\n");
+    wait_out_racy_window(&ws);
+    let first = env.snapshot_ws("alice/deep", &[]);
+    assert_eq!(u(&first, "files"), 5_002, "{first:#}");
+    let out0 = env.path("out0");
+    env.restore("alice/deep", &id_of(&first), &out0, &[]);
+    assert_trees_equal(&ws, &out0);
+
+    write(&dir.join(name(2_500)), b"edited\n");
+    wait_out_racy_window(&ws);
+    let second = env.snapshot_ws("alice/deep", &[]);
+    // One piece, the index, and the 130 small trees above it.
+    assert!(u(&second, "added_bytes") <= 64 * KIB as u64, "{second:#}");
+    let out1 = env.path("out1");
+    env.restore("alice/deep", &id_of(&second), &out1, &[]);
+    assert_trees_equal(&ws, &out1);
+}
