@@ -24,6 +24,7 @@
 //! compresses its files; `writer.rs` is the single writer of packs, journal
 //! and catalog.
 
+mod parent;
 mod pipeline;
 pub mod reuse;
 mod source;
