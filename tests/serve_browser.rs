@@ -96,11 +96,35 @@ impl Driver {
             body.len()
         );
         s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_secs(60)))
+            .map_err(|e| e.to_string())?;
+        // chromedriver may keep the connection open: read up to the end
+        // of the body its Content-Length announces.
         let mut all = Vec::new();
-        s.read_to_end(&mut all).map_err(|e| e.to_string())?;
+        let mut buf = [0u8; 8192];
+        loop {
+            let n = s.read(&mut buf).map_err(|e| e.to_string())?;
+            all.extend_from_slice(&buf[..n]);
+            if n == 0 || complete(&all) {
+                break;
+            }
+        }
         let a = common::server::parse(&all)?;
         serde_json::from_slice(&a.body).map_err(|e| e.to_string())
     }
+}
+
+/// Does `all` hold the headers and the whole Content-Length body?
+fn complete(all: &[u8]) -> bool {
+    let Some(end) = all.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&all[..end]).to_ascii_lowercase();
+    let len = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    len.is_some_and(|l| all.len() >= end + 4 + l)
 }
 
 impl Drop for Driver {
@@ -258,7 +282,8 @@ fn history(env: &TestEnv, n: i64, skipped: &[i64], edit: impl Fn(i64)) -> Vec<i6
 }
 
 /// Walk every page; check the chart, the strip and a download.
-fn walk_pages(b: &mut Browser, env: &TestEnv, ticks: usize, ws: &str, file: &str) {
+fn walk_pages(b: &mut Browser, env: &TestEnv, times: &[i64], ws: &str, file: &str) {
+    let ticks = times.len();
     b.visit("/", "dashboard");
     assert_eq!(
         b.count("#added-chart circle.tick"),
@@ -299,7 +324,14 @@ fn walk_pages(b: &mut Browser, env: &TestEnv, ticks: usize, ws: &str, file: &str
         b.count("#text tr") >= 1,
         "the text is shown with line numbers"
     );
-    b.visit(&format!("/diff/{ws}?from=yesterday&to=latest"), "diff");
+    b.visit(
+        &format!("/diff/{ws}?from={}&to=latest", rfc3339(times[0])),
+        "diff",
+    );
+    assert!(
+        b.count("#diff tr") >= 2,
+        "the first and the last snapshot differ"
+    );
     b.visit(&format!("/history/{ws}/{file}"), "history");
 
     // The browser's own download of the file shown.
@@ -336,7 +368,7 @@ fn pages_load_clean_with_one_chart_point_per_tick_and_gaps_in_the_strip() {
     let srv = Server::start(&env, &[]);
     std::fs::create_dir(env.path("downloads")).unwrap();
     let mut b = Browser::open(&srv, &env.path("downloads"), "");
-    walk_pages(&mut b, &env, 9, "alice/thesis", "notes.txt");
+    walk_pages(&mut b, &env, &times, "alice/thesis", "notes.txt");
 
     // The strip: 9 marks, with the 3 skipped ticks as gaps between the
     // 4th and 5th.
@@ -386,6 +418,6 @@ fn screenshots_of_10_workspaces_with_288_ticks() {
     let srv = Server::start(&env, &[]);
     std::fs::create_dir(env.path("downloads")).unwrap();
     let mut b = Browser::open(&srv, &env.path("downloads"), "10x288-");
-    walk_pages(&mut b, &env, times.len(), "user1/project1", "notes.txt");
+    walk_pages(&mut b, &env, &times, "user1/project1", "notes.txt");
     eprintln!("screenshots: {:#?}", b.shots);
 }
