@@ -283,20 +283,37 @@ fn history(env: &TestEnv, n: i64, skipped: &[i64], edit: impl Fn(i64)) -> Vec<i6
 
 /// Walk every page; check the chart, the strip and a download.
 fn walk_pages(b: &mut Browser, env: &TestEnv, times: &[i64], ws: &str, file: &str) {
-    let ticks = times.len();
     b.visit("/", "dashboard");
+    // One point per tick: the points' times are the ticks' (to the
+    // minute), every tick from the chart's left edge on (a tick older
+    // than 24 h falls off that edge).
+    let minute = |t: &i64| t - t.rem_euclid(60_000_000_000);
+    let edge = now_ns() - 24 * 3600 * 1_000_000_000;
+    for chart in ["#added-chart", "#size-chart"] {
+        let shown: Vec<i64> = b
+            .attrs(&format!("{chart} circle.tick"), "data-time")
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let want: Vec<i64> = times
+            .iter()
+            .filter(|&&t| t >= edge - 120_000_000_000)
+            .map(minute)
+            .filter(|t| shown.first().is_some_and(|f| t >= f))
+            .collect();
+        assert_eq!(shown, want, "{chart}: one point per tick");
+        let newer = times.iter().filter(|&&t| t > edge + 120_000_000_000);
+        assert!(
+            newer.map(minute).all(|t| shown.contains(&t)),
+            "{chart}: a tick of the last 24 h has no point"
+        );
+    }
+    b.visit("/?range=7d", "dashboard-7d");
     assert_eq!(
         b.count("#added-chart circle.tick"),
-        ticks,
-        "one point per tick"
+        times.len(),
+        "7 days: every tick"
     );
-    assert_eq!(
-        b.count("#size-chart circle.tick"),
-        ticks,
-        "one point per tick"
-    );
-    b.visit("/?range=7d", "dashboard-7d");
-    assert_eq!(b.count("#added-chart circle.tick"), ticks);
 
     b.visit("/workspaces", "workspaces");
     assert!(b.count("#workspaces tr") >= 3);
@@ -310,7 +327,11 @@ fn walk_pages(b: &mut Browser, env: &TestEnv, times: &[i64], ws: &str, file: &st
         .map(|s| s.parse().unwrap())
         .collect();
     slots.sort();
-    assert_eq!(slots.len(), ticks, "one mark per snapshot: {slots:?}");
+    let start: i64 = b.attrs("#strip rect[data-slot='0']", "data-time")[0]
+        .parse()
+        .unwrap();
+    let in_strip = times.iter().filter(|&&t| t >= start).count();
+    assert_eq!(slots.len(), in_strip, "one mark per snapshot: {slots:?}");
     // The newest snapshot's changed files.
     let href = b.attrs("#snapshots tr:nth-child(2) td:nth-child(2) a", "href")[0].clone();
     let id = href.rsplit('=').next().unwrap().to_string();
@@ -409,11 +430,21 @@ fn screenshots_of_10_workspaces_with_288_ticks() {
     let skipped: Vec<i64> = (100..106).collect();
     let root = env.root.clone();
     let times = history(&env, 288, &skipped, |k| {
-        let w = root.join(format!("user{}/project{}", k % 5, k % 2));
-        append(
-            &w.join("notes.txt"),
-            &repeated(format!("tick {k} ").as_bytes(), 4 * KIB + k as usize * 37),
-        );
+        // Every workspace changes a little each tick, one a lot.
+        for u in 0..5 {
+            for p in 0..2 {
+                let w = root.join(format!("user{u}/project{p}"));
+                let n = if (u * 2 + p) as i64 == k % 10 {
+                    16 * KIB
+                } else {
+                    64
+                };
+                append(
+                    &w.join("notes.txt"),
+                    &repeated(format!("tick {k} ").as_bytes(), n),
+                );
+            }
+        }
     });
     let srv = Server::start(&env, &[]);
     std::fs::create_dir(env.path("downloads")).unwrap();

@@ -1,4 +1,4 @@
-//! The server's state: the store, the token, the limits, and three caches
+//! The server's state: the store, the token, the limits, and four caches
 //! that keep page work bounded at 10,000 workspaces × 288 snapshots.
 //!
 //! - *ticks* ([`chart::Ticks`]): bytes added per minute of recorded time,
@@ -8,6 +8,8 @@
 //! - *summaries*: every workspace's snapshot count and newest time
 //!   (`Catalog::workspace_summaries`), read again only when the catalog
 //!   files changed (size or mtime of `catalog.sqlite` and its WAL).
+//! - *status*: the `status --json` object ([`App::status`]), made again
+//!   when a request finds it older than [`STATUS_FRESH`].
 //! - *unique bytes* per workspace (`stats`): a walk of every blob, too
 //!   slow for a request at scale; made on a background thread at start
 //!   and again when the catalog changed, at most every
@@ -24,9 +26,16 @@ use super::{Limits, StatusFn};
 use crate::browse::Reading;
 use crate::catalog::WorkspaceSummary;
 use crate::error::Result;
+use crate::status::Level;
 use crate::store::Store;
 use crate::timespec;
 use crate::workspace::WorkspaceName;
+
+/// The status figures are made again in the background when a request
+/// finds them older than this (that request gets the older ones)...
+pub const STATUS_FRESH: Duration = Duration::from_secs(15);
+/// ...and made while the request waits when they are older than this.
+pub const STATUS_STALE: Duration = Duration::from_secs(120);
 
 /// How often the unique bytes are made again at most.
 pub const UNIQUE_REFRESH: Duration = Duration::from_secs(600);
@@ -45,11 +54,19 @@ pub struct Unique {
     started: Option<Instant>,
 }
 
+/// The last status object made, and when.
+#[derive(Default)]
+struct StatusCache {
+    made: Option<(Instant, Level, serde_json::Value)>,
+    running: bool,
+}
+
 pub struct App {
     pub store: Store,
     pub token: Option<Token>,
     pub limits: Limits,
-    pub status: StatusFn,
+    status_fn: StatusFn,
+    status: Arc<Mutex<StatusCache>>,
     ticks: Mutex<Ticks>,
     summaries: Mutex<Option<(Stamp, Arc<Vec<WorkspaceSummary>>)>>,
     unique: Arc<Mutex<Unique>>,
@@ -67,7 +84,8 @@ impl App {
             store: Store::open(store_dir)?,
             token,
             limits,
-            status,
+            status_fn: status,
+            status: Arc::new(Mutex::new(StatusCache::default())),
             ticks: Mutex::new(Ticks::default()),
             summaries: Mutex::new(None),
             unique: Arc::new(Mutex::new(Unique::default())),
@@ -78,6 +96,7 @@ impl App {
     /// Fill the caches before the first request (the first read of every
     /// snapshot row takes seconds at 2.9 million rows).
     pub fn warm(self: &Arc<Self>) {
+        self.status();
         if let Err(e) = self.ticks() {
             tracing::warn!("chart data: {e}");
         }
@@ -85,6 +104,35 @@ impl App {
             tracing::warn!("workspace list: {e}");
         }
         self.refresh_unique();
+    }
+
+    /// The `status --json` object and its level. Made at most
+    /// [`STATUS_FRESH`] ago, or being made again in the background while
+    /// the one made before (at most [`STATUS_STALE`] old) is answered; its
+    /// `checked_at` says when. At 10,000 workspaces one takes seconds
+    /// (every workspace directory is listed), too long for each page.
+    pub fn status(&self) -> (Level, serde_json::Value) {
+        let mut c = self.status.lock().expect("status poisoned");
+        if let Some((made, level, v)) = &c.made {
+            let age = made.elapsed();
+            if age < STATUS_STALE {
+                let answer = (*level, v.clone());
+                if age >= STATUS_FRESH && !c.running {
+                    c.running = true;
+                    let (f, cache) = (self.status_fn.clone(), self.status.clone());
+                    std::thread::spawn(move || {
+                        let (level, v) = f();
+                        let mut c = cache.lock().expect("status poisoned");
+                        c.made = Some((Instant::now(), level, v));
+                        c.running = false;
+                    });
+                }
+                return answer;
+            }
+        }
+        let (level, v) = (self.status_fn)();
+        c.made = Some((Instant::now(), level, v.clone()));
+        (level, v)
     }
 
     /// A reading view: the readers' lock and one pinned catalog.

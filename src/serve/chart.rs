@@ -136,7 +136,7 @@ pub fn charts(t: &Ticks, range_ns: i64, now_ns: i64) -> Markup {
                 }
                 @for (k, s) in ticks.iter().zip(&sizes) {
                     circle class="tick size" cx=(format!("{:.1}", x(k.time_ns)))
-                        cy=(format!("{:.1}", y(*s, max_size))) r="2" {
+                        cy=(format!("{:.1}", y(*s, max_size))) r="2" data-time=(k.time_ns) {
                         title { (human::local_time(k.time_ns)) ": " (human::size(*s)) }
                     }
                 }

@@ -20,7 +20,7 @@ use crate::timespec;
 /// `GET /api/status`: the object `wsnap status --json` prints, with
 /// HTTP 200 whatever the level (it is in `status` and `exit_code`).
 pub async fn api_status(State(app): State<Arc<App>>) -> Page {
-    let (_, v) = blocking(&app, |app| Ok((app.status)())).await?;
+    let (_, v) = blocking(&app, |app| Ok(app.status())).await?;
     let body = serde_json::to_string_pretty(&v).unwrap_or_default();
     Ok((
         StatusCode::OK,
@@ -39,7 +39,7 @@ pub async fn page(State(app): State<Arc<App>>, Query(q): Query<Params>) -> Page 
         )));
     };
     let (status, ticks) = blocking(&app, |app| {
-        let (_, v) = (app.status)();
+        let (_, v) = app.status();
         Ok((v, app.ticks()?))
     })
     .await?;
@@ -64,9 +64,16 @@ pub async fn page(State(app): State<Arc<App>>, Query(q): Query<Params>) -> Page 
     let body = html! {
         h1 { "Dashboard" }
         p { span id="level" class={"level " (level_class(label))} { (label) } " " (s("summary")) }
+        @if let Some(t) = status.get("checked_at_ns").and_then(Value::as_i64) {
+            p class="muted" { "Checked " (human::local_time(t)) " (made again at most every "
+                (super::app::STATUS_FRESH.as_secs()) " s while the page is looked at)." }
+        }
         div class="cards" {
             div class="card" { div class="k" { "last run" }
-                div class="v" { (run.get("finished").and_then(Value::as_str).unwrap_or("never")) }
+                div class="v" { @match run.get("finished_ns").and_then(Value::as_i64) {
+                    Some(t) => { (human::local_time(t)) }
+                    None => { "never" }
+                } }
                 @if !run.is_null() {
                     div class="k" { (n(&run, "workspaces_ok")) " ok, " (n(&run, "workspaces_failed")) " failed, "
                         (n(&run, "entries_skipped")) " entries skipped" }

@@ -279,7 +279,7 @@ fn strip(snaps: &[&SnapshotRow], start: i64) -> Markup {
                     Some(_) => "snap",
                 };
                 rect class=(class) x=(1.0 + i as f64 * w) y="4" width=(w - 0.6) height="32"
-                    data-slot=(i) {
+                    data-slot=(i) data-time=(t0) {
                     title {
                         (human::local_time(t0))
                         @if let Some(s) = s { ": snapshot " (s.id.0.short()) @if s.damaged { " (damaged)" } }
