@@ -15,7 +15,7 @@ use axum::http::Uri;
 use maud::{html, Markup};
 
 use super::app::App;
-use super::html::{self, enc, enc_path, enc_ws, name, nbsp, HttpError, Page};
+use super::html::{self, enc_path, enc_ws, name, nbsp, HttpError, Page};
 use super::request::{self, blocking, Query as Params};
 use crate::diff;
 use crate::escape::Escaped;
@@ -277,6 +277,5 @@ pub async fn history(State(app): State<Arc<App>>, uri: Uri) -> Page {
         p { a href={"/download/" (enc_ws(ws)) "/" (enc_path(&t.path))} { "Download the latest" } " · "
             a href={"/ws/" (enc_ws(ws))} { "Workspace" } }
     };
-    let _ = enc;
     Ok(html::ok(html::page("History", body)))
 }

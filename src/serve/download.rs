@@ -142,7 +142,6 @@ pub async fn download(
     let body = Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|c| (c, rx))
     }));
-    let _ = app;
     let (file_name, len, ctype) = match &head {
         Head::File { name, size } => (name.clone(), Some(*size), "application/octet-stream"),
         Head::Tar { name } => {
