@@ -24,6 +24,14 @@ ready=$(date +%s.%N)
 base=$(sed -n 's/.*listening on \(http:[^ ]*\)\/$/\1/p' "$tmp/out")
 printf 'started (caches warmed) in %.1f s\n' "$(echo "$ready - $start" | bc)"
 auth="Authorization: Bearer $(cat "$tmp/token")"
+if [ -n "${WAIT_UNIQUE:-}" ]; then
+    # The workspace list's unique bytes come from a background walk of
+    # every blob: wait for it, so /workspaces is timed with them.
+    until curl -fsS -H "$auth" "$base/workspaces" | grep -q 'Unique bytes as of'; do
+        sleep 2
+    done
+    printf 'unique bytes ready %.0f s after start\n' "$(echo "$(date +%s.%N) - $start" | bc)"
+fi
 ws=${WS:-u00000/p0}   # a workspace of the store (the generator names uNNNNN/pN)
 for page in "/" "/?range=30d" "/ws/$ws" "/workspaces" "/workspaces?sort=age&page=50" \
             "/browse/$ws" "/api/status"; do
