@@ -263,6 +263,16 @@ impl Browser {
     }
 }
 
+impl Drop for Browser {
+    /// End the session: chromedriver closes Chromium (killing chromedriver
+    /// alone would leave the browser running).
+    fn drop(&mut self) {
+        let _ = self
+            .driver
+            .request("DELETE", &format!("/session/{}", self.session), None);
+    }
+}
+
 /// Snapshot every workspace at each of `ticks` tick slots before now
 /// (slot 0 the oldest, `n - 1` the last full 5 minutes), editing a file
 /// first so each tick adds bytes. Returns the times used.
