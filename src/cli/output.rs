@@ -354,11 +354,7 @@ fn resolved_line(s: &SnapshotRow, given: &str) -> String {
 /// (`ok` is true exactly when `code`, the exit code, is 0); return `code`.
 /// A closed pipe is not an error worth a message.
 pub fn emit(code: u8, mut body: Value) -> u8 {
-    let obj = body
-        .as_object_mut()
-        .expect("every --json result is one object");
-    obj.insert("schema_version".into(), SCHEMA_VERSION.into());
-    obj.insert("ok".into(), (code == exit::OK).into());
+    envelope(code, &mut body);
     // Buffered: stdout alone flushes at every newline, a write(2) per line
     // of pretty JSON (20 s for the 288,000 snapshots of 1,000 workspaces).
     let mut out = io::BufWriter::new(io::stdout().lock());
@@ -366,6 +362,16 @@ pub fn emit(code: u8, mut body: Value) -> u8 {
     let _ = writeln!(out);
     let _ = out.flush();
     code
+}
+
+/// Add what every `--json` object carries: `schema_version`, and `ok`
+/// (true exactly when `code` is 0).
+pub fn envelope(code: u8, body: &mut Value) {
+    let obj = body
+        .as_object_mut()
+        .expect("every --json result is one object");
+    obj.insert("schema_version".into(), SCHEMA_VERSION.into());
+    obj.insert("ok".into(), (code == exit::OK).into());
 }
 
 /// The `error` member of a JSON error object: `kind`, `exit_code`,
