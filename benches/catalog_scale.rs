@@ -2,7 +2,8 @@
 //! (issue #4, targets): time and peak RSS of a tick and a prune.
 //!
 //! Run: `nice cargo bench --bench catalog_scale` (not part of `cargo test`).
-//! `CATALOG_SCALE_WORKSPACES=200` makes a small store for a quick check.
+//! `CATALOG_SCALE_WORKSPACES=200` makes a small store for a quick check;
+//! `CATALOG_SCALE_GENERATE_ONLY=1` only generates it (kept under `gen/`).
 //! Everything lives under `target/bench-data/catalog-scale-v2-<workspaces>/`:
 //! the generated store is built once and reused;
 //! each run works on a copy (`work/`: catalog copied, packs hard-linked,
@@ -715,6 +716,12 @@ fn main() {
         .find_map(|l| l.strip_prefix("- t_last_ns = "))
         .and_then(|v| v.trim().parse().ok())
         .expect("t_last_ns in generated.md");
+    // `CATALOG_SCALE_GENERATE_ONLY=1`: stop once the store exists (issue
+    // #20 measures `wsnap serve` on `gen/store`, read-only).
+    if std::env::var_os("CATALOG_SCALE_GENERATE_ONLY").is_some() {
+        eprintln!("generated store: {}", gen_dir.join("store").display());
+        return;
+    }
 
     let work = dir.join("work");
     let store = work.join("store");

@@ -12,11 +12,11 @@ cd "$(dirname "$0")/.."
 secs=${1:-180}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(tree_decode pack_record_decode pack_scan chunk_list_decode journal_decode remote_object restore_path time_parse)
+[ ${#targets[@]} -gt 0 ] || targets=(tree_decode tree_index_decode pack_record_decode pack_scan chunk_list_decode journal_decode remote_object restore_path time_parse)
 
 dict_for() {
   case $1 in
-    tree_decode) echo "-dict=fuzz/dicts/tree.dict" ;;
+    tree_decode|tree_index_decode) echo "-dict=fuzz/dicts/tree.dict" ;;
     pack_record_decode|pack_scan) echo "-dict=fuzz/dicts/pack.dict" ;;
     time_parse) echo "-dict=fuzz/dicts/time.dict" ;;
     *) echo "" ;;

@@ -49,13 +49,28 @@ impl<'a> Reading<'a> {
         })
     }
 
-    fn blobs(&self) -> Blobs<'_> {
+    /// Verified blobs through this view (the mount's and `serve`'s
+    /// readers).
+    pub fn blobs(&self) -> Blobs<'_> {
         Blobs::new(self.store, &self.pinned)
     }
 
     /// Pick one snapshot of `ws` in this view.
     pub fn select(&self, ws: &WorkspaceName, sel: &Selector) -> Result<SnapshotRow> {
         self.pinned.with(|cat| select::select(cat, ws, sel))
+    }
+
+    /// Run `f` on the pinned catalog (the SQL of `catalog/`).
+    pub fn with_catalog<T>(
+        &self,
+        f: impl FnOnce(&crate::catalog::Catalog) -> Result<T>,
+    ) -> Result<T> {
+        self.pinned.with(f)
+    }
+
+    /// The store read.
+    pub fn store(&self) -> &Store {
+        self.store
     }
 
     /// Every snapshot of `ws` in this view, oldest first.
@@ -67,7 +82,8 @@ impl<'a> Reading<'a> {
         Ok(all)
     }
 
-    fn resolve(&self, snap: &SnapshotRow, path: &[u8]) -> Result<Node> {
+    /// What `path` names in `snap` (validated as the CLI's paths are).
+    pub fn resolve(&self, snap: &SnapshotRow, path: &[u8]) -> Result<Node> {
         self.pinned
             .with(|cat| select::resolve(self.store, cat, snap, path))
     }

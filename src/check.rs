@@ -26,7 +26,7 @@ use crate::model::SnapshotRow;
 use crate::pack::{self, BlobKind, ExpectedRecord};
 use crate::progress::Progress;
 use crate::store::Store;
-use crate::tree::{EntryKind, FileContent};
+use crate::tree::{EntryKind, FileContent, TreeBlob, TreeIndex};
 
 /// One problem found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -136,6 +136,7 @@ fn check_pinned(store: &Store, read_data: bool, progress: &Progress) -> Result<C
     }
     // Trees and chunk lists read with --read-data, with what they reference.
     let mut decoded: Vec<(Id, Vec<Id>)> = Vec::new();
+    let mut indexes: Vec<(Id, TreeIndex)> = Vec::new();
 
     let packs = cat.all_packs()?;
     crate::failpoint::pause_point("check.packs_listed");
@@ -186,7 +187,7 @@ fn check_pinned(store: &Store, read_data: bool, progress: &Progress) -> Result<C
                 problems.push(e.within(Object::PackFile(path.clone())).detail());
             }
             for (offset, expected) in records {
-                match check_record(&bytes, offset, &expected) {
+                match check_record(&bytes, offset, &expected, &mut indexes) {
                     Ok(Some(refs)) => decoded.push((expected.id, refs)),
                     Ok(None) => {}
                     Err(e) => {
@@ -227,6 +228,7 @@ fn check_pinned(store: &Store, read_data: bool, progress: &Progress) -> Result<C
             }
         }
     }
+    check_indexes(store, &cat, &indexes, &mut damaged)?;
     match store.packs().list() {
         Ok(files) => {
             report.orphan_packs = files
@@ -432,16 +434,57 @@ fn check_journals(store: &Store, cat: &Catalog) -> Result<Vec<String>> {
 /// Check the record the catalog describes as `expected` at `offset` of a
 /// whole pack's `bytes`: its header, and its decompressed, re-hashed data.
 /// A tree or chunk list gives back the ids it references.
-fn check_record(bytes: &[u8], offset: u64, expected: &ExpectedRecord) -> Result<Option<Vec<Id>>> {
+/// A large directory's index is kept in `indexes`, for [`check_indexes`].
+fn check_record(
+    bytes: &[u8],
+    offset: u64,
+    expected: &ExpectedRecord,
+    indexes: &mut Vec<(Id, TreeIndex)>,
+) -> Result<Option<Vec<Id>>> {
     let raw = pack::verify_record(bytes, offset, expected)?;
     match expected.kind {
-        BlobKind::Tree => Ok(Some(crate::tree::Tree::decode(&raw)?.references())),
+        BlobKind::Tree => match crate::tree::decode_blob(&raw)? {
+            TreeBlob::Flat(t) => Ok(Some(t.references())),
+            TreeBlob::Index(index) => {
+                let refs = index.references();
+                indexes.push((expected.id, index));
+                Ok(Some(refs))
+            }
+        },
         BlobKind::ChunkList => {
             let chunks = chunklist::decode(&raw)?;
             Ok(Some(chunks.into_iter().map(|c| c.0).collect()))
         }
         BlobKind::Chunk => Ok(None),
     }
+}
+
+/// Each large directory's pieces against its index (entry counts, first
+/// names, order across pieces): every piece decodes on its own, so only
+/// this sees pieces that do not fit together. Pieces found damaged or
+/// missing already are not read again; an index whose pieces do not fit
+/// is damaged.
+fn check_indexes(
+    store: &Store,
+    cat: &Catalog,
+    indexes: &[(Id, TreeIndex)],
+    damaged: &mut BTreeMap<Id, String>,
+) -> Result<()> {
+    for (id, index) in indexes {
+        for (i, p) in index.pieces.iter().enumerate() {
+            if damaged.contains_key(&p.tree.0) || !cat.has_blob(&p.tree.0)? {
+                continue;
+            }
+            let fits = store
+                .read_piece(cat, &p.tree)
+                .and_then(|t| index.check_piece(i, &t));
+            if let Err(e) = fits {
+                damaged.insert(*id, format!("piece {}: {}", p.tree.0.short(), e.detail()));
+                break;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// For each damaged id: the snapshots and paths whose data uses it.
@@ -469,8 +512,14 @@ fn who_uses(
                     .insert(format!("{label}: {shown} (directory)"));
                 continue;
             }
-            let Ok(tree) = store.read_tree(cat, &crate::id::TreeId(tree_id)) else {
-                continue;
+            let tree = match store.read_tree_blob(cat, &crate::id::TreeId(tree_id)) {
+                Ok(TreeBlob::Flat(tree)) => tree,
+                // A large directory's pieces: each is part of `path`.
+                Ok(TreeBlob::Index(index)) => {
+                    stack.extend(index.pieces.iter().map(|p| (p.tree.0, path.clone())));
+                    continue;
+                }
+                Err(_) => continue,
             };
             for e in &tree.entries {
                 let p = format!("{path}/{}", Escaped(&e.name));

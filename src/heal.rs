@@ -20,7 +20,7 @@ use crate::id::{Id, TreeId};
 use crate::model::SnapshotRow;
 use crate::pack::BlobKind;
 use crate::store::Store;
-use crate::tree::{EntryKind, FileContent};
+use crate::tree::{EntryKind, FileContent, TreeBlob};
 use crate::workspace::WorkspaceName;
 
 /// Clear the flag of every damaged snapshot of `workspaces` whose data is
@@ -61,21 +61,26 @@ fn whole_trees(store: &Store, catalog: &Catalog, root: &TreeId) -> Result<Option
             return Ok(None);
         };
         let refs: Vec<Id> = match kind {
-            BlobKind::Tree => {
-                let Ok(tree) = crate::tree::Tree::decode(&raw) else {
-                    return Ok(None);
-                };
-                for e in &tree.entries {
-                    match &e.kind {
-                        EntryKind::Dir { tree } => todo.push((tree.0, BlobKind::Tree)),
-                        EntryKind::File {
-                            content: FileContent::Lists(lists),
-                        } => todo.extend(lists.iter().map(|l| (l.0, BlobKind::ChunkList))),
-                        _ => {}
+            BlobKind::Tree => match crate::tree::decode_blob(&raw) {
+                Ok(TreeBlob::Flat(tree)) => {
+                    for e in &tree.entries {
+                        match &e.kind {
+                            EntryKind::Dir { tree } => todo.push((tree.0, BlobKind::Tree)),
+                            EntryKind::File {
+                                content: FileContent::Lists(lists),
+                            } => todo.extend(lists.iter().map(|l| (l.0, BlobKind::ChunkList))),
+                            _ => {}
+                        }
                     }
+                    tree.references()
                 }
-                tree.references()
-            }
+                // A large directory: its pieces are trees too.
+                Ok(TreeBlob::Index(index)) => {
+                    todo.extend(index.pieces.iter().map(|p| (p.tree.0, BlobKind::Tree)));
+                    index.references()
+                }
+                Err(_) => return Ok(None),
+            },
             _ => match chunklist::decode(&raw) {
                 Ok(chunks) => chunks.into_iter().map(|c| c.0).collect(),
                 Err(_) => return Ok(None),

@@ -65,6 +65,7 @@ pub mod repair;
 pub mod restore;
 pub mod rewrite;
 pub mod select;
+pub mod serve;
 pub mod snapshot;
 pub mod stats;
 pub mod status;

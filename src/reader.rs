@@ -24,7 +24,7 @@ use crate::error::{Error, Problem, Result};
 use crate::id::{ChunkId, Id, ListId, TreeId};
 use crate::pack::BlobKind;
 use crate::store::Store;
-use crate::tree::{FileContent, Tree};
+use crate::tree::{FileContent, Tree, TreeBlob};
 
 /// A blob a file or directory needs that cannot be read or decoded: that
 /// file or directory is lost (restore records it as damage, the mount
@@ -83,10 +83,21 @@ impl<'a> Blobs<'a> {
             .map_err(|e| Unreadable::new(kind, *id, e))
     }
 
-    /// A directory listing.
+    /// A directory's whole listing (every piece of an indexed one).
     pub fn tree(&self, id: &TreeId) -> std::result::Result<Tree, Unreadable> {
         let raw = self.read(&id.0, BlobKind::Tree)?;
-        Tree::decode(&raw).map_err(|e| Unreadable::new(BlobKind::Tree, id.0, e))
+        let bad = |id: &TreeId, e| Unreadable::new(BlobKind::Tree, id.0, e);
+        match crate::tree::decode_blob(&raw).map_err(|e| bad(id, e))? {
+            TreeBlob::Flat(t) => Ok(t),
+            TreeBlob::Index(index) => crate::tree::index::assemble(
+                &index,
+                |p| {
+                    let raw = self.read(&p.tree.0, BlobKind::Tree)?;
+                    Tree::decode(&raw).map_err(|e| bad(&p.tree, e))
+                },
+                |e, p| bad(&p.tree, e),
+            ),
+        }
     }
 
     /// The chunk ids of one chunk list.

@@ -43,7 +43,6 @@ use crate::lock;
 use crate::model::{SnapshotRow, StoreParams};
 use crate::pack::{self, salvage, BlobKind, ExpectedRecord, Packs, RecordHeader};
 use crate::timespec;
-use crate::tree::Tree;
 
 /// A pack that did not verify whole.
 #[derive(Clone, Debug)]
@@ -275,7 +274,7 @@ pub fn repair(dir: &Path, lock_wait: Duration, force: bool) -> Result<RepairRepo
             let refs = packs
                 .read_blob(&b.pack, b.offset, &b.id)
                 .and_then(|(_, raw)| match b.kind {
-                    BlobKind::Tree => Tree::decode(&raw).map(|t| t.references()),
+                    BlobKind::Tree => crate::tree::references_of(&raw),
                     _ => chunklist::decode(&raw).map(|c| c.iter().map(|c| c.0).collect()),
                 });
             match refs {

@@ -260,13 +260,17 @@ pub enum Node {
     Entry(Entry),
 }
 
-/// Find `path` in snapshot `snap`.
+/// Find `path` in snapshot `snap`. Reads one piece per directory on the
+/// way, not whole listings, when directories are large (indexed).
 pub fn resolve(store: &Store, catalog: &Catalog, snap: &SnapshotRow, path: &[u8]) -> Result<Node> {
     let parts = split_path(path)?;
-    let mut tree = store.read_tree(catalog, &snap.root)?;
-    let mut node = Node::Root(tree.clone());
+    if parts.is_empty() {
+        return Ok(Node::Root(store.read_tree(catalog, &snap.root)?));
+    }
+    let mut dir = snap.root;
+    let mut found = None;
     for (i, part) in parts.iter().enumerate() {
-        let entry = tree.find(part).cloned().ok_or_else(|| {
+        let entry = store.find_entry(catalog, &dir, part)?.ok_or_else(|| {
             Error::NotFound(Missing::Path {
                 workspace: snap.workspace.clone(),
                 snapshot: snap.id,
@@ -275,7 +279,7 @@ pub fn resolve(store: &Store, catalog: &Catalog, snap: &SnapshotRow, path: &[u8]
         })?;
         if i + 1 < parts.len() {
             match &entry.kind {
-                EntryKind::Dir { tree: t } => tree = store.read_tree(catalog, t)?,
+                EntryKind::Dir { tree: t } => dir = *t,
                 _ => {
                     return Err(Error::NotFound(Missing::NotADirectory {
                         path: path.to_vec(),
@@ -284,9 +288,9 @@ pub fn resolve(store: &Store, catalog: &Catalog, snap: &SnapshotRow, path: &[u8]
                 }
             }
         }
-        node = Node::Entry(entry);
+        found = Some(entry);
     }
-    Ok(node)
+    Ok(Node::Entry(found.expect("a path of at least one part")))
 }
 
 /// The entries `ls` shows: a directory's listing, or the one entry.

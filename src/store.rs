@@ -20,7 +20,7 @@ use crate::lock::{self, ReaderLock, ReadersExcluded, WriterLock};
 use crate::model::StoreParams;
 use crate::pack::{BlobKind, ExpectedRecord, Packs};
 use crate::timespec;
-use crate::tree::Tree;
+use crate::tree::{self, Entry, Tree, TreeBlob};
 
 /// The journal holding the snapshots of a store upgraded from version 1.
 const V1_JOURNAL: &str = "00000000000000000000-v1.wsj";
@@ -144,7 +144,7 @@ impl Store {
 
     /// Recovery, what every writer does once it holds the lock (and before
     /// anything else): remove the temporary files of dead runs (`tmp/`),
-    /// upgrade an old catalog, make sure its indexes exist, and finish the
+    /// upgrade an old catalog (1 or 2 to 3), make sure its indexes exist, and finish the
     /// journals of crashed or failed runs (trimmed to what the catalog
     /// committed) and of an interrupted gc. Also called within a run, after
     /// its writer failed, before a fresh writer starts (`snapshot --prune`
@@ -156,6 +156,7 @@ impl Store {
             self.migrate_v1(&mut catalog)?;
         }
         catalog.ensure_indexes()?;
+        catalog.upgrade_v2()?;
         self.finish_journals(&catalog)
     }
 
@@ -196,10 +197,48 @@ impl Store {
         lock::readers_exclusive_now(&layout::readers_path(&self.dir))
     }
 
-    /// Read and decode a tree through `catalog`.
+    /// Read and decode a directory's whole listing through `catalog`: a
+    /// version-1 tree, or every piece of an indexed one (`tree::index`).
     pub fn read_tree(&self, catalog: &Catalog, id: &TreeId) -> Result<Tree> {
+        match self.read_tree_blob(catalog, id)? {
+            TreeBlob::Flat(t) => Ok(t),
+            TreeBlob::Index(index) => tree::index::assemble(
+                &index,
+                |p| self.read_piece(catalog, &p.tree),
+                |e, p| e.within(Object::Tree(p.tree)),
+            ),
+        }
+    }
+
+    /// Read and decode a tree blob as stored (either form).
+    pub fn read_tree_blob(&self, catalog: &Catalog, id: &TreeId) -> Result<TreeBlob> {
+        let raw = self.read_blob(catalog, &id.0, BlobKind::Tree)?;
+        tree::decode_blob(&raw).map_err(|e| e.within(Object::Tree(*id)))
+    }
+
+    /// Read one piece of an indexed directory (a version-1 tree).
+    pub fn read_piece(&self, catalog: &Catalog, id: &TreeId) -> Result<Tree> {
         let raw = self.read_blob(catalog, &id.0, BlobKind::Tree)?;
         Tree::decode(&raw).map_err(|e| e.within(Object::Tree(*id)))
+    }
+
+    /// Entry `name` of directory `id`, reading only the piece that holds
+    /// it when the directory is indexed.
+    pub fn find_entry(&self, catalog: &Catalog, id: &TreeId, name: &[u8]) -> Result<Option<Entry>> {
+        match self.read_tree_blob(catalog, id)? {
+            TreeBlob::Flat(t) => Ok(t.find(name).cloned()),
+            TreeBlob::Index(index) => {
+                let Some(i) = index.piece_for(name) else {
+                    return Ok(None);
+                };
+                let p = &index.pieces[i];
+                let t = self.read_piece(catalog, &p.tree)?;
+                index
+                    .check_piece(i, &t)
+                    .map_err(|e| e.within(Object::Tree(p.tree)))?;
+                Ok(t.find(name).cloned())
+            }
+        }
     }
 
     /// Read one blob, verified against its id.

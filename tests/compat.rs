@@ -10,6 +10,12 @@
 //! refactoring, so that moving code cannot change what an existing store
 //! reads as: journals, a pruned history, a symlink, an empty directory, an
 //! executable and a big file edited in place.
+//!
+//! `tests/fixtures/store-v2-bigdir/` (catalog version 2, version-1 trees
+//! only) was written with `tests/fixtures/make-store-v2-bigdir.sh` by the
+//! last commit before large directories became pieces (issue 18): a
+//! directory of 1,500 entries stored whole, which this build reads, checks,
+//! and takes as the parent of a snapshot that stores it as pieces.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -368,4 +374,133 @@ fn store_v2_catalog_is_rebuilt_from_its_journals() {
         .assert()
         .success();
     assert_v2_latest_restores(&store, &tmp.path().join("r"));
+}
+
+fn catalog_version(store: &Path) -> String {
+    let c = rusqlite::Connection::open_with_flags(
+        store.join("catalog.sqlite"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    c.query_row(
+        "SELECT value FROM meta WHERE key = 'format_version'",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+/// A store whose large directory is one version-1 tree (before issue 18)
+/// reads as it is: checked, restored byte-identical at both snapshots.
+/// Its first writer marks the catalog version 3 and stores the directory
+/// as pieces; the store checks clean with both forms in it.
+#[test]
+fn store_v2_bigdir_reads_and_takes_pieces_on_top() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    copy_dir(&fixtures().join("store-v2-bigdir"), &store);
+    let before = std::fs::read(store.join("catalog.sqlite")).unwrap();
+    wsnap(&store)
+        .args(["check", "--read-data"])
+        .assert()
+        .success();
+
+    let latest = tmp.path().join("latest");
+    restore_at(&store, "dana/survey", "2026-11-26T12:05:00Z", &latest);
+    let mut got = BTreeMap::new();
+    files_with_hashes(&latest, "", &mut got);
+    let expected: BTreeMap<String, String> = expected_hashes("store-v2-bigdir.b3")
+        .into_iter()
+        .map(|(p, h)| (p.trim_start_matches("/dana/survey").to_string(), h))
+        .collect();
+    assert_eq!(got.len(), 1_501);
+    assert_eq!(got, expected);
+    let older = tmp.path().join("older");
+    restore_at(&store, "dana/survey", "2026-11-26T12:00:00Z", &older);
+    assert_eq!(
+        std::fs::read(older.join("frames/f0700.txt")).unwrap(),
+        b"frame 700\n"
+    );
+    assert_eq!(
+        std::fs::read(older.join("frames/f1499.txt")).unwrap(),
+        b"frame 1499\n"
+    );
+    // One path, through the old whole-directory tree.
+    let mut c = wsnap(&store);
+    c.args([
+        "cat",
+        "dana/survey",
+        "--at",
+        "2026-11-26T12:05:00Z",
+        "frames/f0700.txt",
+    ]);
+    assert_eq!(c.output().unwrap().stdout, b"frame 700, edited\n");
+    assert_eq!(std::fs::read(store.join("catalog.sqlite")).unwrap(), before);
+    assert_eq!(catalog_version(&store), "2");
+
+    // A writer: the workspace as restored, one more file edited.
+    let root = tmp.path().join("root");
+    std::fs::create_dir_all(root.join("dana")).unwrap();
+    std::fs::rename(&latest, root.join("dana/survey")).unwrap();
+    std::fs::write(
+        root.join("dana/survey/frames/f0001.txt"),
+        b"frame 1, edited\n",
+    )
+    .unwrap();
+    common::wait_out_racy_window(&root);
+    let out = wsnap(&store)
+        .args(["snapshot", "--json", "--root"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(catalog_version(&store), "3");
+    // (Restored files have new inodes: that snapshot read them all.) The
+    // next one finds everything in the pieces: nothing read, nothing added.
+    let out = wsnap(&store)
+        .args(["snapshot", "--json", "--root"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["workspaces"][0]["read_bytes"], 0, "{r:#}");
+    assert_eq!(r["workspaces"][0]["added_bytes"], 0, "{r:#}");
+    let tree_blobs = {
+        let c = rusqlite::Connection::open(store.join("catalog.sqlite")).unwrap();
+        c.query_row("SELECT count(*) FROM blobs WHERE kind = 2", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .unwrap()
+    };
+    assert!(
+        tree_blobs >= 2 + 2 + 3,
+        "pieces and an index added: {tree_blobs}"
+    );
+    wsnap(&store)
+        .args(["check", "--read-data"])
+        .assert()
+        .success();
+    let now = tmp.path().join("now");
+    wsnap(&store)
+        .args(["restore", "dana/survey", "--at", "latest", "--to"])
+        .arg(&now)
+        .assert()
+        .success();
+    let mut got = BTreeMap::new();
+    files_with_hashes(&now, "", &mut got);
+    let mut want = expected;
+    want.insert(
+        "/frames/f0001.txt".into(),
+        blake3::hash(b"frame 1, edited\n").to_hex().to_string(),
+    );
+    assert_eq!(got, want);
 }

@@ -224,3 +224,71 @@ fn restore_and_ls_of_a_hostile_tree_write_nothing_outside_the_target() {
         let _ = fs::remove_dir_all(env.path("out"));
     }
 }
+
+/// Issue 18: an index whose pieces do not fit it (a piece's first entry is
+/// not the name the index gives, or a "piece" that is itself an index) is
+/// corrupt: `restore` and `ls` refuse the directory, and `check
+/// --read-data`, which decodes every piece on its own, reports the index.
+#[test]
+fn an_index_whose_pieces_do_not_fit_is_corrupt() {
+    use wsnap::tree::{Piece, TreeIndex};
+    let index = |pieces: Vec<(Vec<u8>, &[u8])>| {
+        TreeIndex {
+            entries: pieces.len() as u64,
+            pieces: pieces
+                .into_iter()
+                .map(|(raw, first)| Piece {
+                    tree: TreeId(Id::of(&raw)),
+                    entries: 1,
+                    first: first.to_vec(),
+                })
+                .collect(),
+        }
+        .encode()
+    };
+    let b = raw_tree(b"b", 1, None, b"");
+    let a = raw_tree(b"a", 1, None, b"");
+    // Piece 2 starts with "a", the index says "c".
+    let misnamed = index(vec![(b.clone(), b"b"), (a.clone(), b"c")]);
+    // A piece that is an index.
+    let inner = index(vec![(b.clone(), b"b")]);
+    let nested = index(vec![(inner.clone(), b"b")]);
+    let cases = [
+        (
+            "misnamed",
+            vec![
+                (b.clone(), vec![]),
+                (a.clone(), vec![]),
+                (misnamed.clone(), vec![Id::of(&b), Id::of(&a)]),
+            ],
+            misnamed,
+        ),
+        (
+            "nested",
+            vec![
+                (b.clone(), vec![]),
+                (inner.clone(), vec![Id::of(&b)]),
+                (nested.clone(), vec![Id::of(&inner)]),
+            ],
+            nested,
+        ),
+    ];
+    for (what, mut blobs, bad) in cases {
+        let env = TestEnv::new();
+        let root = raw_tree(b"dir", 2, Some(Id::of(&bad)), b"");
+        blobs.push((root.clone(), vec![Id::of(&bad)]));
+        let id = store_with_trees(&env, &blobs, Id::of(&root));
+        let mut c = env.cmd();
+        c.args(["restore", "u/p", "--snapshot", &id.0.to_hex(), "--to"])
+            .arg(env.path("out"));
+        let out = run(&mut c);
+        assert_ne!(out.code, 0, "{what}: {out}");
+        assert!(out.stderr.contains("corrupt"), "{what}: {out}");
+        let mut c = env.cmd();
+        c.args(["ls", "u/p", "--snapshot", &id.0.to_hex(), "dir"]);
+        assert_eq!(run(&mut c).code, 3, "{what}");
+        let out = check(&env, true);
+        assert_eq!(out.code, 1, "{what}: {out}");
+        assert!(out.stdout.contains(&Id::of(&bad).to_hex()), "{what}: {out}");
+    }
+}

@@ -102,6 +102,13 @@ fn main() {
     write(&dir, "tree_decode", "empty", &empty);
     write(&dir, "tree_decode", "mixed", &full);
     write(&dir, "tree_decode", "single_dir", &single);
+    // A large directory's index (tree version 2) and one of its pieces.
+    let big: Vec<Entry> = (0..1500u32)
+        .map(|i| entry(format!("f{i:05}").as_bytes(), EntryKind::File { content: FileContent::Chunks(vec![ChunkId(Id::of(&i.to_le_bytes()))]) }))
+        .collect();
+    let (index, pieces) = wsnap::tree::split::split(big);
+    write(&dir, "tree_index_decode", "index", &index.bytes);
+    write(&dir, "tree_index_decode", "piece", &pieces[0].bytes);
 
     // Records (header + stored payload).
     let text = b"hello, wsnap\n".to_vec();

@@ -33,6 +33,32 @@ const USER_WORKSPACES: &str = "SELECT user, project FROM workspaces w
      ORDER BY project";
 
 impl Catalog {
+    /// Every snapshot row numbered above `after` (rows are numbered in
+    /// commit order): its number, recorded time and the bytes it added,
+    /// handed to `f` in order. A range of the primary key: `serve` reads
+    /// the whole table once, then only what was committed since.
+    pub fn snapshot_additions_after(
+        &self,
+        after: i64,
+        mut f: impl FnMut(i64, i64, u64),
+    ) -> Result<()> {
+        let e = sql_err(&self.path);
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, time_ns, bytes_added FROM snapshots WHERE id > ?1 ORDER BY id",
+            )
+            .map_err(&e)?;
+        let mut rows = stmt.query([after]).map_err(&e)?;
+        while let Some(r) = rows.next().map_err(&e)? {
+            let id: i64 = r.get(0).map_err(&e)?;
+            let t: i64 = r.get(1).map_err(&e)?;
+            let added: i64 = r.get(2).map_err(&e)?;
+            f(id, t, added.max(0) as u64);
+        }
+        Ok(())
+    }
+
     /// The snapshots of `workspace` that `filter` lets through, oldest
     /// first: one range of the `(workspace_id, time_ns)` index, read from
     /// its newest end and stopped after `last` rows, so the cost follows

@@ -382,6 +382,28 @@ impl Catalog {
         Ok(())
     }
 
+    /// Mark a version-2 catalog version 3 (writer lock held): the store
+    /// may now get indexed trees (`tree::index`), which older builds,
+    /// reading up to version 2, must not meet. No data changes.
+    pub fn upgrade_v2(&mut self) -> Result<()> {
+        if self.version != 2 {
+            return Ok(());
+        }
+        let path = self.path.clone();
+        let e = sql_err(&path);
+        let tx = self.conn.transaction().map_err(&e)?;
+        tx.execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'format_version'",
+            [FORMAT_VERSION.to_string()],
+        )
+        .map_err(&e)?;
+        tx.pragma_update(None, "user_version", FORMAT_VERSION)
+            .map_err(&e)?;
+        tx.commit().map_err(&e)?;
+        self.version = FORMAT_VERSION;
+        Ok(())
+    }
+
     /// Create the indexes added within version 2 (`schema::INDEXES_V2`) a catalog made by an
     /// older build lacks (writer lock held; a few seconds once, at
     /// millions of snapshots).

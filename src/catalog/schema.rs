@@ -1,4 +1,4 @@
-//! Catalog schema, version 2, and the checks made when opening one.
+//! Catalog schema, version 3, and the checks made when opening one.
 //!
 //! `PRAGMA application_id` marks the file as a wsnap catalog; `meta` holds the
 //! format version and the per-store parameters that must never change
@@ -13,7 +13,13 @@ pub const APPLICATION_ID: i32 = 0x7773_6e70;
 /// workspaces, snapshots, snapshot_skips, runs).
 /// Version 2: snapshots name their journal file (`journal/`, read by
 /// `repair`) and carry a `damaged` mark set by `repair`.
-pub const FORMAT_VERSION: i64 = 2;
+/// Version 3 (issue 18): no schema change; the store may hold trees of
+/// version 2 (large directories as pieces, `tree::index`), which builds
+/// that read catalogs up to version 2 do not know: the version makes them
+/// refuse the store with a clear message rather than report its large
+/// directories as damage. A version-2 catalog is read as it is and marked
+/// version 3 by its first writer.
+pub const FORMAT_VERSION: i64 = 3;
 
 /// The oldest version this build reads (and upgrades when it writes).
 pub const OLDEST_READABLE: i64 = 1;

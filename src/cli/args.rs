@@ -315,6 +315,9 @@ pub enum Command {
         #[arg(long, help = JSON_HELP)]
         json: bool,
     },
+    /// Serve a read-only admin web page: dashboard, workspaces, browse,
+    /// downloads (loopback by default; a token file for anything else)
+    Serve(super::serve::ServeArgs),
     /// Import old rsync backups (<user>_<project>_<YYYYmmdd_HHMMSS>/) as snapshots
     ImportRsync(ImportArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)

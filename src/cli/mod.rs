@@ -26,6 +26,7 @@ mod remote;
 mod repair;
 mod restore;
 mod rewrite;
+mod serve;
 mod snapshot;
 mod stats;
 mod status;
@@ -236,6 +237,7 @@ fn run(cli: Cli) -> Result<u8> {
             json,
         } => diff::run_log(store_dir, workspace, path, *json),
         Command::ImportRsync(a) => admin::import_rsync(store_dir, a),
+        Command::Serve(a) => serve::run(store_dir, cli.unsafe_allow_network_fs, a),
         Command::Completions { shell } => Ok(admin::completions(*shell)),
         Command::Man { dir } => man::run(dir.as_deref()),
     }

@@ -26,24 +26,7 @@ pub fn run(
     json: bool,
 ) -> u8 {
     let now_ns = timespec::now_ns();
-    let result = (|| -> Result<StatusReport> {
-        let max_age = flags::parse_duration(max_age).map_err(|e| match e {
-            Error::Invalid { detail, .. } => Error::Invalid {
-                what: "--max-age",
-                detail,
-            },
-            e => e,
-        })?;
-        let opts = StatusOptions {
-            root: root.to_path_buf(),
-            max_age_ns: i64::try_from(max_age.as_nanos()).unwrap_or(i64::MAX),
-            min_free: flags::parse_min_free(min_free)?,
-            now_ns,
-        };
-        wsnap::require_local(store_dir, allow_network_fs)?;
-        let store = Store::open(store_dir)?;
-        status::status(&store, &opts)
-    })();
+    let result = report(store_dir, allow_network_fs, root, max_age, min_free, now_ns);
     let (mut level, report, error) = match result {
         Ok(r) => (r.level, Some(r), None),
         Err(e) => (Level::Unknown, None, Some(output::message(&e))),
@@ -84,6 +67,56 @@ pub fn run(
         }
     }
     level.exit_code()
+}
+
+/// The object `status --json` prints (with `schema_version` and `ok`) and
+/// its level: what `serve`'s dashboard shows and `/api/status` answers.
+pub fn json_object(
+    store_dir: &Path,
+    allow_network_fs: bool,
+    root: &Path,
+    max_age: &str,
+    min_free: &str,
+) -> (Level, Value) {
+    let now_ns = timespec::now_ns();
+    let (level, report, error) =
+        match report(store_dir, allow_network_fs, root, max_age, min_free, now_ns) {
+            Ok(r) => (r.level, Some(r), None),
+            Err(e) => (Level::Unknown, None, Some(output::message(&e))),
+        };
+    let summary = summary_line(level, report.as_ref(), error.as_deref(), None);
+    let mut v = status_json(level, &summary, report.as_ref(), error.as_deref(), None);
+    output::envelope(level.exit_code(), &mut v);
+    (level, v)
+}
+
+/// The library's report with the flags' values parsed.
+fn report(
+    store_dir: &Path,
+    allow_network_fs: bool,
+    root: &Path,
+    max_age: &str,
+    min_free: &str,
+    now_ns: i64,
+) -> Result<StatusReport> {
+    (|| -> Result<StatusReport> {
+        let max_age = flags::parse_duration(max_age).map_err(|e| match e {
+            Error::Invalid { detail, .. } => Error::Invalid {
+                what: "--max-age",
+                detail,
+            },
+            e => e,
+        })?;
+        let opts = StatusOptions {
+            root: root.to_path_buf(),
+            max_age_ns: i64::try_from(max_age.as_nanos()).unwrap_or(i64::MAX),
+            min_free: flags::parse_min_free(min_free)?,
+            now_ns,
+        };
+        wsnap::require_local(store_dir, allow_network_fs)?;
+        let store = Store::open(store_dir)?;
+        status::status(&store, &opts)
+    })()
 }
 
 fn summary_line(

@@ -484,15 +484,15 @@ mod tests {
         assert!(at(1, 1..=2).contains("writes only version 2"));
         // Blobs too: a tree or chunk list of a newer wsnap.
         let mut tree = crate::tree::Tree::default().encode();
-        tree[4] = 2;
+        tree[4] = 3;
         let id = TreeId(Id::of(&tree));
-        let e = crate::tree::Tree::decode(&tree)
+        let e = crate::tree::decode_blob(&tree)
             .unwrap_err()
             .within(Object::Tree(id));
         assert_eq!(e.kind(), super::super::ErrorKind::Store);
         assert!(
             e.to_string().starts_with(&format!(
-                "tree {id} has format version 2; this wsnap reads version 1"
+                "tree {id} has format version 3; this wsnap reads versions 1 to 2"
             )),
             "{e}"
         );

@@ -144,15 +144,18 @@ impl<'a, T: Trees> Filter<'a, T> {
                 minus,
             }
         } else {
-            // Entries keep their order: still canonical.
-            let new = Tree { entries: kept };
-            let (new_id, bytes) = new.encode_with_id();
-            if self.made.insert(new_id) {
-                self.trees.put(NewTree {
-                    id: new_id,
-                    bytes,
-                    refs: new.references(),
-                })?;
+            // Entries keep their order: still canonical, split into pieces
+            // as a snapshot would (`tree::split`), pieces first.
+            let (top, pieces) = crate::tree::split::split(kept);
+            let new_id = top.id;
+            for t in pieces.into_iter().chain([top]) {
+                if self.made.insert(t.id) {
+                    self.trees.put(NewTree {
+                        id: t.id,
+                        bytes: t.bytes,
+                        refs: t.refs,
+                    })?;
+                }
             }
             removed.sort_by(|a, b| a.path.cmp(&b.path));
             Filtered {

@@ -25,6 +25,7 @@
 //! compresses its files; `writer.rs` is the single writer of packs,
 //! journal and catalog.
 
+mod parent;
 mod pipeline;
 mod prewalk;
 pub mod reuse;

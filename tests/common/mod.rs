@@ -17,6 +17,7 @@
 pub mod fuse;
 pub mod garage;
 pub mod random_tree;
+pub mod server;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{CString, OsStr};

@@ -364,6 +364,16 @@ pub fn examples(page: &str) -> &'static [(&'static str, &'static str)] {
             "Every snapshot in which a file changed:",
             "wsnap log alice/thesis chapters/ch3.tex",
         )],
+        "wsnap-serve" => &[
+            (
+                "The admin page on this machine only (open http://127.0.0.1:8686/):",
+                "wsnap serve",
+            ),
+            (
+                "Behind a TLS reverse proxy, every request carrying the token:",
+                "wsnap serve --listen 127.0.0.1:8686 --token-file /etc/wsnap/serve.token",
+            ),
+        ],
         "wsnap-import-rsync" => &[
             (
                 "See what the old backups would become:",
@@ -421,6 +431,7 @@ pub fn related(page: &str) -> &'static [&'static str] {
         "wsnap-push" => &["wsnap-remote", "wsnap-pull"],
         "wsnap-pull" => &["wsnap-remote", "wsnap-push"],
         "wsnap-import-rsync" => &["wsnap-snapshot"],
+        "wsnap-serve" => &["wsnap-status", "wsnap-restore", "wsnap-cat"],
         _ => &[],
     }
 }

@@ -370,14 +370,20 @@ fn write_emitted(out: &mut impl Write, code: u8, body: Value) -> io::Result<()> 
     out.flush()
 }
 
-/// `body` with `schema_version` and `ok` (true exactly when `code` is 0).
+/// `body` with its [`envelope`].
 fn stamped(code: u8, mut body: Value) -> Value {
+    envelope(code, &mut body);
+    body
+}
+
+/// Add what every `--json` object carries: `schema_version`, and `ok`
+/// (true exactly when `code` is 0).
+pub fn envelope(code: u8, body: &mut Value) {
     let obj = body
         .as_object_mut()
         .expect("every --json result is one object");
     obj.insert("schema_version".into(), SCHEMA_VERSION.into());
     obj.insert("ok".into(), (code == exit::OK).into());
-    body
 }
 
 pub use stream::EmitStream;

@@ -7,6 +7,12 @@
 //! that touches bytes read back from disk (see `fuzz/`), and its output
 //! decides paths the restore writes to, so names are validated here.
 //!
+//! A directory of more than [`split::FLAT_MAX_ENTRIES`] entries (or
+//! [`split::FLAT_MAX_BYTES`] encoded) is stored as pieces, each a version-1
+//! tree of a run of its entries cut where a hash of the name says
+//! ([`split`]), listed by an index blob (version 2, [`index`]): an edit
+//! rewrites one piece and the index, not the whole listing.
+//!
 //! Encoding, version 1 (all integers little-endian):
 //!
 //! ```text
@@ -24,8 +30,14 @@ use crate::error::{Error, Format, Location, Problem, Result};
 use crate::id::{ChunkId, Id, ListId, TreeId};
 use crate::workspace::check_name;
 
+pub mod index;
+pub mod split;
+
+pub use index::{Piece, TreeIndex};
+
 const MAGIC: &[u8; 4] = b"WTRE";
-/// Version 1: the first tree encoding.
+/// Version 1: a directory's listing (a whole small directory, or one
+/// piece of a large one). Version 2 is the index of pieces ([`index`]).
 pub const TREE_VERSION: u8 = 1;
 
 pub use crate::workspace::MAX_NAME_BYTES;
@@ -89,6 +101,55 @@ pub struct Tree {
     pub entries: Vec<Entry>,
 }
 
+/// A tree blob as stored: a whole directory (version 1), or the index of
+/// a large directory's pieces (version 2, see [`index`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TreeBlob {
+    Flat(Tree),
+    Index(TreeIndex),
+}
+
+impl TreeBlob {
+    /// Ids the blob references: a flat tree's chunks, lists and subtrees;
+    /// an index's pieces.
+    pub fn references(&self) -> Vec<Id> {
+        match self {
+            TreeBlob::Flat(t) => t.references(),
+            TreeBlob::Index(i) => i.references(),
+        }
+    }
+}
+
+/// Strict decode of a tree blob of either version.
+pub fn decode_blob(bytes: &[u8]) -> Result<TreeBlob> {
+    match bytes.get(..5) {
+        Some([b'W', b'T', b'R', b'E', index::INDEX_VERSION]) => {
+            TreeIndex::decode(bytes).map(TreeBlob::Index)
+        }
+        Some([b'W', b'T', b'R', b'E', TREE_VERSION]) | None => {
+            Tree::decode(bytes).map(TreeBlob::Flat)
+        }
+        Some([b'W', b'T', b'R', b'E', v]) => Err(unsupported(*v)),
+        Some(_) => Tree::decode(bytes).map(TreeBlob::Flat),
+    }
+}
+
+/// The references of tree blob `bytes` (either version), for the
+/// catalog's `tree_refs`.
+pub fn references_of(bytes: &[u8]) -> Result<Vec<Id>> {
+    decode_blob(bytes).map(|b| b.references())
+}
+
+/// A tree of a version this build does not read (a newer wsnap's).
+fn unsupported(version: u8) -> Error {
+    Error::UnsupportedFormat {
+        what: Format::Tree,
+        found: i64::from(version),
+        supported: i64::from(TREE_VERSION)..=i64::from(index::INDEX_VERSION),
+        location: Location::Unknown,
+    }
+}
+
 /// `dir/name` as a path relative to a workspace or snapshot root (`name`
 /// alone at the root, where `dir` is empty): what reports and skips show.
 pub fn join_rel(dir: &[u8], name: &[u8]) -> Vec<u8> {
@@ -112,6 +173,93 @@ pub fn validate_name(name: &[u8]) -> Result<()> {
     })
 }
 
+/// The version-1 encoding of `entries` (sorted, valid): a whole small
+/// directory, or one piece of a large one.
+pub fn encode_entries(entries: &[Entry]) -> Vec<u8> {
+    let bytes: usize = entries.iter().map(encoded_len).sum();
+    let mut w = Writer::with_capacity(9 + bytes);
+    w.bytes(MAGIC);
+    w.u8(TREE_VERSION);
+    w.u32(u32::try_from(entries.len()).expect("tree entry count fits u32"));
+    for e in entries {
+        encode_entry(&mut w, e);
+    }
+    w.buf
+}
+
+/// Ids `entries` reference (chunks, chunk lists and subtrees), deduplicated.
+pub fn references(entries: &[Entry]) -> Vec<Id> {
+    let mut out = Vec::new();
+    for e in entries {
+        match &e.kind {
+            EntryKind::File {
+                content: FileContent::Chunks(c),
+            } => out.extend(c.iter().map(|c| c.0)),
+            EntryKind::File {
+                content: FileContent::Lists(l),
+            } => out.extend(l.iter().map(|l| l.0)),
+            EntryKind::Dir { tree } => out.push(tree.0),
+            EntryKind::Symlink { .. } => {}
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Bytes `e` takes in a version-1 tree.
+pub fn encoded_len(e: &Entry) -> usize {
+    let payload = match &e.kind {
+        EntryKind::File {
+            content: FileContent::Chunks(c),
+        } => 5 + 32 * c.len(),
+        EntryKind::File {
+            content: FileContent::Lists(l),
+        } => 5 + 32 * l.len(),
+        EntryKind::Dir { .. } => 32,
+        EntryKind::Symlink { target } => 4 + target.len(),
+    };
+    2 + e.name.len() + 1 + 1 + 4 + 8 + 8 + 8 + 4 + 4 + 8 + payload
+}
+
+fn encode_entry(w: &mut Writer, e: &Entry) {
+    debug_assert!(validate_name(&e.name).is_ok());
+    w.u16(u16::try_from(e.name.len()).expect("name length checked"));
+    w.bytes(&e.name);
+    w.u8(e.kind.code());
+    w.u8(e.flags);
+    w.u32(e.mode);
+    w.i64(e.mtime_ns);
+    w.i64(e.ctime_ns);
+    w.u64(e.inode);
+    w.u32(e.uid);
+    w.u32(e.gid);
+    w.u64(e.size);
+    match &e.kind {
+        EntryKind::File { content } => {
+            let ids: Vec<&Id> = match content {
+                FileContent::Chunks(c) => {
+                    w.u8(0);
+                    c.iter().map(|c| &c.0).collect()
+                }
+                FileContent::Lists(l) => {
+                    w.u8(1);
+                    l.iter().map(|l| &l.0).collect()
+                }
+            };
+            w.u32(u32::try_from(ids.len()).expect("id count fits u32"));
+            for id in ids {
+                w.id(id);
+            }
+        }
+        EntryKind::Dir { tree } => w.id(&tree.0),
+        EntryKind::Symlink { target } => {
+            w.u32(u32::try_from(target.len()).expect("target length checked"));
+            w.bytes(target);
+        }
+    }
+}
+
 impl Tree {
     /// Sort entries into canonical order. Names must be unique.
     pub fn from_unsorted(mut entries: Vec<Entry>) -> Tree {
@@ -129,68 +277,14 @@ impl Tree {
 
     /// Ids this tree references (chunks and subtrees), deduplicated.
     pub fn references(&self) -> Vec<Id> {
-        let mut out = Vec::new();
-        for e in &self.entries {
-            match &e.kind {
-                EntryKind::File {
-                    content: FileContent::Chunks(c),
-                } => out.extend(c.iter().map(|c| c.0)),
-                EntryKind::File {
-                    content: FileContent::Lists(l),
-                } => out.extend(l.iter().map(|l| l.0)),
-                EntryKind::Dir { tree } => out.push(tree.0),
-                EntryKind::Symlink { .. } => {}
-            }
-        }
-        out.sort_unstable();
-        out.dedup();
-        out
+        references(&self.entries)
     }
 
-    /// Canonical bytes. Entries must already be sorted and valid.
+    /// Canonical bytes (version 1, one blob). Entries must already be
+    /// sorted and valid. A large directory is stored as pieces instead
+    /// ([`split`]); each piece is encoded by this.
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(16 + self.entries.len() * 96);
-        w.bytes(MAGIC);
-        w.u8(TREE_VERSION);
-        w.u32(u32::try_from(self.entries.len()).expect("tree entry count fits u32"));
-        for e in &self.entries {
-            debug_assert!(validate_name(&e.name).is_ok());
-            w.u16(u16::try_from(e.name.len()).expect("name length checked"));
-            w.bytes(&e.name);
-            w.u8(e.kind.code());
-            w.u8(e.flags);
-            w.u32(e.mode);
-            w.i64(e.mtime_ns);
-            w.i64(e.ctime_ns);
-            w.u64(e.inode);
-            w.u32(e.uid);
-            w.u32(e.gid);
-            w.u64(e.size);
-            match &e.kind {
-                EntryKind::File { content } => {
-                    let ids: Vec<&Id> = match content {
-                        FileContent::Chunks(c) => {
-                            w.u8(0);
-                            c.iter().map(|c| &c.0).collect()
-                        }
-                        FileContent::Lists(l) => {
-                            w.u8(1);
-                            l.iter().map(|l| &l.0).collect()
-                        }
-                    };
-                    w.u32(u32::try_from(ids.len()).expect("id count fits u32"));
-                    for id in ids {
-                        w.id(id);
-                    }
-                }
-                EntryKind::Dir { tree } => w.id(&tree.0),
-                EntryKind::Symlink { target } => {
-                    w.u32(u32::try_from(target.len()).expect("target length checked"));
-                    w.bytes(target);
-                }
-            }
-        }
-        w.buf
+        encode_entries(&self.entries)
     }
 
     /// Encode and hash.
@@ -199,21 +293,22 @@ impl Tree {
         (TreeId(Id::of(&bytes)), bytes)
     }
 
-    /// Strict decode: rejects bad magic, unknown versions, kinds or flags,
-    /// invalid or unsorted or duplicate names, oversized fields, trailing bytes.
+    /// Strict decode of a version-1 tree (a whole small directory, or one
+    /// piece of a large one): rejects bad magic, other versions, unknown
+    /// kinds or flags, invalid or unsorted or duplicate names, oversized
+    /// fields, trailing bytes. A blob that may be either form is read with
+    /// [`decode_blob`].
     pub fn decode(bytes: &[u8]) -> Result<Tree> {
         let mut r = Reader::new(bytes, "tree");
         if r.take(4)? != MAGIC {
             return Err(r.bad_magic());
         }
         let version = r.u8()?;
+        if version == index::INDEX_VERSION {
+            return Err(r.error("a tree index where a directory listing (version 1) belongs"));
+        }
         if version != TREE_VERSION {
-            return Err(Error::UnsupportedFormat {
-                what: Format::Tree,
-                found: i64::from(version),
-                supported: i64::from(TREE_VERSION)..=i64::from(TREE_VERSION),
-                location: Location::Unknown,
-            });
+            return Err(unsupported(version));
         }
         let count = r.u32()? as usize;
         if count > r.remaining() / MIN_ENTRY_BYTES {

@@ -1,0 +1,224 @@
+//! The server's state: the store, the token, the limits, and four caches
+//! that keep page work bounded at 10,000 workspaces × 288 snapshots.
+//!
+//! - *ticks* ([`chart::Ticks`]): bytes added per minute of recorded time,
+//!   read once from every snapshot row, then only from rows committed
+//!   since (by row number). Rows that prune forgets stay counted: the
+//!   chart is history.
+//! - *summaries*: every workspace's snapshot count and newest time
+//!   (`Catalog::workspace_summaries`), read again only when the catalog
+//!   files changed (size or mtime of `catalog.sqlite` and its WAL).
+//! - *status*: the `status --json` object ([`App::status`]), made again
+//!   when a request finds it older than [`STATUS_FRESH`].
+//! - *unique bytes* per workspace (`stats`): a walk of every blob, too
+//!   slow for a request at scale; made on a background thread at start
+//!   and again when the catalog changed, at most every
+//!   [`UNIQUE_REFRESH`]. Pages show when the figures are from.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use super::chart::Ticks;
+use super::guard::Token;
+use super::{Limits, StatusFn};
+use crate::browse::Reading;
+use crate::catalog::WorkspaceSummary;
+use crate::error::Result;
+use crate::status::Level;
+use crate::store::Store;
+use crate::timespec;
+use crate::workspace::WorkspaceName;
+
+/// The status figures are made again in the background when a request
+/// finds them older than this (that request gets the older ones)...
+pub const STATUS_FRESH: Duration = Duration::from_secs(15);
+/// ...and made while the request waits when they are older than this.
+pub const STATUS_STALE: Duration = Duration::from_secs(120);
+
+/// How often the unique bytes are made again at most.
+pub const UNIQUE_REFRESH: Duration = Duration::from_secs(600);
+
+/// What identifies one state of the catalog: its files' sizes and mtimes.
+type Stamp = Vec<(u64, Option<SystemTime>)>;
+
+/// Unique bytes per workspace and when they were made.
+#[derive(Default)]
+pub struct Unique {
+    pub bytes: HashMap<WorkspaceName, u64>,
+    pub made_ns: Option<i64>,
+    pub error: Option<String>,
+    stamp: Stamp,
+    running: bool,
+    started: Option<Instant>,
+}
+
+/// The last status object made, and when.
+#[derive(Default)]
+struct StatusCache {
+    made: Option<(Instant, Level, serde_json::Value)>,
+    running: bool,
+}
+
+pub struct App {
+    pub store: Store,
+    pub token: Option<Token>,
+    pub limits: Limits,
+    status_fn: StatusFn,
+    status: Arc<Mutex<StatusCache>>,
+    ticks: Mutex<Ticks>,
+    summaries: Mutex<Option<(Stamp, Arc<Vec<WorkspaceSummary>>)>>,
+    unique: Arc<Mutex<Unique>>,
+    store_dir: PathBuf,
+}
+
+impl App {
+    pub fn open(
+        store_dir: &Path,
+        token: Option<Token>,
+        limits: Limits,
+        status: StatusFn,
+    ) -> Result<App> {
+        Ok(App {
+            store: Store::open(store_dir)?,
+            token,
+            limits,
+            status_fn: status,
+            status: Arc::new(Mutex::new(StatusCache::default())),
+            ticks: Mutex::new(Ticks::default()),
+            summaries: Mutex::new(None),
+            unique: Arc::new(Mutex::new(Unique::default())),
+            store_dir: store_dir.to_path_buf(),
+        })
+    }
+
+    /// Fill the caches before the first request (the first read of every
+    /// snapshot row takes seconds at 2.9 million rows).
+    pub fn warm(self: &Arc<Self>) {
+        self.status();
+        if let Err(e) = self.ticks() {
+            tracing::warn!("chart data: {e}");
+        }
+        if let Err(e) = self.summaries() {
+            tracing::warn!("workspace list: {e}");
+        }
+        self.refresh_unique();
+    }
+
+    /// The `status --json` object and its level. Made at most
+    /// [`STATUS_FRESH`] ago, or being made again in the background while
+    /// the one made before (at most [`STATUS_STALE`] old) is answered; its
+    /// `checked_at` says when. At 10,000 workspaces one takes seconds
+    /// (every workspace directory is listed), too long for each page.
+    pub fn status(&self) -> (Level, serde_json::Value) {
+        let mut c = self.status.lock().expect("status poisoned");
+        if let Some((made, level, v)) = &c.made {
+            let age = made.elapsed();
+            if age < STATUS_STALE {
+                let answer = (*level, v.clone());
+                if age >= STATUS_FRESH && !c.running {
+                    c.running = true;
+                    let (f, cache) = (self.status_fn.clone(), self.status.clone());
+                    std::thread::spawn(move || {
+                        let (level, v) = f();
+                        let mut c = cache.lock().expect("status poisoned");
+                        c.made = Some((Instant::now(), level, v));
+                        c.running = false;
+                    });
+                }
+                return answer;
+            }
+        }
+        let (level, v) = (self.status_fn)();
+        c.made = Some((Instant::now(), level, v.clone()));
+        (level, v)
+    }
+
+    /// A reading view: the readers' lock and one pinned catalog.
+    pub fn reading(&self) -> Result<Reading<'_>> {
+        Reading::new(&self.store)
+    }
+
+    fn stamp(&self) -> Stamp {
+        let cat = self.store.catalog_path();
+        let mut wal = cat.clone().into_os_string();
+        wal.push("-wal");
+        [cat, PathBuf::from(wal)]
+            .iter()
+            .map(|p| match std::fs::metadata(p) {
+                Ok(m) => (m.len(), m.modified().ok()),
+                Err(_) => (0, None),
+            })
+            .collect()
+    }
+
+    /// The chart's data, brought up to date with the rows committed since
+    /// the last call.
+    pub fn ticks(&self) -> Result<Ticks> {
+        let mut t = self.ticks.lock().expect("ticks poisoned");
+        let reading = self.reading()?;
+        let pack_bytes = reading.with_catalog(|cat| {
+            cat.snapshot_additions_after(t.last_row, |row, time, added| t.add(row, time, added))?;
+            cat.pack_bytes()
+        })?;
+        t.trim(timespec::now_ns());
+        t.pack_bytes = pack_bytes;
+        Ok(t.clone())
+    }
+
+    /// Every workspace with snapshots: count and newest time.
+    pub fn summaries(&self) -> Result<Arc<Vec<WorkspaceSummary>>> {
+        let stamp = self.stamp();
+        let mut cached = self.summaries.lock().expect("summaries poisoned");
+        if let Some((s, v)) = cached.as_ref() {
+            if *s == stamp {
+                return Ok(v.clone());
+            }
+        }
+        let reading = self.reading()?;
+        let v = Arc::new(reading.with_catalog(|cat| cat.workspace_summaries())?);
+        *cached = Some((stamp, v.clone()));
+        Ok(v)
+    }
+
+    /// Unique bytes per workspace as last made; starts a new computation
+    /// in the background when the catalog changed and the last one is old.
+    pub fn unique(self: &Arc<Self>) -> std::sync::MutexGuard<'_, Unique> {
+        self.refresh_unique();
+        self.unique.lock().expect("unique poisoned")
+    }
+
+    fn refresh_unique(self: &Arc<Self>) {
+        let stamp = self.stamp();
+        {
+            let mut u = self.unique.lock().expect("unique poisoned");
+            let due = u.started.is_none_or(|s| s.elapsed() >= UNIQUE_REFRESH);
+            if u.running || (u.stamp == stamp && u.made_ns.is_some()) || !due {
+                return;
+            }
+            u.running = true;
+            u.started = Some(Instant::now());
+        }
+        let dir = self.store_dir.clone();
+        let unique = self.unique.clone();
+        std::thread::spawn(move || {
+            let result = Store::open(&dir).and_then(|s| crate::stats::stats(&s, None));
+            let mut u = unique.lock().expect("unique poisoned");
+            u.running = false;
+            match result {
+                Ok(r) => {
+                    u.bytes = r
+                        .workspaces
+                        .into_iter()
+                        .map(|w| (w.workspace, w.unique_bytes))
+                        .collect();
+                    u.made_ns = Some(timespec::now_ns());
+                    u.error = None;
+                    u.stamp = stamp;
+                }
+                Err(e) => u.error = Some(e.to_string()),
+            }
+        });
+    }
+}
