@@ -37,6 +37,17 @@ mod runs;
 mod schema;
 mod snapshot_ranges;
 mod snapshots;
+
+/// Record [`FORMAT_VERSION`] in `meta` and `PRAGMA user_version`: the last
+/// step of every upgrade, inside its transaction.
+fn mark_current_version(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'format_version'",
+        [FORMAT_VERSION.to_string()],
+    )?;
+    tx.pragma_update(None, "user_version", FORMAT_VERSION)
+}
+
 #[cfg(test)]
 mod testing;
 mod workspaces;
@@ -370,13 +381,7 @@ impl Catalog {
         tx.execute_batch(schema::INDEXES_V2).map_err(&e)?;
         tx.execute("UPDATE snapshots SET journal = ?1", [journal])
             .map_err(&e)?;
-        tx.execute(
-            "UPDATE meta SET value = ?1 WHERE key = 'format_version'",
-            [FORMAT_VERSION.to_string()],
-        )
-        .map_err(&e)?;
-        tx.pragma_update(None, "user_version", FORMAT_VERSION)
-            .map_err(&e)?;
+        mark_current_version(&tx).map_err(&e)?;
         tx.commit().map_err(&e)?;
         self.version = FORMAT_VERSION;
         Ok(())
@@ -392,13 +397,7 @@ impl Catalog {
         let path = self.path.clone();
         let e = sql_err(&path);
         let tx = self.conn.transaction().map_err(&e)?;
-        tx.execute(
-            "UPDATE meta SET value = ?1 WHERE key = 'format_version'",
-            [FORMAT_VERSION.to_string()],
-        )
-        .map_err(&e)?;
-        tx.pragma_update(None, "user_version", FORMAT_VERSION)
-            .map_err(&e)?;
+        mark_current_version(&tx).map_err(&e)?;
         tx.commit().map_err(&e)?;
         self.version = FORMAT_VERSION;
         Ok(())
