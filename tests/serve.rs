@@ -14,7 +14,10 @@
 //! - a download over `--max-download` is refused with 413 naming restore;
 //! - hostile names (HTML, newlines, ESC, invalid UTF-8) render as escaped
 //!   text, and download by their percent-encoded bytes;
-//! - `/api/status` is the `status --json` object.
+//! - `/api/status` is the `status --json` object;
+//! - a damaged snapshot is marked in the workspace page's strip and table,
+//!   and a file whose data the store lost is never served as a complete
+//!   answer.
 
 mod common;
 
@@ -407,4 +410,59 @@ fn api_status_is_the_status_json_object() {
     // The dashboard shows that level as a colour.
     let d = srv.get("/").text();
     assert!(d.contains(r#"class="level lv-ok""#), "{d}");
+}
+
+/// bob/p: `big.bin` in a pack of its own, then a second snapshot; the pack
+/// is lost and `repair` marks the second snapshot damaged. The workspace
+/// page marks it in the strip and in the table; downloading `big.bin`
+/// or `keep.txt` (both in the lost pack) from it never gives a complete
+/// 200 answer (refused, or the connection cut), and `later.txt`, stored
+/// in a pack that was not lost, still downloads.
+#[test]
+fn a_damaged_snapshot_is_marked_and_lost_data_is_never_served_whole() {
+    let env = TestEnv::new();
+    let b = env.ws("bob", "p");
+    let big = random_bytes(7, 300 * KIB);
+    write(&b.join("big.bin"), &big);
+    write(&b.join("keep.txt"), b"bob's notes");
+    env.snapshot_ws("bob/p", &[]);
+    let lost = pack_files(&env.store);
+    assert_eq!(lost.len(), 1);
+    write(&b.join("later.txt"), b"added later");
+    wait_out_racy_window(&env.root);
+    let damaged = s(&env.snapshot_ws("bob/p", &[]), "id").to_string();
+    fs::remove_file(&lost[0]).unwrap();
+    remove_catalog(&env.store);
+    expect_code(env.cmd().args(["repair"]), 1);
+    let flags = damaged_flags(&env);
+    assert!(flags.contains(&(damaged.clone(), true)), "{flags:?}");
+    let n_damaged = flags.iter().filter(|(_, d)| *d).count();
+
+    let srv = Server::start(&env, &[]);
+    let page = srv.get("/ws/bob/p");
+    assert_eq!(page.status, 200);
+    let html = page.text();
+    let marks = html.matches(r#"<rect class="damaged""#).count();
+    // One mark per 5-minute slot: the damaged snapshots share one slot,
+    // or two if a slot boundary fell between them.
+    assert!(
+        (1..=n_damaged).contains(&marks),
+        "{marks} damaged marks in the strip for {n_damaged} damaged snapshots: {html}"
+    );
+    assert!(html.contains(r#"<tr class="damaged">"#), "{html}");
+    assert!(html.contains(" · damaged"), "{html}");
+
+    let auth = format!("Bearer {}", common::server::TOKEN);
+    for lost_file in ["big.bin", "keep.txt"] {
+        let target = format!("/download/bob/p/{lost_file}?snapshot={damaged}");
+        let (read, all) = srv.exchange(&target, Some(&auth));
+        let whole_200 =
+            read.is_ok() && matches!(common::server::parse(&all), Ok(a) if a.status == 200);
+        assert!(!whole_200, "{target}: a complete 200 answer for lost data");
+    }
+    let later = srv.get(&format!("/download/bob/p/later.txt?snapshot={damaged}"));
+    assert_eq!(
+        (later.status, later.body.as_slice()),
+        (200, &b"added later"[..])
+    );
 }

@@ -98,6 +98,14 @@ impl Server {
 
     /// GET `target` with the given Authorization header (or none).
     pub fn raw(&self, target: &str, auth: Option<&str>) -> Answer {
+        let (read, all) = self.exchange(target, auth);
+        read.expect("read the answer");
+        parse(&all).unwrap_or_else(|e| panic!("GET {target}: {e}"))
+    }
+
+    /// GET `target` and read until the server closes the connection: how
+    /// the reading ended (a reset is an error) and every byte received.
+    pub fn exchange(&self, target: &str, auth: Option<&str>) -> (std::io::Result<usize>, Vec<u8>) {
         let mut s = TcpStream::connect(&self.addr).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
         let mut req = format!(
@@ -110,8 +118,8 @@ impl Server {
         req += "\r\n";
         s.write_all(req.as_bytes()).unwrap();
         let mut all = Vec::new();
-        s.read_to_end(&mut all).expect("read the answer");
-        parse(&all).unwrap_or_else(|e| panic!("GET {target}: {e}"))
+        let read = s.read_to_end(&mut all);
+        (read, all)
     }
 }
 
@@ -124,7 +132,8 @@ impl Drop for Server {
     }
 }
 
-/// An HTTP/1.1 answer read to the end (Content-Length or chunked).
+/// An HTTP/1.1 answer read to the end (Content-Length or chunked); a body
+/// shorter than declared is an error, as curl reports it.
 pub fn parse(all: &[u8]) -> Result<Answer, String> {
     let end = all
         .windows(4)
@@ -168,7 +177,23 @@ pub fn parse(all: &[u8]) -> Result<Answer, String> {
         }
         body
     } else {
-        rest.to_vec()
+        let declared = headers
+            .iter()
+            .find(|(n, _)| n == "content-length")
+            .map(|(_, v)| {
+                v.parse::<usize>()
+                    .map_err(|e| format!("content-length {v:?}: {e}"))
+            })
+            .transpose()?;
+        match declared {
+            Some(len) if rest.len() < len => {
+                return Err(format!(
+                    "body of {} bytes, {len} declared (the server cut the transfer)",
+                    rest.len()
+                ))
+            }
+            _ => rest.to_vec(),
+        }
     };
     Ok(Answer {
         status,
