@@ -7,37 +7,14 @@
 mod common;
 
 use std::fs;
-use std::path::PathBuf;
 
 use common::*;
 
-/// bob/p with `big.bin` (in a pack of its own, then lost) and `keep.txt`;
-/// returns the id of the snapshot `repair` leaves damaged, and a copy of
-/// the workspace as it is.
 /// No listed snapshot is marked damaged.
 #[track_caller]
 fn assert_none_damaged(env: &TestEnv) {
     let flags = damaged_flags(env);
     assert!(flags.iter().all(|(_, d)| !d), "{flags:?}");
-}
-
-fn repaired_with_a_lost_file(env: &TestEnv) -> (String, PathBuf) {
-    let b = env.ws("bob", "p");
-    write(&b.join("big.bin"), &random_bytes(2, 300 * KIB));
-    write(&b.join("keep.txt"), b"bob's notes");
-    env.snapshot_ws("bob/p", &[]);
-    let lost_pack = pack_files(&env.store);
-    assert_eq!(lost_pack.len(), 1);
-    write(&b.join("later.txt"), b"added later");
-    wait_out_racy_window(&env.root);
-    let damaged = s(&env.snapshot_ws("bob/p", &[]), "id").to_string();
-    fs::remove_file(&lost_pack[0]).unwrap();
-    remove_catalog(&env.store);
-    let out = expect_code(env.cmd().args(["repair", "--json"]), 1);
-    assert_eq!(out.json()["lost"].as_array().unwrap().len(), 1, "{out}");
-    let copy = env.path("bob-copy");
-    copy_tree(&b, &copy);
-    (damaged, copy)
 }
 
 #[test]

@@ -412,8 +412,8 @@ fn api_status_is_the_status_json_object() {
     assert!(d.contains(r#"class="level lv-ok""#), "{d}");
 }
 
-/// bob/p: `big.bin` in a pack of its own, then a second snapshot; the pack
-/// is lost and `repair` marks the second snapshot damaged. The workspace
+/// bob/p after `repaired_with_a_lost_file`: its second snapshot is
+/// damaged (the pack with `big.bin` and `keep.txt` is lost). The workspace
 /// page marks it in the strip and in the table; downloading `big.bin`
 /// or `keep.txt` (both in the lost pack) from it never gives a complete
 /// 200 answer (refused, or the connection cut), and `later.txt`, stored
@@ -421,19 +421,7 @@ fn api_status_is_the_status_json_object() {
 #[test]
 fn a_damaged_snapshot_is_marked_and_lost_data_is_never_served_whole() {
     let env = TestEnv::new();
-    let b = env.ws("bob", "p");
-    let big = random_bytes(7, 300 * KIB);
-    write(&b.join("big.bin"), &big);
-    write(&b.join("keep.txt"), b"bob's notes");
-    env.snapshot_ws("bob/p", &[]);
-    let lost = pack_files(&env.store);
-    assert_eq!(lost.len(), 1);
-    write(&b.join("later.txt"), b"added later");
-    wait_out_racy_window(&env.root);
-    let damaged = s(&env.snapshot_ws("bob/p", &[]), "id").to_string();
-    fs::remove_file(&lost[0]).unwrap();
-    remove_catalog(&env.store);
-    expect_code(env.cmd().args(["repair"]), 1);
+    let (damaged, _) = repaired_with_a_lost_file(&env);
     let flags = damaged_flags(&env);
     assert!(flags.contains(&(damaged.clone(), true)), "{flags:?}");
     let n_damaged = flags.iter().filter(|(_, d)| *d).count();
