@@ -16,8 +16,8 @@
 //!   text, and download by their percent-encoded bytes;
 //! - `/api/status` is the `status --json` object;
 //! - a damaged snapshot is marked in the workspace page's strip and table,
-//!   and a file whose data the store lost is never served as a complete
-//!   answer.
+//!   and a file whose data the store lost is answered with the error, never
+//!   served as a complete answer.
 
 mod common;
 
@@ -415,9 +415,9 @@ fn api_status_is_the_status_json_object() {
 /// bob/p after `repaired_with_a_lost_file`: its second snapshot is
 /// damaged (the pack with `big.bin` and `keep.txt` is lost). The workspace
 /// page marks it in the strip and in the table; downloading `big.bin`
-/// or `keep.txt` (both in the lost pack) from it never gives a complete
-/// 200 answer (refused, or the connection cut), and `later.txt`, stored
-/// in a pack that was not lost, still downloads.
+/// or `keep.txt` (both in the lost pack) from it answers 500 with the
+/// error's message (before any byte is sent), and `later.txt`, stored in a
+/// pack that was not lost, still downloads.
 #[test]
 fn a_damaged_snapshot_is_marked_and_lost_data_is_never_served_whole() {
     let env = TestEnv::new();
@@ -440,13 +440,17 @@ fn a_damaged_snapshot_is_marked_and_lost_data_is_never_served_whole() {
     assert!(html.contains(r#"<tr class="damaged">"#), "{html}");
     assert!(html.contains(" · damaged"), "{html}");
 
-    let auth = format!("Bearer {}", common::server::TOKEN);
+    // Lost from the first byte: the answer is the error, with its message
+    // (the head waits for the first block).
     for lost_file in ["big.bin", "keep.txt"] {
         let target = format!("/download/bob/p/{lost_file}?snapshot={damaged}");
-        let (read, all) = srv.exchange(&target, Some(&auth));
-        let whole_200 =
-            read.is_ok() && matches!(common::server::parse(&all), Ok(a) if a.status == 200);
-        assert!(!whole_200, "{target}: a complete 200 answer for lost data");
+        let a = srv.get(&target);
+        let t = a.text();
+        assert_eq!(a.status, 500, "{target}: {t}");
+        assert!(
+            t.contains("corrupt") && t.contains("wsnap check"),
+            "{target}: {t}"
+        );
     }
     let later = srv.get(&format!("/download/bob/p/later.txt?snapshot={damaged}"));
     assert_eq!(

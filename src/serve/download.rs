@@ -85,11 +85,11 @@ pub async fn download(
                             name: e.name.clone(),
                             size: e.size,
                         };
-                        let _ = head_tx.take().expect("once").send(Ok(head));
-                        let mut w = ChannelWriter::new(tx.clone());
+                        let mut w =
+                            ChannelWriter::new(tx.clone(), head_tx.take().expect("once"), head);
                         match reading.cat(&snap, &t.path, &mut w, Path::new("<http>")) {
                             Ok(_) => w.flush_block(),
-                            Err(e) => w.fail(&e),
+                            Err(e) => w.fail(e),
                         }
                         return Ok(());
                     }
@@ -115,15 +115,12 @@ pub async fn download(
                 Some(n) => n.to_vec(),
                 None => t.ws.project.clone(),
             };
-            let _ = head_tx
-                .take()
-                .expect("once")
-                .send(Ok(Head::Tar { name: top.clone() }));
-            let mut w = ChannelWriter::new(tx.clone());
+            let head = Head::Tar { name: top.clone() };
+            let mut w = ChannelWriter::new(tx.clone(), head_tx.take().expect("once"), head);
             let written = write_tar(&reading, &entries, &top, &mut w);
             match written.and_then(|w2| w2.finish()) {
                 Ok(_) => w.flush_block(),
-                Err(e) => w.fail(&e),
+                Err(e) => w.fail(e),
             }
             Ok(())
         })();
@@ -374,33 +371,53 @@ impl Read for FileRead<'_> {
 struct ChannelWriter {
     tx: mpsc::Sender<Chunk>,
     block: Vec<u8>,
+    /// The answer's head, sent with the first block: an error met before
+    /// any byte is sent (a small file's lost chunk) is then an HTTP error
+    /// with its message, not a connection cut before the status line.
+    head: Option<(HeadSender, Head)>,
 }
 
+type HeadSender = oneshot::Sender<std::result::Result<Head, HttpError>>;
+
 impl ChannelWriter {
-    fn new(tx: mpsc::Sender<Chunk>) -> ChannelWriter {
+    fn new(tx: mpsc::Sender<Chunk>, head_tx: HeadSender, head: Head) -> ChannelWriter {
         ChannelWriter {
             tx,
             block: Vec::with_capacity(BLOCK),
+            head: Some((head_tx, head)),
         }
     }
 
     fn send(&mut self, c: Chunk) -> io::Result<()> {
+        if let Some((head_tx, head)) = self.head.take() {
+            let _ = head_tx.send(Ok(head));
+        }
         self.tx
             .blocking_send(c)
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
     }
 
+    /// Send what is left (and the head, for an empty or small body).
     fn flush_block(&mut self) {
-        if !self.block.is_empty() {
+        if !self.block.is_empty() || self.head.is_some() {
             let b = std::mem::take(&mut self.block);
             let _ = self.send(Ok(Bytes::from(b)));
         }
     }
 
-    /// End the body with an error: the connection is cut.
-    fn fail(&mut self, e: &Error) {
+    /// End with an error: before the head, the answer is that error;
+    /// after it, the connection is cut (the client sees a failed transfer,
+    /// never a short file).
+    fn fail(&mut self, e: Error) {
         tracing::error!("download failed: {e}");
-        let _ = self.send(Err(io::Error::other(e.to_string())));
+        match self.head.take() {
+            Some((head_tx, _)) => {
+                let _ = head_tx.send(Err(HttpError::from(e)));
+            }
+            None => {
+                let _ = self.send(Err(io::Error::other(e.to_string())));
+            }
+        }
     }
 }
 
