@@ -7,9 +7,11 @@
 //! drains: memory stays a few chunks whatever the size. Before anything
 //! is sent the size is known (a file's entry; a directory's by a walk of
 //! its trees, no content read) and a download over `Limits::download_bytes`
-//! is refused with 413. A chunk found damaged while sending ends the
-//! response with an error (the connection is cut, so the client sees a
-//! failed transfer, never a short file that looks whole).
+//! is refused with 413. The head is sent with the first block, so a chunk
+//! found damaged before then is answered with the error (500 and its
+//! message); one found later ends the response with an error (the
+//! connection is cut, so the client sees a failed transfer, never a short
+//! file that looks whole).
 //!
 //! The archive holds the directory under its own name (the project's name
 //! for the whole workspace), entries depth first in name order, with each
