@@ -124,9 +124,14 @@ impl PackWriter {
             return Ok(None);
         }
         let pack = self.open.take().expect("non-empty pack is open");
+        let tmp_path = pack.tmp_path.clone();
         let result = seal_pack(pack, &self.store);
         if result.is_err() {
             self.failed = true;
+            // An unsealed pack is garbage: free its space now (on a full
+            // disk the same run's prune needs it). After a failure past
+            // the rename there is no temporary file left to remove.
+            let _ = std::fs::remove_file(&tmp_path);
         }
         result.map(Some)
     }
