@@ -9,6 +9,16 @@ mod common;
 
 use common::*;
 
+/// `wsnap --store STORE snapshot --root ROOT`, expecting exit `expect`.
+fn snapshot_into(env: &TestEnv, store: &std::path::Path, expect: i32) -> Out {
+    let mut c = bare_cmd();
+    c.arg("--store")
+        .arg(store)
+        .args(["snapshot", "--root"])
+        .arg(&env.root);
+    expect_code(&mut c, expect)
+}
+
 #[test]
 fn full_disk_fails_cleanly_and_recovers() {
     let env = TestEnv::new();
@@ -16,14 +26,7 @@ fn full_disk_fails_cleanly_and_recovers() {
     let store = env.path("small-fs/store");
     let ws = env.ws("u", "p");
     write(&ws.join("a.txt"), b"first");
-    let snap = |expect: i32| {
-        let mut c = bare_cmd();
-        c.arg("--store")
-            .arg(&store)
-            .args(["snapshot", "--root"])
-            .arg(&env.root);
-        expect_code(&mut c, expect)
-    };
+    let snap = |expect: i32| snapshot_into(&env, &store, expect);
     let check = || {
         let mut c = bare_cmd();
         c.arg("--store").arg(&store).args(["check", "--read-data"]);
@@ -183,14 +186,7 @@ fn a_pack_that_fails_as_it_is_sealed_leaves_no_temporary_file() {
     let store = env.path("small-fs/store");
     let ws = env.ws("u", "p");
     write(&ws.join("a.txt"), b"first");
-    let snap = |expect: i32| {
-        let mut c = bare_cmd();
-        c.arg("--store")
-            .arg(&store)
-            .args(["snapshot", "--root"])
-            .arg(&env.root);
-        expect_code(&mut c, expect)
-    };
+    let snap = |expect: i32| snapshot_into(&env, &store, expect);
     snap(0);
     // 1,020,000 bytes of incompressible data: under the buffer, over what
     // is free.
