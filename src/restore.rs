@@ -399,10 +399,12 @@ impl Ctx<'_> {
         ))
     }
 
-    /// A failure opening directory `rel`: a symlink or another object than
-    /// the one expected is a swap.
+    /// A failure opening directory `rel`, just made or just looked at: a
+    /// symlink, another object than the one expected, or nothing there
+    /// (moved away before the symlink was planted) is a swap.
     fn opening(&self, rel: &[u8], e: io::Error) -> Error {
-        if dirfd::is_not_followed(&e) || dirfd::is_replaced(&e) {
+        let gone = e.kind() == io::ErrorKind::NotFound;
+        if gone || dirfd::is_not_followed(&e) || dirfd::is_replaced(&e) {
             self.swapped(rel)
         } else {
             self.twrite(rel)(e)
