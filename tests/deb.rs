@@ -27,7 +27,11 @@ use std::process::{Command as StdCommand, Output};
 
 use common::*;
 
-const UNITS: [&str; 2] = ["wsnap-snapshot.service", "wsnap-snapshot.timer"];
+const UNITS: [&str; 3] = [
+    "wsnap-snapshot.service",
+    "wsnap-snapshot.timer",
+    "wsnap-serve.service",
+];
 
 /// Runs shell commands, logging each with its output to stderr (and to
 /// `$WSNAP_DEB_TRANSCRIPT`).
@@ -261,6 +265,7 @@ fn debian_package_installs_works_and_leaves_nothing_behind() {
         "/etc/logrotate.d/wsnap",
         "/usr/lib/systemd/system/wsnap-snapshot.service",
         "/usr/lib/systemd/system/wsnap-snapshot.timer",
+        "/usr/lib/systemd/system/wsnap-serve.service",
         "/usr/share/doc/wsnap/copyright",
         "/usr/share/doc/wsnap/changelog.Debian.gz",
         "/usr/share/doc/wsnap/ADMIN.md",
@@ -353,6 +358,11 @@ fn debian_package_installs_works_and_leaves_nothing_behind() {
     );
     let wants = Path::new("/etc/systemd/system/timers.target.wants/wsnap-snapshot.timer");
     assert!(!wants.exists(), "the timer is not enabled on install");
+    let serve_wants = Path::new("/etc/systemd/system/multi-user.target.wants/wsnap-serve.service");
+    assert!(
+        !serve_wants.exists(),
+        "the web page is not enabled on install"
+    );
     let app_after = fs::read_dir("/app")
         .map(|rd| rd.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
         .ok();
@@ -394,6 +404,7 @@ fn debian_package_installs_works_and_leaves_nothing_behind() {
         restored.display()
     ));
     assert_trees_equal(&env.root.join("alice/thesis"), &restored);
+    served_by_the_unit_line(&mut t, &env);
     let store_before = listing(&env.store);
 
     // The admin enables the timer; removing stops and masks it, purging
@@ -454,4 +465,47 @@ fn debian_package_installs_works_and_leaves_nothing_behind() {
         "ls -A {} && dpkg -l wsnap || true",
         env.store.display()
     ));
+}
+
+/// The web page as `wsnap-serve.service` starts it: its `ExecStart=` line
+/// with the variables of `/etc/default/wsnap` (as `EnvironmentFile=` reads
+/// them), only the token file and the port swapped for the test's (the
+/// unit's are /etc/wsnap/serve.token and 8686). It serves the store the
+/// cron line just wrote, with the token and not without.
+fn served_by_the_unit_line(t: &mut Transcript, env: &TestEnv) {
+    let unit = fs::read_to_string("/usr/lib/systemd/system/wsnap-serve.service").unwrap();
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("wsnap-serve.service has an ExecStart= line");
+    assert!(
+        exec.contains("--listen 127.0.0.1:8686") && exec.contains("/etc/wsnap/serve.token"),
+        "{exec}"
+    );
+    let token = server::token_file(env);
+    let line = exec
+        .replace("127.0.0.1:8686", "127.0.0.1:0")
+        .replace("/etc/wsnap/serve.token", token.to_str().unwrap());
+    t.log(&format!(
+        "$ {line}   (with /etc/default/wsnap, as the unit)\n"
+    ));
+    let mut c = StdCommand::new("/bin/sh");
+    c.arg("-c")
+        .arg(format!("set -a; . /etc/default/wsnap; exec {line}"))
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin");
+    let page = server::Server::spawn(c, token);
+    let status = page.get("/api/status");
+    assert_eq!(status.status, 200, "{}", status.text());
+    // The store and the root of /etc/default/wsnap (not the level: it
+    // depends on the free space of the machine running the test).
+    let text = status.text();
+    let root = format!("\"root\": \"{}\"", env.root.display());
+    assert!(
+        text.contains(&root)
+            && text.contains("\"project\": \"thesis\"")
+            && text.contains("\"workspaces_ok\": 1"),
+        "{text}"
+    );
+    assert_eq!(page.raw("/api/status", None).status, 401);
 }

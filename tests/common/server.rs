@@ -47,9 +47,7 @@ impl Server {
     /// `wsnap --store STORE serve --listen 127.0.0.1:0 --token-file F
     /// --root ROOT --min-free 0 EXTRA…`.
     pub fn start(env: &TestEnv, extra: &[&str]) -> Server {
-        let token_file = env.path("serve.token");
-        std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
-        std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let token_file = token_file(env);
         let mut c = bare_std_cmd();
         c.arg("--store")
             .arg(&env.store)
@@ -58,9 +56,15 @@ impl Server {
             .arg("--root")
             .arg(&env.root)
             .args(["--min-free", "0"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .args(extra);
+        Server::spawn(c, token_file)
+    }
+
+    /// Start `c`, a command that runs `wsnap serve --listen 127.0.0.1:0
+    /// --token-file TOKEN_FILE …` (holding [`TOKEN`]) however it gets
+    /// there (the Debian package's unit line, say), and read its address.
+    pub fn spawn(mut c: std::process::Command, token_file: PathBuf) -> Server {
+        c.stdout(Stdio::piped()).stderr(Stdio::inherit());
         let mut child = c.spawn().expect("start wsnap serve");
         let out = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
@@ -130,6 +134,14 @@ impl Drop for Server {
         }
         let _ = self.child.wait();
     }
+}
+
+/// A token file (0600) holding [`TOKEN`], in the test's directory.
+pub fn token_file(env: &TestEnv) -> PathBuf {
+    let f = env.path("serve.token");
+    std::fs::write(&f, format!("{TOKEN}\n")).unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+    f
 }
 
 /// An HTTP/1.1 answer read to the end (Content-Length or chunked); a body
