@@ -73,7 +73,8 @@ impl Masks {
 }
 
 /// Default read buffer: 16 maximum-size chunks of the base parameters, 4
-/// of the default large-file tier (the buffer never holds less than two).
+/// of the first default tier; it grows to two maximum-size chunks (8 MiB)
+/// for a file cut with 4 MiB maxima.
 pub const DEFAULT_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 
 /// Cuts a byte stream into chunks through one fixed buffer.
@@ -175,6 +176,9 @@ pub struct ChunkTier {
 
 /// Most tiers a store may record (besides its base parameters).
 pub const MAX_TIERS: usize = 2;
+/// Largest maximum chunk a tier may set (FastCDC allows 16 MiB): bounds
+/// what the snapshot writer's queue holds (`snapshot/writer.rs`).
+pub const MAX_TIER_CHUNK_BYTES: u32 = 4 << 20;
 
 /// Version of the text in `meta.chunker_tiers` ([`LargeFileTiers::encode`]).
 /// Version 1 (issue 18): `1:<from>=<min>/<avg>/<max>[,…]`, decimal bytes.
@@ -202,8 +206,9 @@ impl LargeFileTiers {
         len: 0,
     };
 
-    /// What `init` records. Chosen by measurement: see `docs/FORMAT.md`
-    /// ("Chunks and chunker parameters") and `benches/bigfile/run.sh`.
+    /// What `init` records: files from 256 MiB cut into 256 KiB-average
+    /// chunks, from 4 GiB into 1 MiB-average ones. Chosen by measurement:
+    /// see `docs/FORMAT.md` ("Chunk tiers") and `benches/bigfile/run.sh`.
     pub const DEFAULT: LargeFileTiers = LargeFileTiers {
         tiers: [
             ChunkTier {
@@ -214,9 +219,16 @@ impl LargeFileTiers {
                     max_bytes: 1024 * 1024,
                 },
             },
-            NO_TIER,
+            ChunkTier {
+                from_bytes: 4 << 30,
+                params: ChunkerParams {
+                    min_bytes: 256 * 1024,
+                    avg_bytes: 1024 * 1024,
+                    max_bytes: 4 * 1024 * 1024,
+                },
+            },
         ],
-        len: 1,
+        len: 2,
     };
 
     /// Tiers in increasing `from_bytes`; checked against `base` by
@@ -242,13 +254,17 @@ impl LargeFileTiers {
         self.len == 0
     }
 
-    /// Each tier's parameters valid, sizes strictly increasing, and each
-    /// tier's average chunk larger than the one below (`base` first).
+    /// Each tier's parameters valid with a maximum of at most
+    /// [`MAX_TIER_CHUNK_BYTES`], sizes strictly increasing, and each tier's
+    /// average chunk larger than the one below (`base` first).
     pub fn validate(&self, base: &ChunkerParams) -> Result<()> {
         let mut below = (0u64, *base);
         for t in self.tiers() {
             t.params.validate()?;
-            if t.from_bytes <= below.0 || t.params.avg_bytes <= below.1.avg_bytes {
+            if t.from_bytes <= below.0
+                || t.params.avg_bytes <= below.1.avg_bytes
+                || t.params.max_bytes > MAX_TIER_CHUNK_BYTES
+            {
                 return Err(Error::invalid(
                     "chunk tiers",
                     format!("tier {t:?} does not grow over {below:?}"),
@@ -384,12 +400,20 @@ mod tests {
         let base = ChunkerParams::DEFAULT;
         let t = LargeFileTiers::DEFAULT;
         t.validate(&base).unwrap();
-        let big = t.tiers()[0];
+        let [big, huge] = t.tiers() else {
+            panic!("{t:?}")
+        };
         assert_eq!(t.params_for(base, big.from_bytes - 1), base);
         assert_eq!(t.params_for(base, big.from_bytes), big.params);
+        assert_eq!(t.params_for(base, huge.from_bytes - 1), big.params);
+        assert_eq!(t.params_for(base, huge.from_bytes), huge.params);
+        assert_eq!(t.params_for(base, u64::MAX), huge.params);
         assert_eq!(LargeFileTiers::NONE.params_for(base, u64::MAX), base);
         let text = t.encode();
-        assert_eq!(text, "1:268435456=65536/262144/1048576");
+        assert_eq!(
+            text,
+            "1:268435456=65536/262144/1048576,4294967296=262144/1048576/4194304"
+        );
         assert_eq!(LargeFileTiers::decode(&text, &base).unwrap(), t);
     }
 
@@ -408,6 +432,7 @@ mod tests {
             "1:268435456=65536/262144/1048576,1000=65536/1048576/4194304",
             "1:1=65536/131072/1048576,2=65536/262144/1048576,3=65536/524288/1048576",
             "1:268435456=1/2/3",
+            "1:268435456=262144/1048576/8388608",
         ] {
             assert!(LargeFileTiers::decode(bad, &base).is_err(), "{bad:?}");
         }
@@ -427,7 +452,7 @@ mod tests {
             let tiers: Vec<ChunkTier> = froms.iter().zip(&shifts).map(|(&from_bytes, &s)| {
                 avg <<= s + 1;
                 ChunkTier { from_bytes, params: ChunkerParams {
-                    min_bytes: avg / 4, avg_bytes: avg, max_bytes: (avg * 4).min(v2020::MAXIMUM_MAX),
+                    min_bytes: avg / 4, avg_bytes: avg, max_bytes: (avg * 4).min(MAX_TIER_CHUNK_BYTES),
                 } }
             }).collect();
             let t = LargeFileTiers::new(&tiers).unwrap();
