@@ -116,6 +116,11 @@ fn decode_header(bytes: &[u8]) -> Result<StoreParams> {
         LargeFileTiers::NONE
     } else {
         let count = r.u8()? as usize;
+        if !(1..=MAX_TIERS).contains(&count) {
+            return Err(Error::corrupt_as(format!(
+                "journal header: {count} chunk tiers (1 to {MAX_TIERS})"
+            )));
+        }
         if r.take(3)? != [0, 0, 0] {
             return Err(r.error("reserved bytes are not zero"));
         }
@@ -137,15 +142,9 @@ fn decode_header(bytes: &[u8]) -> Result<StoreParams> {
                 return Err(r.error("unused tier is not zero"));
             }
         }
-        let t = LargeFileTiers::new(&tiers)
+        LargeFileTiers::new(&tiers)
             .and_then(|t| t.validate(&chunker).map(|()| t))
-            .map_err(|_| Error::corrupt_as("journal header: invalid chunk tiers"))?;
-        if t.is_empty() {
-            return Err(Error::corrupt_as(
-                "journal header: version 2 without chunk tiers",
-            ));
-        }
-        t
+            .map_err(|_| Error::corrupt_as("journal header: invalid chunk tiers"))?
     };
     r.finish()?;
     Ok(StoreParams {
@@ -355,6 +354,26 @@ mod tests {
         // A torn version-2 header is a torn tail, not a version-1 header.
         let d = decode(&v2[..HEADER_BYTES + 1]);
         assert!(d.torn_tail && d.params.is_none() && d.damage.is_none());
+    }
+
+    /// A version-2 header whose tier count is 0 or above `MAX_TIERS`
+    /// (check recomputed) is damage, never read as fewer tiers.
+    #[test]
+    fn a_tier_count_out_of_range_is_damage() {
+        for count in [0u8, MAX_TIERS as u8 + 1, 255] {
+            let mut bytes = encode_header(&StoreParams::DEFAULT);
+            bytes[HEADER_BYTES - CHECK_BYTES] = count;
+            let body = HEADER_V2_BYTES - CHECK_BYTES;
+            let check = blake3::hash(&bytes[..body]);
+            bytes[body..].copy_from_slice(&check.as_bytes()[..CHECK_BYTES]);
+            let d = decode(&bytes);
+            assert!(d.params.is_none(), "count {count}");
+            assert!(
+                matches!(d.damage, Some(Error::Corrupt { .. })),
+                "count {count}: {:?}",
+                d.damage
+            );
+        }
     }
 
     #[test]
