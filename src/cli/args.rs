@@ -77,7 +77,7 @@ pub enum Command {
         /// catalog version 4 do); else tiers as docs/FORMAT.md writes them,
         /// `1:<from bytes>=<min>/<avg>/<max>[,…]`. Default: files of
         /// 256 MiB or more get 256 KiB-average chunks, of 4 GiB or more
-        /// 1 MiB-average ones
+        /// 1 MiB-average ones. An existing store keeps its tiers (or none)
         #[arg(long, value_name = "TIERS", hide_default_value = true,
               default_value_t = wsnap::chunker::LargeFileTiers::DEFAULT.encode())]
         chunk_tiers: String,
