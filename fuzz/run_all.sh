@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-180}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(tree_decode tree_index_decode pack_record_decode pack_scan chunk_list_decode journal_decode remote_object restore_path time_parse)
+[ ${#targets[@]} -gt 0 ] || targets=(tree_decode tree_index_decode pack_record_decode pack_scan chunk_list_decode journal_decode remote_object restore_path time_parse chunk_tiers_decode)
 
 dict_for() {
   case $1 in

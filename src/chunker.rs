@@ -2,6 +2,10 @@
 //!
 //! The parameters are fixed per store and recorded in the catalog: changing
 //! them moves every cut point and breaks dedup against older snapshots.
+//! Stores made since catalog version 4 also record [`LargeFileTiers`]: files
+//! from a size up are cut with larger chunks (fewer catalog rows per byte);
+//! which parameters cut a file is decided once per read, from the size
+//! `fstat` gave before reading ([`LargeFileTiers::params_for`]).
 //! [`StreamChunker`] reads a file through one bounded buffer and hands out
 //! batches of cut points into it, so memory per file is the buffer size
 //! whatever the file size, and a batch can be hashed and compressed in
@@ -68,7 +72,9 @@ impl Masks {
     }
 }
 
-/// Default read buffer: 16 maximum-size chunks.
+/// Default read buffer: 16 maximum-size chunks of the base parameters, 4
+/// of the first default tier; it grows to two maximum-size chunks (8 MiB)
+/// for a file cut with 4 MiB maxima.
 pub const DEFAULT_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 
 /// Cuts a byte stream into chunks through one fixed buffer.
@@ -160,6 +166,177 @@ impl<R: Read> StreamChunker<R> {
     }
 }
 
+/// Files of at least `from_bytes` (as `fstat` gave the size before the
+/// file is read) are cut with `params`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkTier {
+    pub from_bytes: u64,
+    pub params: ChunkerParams,
+}
+
+/// Most tiers a store may record (besides its base parameters).
+pub const MAX_TIERS: usize = 2;
+/// Largest maximum chunk a tier may set (FastCDC allows 16 MiB): bounds
+/// what the snapshot writer's queue holds (`snapshot/writer.rs`).
+pub const MAX_TIER_CHUNK_BYTES: u32 = 4 << 20;
+
+/// Version of the text in `meta.chunker_tiers` ([`LargeFileTiers::encode`]).
+/// Version 1 (issue 18): `1:<from>=<min>/<avg>/<max>[,…]`, decimal bytes.
+pub const TIERS_VERSION: u32 = 1;
+
+/// Larger chunks for larger files: the tiers a store cuts with above its
+/// base [`ChunkerParams`]. Empty for every store made before catalog
+/// version 4 (and for `init --chunk-tiers none`): every file is then cut
+/// with the base parameters, exactly as before.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LargeFileTiers {
+    tiers: [ChunkTier; MAX_TIERS],
+    len: u8,
+}
+
+const NO_TIER: ChunkTier = ChunkTier {
+    from_bytes: 0,
+    params: ChunkerParams::DEFAULT,
+};
+
+impl LargeFileTiers {
+    /// No tiers: every file is cut with the base parameters.
+    pub const NONE: LargeFileTiers = LargeFileTiers {
+        tiers: [NO_TIER; MAX_TIERS],
+        len: 0,
+    };
+
+    /// What `init` records: files from 256 MiB cut into 256 KiB-average
+    /// chunks, from 4 GiB into 1 MiB-average ones. Chosen by measurement:
+    /// see `docs/FORMAT.md` ("Chunk tiers") and `benches/bigfile/run.sh`.
+    pub const DEFAULT: LargeFileTiers = LargeFileTiers {
+        tiers: [
+            ChunkTier {
+                from_bytes: 256 << 20,
+                params: ChunkerParams {
+                    min_bytes: 64 * 1024,
+                    avg_bytes: 256 * 1024,
+                    max_bytes: 1024 * 1024,
+                },
+            },
+            ChunkTier {
+                from_bytes: 4 << 30,
+                params: ChunkerParams {
+                    min_bytes: 256 * 1024,
+                    avg_bytes: 1024 * 1024,
+                    max_bytes: 4 * 1024 * 1024,
+                },
+            },
+        ],
+        len: 2,
+    };
+
+    /// Tiers in increasing `from_bytes`; checked against `base` by
+    /// [`LargeFileTiers::validate`].
+    pub fn new(tiers: &[ChunkTier]) -> Result<LargeFileTiers> {
+        if tiers.len() > MAX_TIERS {
+            return Err(Error::invalid(
+                "chunk tiers",
+                format!("{} tiers; at most {MAX_TIERS}", tiers.len()),
+            ));
+        }
+        let mut t = LargeFileTiers::NONE;
+        t.tiers[..tiers.len()].copy_from_slice(tiers);
+        t.len = tiers.len() as u8;
+        Ok(t)
+    }
+
+    pub fn tiers(&self) -> &[ChunkTier] {
+        &self.tiers[..self.len as usize]
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Each tier's parameters valid with a maximum of at most
+    /// [`MAX_TIER_CHUNK_BYTES`], sizes strictly increasing, and each tier's
+    /// average chunk larger than the one below (`base` first).
+    pub fn validate(&self, base: &ChunkerParams) -> Result<()> {
+        let mut below = (0u64, *base);
+        for t in self.tiers() {
+            t.params.validate()?;
+            if t.from_bytes <= below.0
+                || t.params.avg_bytes <= below.1.avg_bytes
+                || t.params.max_bytes > MAX_TIER_CHUNK_BYTES
+            {
+                return Err(Error::invalid(
+                    "chunk tiers",
+                    format!("tier {t:?} does not grow over {below:?}"),
+                ));
+            }
+            below = (t.from_bytes, t.params);
+        }
+        Ok(())
+    }
+
+    /// The parameters that cut a file of `size` bytes.
+    pub fn params_for(&self, base: ChunkerParams, size: u64) -> ChunkerParams {
+        self.tiers()
+            .iter()
+            .rev()
+            .find(|t| size >= t.from_bytes)
+            .map_or(base, |t| t.params)
+    }
+
+    /// The text kept in `meta.chunker_tiers` (see [`TIERS_VERSION`]).
+    pub fn encode(&self) -> String {
+        let tiers: Vec<String> = self
+            .tiers()
+            .iter()
+            .map(|t| {
+                let p = t.params;
+                format!(
+                    "{}={}/{}/{}",
+                    t.from_bytes, p.min_bytes, p.avg_bytes, p.max_bytes
+                )
+            })
+            .collect();
+        format!("{TIERS_VERSION}:{}", tiers.join(","))
+    }
+
+    /// Parse [`LargeFileTiers::encode`]'s text: only its canonical form
+    /// (at least one tier), checked against `base`. Never panics.
+    pub fn decode(text: &str, base: &ChunkerParams) -> Result<LargeFileTiers> {
+        let bad = |why: &str| Error::invalid("chunk tiers", format!("{why} in {text:?}"));
+        let (version, body) = text.split_once(':').ok_or_else(|| bad("no version"))?;
+        if version != TIERS_VERSION.to_string() {
+            return Err(bad("unknown version"));
+        }
+        let mut tiers = Vec::new();
+        for tier in body.split(',') {
+            let (from, sizes) = tier.split_once('=').ok_or_else(|| bad("no '='"))?;
+            let n: Vec<&str> = sizes.split('/').collect();
+            let [min, avg, max] = n[..] else {
+                return Err(bad("not min/avg/max"));
+            };
+            let u32_of = |s: &str| s.parse::<u32>().map_err(|_| bad("not a number"));
+            tiers.push(ChunkTier {
+                from_bytes: from.parse().map_err(|_| bad("not a number"))?,
+                params: ChunkerParams {
+                    min_bytes: u32_of(min)?,
+                    avg_bytes: u32_of(avg)?,
+                    max_bytes: u32_of(max)?,
+                },
+            });
+            if tiers.len() > MAX_TIERS {
+                return Err(bad("too many tiers"));
+            }
+        }
+        let t = LargeFileTiers::new(&tiers)?;
+        t.validate(base)?;
+        if t.encode() != text {
+            return Err(bad("not in canonical form"));
+        }
+        Ok(t)
+    }
+}
+
 /// Cut points of an in-memory buffer (tests, benchmarks).
 pub fn chunk_lengths(data: &[u8], params: ChunkerParams) -> Vec<usize> {
     let mut chunker = StreamChunker::new(data, params, DEFAULT_BUFFER_BYTES);
@@ -216,6 +393,74 @@ mod tests {
         let p = ChunkerParams::DEFAULT;
         assert!(chunk_lengths(b"", p).is_empty());
         assert_eq!(chunk_lengths(b"abc", p), vec![3]);
+    }
+
+    #[test]
+    fn default_tiers_are_valid_and_pick_by_size() {
+        let base = ChunkerParams::DEFAULT;
+        let t = LargeFileTiers::DEFAULT;
+        t.validate(&base).unwrap();
+        let [big, huge] = t.tiers() else {
+            panic!("{t:?}")
+        };
+        assert_eq!(t.params_for(base, big.from_bytes - 1), base);
+        assert_eq!(t.params_for(base, big.from_bytes), big.params);
+        assert_eq!(t.params_for(base, huge.from_bytes - 1), big.params);
+        assert_eq!(t.params_for(base, huge.from_bytes), huge.params);
+        assert_eq!(t.params_for(base, u64::MAX), huge.params);
+        assert_eq!(LargeFileTiers::NONE.params_for(base, u64::MAX), base);
+        let text = t.encode();
+        assert_eq!(
+            text,
+            "1:268435456=65536/262144/1048576,4294967296=262144/1048576/4194304"
+        );
+        assert_eq!(LargeFileTiers::decode(&text, &base).unwrap(), t);
+    }
+
+    #[test]
+    fn tiers_decode_refuses_what_encode_never_writes() {
+        let base = ChunkerParams::DEFAULT;
+        for bad in [
+            "",
+            "1:",
+            "2:268435456=65536/262144/1048576",
+            "1:268435456=65536/262144",
+            "1:+268435456=65536/262144/1048576",
+            "1:268435456=65536/262144/1048576,",
+            "1:0=65536/262144/1048576",
+            "1:268435456=8192/32768/131072",
+            "1:268435456=65536/262144/1048576,1000=65536/1048576/4194304",
+            "1:1=65536/131072/1048576,2=65536/262144/1048576,3=65536/524288/1048576",
+            "1:268435456=1/2/3",
+            "1:268435456=262144/1048576/8388608",
+        ] {
+            assert!(LargeFileTiers::decode(bad, &base).is_err(), "{bad:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn tiers_round_trip(
+            froms in proptest::collection::vec(1u64..u64::MAX / 4, 0..=MAX_TIERS),
+            shifts in proptest::collection::vec(0u32..2, MAX_TIERS),
+        ) {
+            let base = ChunkerParams::DEFAULT;
+            let mut froms = froms;
+            froms.sort_unstable();
+            froms.dedup();
+            let mut avg = base.avg_bytes;
+            let tiers: Vec<ChunkTier> = froms.iter().zip(&shifts).map(|(&from_bytes, &s)| {
+                avg <<= s + 1;
+                ChunkTier { from_bytes, params: ChunkerParams {
+                    min_bytes: avg / 4, avg_bytes: avg, max_bytes: (avg * 4).min(MAX_TIER_CHUNK_BYTES),
+                } }
+            }).collect();
+            let t = LargeFileTiers::new(&tiers).unwrap();
+            t.validate(&base).unwrap();
+            if !t.is_empty() {
+                proptest::prop_assert_eq!(LargeFileTiers::decode(&t.encode(), &base).unwrap(), t);
+            }
+        }
     }
 
     #[test]

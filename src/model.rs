@@ -5,7 +5,7 @@
 //! them and the commands read them, so each of those imports this module
 //! and none has to import another for a type.
 
-use crate::chunker::ChunkerParams;
+use crate::chunker::{ChunkerParams, LargeFileTiers};
 use crate::codec::Writer as Enc;
 use crate::id::{Id, SnapshotId, TreeId};
 use crate::workspace::WorkspaceName;
@@ -13,7 +13,11 @@ use crate::workspace::WorkspaceName;
 /// Per-store parameters, fixed at `init`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StoreParams {
+    /// Cuts every file below the first of `large_files`' tiers.
     pub chunker: ChunkerParams,
+    /// Larger chunks for larger files (catalog version 4); empty for stores
+    /// made before, which cut every file with `chunker`.
+    pub large_files: LargeFileTiers,
     pub zstd_level: i32,
     pub pack_target_bytes: u64,
 }
@@ -21,11 +25,18 @@ pub struct StoreParams {
 impl StoreParams {
     pub const DEFAULT: StoreParams = StoreParams {
         chunker: ChunkerParams::DEFAULT,
+        large_files: LargeFileTiers::DEFAULT,
         // Level 1: on chunks of 8–128 KiB it keeps all but ~0.5 % of level
         // 3's ratio for ~30 % less CPU per new byte (docs/BENCHMARKS.md).
         zstd_level: 1,
         pack_target_bytes: 32 * 1024 * 1024,
     };
+
+    /// The chunker parameters for a file of `size` bytes (its size as
+    /// `fstat` gave it before it is read).
+    pub fn chunker_for(&self, size: u64) -> ChunkerParams {
+        self.large_files.params_for(self.chunker, size)
+    }
 }
 
 /// Counters kept per snapshot.

@@ -138,7 +138,8 @@ impl<'a> Blobs<'a> {
 }
 
 /// Chunks of one file read in parallel by [`for_each_chunk`] (at most
-/// 8 × 128 KiB in memory).
+/// 8 maximum-size chunks in memory: 1 MiB for files cut with the base
+/// sizes, 32 MiB at the most a large-file tier allows).
 pub const BATCH: usize = 8;
 
 /// Feed a file's chunks, verified, to `write` in order, reading a few in

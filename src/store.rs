@@ -144,8 +144,9 @@ impl Store {
 
     /// Recovery, what every writer does once it holds the lock (and before
     /// anything else): remove the temporary files of dead runs (`tmp/`),
-    /// upgrade an old catalog (1 or 2 to 3), make sure its indexes exist, and finish the
-    /// journals of crashed or failed runs (trimmed to what the catalog
+    /// upgrade an old catalog (1, 2 or 3 to 4, recording no chunk tiers),
+    /// make sure its indexes exist, and finish the journals of crashed or
+    /// failed runs (trimmed to what the catalog
     /// committed) and of an interrupted gc. Also called within a run, after
     /// its writer failed, before a fresh writer starts (`snapshot --prune`
     /// on a full disk, see `snapshot::run_again_locked`).

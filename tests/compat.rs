@@ -392,7 +392,8 @@ fn catalog_version(store: &Path) -> String {
 
 /// A store whose large directory is one version-1 tree (before issue 18)
 /// reads as it is: checked, restored byte-identical at both snapshots.
-/// Its first writer marks the catalog version 3 and stores the directory
+/// Its first writer marks the catalog version 4 (3 before issue 18's chunk
+/// tiers) and stores the directory
 /// as pieces; the store checks clean with both forms in it.
 #[test]
 fn store_v2_bigdir_reads_and_takes_pieces_on_top() {
@@ -458,7 +459,10 @@ fn store_v2_bigdir_reads_and_takes_pieces_on_top() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(catalog_version(&store), "3");
+    assert_eq!(
+        catalog_version(&store),
+        wsnap::catalog::FORMAT_VERSION.to_string()
+    );
     // (Restored files have new inodes: that snapshot read them all.) The
     // next one finds everything in the pieces: nothing read, nothing added.
     let out = wsnap(&store)
@@ -503,4 +507,73 @@ fn store_v2_bigdir_reads_and_takes_pieces_on_top() {
         blake3::hash(b"frame 1, edited\n").to_hex().to_string(),
     );
     assert_eq!(got, want);
+}
+
+/// A store made before chunk tiers (store-v2, no `chunker_tiers`) keeps
+/// cutting every file, however large, into 32 KiB-average chunks: its
+/// first writer marks it catalog version 4 and records no tiers, and its
+/// new journal keeps the version-1 header (issue 18).
+#[test]
+fn an_old_store_cuts_a_large_file_as_before() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    copy_dir(&fixtures().join("store-v2"), &store);
+    let chunks = || {
+        let out = wsnap(&store).args(["stats", "--json"]).output().unwrap();
+        assert!(out.status.success());
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["chunks"].as_u64().unwrap()
+    };
+    let before = chunks();
+    let journals = |store: &Path| -> Vec<std::path::PathBuf> {
+        let mut v: Vec<_> = std::fs::read_dir(store.join("journal"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        v.sort();
+        v
+    };
+    let old_journals = journals(&store);
+
+    let root = tmp.path().join("root");
+    let ws = root.join("erin/big");
+    std::fs::create_dir_all(&ws).unwrap();
+    // 300 MiB (above the default tier's 256 MiB), 16 MiB of it random.
+    let hash = common::sparse_with_random_blocks(&ws.join("large.bin"), 300 << 20, 16);
+    wsnap(&store)
+        .args(["snapshot", "--root"])
+        .arg(&root)
+        .assert()
+        .success();
+    let added = chunks() - before;
+    assert!(added > 400, "16 MiB of new data in {added} chunks");
+
+    assert_eq!(
+        catalog_version(&store),
+        wsnap::catalog::FORMAT_VERSION.to_string()
+    );
+    let c = rusqlite::Connection::open(store.join("catalog.sqlite")).unwrap();
+    let tiers: i64 = c
+        .query_row(
+            "SELECT count(*) FROM meta WHERE key = 'chunker_tiers'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tiers, 0);
+    let new: Vec<_> = journals(&store)
+        .into_iter()
+        .filter(|p| !old_journals.contains(p))
+        .collect();
+    assert_eq!(new.len(), 1, "{new:?}");
+    let header = std::fs::read(&new[0]).unwrap();
+    assert_eq!(header[4], 1, "journal header version");
+
+    wsnap(&store)
+        .args(["check", "--read-data"])
+        .assert()
+        .success();
+    let back = tmp.path().join("back");
+    restore_at(&store, "erin/big", "latest", &back);
+    assert_eq!(common::file_hash(&back.join("large.bin")), hash);
 }

@@ -69,7 +69,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
-use crate::chunker::ChunkerParams;
+use crate::chunker::{ChunkerParams, LargeFileTiers};
 use crate::durable;
 use crate::error::{Error, Format, Location, Object, Result};
 use crate::model::StoreParams;
@@ -223,7 +223,14 @@ impl Catalog {
                 ("zstd_level", params.zstd_level.to_string()),
                 ("pack_target_bytes", params.pack_target_bytes.to_string()),
                 ("created_ns", now_ns.to_string()),
-            ] {
+            ]
+            .into_iter()
+            .chain(
+                // No key at all for a store without tiers: it reads as every
+                // store made before version 4 does.
+                (!params.large_files.is_empty())
+                    .then(|| ("chunker_tiers", params.large_files.encode())),
+            ) {
                 tx.execute(
                     "INSERT INTO meta (key, value) VALUES (?1, ?2)",
                     params![k, v],
@@ -341,8 +348,14 @@ impl Catalog {
         chunker
             .validate()
             .map_err(|_| Error::corrupt_as("invalid chunker parameters").within(Object::Catalog))?;
+        let large_files = match cat.meta_optional("chunker_tiers")? {
+            None => LargeFileTiers::NONE,
+            Some(text) => LargeFileTiers::decode(&text, &chunker)
+                .map_err(|e| bad_meta("chunker_tiers", &e.to_string()))?,
+        };
         let params = StoreParams {
             chunker,
+            large_files,
             zstd_level: num("zstd_level")? as i32,
             pack_target_bytes: num("pack_target_bytes")?,
         };
@@ -351,11 +364,15 @@ impl Catalog {
     }
 
     fn meta_value(&self, key: &str) -> Result<String> {
+        self.meta_optional(key)?
+            .ok_or_else(|| bad_meta(key, "missing"))
+    }
+
+    fn meta_optional(&self, key: &str) -> Result<Option<String>> {
         self.conn
             .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
             .optional()
-            .map_err(sql_err(&self.path))?
-            .ok_or_else(|| bad_meta(key, "missing"))
+            .map_err(sql_err(&self.path))
     }
 
     pub fn params(&self) -> StoreParams {
@@ -387,11 +404,12 @@ impl Catalog {
         Ok(())
     }
 
-    /// Mark a version-2 catalog version 3 (writer lock held): the store
-    /// may now get indexed trees (`tree::index`), which older builds,
-    /// reading up to version 2, must not meet. No data changes.
+    /// Mark a version-2 or -3 catalog version 4 (writer lock held): the
+    /// store may now get indexed trees (`tree::index`), which builds reading
+    /// up to version 2 must not meet. No data changes, and no chunk tiers
+    /// are recorded: the store keeps its chunker as it was.
     pub fn upgrade_v2(&mut self) -> Result<()> {
-        if self.version != 2 {
+        if !(2..FORMAT_VERSION).contains(&self.version) {
             return Ok(());
         }
         let path = self.path.clone();

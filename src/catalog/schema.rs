@@ -1,4 +1,4 @@
-//! Catalog schema, version 3, and the checks made when opening one.
+//! Catalog schema, version 4, and the checks made when opening one.
 //!
 //! `PRAGMA application_id` marks the file as a wsnap catalog; `meta` holds the
 //! format version and the per-store parameters that must never change
@@ -19,7 +19,13 @@ pub const APPLICATION_ID: i32 = 0x7773_6e70;
 /// refuse the store with a clear message rather than report its large
 /// directories as damage. A version-2 catalog is read as it is and marked
 /// version 3 by its first writer.
-pub const FORMAT_VERSION: i64 = 3;
+/// Version 4 (issue 18): no schema change; `meta.chunker_tiers` may hold
+/// larger chunk sizes for large files (`chunker::LargeFileTiers`), recorded
+/// by `init`. Builds that read up to version 3 would cut those files with
+/// the base sizes (a silent loss of dedup), so the version makes them
+/// refuse the store. An older catalog is marked version 4 by its first
+/// writer and records no tiers: it keeps cutting every file as before.
+pub const FORMAT_VERSION: i64 = 4;
 
 /// The oldest version this build reads (and upgrades when it writes).
 pub const OLDEST_READABLE: i64 = 1;

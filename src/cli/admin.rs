@@ -7,6 +7,7 @@ use std::path::Path;
 
 use clap::CommandFactory;
 
+use wsnap::chunker::LargeFileTiers;
 use wsnap::escape::{self, Escaped};
 use wsnap::import::{self, Backup, BadMapping, Known, Verdict};
 use wsnap::snapshot::WorkspaceOutcome;
@@ -16,10 +17,16 @@ use super::args::{Cli, ImportArgs};
 use super::output::{self, exit, lossy, size};
 use super::progress;
 
-/// `init [--compression-level LEVEL]`.
-pub fn init(store_dir: &Path, compression_level: i32) -> Result<u8> {
+/// `init [--compression-level LEVEL] [--chunk-tiers TIERS]`.
+pub fn init(store_dir: &Path, compression_level: i32, chunk_tiers: &str) -> Result<u8> {
+    let chunker = StoreParams::DEFAULT.chunker;
+    let large_files = match chunk_tiers {
+        "none" => LargeFileTiers::NONE,
+        text => LargeFileTiers::decode(text, &chunker)?,
+    };
     let params = StoreParams {
         zstd_level: compression_level,
+        large_files,
         ..StoreParams::DEFAULT
     };
     match Store::init_with(store_dir, &params)? {

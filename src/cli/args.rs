@@ -72,6 +72,15 @@ pub enum Command {
         #[arg(long, value_name = "LEVEL", default_value_t = wsnap::StoreParams::DEFAULT.zstd_level,
               value_parser = clap::value_parser!(i32).range(1..=19))]
         compression_level: i32,
+        /// Chunk sizes for large files, fixed for the store: `none` cuts
+        /// every file into 32 KiB-average chunks (as stores made before
+        /// catalog version 4 do); else tiers as docs/FORMAT.md writes them,
+        /// `1:<from bytes>=<min>/<avg>/<max>[,…]`. Default: files of
+        /// 256 MiB or more get 256 KiB-average chunks, of 4 GiB or more
+        /// 1 MiB-average ones. An existing store keeps its tiers (or none)
+        #[arg(long, value_name = "TIERS", hide_default_value = true,
+              default_value_t = wsnap::chunker::LargeFileTiers::DEFAULT.encode())]
+        chunk_tiers: String,
     },
     /// Snapshot every workspace under the root (or the ones named)
     Snapshot(SnapshotArgs),

@@ -114,7 +114,10 @@ fn run(cli: Cli) -> Result<u8> {
         _ => wsnap::require_local(store_dir, cli.unsafe_allow_network_fs)?,
     }
     match &cli.command {
-        Command::Init { compression_level } => admin::init(store_dir, *compression_level),
+        Command::Init {
+            compression_level,
+            chunk_tiers,
+        } => admin::init(store_dir, *compression_level, chunk_tiers),
         Command::Snapshot(a) => snapshot::run(store_dir, a),
         Command::Prune {
             workspaces,

@@ -3,7 +3,8 @@
 //! field is laid out in *Snapshot journal* in `docs/FORMAT.md`.
 //!
 //! ```text
-//! header  "WSNJ" version reserved params… check[8]   HEADER_BYTES long
+//! header  "WSNJ" version reserved params… check[8]   HEADER_BYTES (v1) or
+//!                                                    HEADER_V2_BYTES (v2) long
 //! record  u32:len payload[len] check[8]              len ≤ MAX_RECORD_BYTES
 //! ```
 //!
@@ -11,7 +12,7 @@
 //! check out (a checksum, or fields that do not hash to the record's
 //! snapshot id), and tells a torn tail (a crash's cut append) from damage.
 
-use crate::chunker::ChunkerParams;
+use crate::chunker::{ChunkTier, ChunkerParams, LargeFileTiers, MAX_TIERS};
 use crate::codec::{Reader, Writer as Enc};
 use crate::error::{Error, Format, Location, Object, Problem, Result};
 use crate::id::{SnapshotId, TreeId};
@@ -21,25 +22,54 @@ use crate::workspace::WorkspaceName;
 /// The first bytes of every journal file.
 pub const JOURNAL_MAGIC: &[u8; 4] = b"WSNJ";
 /// Version 1: the first journal format (came with catalog format 2).
-pub const JOURNAL_VERSION: u8 = 1;
-/// Bytes of the file header.
+/// Version 2 (issue 18, catalog format 4): the header adds the store's
+/// chunk tiers for large files; written only by stores that have tiers, so
+/// every other store's journals stay version 1, byte for byte.
+pub const JOURNAL_VERSION: u8 = 2;
+/// Bytes of a version-1 file header.
 pub const HEADER_BYTES: usize = 4 + 1 + 3 + 4 * 3 + 4 + 8 + 8;
+/// Bytes of a version-2 file header: version 1's fields, then
+/// `u8:tier_count u8[3]:reserved` and `MAX_TIERS` tiers of
+/// `u64:from u32:min u32:avg u32:max` (unused ones zero), then the check.
+pub const HEADER_V2_BYTES: usize = HEADER_BYTES + 4 + MAX_TIERS * 20;
+
+/// The length of the header `bytes` start with, by its version byte.
+fn header_len(bytes: &[u8]) -> usize {
+    match bytes.get(4) {
+        Some(2) => HEADER_V2_BYTES,
+        _ => HEADER_BYTES,
+    }
+}
 /// Largest record payload: two names of at most 1024 bytes plus fixed fields.
 pub const MAX_RECORD_BYTES: u32 = 4096;
 const CHECK_BYTES: usize = 8;
 
 /// File header: the store's fixed parameters, so a repaired catalog gets the
 /// chunker of the data it indexes.
+/// Version 1 for a store without chunk tiers, else version 2.
 pub fn encode_header(params: &StoreParams) -> Vec<u8> {
-    let mut e = Enc::with_capacity(HEADER_BYTES);
+    let tiers = params.large_files.tiers();
+    let mut e = Enc::with_capacity(HEADER_V2_BYTES);
     e.bytes(JOURNAL_MAGIC);
-    e.u8(JOURNAL_VERSION);
+    e.u8(if tiers.is_empty() { 1 } else { 2 });
     e.bytes(&[0, 0, 0]);
     e.u32(params.chunker.min_bytes);
     e.u32(params.chunker.avg_bytes);
     e.u32(params.chunker.max_bytes);
     e.u32(params.zstd_level as u32);
     e.u64(params.pack_target_bytes);
+    if !tiers.is_empty() {
+        e.u8(tiers.len() as u8);
+        e.bytes(&[0, 0, 0]);
+        for i in 0..MAX_TIERS {
+            let (from, p) = tiers.get(i).map_or((0, [0; 3]), |t| {
+                let p = t.params;
+                (t.from_bytes, [p.min_bytes, p.avg_bytes, p.max_bytes])
+            });
+            e.u64(from);
+            p.iter().for_each(|&v| e.u32(v));
+        }
+    }
     let check = blake3::hash(&e.buf);
     e.bytes(&check.as_bytes()[..CHECK_BYTES]);
     e.buf
@@ -47,7 +77,7 @@ pub fn encode_header(params: &StoreParams) -> Vec<u8> {
 
 fn decode_header(bytes: &[u8]) -> Result<StoreParams> {
     let mut r = Reader::new(bytes, "journal header");
-    let body = r.take(HEADER_BYTES - CHECK_BYTES)?;
+    let body = r.take(header_len(bytes) - CHECK_BYTES)?;
     let check = r.take(CHECK_BYTES)?;
     let mut r = Reader::new(body, "journal header");
     if r.take(4)? != JOURNAL_MAGIC {
@@ -56,11 +86,11 @@ fn decode_header(bytes: &[u8]) -> Result<StoreParams> {
     // The version before the checksum: a newer wsnap's header may be laid
     // out (and checked) differently.
     let v = r.u8()?;
-    if v != JOURNAL_VERSION {
+    if !(1..=JOURNAL_VERSION).contains(&v) {
         return Err(Error::UnsupportedFormat {
             what: Format::Journal,
             found: i64::from(v),
-            supported: i64::from(JOURNAL_VERSION)..=i64::from(JOURNAL_VERSION),
+            supported: 1..=i64::from(JOURNAL_VERSION),
             location: Location::Unknown,
         });
     }
@@ -82,9 +112,44 @@ fn decode_header(bytes: &[u8]) -> Result<StoreParams> {
         .map_err(|_| Error::corrupt_as("journal header: invalid chunker parameters"))?;
     let zstd_level = r.u32()? as i32;
     let pack_target_bytes = r.u64()?;
+    let large_files = if v == 1 {
+        LargeFileTiers::NONE
+    } else {
+        let count = r.u8()? as usize;
+        if !(1..=MAX_TIERS).contains(&count) {
+            return Err(Error::corrupt_as(format!(
+                "journal header: {count} chunk tiers (1 to {MAX_TIERS})"
+            )));
+        }
+        if r.take(3)? != [0, 0, 0] {
+            return Err(r.error("reserved bytes are not zero"));
+        }
+        let mut tiers = Vec::new();
+        for i in 0..MAX_TIERS {
+            let from_bytes = r.u64()?;
+            let params = ChunkerParams {
+                min_bytes: r.u32()?,
+                avg_bytes: r.u32()?,
+                max_bytes: r.u32()?,
+            };
+            if i < count {
+                tiers.push(ChunkTier { from_bytes, params });
+            } else if from_bytes != 0
+                || params.max_bytes != 0
+                || params.avg_bytes != 0
+                || params.min_bytes != 0
+            {
+                return Err(r.error("unused tier is not zero"));
+            }
+        }
+        LargeFileTiers::new(&tiers)
+            .and_then(|t| t.validate(&chunker).map(|()| t))
+            .map_err(|_| Error::corrupt_as("journal header: invalid chunk tiers"))?
+    };
     r.finish()?;
     Ok(StoreParams {
         chunker,
+        large_files,
         zstd_level,
         pack_target_bytes,
     })
@@ -195,18 +260,19 @@ pub struct Decoded {
 /// does not check out (its length cannot be trusted past that point).
 pub fn decode(bytes: &[u8]) -> Decoded {
     let mut out = Decoded::default();
-    if bytes.len() < HEADER_BYTES {
+    let header = header_len(bytes);
+    if bytes.len() < header {
         out.torn_tail = true;
         return out;
     }
-    match decode_header(&bytes[..HEADER_BYTES]) {
+    match decode_header(&bytes[..header]) {
         Ok(p) => out.params = Some(p),
         Err(e) => {
             out.damage = Some(e);
             return out;
         }
     }
-    let mut pos = HEADER_BYTES;
+    let mut pos = header;
     while pos < bytes.len() {
         let rest = &bytes[pos..];
         if rest.len() < 4 {
@@ -268,6 +334,48 @@ mod tests {
         }
     }
 
+    /// A store without chunk tiers (made before catalog version 4).
+    fn legacy() -> StoreParams {
+        StoreParams {
+            large_files: LargeFileTiers::NONE,
+            ..StoreParams::DEFAULT
+        }
+    }
+
+    /// A store without tiers writes the version-1 header it always wrote;
+    /// one with tiers the version-2 header, which carries them.
+    #[test]
+    fn header_version_follows_the_tiers() {
+        let v1 = encode_header(&legacy());
+        assert_eq!((v1.len(), v1[4]), (HEADER_BYTES, 1));
+        let v2 = encode_header(&StoreParams::DEFAULT);
+        assert_eq!((v2.len(), v2[4]), (HEADER_V2_BYTES, 2));
+        assert_eq!(decode(&v2).params, Some(StoreParams::DEFAULT));
+        // A torn version-2 header is a torn tail, not a version-1 header.
+        let d = decode(&v2[..HEADER_BYTES + 1]);
+        assert!(d.torn_tail && d.params.is_none() && d.damage.is_none());
+    }
+
+    /// A version-2 header whose tier count is 0 or above `MAX_TIERS`
+    /// (check recomputed) is damage, never read as fewer tiers.
+    #[test]
+    fn a_tier_count_out_of_range_is_damage() {
+        for count in [0u8, MAX_TIERS as u8 + 1, 255] {
+            let mut bytes = encode_header(&StoreParams::DEFAULT);
+            bytes[HEADER_BYTES - CHECK_BYTES] = count;
+            let body = HEADER_V2_BYTES - CHECK_BYTES;
+            let check = blake3::hash(&bytes[..body]);
+            bytes[body..].copy_from_slice(&check.as_bytes()[..CHECK_BYTES]);
+            let d = decode(&bytes);
+            assert!(d.params.is_none(), "count {count}");
+            assert!(
+                matches!(d.damage, Some(Error::Corrupt { .. })),
+                "count {count}: {:?}",
+                d.damage
+            );
+        }
+    }
+
     #[test]
     fn the_smallest_record_is_min_record_bytes() {
         let r = row(b"u", b"p", 5, [7; 32], 3);
@@ -284,12 +392,14 @@ mod tests {
                 .filter(|(u, ..)| !u.contains(&b'/') && u.as_slice() != b"." && u.as_slice() != b"..")
                 .map(|(u, t, root, n)| row(u, b"p", t / 4, *root, *n))
                 .collect();
-            let mut bytes = encode_header(&StoreParams::DEFAULT);
-            for r in &rows { bytes.extend_from_slice(&encode_record(r)); }
-            let d = decode(&bytes);
-            prop_assert_eq!(d.params, Some(StoreParams::DEFAULT));
-            prop_assert!(d.damage.is_none() && !d.torn_tail);
-            prop_assert_eq!(d.records, rows);
+            for params in [StoreParams::DEFAULT, legacy()] {
+                let mut bytes = encode_header(&params);
+                for r in &rows { bytes.extend_from_slice(&encode_record(r)); }
+                let d = decode(&bytes);
+                prop_assert_eq!(d.params, Some(params));
+                prop_assert!(d.damage.is_none() && !d.torn_tail);
+                prop_assert_eq!(&d.records, &rows);
+            }
         }
 
         #[test]
@@ -307,7 +417,7 @@ mod tests {
             bytes[4] = JOURNAL_VERSION + 1;
             if recompute {
                 let check = blake3::hash(&bytes[..HEADER_BYTES - CHECK_BYTES]);
-                bytes[HEADER_BYTES - CHECK_BYTES..]
+                bytes[HEADER_BYTES - CHECK_BYTES..HEADER_BYTES]
                     .copy_from_slice(&check.as_bytes()[..CHECK_BYTES]);
             }
             bytes.extend_from_slice(&encode_record(&row(b"a", b"b", 5, [1; 32], 3)));
@@ -316,10 +426,10 @@ mod tests {
             match d.damage {
                 Some(Error::UnsupportedFormat {
                     what: Format::Journal,
-                    found: 2,
+                    found: 3,
                     supported,
                     location: Location::Unknown,
-                }) => assert_eq!(supported, 1..=1),
+                }) => assert_eq!(supported, 1..=2),
                 other => panic!("{other:?}"),
             }
         }

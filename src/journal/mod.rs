@@ -33,6 +33,6 @@ pub use files::{
     rewrite, RunJournal,
 };
 pub use format::{
-    decode, encode_header, encode_record, Decoded, HEADER_BYTES, JOURNAL_MAGIC, JOURNAL_VERSION,
-    MAX_RECORD_BYTES, MIN_RECORD_BYTES,
+    decode, encode_header, encode_record, Decoded, HEADER_BYTES, HEADER_V2_BYTES, JOURNAL_MAGIC,
+    JOURNAL_VERSION, MAX_RECORD_BYTES, MIN_RECORD_BYTES,
 };

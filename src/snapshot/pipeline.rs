@@ -14,10 +14,11 @@ use crossbeam_channel::Sender;
 use rayon::prelude::*;
 
 use crate::catalog::CatalogPool;
-use crate::chunker::{ChunkerParams, StreamChunker, DEFAULT_BUFFER_BYTES};
+use crate::chunker::{StreamChunker, DEFAULT_BUFFER_BYTES};
 use crate::dirfd::{self, Dir, Stat};
 use crate::error::Result;
 use crate::id::{ChunkId, Id};
+use crate::model::StoreParams;
 use crate::pack::{self, BlobKind};
 use crate::snapshot::writer::{Msg, Pending};
 use crate::store::Store;
@@ -108,7 +109,7 @@ pub(crate) fn store_file(
     dir: &Dir,
     name: &[u8],
     seen: &Stat,
-    params: ChunkerParams,
+    params: &StoreParams,
     sink: &BlobSink<'_>,
     counters: &Counters,
 ) -> Result<io::Result<FileContent>> {
@@ -125,7 +126,10 @@ pub(crate) fn store_file(
         let buffer = (before.size as usize)
             .saturating_add(1)
             .min(DEFAULT_BUFFER_BYTES);
-        let mut chunker = StreamChunker::new(&file, params, buffer);
+        // The tier is decided here, once per read, from the size before it:
+        // a file that grows past a tier's size is cut anew (a one-time
+        // re-store of that file; docs/ADMIN.md "Supported scale").
+        let mut chunker = StreamChunker::new(&file, params.chunker_for(before.size), buffer);
         let mut cuts = Vec::new();
         let mut chunks = Vec::new();
         let mut added = 0u64;

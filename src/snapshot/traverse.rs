@@ -12,12 +12,11 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 
 use crate::catalog::CatalogPool;
-use crate::chunker::ChunkerParams;
 use crate::dirfd::{Dir, Kind, Stat};
 use crate::error::Result;
 use crate::escape;
 use crate::id::TreeId;
-use crate::model::{snapshot_id, Skip, SnapshotRow, SnapshotStats};
+use crate::model::{snapshot_id, Skip, SnapshotRow, SnapshotStats, StoreParams};
 use crate::pack::BlobKind;
 use crate::progress::Progress;
 use crate::store::Store;
@@ -141,7 +140,7 @@ pub(super) struct WalkCtx<'a> {
     /// `trees` and gives up (`needs_read`) at the first file to read.
     sink: Option<&'a BlobSink<'a>>,
     excludes: &'a Excludes,
-    params: ChunkerParams,
+    params: StoreParams,
     /// `None` in a prewalk: its files are counted when it commits.
     progress: Option<&'a Progress>,
     parent_started_ns: i64,
@@ -167,7 +166,7 @@ impl<'a> WalkCtx<'a> {
             pool,
             sink,
             excludes,
-            params: store.params().chunker,
+            params: store.params(),
             progress,
             parent_started_ns: parent.map_or(i64::MIN, |p| p.started_ns),
             counters: Counters::default(),

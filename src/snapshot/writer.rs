@@ -90,7 +90,9 @@ pub(crate) const GROUP_ROWS: usize = 1000;
 pub(crate) const GROUP_AGE: Duration = Duration::from_secs(10);
 
 /// Messages in flight; with chunks of at most 128 KiB this bounds queued
-/// data to 8 MiB.
+/// data to 8 MiB; with the 4 MiB chunks a large-file tier may allow
+/// (`chunker::MAX_TIER_CHUNK_BYTES`, the default's top tier) to 256 MiB,
+/// a bound, not a typical size (a 1 MiB-average tier's chunks are ~1 MiB).
 const QUEUE: usize = 64;
 
 impl Writer {

@@ -1081,3 +1081,34 @@ pub fn repaired_with_a_lost_file(env: &TestEnv) -> (String, PathBuf) {
     copy_tree(&b, &copy);
     (damaged, copy)
 }
+
+/// A sparse file of `size` bytes whose only data is `pieces` blocks of
+/// 1 MiB of `random_bytes` (seeds 1..=pieces), spread evenly: a large size
+/// that is cheap to make, with content that does not dedup (its zeros do,
+/// into a few chunks). Returns the file's BLAKE3 for comparing a restore.
+pub fn sparse_with_random_blocks(path: &Path, size: u64, pieces: u64) -> blake3::Hash {
+    use std::os::unix::fs::FileExt;
+    let f = fs::File::create(path).unwrap();
+    f.set_len(size).unwrap();
+    let step = size / pieces;
+    for i in 0..pieces {
+        f.write_all_at(&random_bytes(i + 1, MIB), i * step + 4321)
+            .unwrap();
+    }
+    drop(f);
+    file_hash(path)
+}
+
+/// BLAKE3 of a file's bytes, read in blocks (for large files).
+pub fn file_hash(path: &Path) -> blake3::Hash {
+    let mut h = blake3::Hasher::new();
+    h.update_reader(fs::File::open(path).unwrap()).unwrap();
+    h.finalize()
+}
+
+/// `stats --json`'s count of distinct chunks in the store.
+pub fn chunk_count(env: &TestEnv) -> u64 {
+    let mut c = env.cmd();
+    c.args(["stats", "--json"]);
+    u(&expect_code(&mut c, 0).json(), "chunks")
+}

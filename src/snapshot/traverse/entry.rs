@@ -169,7 +169,7 @@ fn take_entry(
                 return Ok(Taken::Nothing);
             };
             let content =
-                match pipeline::store_file(dir, name, seen, ctx.params, sink, &ctx.counters)? {
+                match pipeline::store_file(dir, name, seen, &ctx.params, sink, &ctx.counters)? {
                     Ok(c) => c,
                     Err(e) => return Ok(failed(e)),
                 };
