@@ -2,9 +2,9 @@
 //! that keep page work bounded at 10,000 workspaces × 288 snapshots.
 //!
 //! - *ticks* ([`chart::Ticks`]): bytes added per minute of recorded time,
-//!   read once from every snapshot row, then only from rows committed
-//!   since (by row number). Rows that prune forgets stay counted: the
-//!   chart is history.
+//!   read once from every snapshot row (streamed; only the last 30 days'
+//!   minutes kept), then only from rows committed since (by row number).
+//!   Rows that prune forgets stay counted: the chart is history.
 //! - *summaries*: every workspace's snapshot count and newest time
 //!   (`Catalog::workspace_summaries`), read again only when the catalog
 //!   files changed (size or mtime of `catalog.sqlite` and its WAL).
@@ -157,6 +157,9 @@ impl App {
     /// the last call.
     pub fn ticks(&self) -> Result<Ticks> {
         let mut t = self.ticks.lock().expect("ticks poisoned");
+        // Before the read: rows older than the chart's longest range are
+        // passed over as they stream by, not collected and trimmed after.
+        t.trim(timespec::now_ns());
         let reading = self.reading()?;
         let pack_bytes = reading.with_catalog(|cat| {
             cat.snapshot_additions_after(t.last_row, |row, time, added| t.add(row, time, added))?;
