@@ -21,7 +21,7 @@ use crate::timespec;
 /// HTTP 200 whatever the level (it is in `status` and `exit_code`).
 pub async fn api_status(State(app): State<Arc<App>>) -> Page {
     let (_, v) = blocking(&app, |app| Ok(app.status())).await?;
-    let body = serde_json::to_string_pretty(&v).unwrap_or_default();
+    let body = serde_json::to_string_pretty(&*v).unwrap_or_default();
     Ok((
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],
