@@ -59,12 +59,32 @@ pub struct Unique {
     started: Option<Instant>,
 }
 
+/// One status object, as the pages use it. At 10,000 workspaces the
+/// object takes ~20 MB as a `serde_json::Value` (a map per workspace) and
+/// 3 MB as text: it is kept as its text, which `/api/status` answers, and
+/// as a `Value` without the per-workspace list, which the dashboard reads;
+/// requests share it (`Arc`), never copy it.
+pub struct Status {
+    /// `serde_json::to_string_pretty` of the whole object.
+    pub json: axum::body::Bytes,
+    /// The object without its `workspaces` array.
+    pub summary: serde_json::Value,
+}
+
+impl Status {
+    fn new(mut v: serde_json::Value) -> Status {
+        let json = serde_json::to_string_pretty(&v).unwrap_or_default().into();
+        if let Some(o) = v.as_object_mut() {
+            o.remove("workspaces");
+        }
+        Status { json, summary: v }
+    }
+}
+
 /// The last status object made, and when.
 #[derive(Default)]
 struct StatusCache {
-    /// Shared, not copied, with each request: at 10,000 workspaces the
-    /// object takes ~20 MB in memory (a map per workspace).
-    made: Option<(Instant, Level, Arc<serde_json::Value>)>,
+    made: Option<(Instant, Level, Arc<Status>)>,
     running: bool,
 }
 
@@ -125,7 +145,7 @@ impl App {
     /// the one made before (at most [`STATUS_STALE`] old) is answered; its
     /// `checked_at` says when. At 10,000 workspaces one takes seconds
     /// (every workspace directory is listed), too long for each page.
-    pub fn status(&self) -> (Level, Arc<serde_json::Value>) {
+    pub fn status(&self) -> (Level, Arc<Status>) {
         let mut c = self.status.lock().expect("status poisoned");
         if let Some((made, level, v)) = &c.made {
             let age = made.elapsed();
@@ -138,8 +158,9 @@ impl App {
                         std::thread::spawn(move || {
                             let _busy = busy;
                             let (level, v) = f();
+                            let status = Arc::new(Status::new(v));
                             let mut c = cache.lock().expect("status poisoned");
-                            c.made = Some((Instant::now(), level, Arc::new(v)));
+                            c.made = Some((Instant::now(), level, status));
                             c.running = false;
                         });
                     }
@@ -148,7 +169,7 @@ impl App {
             }
         }
         let (level, v) = (self.status_fn)();
-        let v = Arc::new(v);
+        let v = Arc::new(Status::new(v));
         c.made = Some((Instant::now(), level, Arc::clone(&v)));
         (level, v)
     }
