@@ -43,8 +43,12 @@
 //! (`/usr/bin/time`): a full tick of every workspace after editing
 //! `notes.txt` in 1 % of them, a prune to 288 per workspace (frees version
 //! 0), a second full tick with no edits, a second prune (frees nothing),
-//! and `check`; the report also lists the generation's first snapshot and
-//! `check`. Set `CATALOG_SCALE_TICK_SAMPLE=N` to time the ticks on N named
+//! and `check`, with `status`, `list`, `forget`, `import-rsync
+//! --dry-run`, `stats` (per workspace and `--by-user`), `diff`, `restore`,
+//! `log` and `find --all` of one workspace between them; the report also
+//! lists the generation's first snapshot and `check`.
+//! `CATALOG_SCALE_STEPS=stats,diff` runs only the steps whose name
+//! contains one of those words (ticks and prunes take minutes). Set `CATALOG_SCALE_TICK_SAMPLE=N` to time the ticks on N named
 //! workspaces only (`--workspace`); the other workspaces then get their
 //! tick's snapshot by SQL (a copy of their newest row at the tick's time:
 //! what a no-change tick commits, recorded in a journal
@@ -799,21 +803,29 @@ fn main() {
         ];
         (name.into(), args.map(String::from).to_vec(), None)
     };
-    // A snapshot in the middle of a run of one root tree version: forgetting
-    // it frees nothing, so `forget` costs its lookup and transaction.
-    let forget_prefix = {
+    // The id prefix of the `nth` snapshot (oldest first) of `u00000/p5`.
+    let prefix_of = |nth: i64| -> String {
         let c = Connection::open(store.join("catalog.sqlite")).expect("open");
         let (user, project) = (b"u00000".to_vec(), b"p5".to_vec());
         let hash: Vec<u8> = c
             .query_row(
                 "SELECT s.snapshot_hash FROM snapshots s JOIN workspaces w ON w.id = s.workspace_id
-                 WHERE w.user = ?1 AND w.project = ?2 ORDER BY s.time_ns LIMIT 1 OFFSET 100",
-                params![user, project],
+                 WHERE w.user = ?1 AND w.project = ?2 ORDER BY s.time_ns LIMIT 1 OFFSET ?3",
+                params![user, project, nth],
                 |r| r.get(0),
             )
-            .expect("a snapshot to forget");
+            .expect("a snapshot of u00000/p5");
         Id::from_slice(&hash).expect("id").to_hex()[..12].to_string()
     };
+    // A snapshot in the middle of a run of one root tree version: forgetting
+    // it frees nothing, so `forget` costs its lookup and transaction.
+    let forget_prefix = prefix_of(100);
+    // Two snapshots of one workspace with different root trees (history
+    // versions 0 and 22: each has its own `history.bin`) for `diff`, and
+    // the newest, which `restore` writes out.
+    let (diff_from, diff_to) = (prefix_of(0), prefix_of(280));
+    let restore_target = work.join("restore-target");
+    let _ = fs::remove_dir_all(&restore_target);
     // An old rsync backup root of two directories (`import-rsync --dry-run`).
     let old_root = work.join("old-backups");
     for name in ["u00005_p5_20260101_000000", "u00007_p1_20260101_000500"] {
@@ -868,12 +880,55 @@ fn main() {
                 path_str(&old_root),
             ],
         ),
+        cmd("stats", &["stats"]),
+        cmd("stats --by-user", &["stats", "--by-user"]),
+        cmd(
+            "diff u00000/p5 (snapshots 1 and 281 of 288)",
+            &["diff", "u00000/p5", &diff_from, &diff_to],
+        ),
+        cmd(
+            "restore u00000/p5 (newest, to a new directory)",
+            &[
+                "restore",
+                "u00000/p5",
+                "--at",
+                "latest",
+                "--to",
+                path_str(&restore_target),
+            ],
+        ),
+        cmd(
+            "log u00000/p5 notes.txt (every snapshot)",
+            &["log", "u00000/p5", "notes.txt"],
+        ),
+        cmd(
+            "find u00000/p5 --all '*.csv'",
+            &["find", "u00000/p5", "*.csv", "--all"],
+        ),
         (
             "check (no --read-data)".into(),
             with_store(&["check".into()]),
             None,
         ),
     ];
+    // `CATALOG_SCALE_STEPS=stats,diff`: only the steps whose name contains
+    // one of these words (the others take minutes at 10,000 workspaces).
+    let only: Option<Vec<String>> = std::env::var("CATALOG_SCALE_STEPS")
+        .ok()
+        .map(|v| v.split(',').map(|w| w.trim().to_string()).collect());
+    let steps: Vec<_> = steps
+        .into_iter()
+        .filter(|(name, _, _)| {
+            only.as_ref()
+                .is_none_or(|words| words.iter().any(|w| name.contains(w.as_str())))
+        })
+        .collect();
+    if let Some(words) = &only {
+        let _ = writeln!(
+            report,
+            "only the steps named with {words:?} (CATALOG_SCALE_STEPS)\n"
+        );
+    }
     if let Some(n) = sample {
         let _ = writeln!(
             report,

@@ -249,6 +249,59 @@ impl Catalog {
         let rows = stmt.query_map([tree_row], |r| r.get(0)).map_err(&e)?;
         rows.collect::<rusqlite::Result<Vec<i64>>>().map_err(e)
     }
+
+    /// The `blobs` rows' span: how many there are, the lowest and the
+    /// highest row number (`None` when there is no blob).
+    pub(crate) fn blob_row_span(&self) -> Result<Option<(u64, i64, i64)>> {
+        let e = sql_err(&self.path);
+        // Three queries: min() and max() alone are each one b-tree step;
+        // count(*) walks the smallest index.
+        let one = |sql: &str| -> Result<Option<i64>> {
+            self.conn.query_row(sql, [], |r| r.get(0)).map_err(&e)
+        };
+        let (Some(lo), Some(hi)) = (
+            one("SELECT min(id) FROM blobs")?,
+            one("SELECT max(id) FROM blobs")?,
+        ) else {
+            return Ok(None);
+        };
+        let n = one("SELECT count(*) FROM blobs")?.unwrap_or(0);
+        Ok(Some((n.max(0) as u64, lo, hi)))
+    }
+
+    /// The stored length of the blob at `row` (`None`: not indexed).
+    pub(crate) fn blob_stored_len(&self, row: i64) -> Result<Option<u32>> {
+        let e = sql_err(&self.path);
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT stored_len FROM blobs WHERE id = ?1")
+            .map_err(&e)?;
+        let v: Option<i64> = stmt.query_row([row], |r| r.get(0)).optional().map_err(&e)?;
+        Ok(v.map(|v| u32::try_from(v.max(0)).unwrap_or(u32::MAX)))
+    }
+
+    /// The rows a tree or chunk list references, each with its stored
+    /// length (`None`: referenced but not indexed, a damaged catalog).
+    pub(crate) fn referenced_rows_sized(&self, tree_row: i64) -> Result<Vec<(i64, Option<u32>)>> {
+        let e = sql_err(&self.path);
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT t.blob_id, b.stored_len FROM tree_refs t
+                 LEFT JOIN blobs b ON b.id = t.blob_id WHERE t.tree_id = ?1",
+            )
+            .map_err(&e)?;
+        let rows = stmt
+            .query_map([tree_row], |r| {
+                let len: Option<i64> = r.get(1)?;
+                Ok((
+                    r.get(0)?,
+                    len.map(|v| u32::try_from(v.max(0)).unwrap_or(u32::MAX)),
+                ))
+            })
+            .map_err(&e)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(e)
+    }
 }
 
 /// Index one blob (a no-op if its id is indexed already).

@@ -2,9 +2,9 @@
 //! that keep page work bounded at 10,000 workspaces × 288 snapshots.
 //!
 //! - *ticks* ([`chart::Ticks`]): bytes added per minute of recorded time,
-//!   read once from every snapshot row, then only from rows committed
-//!   since (by row number). Rows that prune forgets stay counted: the
-//!   chart is history.
+//!   read once from every snapshot row (streamed; only the last 30 days'
+//!   minutes kept), then only from rows committed since (by row number).
+//!   Rows that prune forgets stay counted: the chart is history.
 //! - *summaries*: every workspace's snapshot count and newest time
 //!   (`Catalog::workspace_summaries`), read again only when the catalog
 //!   files changed (size or mtime of `catalog.sqlite` and its WAL).
@@ -14,9 +14,14 @@
 //!   slow for a request at scale; made on a background thread at start
 //!   and again when the catalog changed, at most every
 //!   [`UNIQUE_REFRESH`]. Pages show when the figures are from.
+//!
+//! The status object and the unique bytes are each made by one background
+//! task at a time, and never both at once (issue #18: `serve`'s peak RSS
+//! at 10,000 × 288 is the resident caches plus the larger of the two).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -54,10 +59,46 @@ pub struct Unique {
     started: Option<Instant>,
 }
 
+/// One status object, as the pages use it. At 10,000 workspaces the
+/// object takes ~20 MB as a `serde_json::Value` (a map per workspace) and
+/// 3 MB as text: it is kept as its text, which `/api/status` answers, and
+/// as a `Value` without the per-workspace list, which the dashboard reads;
+/// requests share it (`Arc`), never copy it.
+pub struct Status {
+    /// `serde_json::to_string_pretty` of the whole object.
+    pub json: axum::body::Bytes,
+    /// The object without its `workspaces` array.
+    pub summary: serde_json::Value,
+}
+
+impl Status {
+    fn new(mut v: serde_json::Value) -> Status {
+        let json = serde_json::to_string_pretty(&v).unwrap_or_default().into();
+        if let Some(o) = v.as_object_mut() {
+            o.remove("workspaces");
+        }
+        give_back_freed_heap();
+        Status { json, summary: v }
+    }
+}
+
+/// Return the heap pages freed by the status object's ~20 MB of small
+/// maps to the system. glibc keeps them otherwise, and the unique-bytes
+/// walk's one large table is mapped apart from them, so the two would
+/// add up in the server's peak RSS (issue #18).
+fn give_back_freed_heap() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only releases free memory of the allocator's
+    // arenas; it takes no pointer and is thread-safe.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// The last status object made, and when.
 #[derive(Default)]
 struct StatusCache {
-    made: Option<(Instant, Level, serde_json::Value)>,
+    made: Option<(Instant, Level, Arc<Status>)>,
     running: bool,
 }
 
@@ -70,6 +111,12 @@ pub struct App {
     ticks: Mutex<Ticks>,
     summaries: Mutex<Option<(Stamp, Arc<Vec<WorkspaceSummary>>)>>,
     unique: Arc<Mutex<Unique>>,
+    /// Set while a background task makes the status object or the unique
+    /// bytes: the two each take tens of MB at 10,000 workspaces × 288
+    /// snapshots, so one starts only while the other is not running (the
+    /// status answered meanwhile is at most [`STATUS_STALE`] old; the
+    /// unique bytes start with a later request).
+    background: Arc<AtomicBool>,
     store_dir: PathBuf,
 }
 
@@ -89,6 +136,7 @@ impl App {
             ticks: Mutex::new(Ticks::default()),
             summaries: Mutex::new(None),
             unique: Arc::new(Mutex::new(Unique::default())),
+            background: Arc::new(AtomicBool::new(false)),
             store_dir: store_dir.to_path_buf(),
         })
     }
@@ -111,27 +159,32 @@ impl App {
     /// the one made before (at most [`STATUS_STALE`] old) is answered; its
     /// `checked_at` says when. At 10,000 workspaces one takes seconds
     /// (every workspace directory is listed), too long for each page.
-    pub fn status(&self) -> (Level, serde_json::Value) {
+    pub fn status(&self) -> (Level, Arc<Status>) {
         let mut c = self.status.lock().expect("status poisoned");
         if let Some((made, level, v)) = &c.made {
             let age = made.elapsed();
             if age < STATUS_STALE {
-                let answer = (*level, v.clone());
+                let answer = (*level, Arc::clone(v));
                 if age >= STATUS_FRESH && !c.running {
-                    c.running = true;
-                    let (f, cache) = (self.status_fn.clone(), self.status.clone());
-                    std::thread::spawn(move || {
-                        let (level, v) = f();
-                        let mut c = cache.lock().expect("status poisoned");
-                        c.made = Some((Instant::now(), level, v));
-                        c.running = false;
-                    });
+                    if let Some(busy) = Busy::take(&self.background) {
+                        c.running = true;
+                        let (f, cache) = (self.status_fn.clone(), self.status.clone());
+                        std::thread::spawn(move || {
+                            let _busy = busy;
+                            let (level, v) = f();
+                            let status = Arc::new(Status::new(v));
+                            let mut c = cache.lock().expect("status poisoned");
+                            c.made = Some((Instant::now(), level, status));
+                            c.running = false;
+                        });
+                    }
                 }
                 return answer;
             }
         }
         let (level, v) = (self.status_fn)();
-        c.made = Some((Instant::now(), level, v.clone()));
+        let v = Arc::new(Status::new(v));
+        c.made = Some((Instant::now(), level, Arc::clone(&v)));
         (level, v)
     }
 
@@ -157,6 +210,9 @@ impl App {
     /// the last call.
     pub fn ticks(&self) -> Result<Ticks> {
         let mut t = self.ticks.lock().expect("ticks poisoned");
+        // Before the read: rows older than the chart's longest range are
+        // passed over as they stream by, not collected and trimmed after.
+        t.trim(timespec::now_ns());
         let reading = self.reading()?;
         let pack_bytes = reading.with_catalog(|cat| {
             cat.snapshot_additions_after(t.last_row, |row, time, added| t.add(row, time, added))?;
@@ -191,18 +247,24 @@ impl App {
 
     fn refresh_unique(self: &Arc<Self>) {
         let stamp = self.stamp();
+        let busy;
         {
             let mut u = self.unique.lock().expect("unique poisoned");
             let due = u.started.is_none_or(|s| s.elapsed() >= UNIQUE_REFRESH);
             if u.running || (u.stamp == stamp && u.made_ns.is_some()) || !due {
                 return;
             }
+            let Some(taken) = Busy::take(&self.background) else {
+                return;
+            };
+            busy = taken;
             u.running = true;
             u.started = Some(Instant::now());
         }
         let dir = self.store_dir.clone();
         let unique = self.unique.clone();
         std::thread::spawn(move || {
+            let _busy = busy;
             let result = Store::open(&dir).and_then(|s| crate::stats::stats(&s, None));
             let mut u = unique.lock().expect("unique poisoned");
             u.running = false;
@@ -220,5 +282,23 @@ impl App {
                 Err(e) => u.error = Some(e.to_string()),
             }
         });
+    }
+}
+
+/// The mark that one background task runs ([`App`]'s `background`),
+/// cleared when dropped (also when the task panics).
+struct Busy(Arc<AtomicBool>);
+
+impl Busy {
+    fn take(flag: &Arc<AtomicBool>) -> Option<Busy> {
+        flag.compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+            .then(|| Busy(flag.clone()))
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
     }
 }

@@ -7,7 +7,8 @@
 //! the bytes added are summed per minute, and a run of consecutive minutes
 //! that hold snapshots is one tick (a cron run every 5 minutes that takes
 //! under 4 leaves an empty minute before the next). Memory is one entry
-//! per minute that has snapshots, at most 30 days' worth (43,200).
+//! per minute that has snapshots, at most 30 days' worth (43,200): rows
+//! older than that are counted past as they are read, never kept.
 //!
 //! The store's size at a tick is *estimated*: today's pack bytes minus
 //! what every later tick added. What prune freed since is not known, so
@@ -34,6 +35,8 @@ pub struct Ticks {
     minutes: BTreeMap<i64, (u64, u64)>,
     /// The store's pack bytes now.
     pub pack_bytes: u64,
+    /// Minutes before this one are not kept ([`Ticks::trim`]).
+    oldest_minute: Option<i64>,
 }
 
 /// One tick: when its first snapshot was recorded, the bytes its
@@ -48,17 +51,22 @@ pub struct Tick {
 impl Ticks {
     pub fn add(&mut self, row: i64, time_ns: i64, added: u64) {
         self.last_row = self.last_row.max(row);
-        let m = self
-            .minutes
-            .entry(time_ns.div_euclid(MINUTE_NS))
-            .or_default();
+        let minute = time_ns.div_euclid(MINUTE_NS);
+        if self.oldest_minute.is_some_and(|o| minute < o) {
+            return;
+        }
+        let m = self.minutes.entry(minute).or_default();
         m.0 += added;
         m.1 += 1;
     }
 
-    /// Forget minutes older than the longest range.
+    /// Forget minutes older than the longest range, and from now on do
+    /// not keep them: called before rows are read, it bounds the map by
+    /// the range (at most 43,200 minutes, plus any in the future) however
+    /// many older snapshots the store holds.
     pub fn trim(&mut self, now_ns: i64) {
         let oldest = (now_ns - RANGES[RANGES.len() - 1].1).div_euclid(MINUTE_NS);
+        self.oldest_minute = Some(self.oldest_minute.map_or(oldest, |o| o.max(oldest)));
         self.minutes = self.minutes.split_off(&oldest);
     }
 
@@ -206,5 +214,17 @@ mod tests {
         );
         assert_eq!(t.last_row, 4);
         assert_eq!(t.since(base + 2 * MINUTE_NS).len(), 1);
+    }
+
+    #[test]
+    fn rows_older_than_the_longest_range_are_not_kept_once_trimmed() {
+        let now = 100 * DAY_NS;
+        let mut t = Ticks::default();
+        t.trim(now);
+        t.add(1, now - 31 * DAY_NS, 5);
+        t.add(2, now - DAY_NS, 7);
+        assert_eq!(t.minutes.len(), 1);
+        assert_eq!(t.last_row, 2);
+        assert_eq!(t.since(0).iter().map(|k| k.added).sum::<u64>(), 7);
     }
 }

@@ -21,11 +21,10 @@ use crate::timespec;
 /// HTTP 200 whatever the level (it is in `status` and `exit_code`).
 pub async fn api_status(State(app): State<Arc<App>>) -> Page {
     let (_, v) = blocking(&app, |app| Ok(app.status())).await?;
-    let body = serde_json::to_string_pretty(&v).unwrap_or_default();
     Ok((
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],
-        body,
+        v.json.clone(),
     )
         .into_response())
 }
@@ -43,6 +42,7 @@ pub async fn page(State(app): State<Arc<App>>, Query(q): Query<Params>) -> Page 
         Ok((v, app.ticks()?))
     })
     .await?;
+    let status = &status.summary;
     let now = timespec::now_ns();
     let s = |k: &str| status.get(k).and_then(Value::as_str).unwrap_or("");
     let n = |v: &Value, k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);

@@ -31,9 +31,13 @@
 //! tag only moves none → workspace → shared, and each move lists its
 //! children once, so the walk costs O(B + E) (B indexed blobs, E `tree_refs`
 //! rows: at most two primary-key lookups per tree or chunk list), however
-//! many snapshots share a tree. Memory is O(B): about 21 bytes per blob
-//! (row id, sizes, kind, tag), e.g. ~210 MB for 10 million blobs; snapshot
-//! rows are streamed, never collected.
+//! many snapshots share a tree. Memory is one 32-bit tag per blob (kind
+//! and owner, `tags.rs`) found by row number through a bitmap of the rows:
+//! about 4.2 bytes per blob, ~43 MB for 10 million (8 bytes more per blob
+//! than that only when row numbers are very sparse, see `tags.rs`). Sizes
+//! are not held: once the walk is done, one more pass over `blobs` in row
+//! order adds each blob's sizes to the figures of its tag. Snapshot rows
+//! are streamed, never collected.
 
 use std::collections::HashMap;
 
@@ -42,6 +46,10 @@ use crate::error::{Error, Missing, Object, Result};
 use crate::pack::{self, BlobKind};
 use crate::store::Store;
 use crate::workspace::WorkspaceName;
+
+mod tags;
+
+use tags::{group_tag, Seen, Tags, NONE, SHARED};
 
 /// Per-workspace figures.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -129,31 +137,6 @@ fn ratio(a: u64, b: u64) -> Option<f64> {
     (b > 0).then(|| a as f64 / b as f64)
 }
 
-const NONE: u32 = 0;
-const SHARED: u32 = u32::MAX;
-
-/// Every indexed blob, by position (rows ascending).
-struct Blobs {
-    rows: Vec<i64>,
-    kind: Vec<BlobKind>,
-    stored: Vec<u32>,
-    raw: Vec<u32>,
-    owner: Vec<u32>,
-}
-
-impl Blobs {
-    fn index(&self, row: i64) -> Result<usize> {
-        self.rows.binary_search(&row).map_err(|_| {
-            Error::corrupt_as("a snapshot or tree references it, but it is not indexed").within(
-                Object::CatalogRow {
-                    table: "blobs",
-                    row,
-                },
-            )
-        })
-    }
-}
-
 /// Compute the figures; `only` restricts the per-workspace list (the
 /// store-wide figures always cover the whole store).
 pub fn stats(store: &Store, only: Option<&WorkspaceName>) -> Result<StatsReport> {
@@ -161,67 +144,82 @@ pub fn stats(store: &Store, only: Option<&WorkspaceName>) -> Result<StatsReport>
     pinned.with(|cat| compute(cat, only))
 }
 
-/// Every indexed blob, without owner.
-fn load_blobs(cat: &Catalog) -> Result<Blobs> {
-    let mut blobs = Blobs {
-        rows: Vec::new(),
-        kind: Vec::new(),
-        stored: Vec::new(),
-        raw: Vec::new(),
-        owner: Vec::new(),
-    };
+/// The store-wide figures of the blobs some group reached (owner set),
+/// and each group's unique bytes (`unique(group index, record bytes,
+/// is content)`): one pass over `blobs` in row order, sizes read as they
+/// come, none held.
+fn tally(
+    cat: &Catalog,
+    report: &mut StatsReport,
+    tags: &Tags,
+    mut unique: impl FnMut(usize, u64, bool),
+) -> Result<()> {
+    let mut i = 0usize;
+    let mut mismatch = None;
     cat.for_each_blob_size(|b| {
-        blobs.rows.push(b.row);
-        blobs.kind.push(b.kind);
-        blobs.stored.push(b.stored_len);
-        blobs.raw.push(b.raw_len);
-        blobs.owner.push(NONE);
-    })?;
-    Ok(blobs)
-}
-
-/// The store-wide figures of the blobs some group reaches (owner set).
-fn tally_reachable(report: &mut StatsReport, blobs: &Blobs) {
-    for i in 0..blobs.rows.len() {
-        if blobs.owner[i] == NONE {
-            report.unreferenced_blobs += 1;
-            continue;
+        // The same read view as `Tags::load`: the same rows in the same
+        // order (checked, not assumed).
+        if mismatch.is_some() {
+            return;
         }
-        report.referenced_bytes += pack::record_bytes(u64::from(blobs.stored[i]));
-        if blobs.kind[i] == BlobKind::Chunk {
+        if tags.index(b.row).ok() != Some(i) {
+            mismatch = Some(b.row);
+            return;
+        }
+        let o = tags.owner(i);
+        i += 1;
+        if o == NONE {
+            report.unreferenced_blobs += 1;
+            return;
+        }
+        let record = pack::record_bytes(u64::from(b.stored_len));
+        report.referenced_bytes += record;
+        let content = b.kind == BlobKind::Chunk;
+        if content {
             report.chunks += 1;
-            report.chunk_raw_bytes += u64::from(blobs.raw[i]);
-            report.chunk_stored_bytes += u64::from(blobs.stored[i]);
+            report.chunk_raw_bytes += u64::from(b.raw_len);
+            report.chunk_stored_bytes += u64::from(b.stored_len);
         } else {
             report.metadata_blobs += 1;
-            report.metadata_stored_bytes += u64::from(blobs.stored[i]);
+            report.metadata_stored_bytes += u64::from(b.stored_len);
         }
+        if o != SHARED {
+            unique((o - 1) as usize, record, content);
+        }
+    })?;
+    match mismatch {
+        None if i == tags.len() => Ok(()),
+        row => Err(Error::corrupt_as(
+            "the blobs table changed between two reads of one pinned view",
+        )
+        .within(Object::CatalogRow {
+            table: "blobs",
+            row: row.unwrap_or(-1),
+        })),
     }
 }
 
 fn compute(cat: &Catalog, only: Option<&WorkspaceName>) -> Result<StatsReport> {
-    let mut blobs = load_blobs(cat)?;
+    let mut tags = Tags::load(cat)?;
     let names = cat.workspace_names()?;
 
     let mut report = StatsReport {
         pack_bytes: cat.pack_bytes()?,
         ..StatsReport::default()
     };
-    // Per workspace, in catalog order: (row, figures); tags are index + 1.
-    let mut per_ws: Vec<(i64, WorkspaceStats)> = Vec::new();
+    // Per workspace, in catalog order; tags are index + 1.
+    let mut per_ws: Vec<WorkspaceStats> = Vec::new();
     let mut group: Vec<SnapshotRoot> = Vec::new();
-    let mut stack: Vec<(usize, bool)> = Vec::new();
+    // (blob row, propagate_shared): see the module doc.
+    let mut stack: Vec<(i64, bool)> = Vec::new();
     let mut finish_group = |group: &mut Vec<SnapshotRoot>,
-                            per_ws: &mut Vec<(i64, WorkspaceStats)>,
-                            blobs: &mut Blobs|
+                            per_ws: &mut Vec<WorkspaceStats>,
+                            tags: &mut Tags|
      -> Result<()> {
         let Some(first) = group.first().copied() else {
             return Ok(());
         };
-        let tag = u32::try_from(per_ws.len() + 1)
-            .ok()
-            .filter(|t| *t != SHARED)
-            .ok_or_else(|| Error::corrupt_as("more workspaces than stats can count"))?;
+        let tag = group_tag(per_ws.len(), "workspaces")?;
         let name = names.get(&first.workspace_row).cloned().ok_or_else(|| {
             Error::corrupt_as("a snapshot names it, but it is not in the table").within(
                 Object::CatalogRow {
@@ -240,33 +238,33 @@ fn compute(cat: &Catalog, only: Option<&WorkspaceName>) -> Result<StatsReport> {
         };
         for s in group.iter() {
             ws.total_size_bytes += s.size_bytes;
-            stack.push((blobs.index(s.root_row)?, false));
+            stack.push((s.root_row, false));
         }
-        // (blob, propagate_shared): see the module doc.
-        while let Some((i, propagate)) = stack.pop() {
-            let o = blobs.owner[i];
+        while let Some((row, propagate)) = stack.pop() {
+            let i = tags.index(row)?;
+            let o = tags.owner(i);
             let descend = if propagate {
                 if o == SHARED {
                     false
                 } else {
-                    blobs.owner[i] = SHARED;
+                    tags.set_owner(i, SHARED);
                     true
                 }
             } else if o == NONE {
-                blobs.owner[i] = tag;
+                tags.set_owner(i, tag);
                 true
             } else if o == tag || o == SHARED {
                 false
             } else {
-                blobs.owner[i] = SHARED;
-                stack_children(cat, blobs, i, true, &mut stack)?;
+                tags.set_owner(i, SHARED);
+                stack_children(cat, tags, row, i, true, &mut stack)?;
                 false
             };
             if descend {
-                stack_children(cat, blobs, i, propagate, &mut stack)?;
+                stack_children(cat, tags, row, i, propagate, &mut stack)?;
             }
         }
-        per_ws.push((first.workspace_row, ws));
+        per_ws.push(ws);
         group.clear();
         Ok(())
     };
@@ -277,28 +275,23 @@ fn compute(cat: &Catalog, only: Option<&WorkspaceName>) -> Result<StatsReport> {
             .first()
             .is_some_and(|g| g.workspace_row != s.workspace_row)
         {
-            finish_group(&mut group, &mut per_ws, &mut blobs)?;
+            finish_group(&mut group, &mut per_ws, &mut tags)?;
         }
         group.push(s);
         Ok(())
     })?;
-    finish_group(&mut group, &mut per_ws, &mut blobs)?;
+    finish_group(&mut group, &mut per_ws, &mut tags)?;
 
-    tally_reachable(&mut report, &blobs);
-    let record = |i: usize| pack::record_bytes(u64::from(blobs.stored[i]));
-    for i in 0..blobs.rows.len() {
-        let o = blobs.owner[i];
-        if o != NONE && o != SHARED {
-            let ws = &mut per_ws[(o - 1) as usize].1;
-            ws.unique_bytes += record(i);
-            if blobs.kind[i] == BlobKind::Chunk {
-                ws.unique_content_bytes += record(i);
-            }
+    tally(cat, &mut report, &tags, |w, record, content| {
+        let ws = &mut per_ws[w];
+        ws.unique_bytes += record;
+        if content {
+            ws.unique_content_bytes += record;
         }
-    }
+    })?;
     report.workspace_count = per_ws.len() as u64;
-    report.latest_logical_bytes = per_ws.iter().map(|(_, w)| w.latest_size_bytes).sum();
-    let mut list: Vec<WorkspaceStats> = per_ws.into_iter().map(|(_, w)| w).collect();
+    report.latest_logical_bytes = per_ws.iter().map(|w| w.latest_size_bytes).sum();
+    let mut list = per_ws;
     list.sort_by(|a, b| a.workspace.cmp(&b.workspace));
     if let Some(w) = only {
         list.retain(|s| &s.workspace == w);
@@ -319,14 +312,17 @@ fn compute(cat: &Catalog, only: Option<&WorkspaceName>) -> Result<StatsReport> {
 /// *stored* on its first visit and takes the user as owner, or becomes
 /// shared when another user owned it. The cost is O(Σ reachable blobs of
 /// each user): every blob once, plus once more for each further user that
-/// reaches it; memory is O(B) (8 more bytes per blob than [`stats`]).
+/// reaches it. The user's *stored* needs each entered blob's size during
+/// the walk: it comes with the child's row from `tree_refs` joined to
+/// `blobs`, so memory stays [`stats`]' tags plus one bit per blob (the
+/// blobs the walking user entered, emptied after each user).
 pub fn stats_by_user(store: &Store, only: Option<&[u8]>) -> Result<StatsReport> {
     let pinned = PinnedCatalog::open(&store.catalog_path())?;
     pinned.with(|cat| compute_by_user(cat, only))
 }
 
 fn compute_by_user(cat: &Catalog, only: Option<&[u8]>) -> Result<StatsReport> {
-    let mut blobs = load_blobs(cat)?;
+    let mut tags = Tags::load(cat)?;
     let names = cat.workspace_names()?;
     let mut report = StatsReport {
         pack_bytes: cat.pack_bytes()?,
@@ -384,52 +380,57 @@ fn compute_by_user(cat: &Catalog, only: Option<&[u8]>) -> Result<StatsReport> {
     roots.sort_unstable();
     roots.dedup();
 
-    // The last user (tag) that entered each blob.
-    let mut seen = vec![NONE; blobs.rows.len()];
-    let mut stack: Vec<usize> = Vec::new();
+    // The blobs the walking user entered; (row, stored length) to enter.
+    let mut seen = Seen::new(tags.len());
+    let mut stack: Vec<(i64, u32)> = Vec::new();
+    let not_indexed = |row: i64| {
+        Error::corrupt_as("a snapshot or tree references it, but it is not indexed").within(
+            Object::CatalogRow {
+                table: "blobs",
+                row,
+            },
+        )
+    };
     for group in roots.chunk_by(|a, b| a.0 == b.0) {
         let u = group[0].0;
-        let tag = u32::try_from(u + 1)
-            .ok()
-            .filter(|t| *t != SHARED)
-            .ok_or_else(|| Error::corrupt_as("more users than stats can count"))?;
+        let tag = group_tag(u, "users")?;
         for (_, root) in group {
-            stack.push(blobs.index(*root)?);
+            let len = cat
+                .blob_stored_len(*root)?
+                .ok_or_else(|| not_indexed(*root))?;
+            stack.push((*root, len));
         }
-        while let Some(i) = stack.pop() {
-            if seen[i] == tag {
+        while let Some((row, stored)) = stack.pop() {
+            let i = tags.index(row)?;
+            if !seen.insert(i) {
                 continue;
             }
-            seen[i] = tag;
-            let record = pack::record_bytes(u64::from(blobs.stored[i]));
+            let record = pack::record_bytes(u64::from(stored));
             users[u].stored_bytes += record;
-            if blobs.kind[i] == BlobKind::Chunk {
+            if !tags.has_refs(i) {
                 users[u].stored_content_bytes += record;
             }
-            blobs.owner[i] = match blobs.owner[i] {
+            let owner = match tags.owner(i) {
                 NONE => tag,
                 o if o == tag => tag,
                 _ => SHARED,
             };
-            if blobs.kind[i].has_refs() {
-                for child in cat.referenced_rows(blobs.rows[i])? {
-                    stack.push(blobs.index(child)?);
+            tags.set_owner(i, owner);
+            if tags.has_refs(i) {
+                for (child, len) in cat.referenced_rows_sized(row)? {
+                    stack.push((child, len.ok_or_else(|| not_indexed(child))?));
                 }
             }
         }
+        seen.clear();
     }
-    tally_reachable(&mut report, &blobs);
-    for i in 0..blobs.rows.len() {
-        let o = blobs.owner[i];
-        if o != NONE && o != SHARED {
-            let user = &mut users[(o - 1) as usize];
-            let record = pack::record_bytes(u64::from(blobs.stored[i]));
-            user.unique_bytes += record;
-            if blobs.kind[i] == BlobKind::Chunk {
-                user.unique_content_bytes += record;
-            }
+    tally(cat, &mut report, &tags, |u, record, content| {
+        let user = &mut users[u];
+        user.unique_bytes += record;
+        if content {
+            user.unique_content_bytes += record;
         }
-    }
+    })?;
     users.sort_by(|a, b| a.user.cmp(&b.user));
     if let Some(user) = only {
         users.retain(|u| u.user == user);
@@ -454,18 +455,21 @@ fn add_latest(
     }
 }
 
+/// Push the children of the blob at `row` (position `i`) with `propagate`.
 fn stack_children(
     cat: &Catalog,
-    blobs: &Blobs,
+    tags: &Tags,
+    row: i64,
     i: usize,
     propagate: bool,
-    stack: &mut Vec<(usize, bool)>,
+    stack: &mut Vec<(i64, bool)>,
 ) -> Result<()> {
-    if !blobs.kind[i].has_refs() {
-        return Ok(());
-    }
-    for child in cat.referenced_rows(blobs.rows[i])? {
-        stack.push((blobs.index(child)?, propagate));
+    if tags.has_refs(i) {
+        stack.extend(
+            cat.referenced_rows(row)?
+                .into_iter()
+                .map(|child| (child, propagate)),
+        );
     }
     Ok(())
 }
