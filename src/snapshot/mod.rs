@@ -28,6 +28,7 @@
 mod parent;
 mod pipeline;
 mod prewalk;
+mod queued;
 pub mod reuse;
 mod run;
 mod source;

@@ -9,6 +9,7 @@
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use crossbeam_channel::Sender;
 use rayon::prelude::*;
@@ -20,7 +21,7 @@ use crate::error::Result;
 use crate::id::{ChunkId, Id};
 use crate::model::StoreParams;
 use crate::pack::{self, BlobKind};
-use crate::snapshot::writer::{Msg, Pending};
+use crate::snapshot::writer::{Msg, Pending, QueuedBytes};
 use crate::store::Store;
 
 /// How many times a file that changes while read is tried.
@@ -33,6 +34,8 @@ pub(crate) struct BlobSink<'a> {
     pub lookup: &'a CatalogPool,
     pub pending: &'a Pending,
     pub tx: Sender<Msg>,
+    /// Bounds the blob bytes `tx` holds.
+    pub queued: Arc<QueuedBytes>,
     pub zstd_level: i32,
 }
 
@@ -66,6 +69,9 @@ impl BlobSink<'_> {
         }
         let (header, payload) = pack::new_record(kind, id, raw, self.zstd_level);
         let added = pack::record_bytes(payload.len() as u64);
+        if !self.queued.add(payload.len() as u64) {
+            return Err(writer_stopped());
+        }
         self.send(Msg::Blob {
             header,
             payload,
@@ -75,13 +81,15 @@ impl BlobSink<'_> {
     }
 
     fn send(&self, msg: Msg) -> Result<()> {
-        self.tx.send(msg).map_err(|_| {
-            crate::error::Error::store_write(
-                "writer thread",
-                io::Error::other("the store writer stopped"),
-            )
-        })
+        self.tx.send(msg).map_err(|_| writer_stopped())
     }
+}
+
+fn writer_stopped() -> crate::error::Error {
+    crate::error::Error::store_write(
+        "writer thread",
+        io::Error::other("the store writer stopped"),
+    )
 }
 
 /// A file's content as stored.

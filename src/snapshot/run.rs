@@ -146,6 +146,7 @@ fn run_in_pool(
         lookup: &pool,
         pending: &pending,
         tx: writer.sender(),
+        queued: writer.queued_bytes(),
         zstd_level: params.zstd_level,
     };
     let mut reports = carried;

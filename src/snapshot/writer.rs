@@ -1,5 +1,6 @@
 //! The single writer of a run: owns the open pack and the catalog write
-//! connection, fed by a bounded channel (which also bounds memory).
+//! connection, fed by a bounded channel and a bound on the blob bytes
+//! queued in it ([`QueuedBytes`]), which together bound its memory.
 //!
 //! Snapshots are committed in groups: a workspace's commit request queues
 //! its row, and the queue is written when it holds [`GROUP_ROWS`] rows, when
@@ -38,6 +39,8 @@ use crate::id::Id;
 use crate::journal::RunJournal;
 use crate::model::{RunRow, SnapshotRow};
 use crate::pack::{BlobKind, PackWriter, RecordHeader};
+use crate::snapshot::queued::CloseOnDrop;
+pub(crate) use crate::snapshot::queued::QueuedBytes;
 use crate::timespec;
 
 /// Ids claimed by some worker in this run and not yet visible in the catalog.
@@ -81,6 +84,7 @@ pub(crate) struct Refused {
 
 pub(crate) struct Writer {
     tx: Sender<Msg>,
+    queued: Arc<QueuedBytes>,
     handle: Option<JoinHandle<()>>,
 }
 
@@ -89,10 +93,8 @@ pub(crate) const GROUP_ROWS: usize = 1000;
 /// …or once its oldest snapshot has waited this long.
 pub(crate) const GROUP_AGE: Duration = Duration::from_secs(10);
 
-/// Messages in flight; with chunks of at most 128 KiB this bounds queued
-/// data to 8 MiB; with the 4 MiB chunks a large-file tier may allow
-/// (`chunker::MAX_TIER_CHUNK_BYTES`, the default's top tier) to 256 MiB,
-/// a bound, not a typical size (a 1 MiB-average tier's chunks are ~1 MiB).
+/// Messages in flight: with chunks of at most 128 KiB, 8 MiB of data
+/// (the bytes are bounded apart, [`QueuedBytes`]).
 const QUEUE: usize = 64;
 
 impl Writer {
@@ -104,10 +106,13 @@ impl Writer {
         target_bytes: u64,
     ) -> Writer {
         let (tx, rx) = bounded(QUEUE);
+        let queued = Arc::new(QueuedBytes::new());
+        let close = CloseOnDrop(queued.clone());
         let checkpointer = Checkpointer::spawn(&catalog);
         let handle = std::thread::Builder::new()
             .name("wsnap-writer".into())
             .spawn(move || {
+                let _close = close;
                 WriterState {
                     catalog,
                     packs,
@@ -127,18 +132,25 @@ impl Writer {
                     failure: None,
                     first_error: None,
                     checkpointer,
+                    queued: _close.0.clone(),
                 }
                 .run(rx)
             })
             .expect("spawning the writer thread");
         Writer {
             tx,
+            queued,
             handle: Some(handle),
         }
     }
 
     pub fn sender(&self) -> Sender<Msg> {
         self.tx.clone()
+    }
+
+    /// What a sender of blobs counts them in (see [`QueuedBytes`]).
+    pub fn queued_bytes(&self) -> Arc<QueuedBytes> {
+        self.queued.clone()
     }
 
     fn request<T>(&self, make: impl FnOnce(Sender<T>) -> Msg) -> Result<T> {
@@ -247,6 +259,7 @@ struct WriterState {
     failure: Option<String>,
     first_error: Option<Error>,
     checkpointer: Option<Checkpointer>,
+    queued: Arc<QueuedBytes>,
 }
 
 /// The thread that checkpoints the catalog beside the writer: a group
@@ -310,6 +323,7 @@ impl WriterState {
                         let r = self.append(header, &payload, refs);
                         self.latch(r);
                     }
+                    self.queued.take(payload.len() as u64);
                 }
                 Msg::Known { id, refs } => {
                     if self.failure.is_none() {
