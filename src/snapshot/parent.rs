@@ -14,6 +14,8 @@ use crate::id::TreeId;
 use crate::store::Store;
 use crate::tree::{Entry, Tree, TreeBlob, TreeIndex};
 
+use super::traverse::Snapped;
+
 pub(super) enum ParentDir {
     None,
     Flat(Tree),
@@ -103,6 +105,20 @@ impl ParentDir {
         let i = index.piece_for(&entries.first()?.name)?;
         let t = loaded.get(&i)?.as_ref()?;
         (t.entries == entries).then_some(index.pieces[i].tree)
+    }
+
+    /// Whether `entries` (the walk's, in name order) are exactly this
+    /// small directory's, each the very entry [`ParentDir::find`] gave: then
+    /// the directory's tree is the parent's, byte for byte.
+    pub fn is_all_of(&self, entries: &[Snapped<'_>]) -> bool {
+        let ParentDir::Flat(t) = self else {
+            return false;
+        };
+        entries.len() == t.entries.len()
+            && entries
+                .iter()
+                .zip(&t.entries)
+                .all(|(e, p)| matches!(e, Snapped::Same(s) if std::ptr::eq(*s, p)))
     }
 
     /// Whether a piece with this id was read back from the parent (so the

@@ -17,9 +17,27 @@ use super::super::pipeline::{self, BlobSink, Counters};
 use super::super::reuse::{self, StatKey};
 use super::{entry_from, snap_dir, WalkCtx};
 
+/// What a walk makes of one directory entry: the parent's very entry when
+/// the new one would equal it field for field (nothing copied; a directory
+/// all of whose entries are `Same` is the parent's tree, see `snap_dir`),
+/// or a new entry.
+pub(in crate::snapshot) enum Snapped<'p> {
+    Same(&'p Entry),
+    New(Entry),
+}
+
+impl Snapped<'_> {
+    pub(in crate::snapshot) fn into_owned(self) -> Entry {
+        match self {
+            Snapped::Same(e) => e.clone(),
+            Snapped::New(e) => e,
+        }
+    }
+}
+
 /// What became of one directory entry.
-enum Taken {
-    Stored(Entry),
+enum Taken<'p> {
+    Stored(Snapped<'p>),
     /// Not stored: deleted, excluded, special, or skipped (recorded).
     Nothing,
     /// The object opened was not the one `fstatat` listed (swapped since):
@@ -31,14 +49,14 @@ enum Taken {
 /// swapped between its `fstatat` and its open is looked at again, up to
 /// [`pipeline::READ_ATTEMPTS`] times, then skipped: what is stored is
 /// always what was listed, never what a symlink swapped in points to.
-pub(super) fn snap_entry(
+pub(super) fn snap_entry<'p>(
     ctx: &WalkCtx<'_>,
     dir: &Dir,
     dir_rel: &[u8],
     name: &[u8],
-    parent: &ParentDir,
+    parent: &'p ParentDir,
     depth: usize,
-) -> Result<Option<Entry>> {
+) -> Result<Option<Snapped<'p>>> {
     if ctx.needs_read.load(Ordering::Relaxed) {
         return Ok(None); // a prewalk that gave up
     }
@@ -74,16 +92,49 @@ pub(super) fn snap_entry(
     Ok(None)
 }
 
+/// The entry of `name` as `st` describes it, with `size` and `kind`: the
+/// parent's own entry `p` when it would be equal to it.
+fn made<'p>(
+    p: Option<&'p Entry>,
+    name: &[u8],
+    st: &Stat,
+    size: u64,
+    kind: EntryKind,
+) -> Snapped<'p> {
+    match p {
+        Some(p) if unchanged(p, st, size, &kind) => Snapped::Same(p),
+        _ => Snapped::New(entry_from(name.to_vec(), st, size, kind)),
+    }
+}
+
+/// Whether `entry_from(p.name, st, size, kind)` would equal `p` (every
+/// field: flags, mode, times, inode, owner, size, kind).
+fn unchanged(p: &Entry, st: &Stat, size: u64, kind: &EntryKind) -> bool {
+    same_fields(p, st, size) && p.kind == *kind
+}
+
+/// [`unchanged`] but for the kind.
+fn same_fields(p: &Entry, st: &Stat, size: u64) -> bool {
+    p.flags == 0
+        && p.mode == st.perm()
+        && p.mtime_ns == st.mtime_ns
+        && p.ctime_ns == st.ctime_ns
+        && p.inode == st.ino
+        && p.uid == st.uid
+        && p.gid == st.gid
+        && p.size == size
+}
+
 /// Store the object `seen` (what `fstatat(dir, name)` said).
-fn take_entry(
+fn take_entry<'p>(
     ctx: &WalkCtx<'_>,
     dir: &Dir,
     name: &[u8],
     rel: &[u8],
     seen: &Stat,
-    parent_entry: Option<&Entry>,
+    parent_entry: Option<&'p Entry>,
     depth: usize,
-) -> Result<Taken> {
+) -> Result<Taken<'p>> {
     let kind = seen.kind();
     if ctx.excludes.is_excluded(rel, kind == Kind::Dir) {
         ctx.stats.excluded.fetch_add(1, Ordering::Relaxed);
@@ -113,7 +164,7 @@ fn take_entry(
             Ok(match snap_dir(ctx, sub, rel, parent_sub, depth + 1)?.0 {
                 Some(tree) => {
                     ctx.stats.dirs.fetch_add(1, Ordering::Relaxed);
-                    Taken::Stored(entry_from(name.to_vec(), &now, 0, EntryKind::Dir { tree }))
+                    Taken::Stored(made(parent_entry, name, &now, 0, EntryKind::Dir { tree }))
                 }
                 None => Taken::Nothing,
             })
@@ -131,8 +182,9 @@ fn take_entry(
             }
             ctx.stats.symlinks.fetch_add(1, Ordering::Relaxed);
             let size = target.len() as u64;
-            Ok(Taken::Stored(entry_from(
-                name.to_vec(),
+            Ok(Taken::Stored(made(
+                parent_entry,
+                name,
                 seen,
                 size,
                 EntryKind::Symlink { target },
@@ -156,12 +208,17 @@ fn take_entry(
                 ctx.stats.files.fetch_add(1, Ordering::Relaxed);
                 ctx.stats.size_bytes.fetch_add(p.size, Ordering::Relaxed);
                 ctx.progress(1, p.size);
-                return Ok(Taken::Stored(entry_from(
+                // The parent's entry itself when mode and owner are the
+                // same too: nothing copied.
+                if same_fields(p, seen, p.size) {
+                    return Ok(Taken::Stored(Snapped::Same(p)));
+                }
+                return Ok(Taken::Stored(Snapped::New(entry_from(
                     name.to_vec(),
                     seen,
                     p.size,
                     p.kind.clone(),
-                )));
+                ))));
             }
             let Some(sink) = ctx.sink else {
                 // A prewalk reads no file: the full walk will.
@@ -198,7 +255,7 @@ fn take_entry(
                     false,
                 );
             }
-            Ok(Taken::Stored(e))
+            Ok(Taken::Stored(Snapped::New(e)))
         }
     }
 }
