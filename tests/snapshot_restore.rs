@@ -425,7 +425,8 @@ fn mode_or_owner_changes_alone_make_new_trees() {
     wait_out_racy_window(&ws);
     let first = env.snapshot_ws("carol/meta", &[]);
     assert_eq!(u(&first, "files"), 4, "{first:#}");
-    let changes: [(&str, fn(&Path)); 4] = [
+    type Change = (&'static str, fn(&Path));
+    let changes: [Change; 4] = [
         ("file mode, deep", |ws| {
             set_mode(&ws.join("a/b/two.txt"), 0o600)
         }),

@@ -351,15 +351,19 @@ pub(super) fn snap_dir(
                 entries
             }
             (None, Some(dir)) => {
-                let entry = |name: &Vec<u8>| snap_entry(ctx, dir, rel, name, &parent_dir, depth);
+                let found = parent_dir.find_sorted(batch);
+                let entry = |i: usize| snap_entry(ctx, dir, rel, &batch[i], found[i], depth);
                 // A prewalk only stats: a small directory costs less than
                 // handing its entries to other threads (prewalks of other
                 // workspaces keep them busy).
                 let entries: Vec<Option<Snapped>> =
                     if ctx.sink.is_none() && batch.len() < PREWALK_PAR_MIN {
-                        batch.iter().map(entry).collect::<Result<_>>()?
+                        (0..batch.len()).map(entry).collect::<Result<_>>()?
                     } else {
-                        batch.par_iter().map(entry).collect::<Result<_>>()?
+                        (0..batch.len())
+                            .into_par_iter()
+                            .map(entry)
+                            .collect::<Result<_>>()?
                     };
                 let entries: Vec<Snapped> = entries.into_iter().flatten().collect();
                 if let (Some(id), true) = (parent, whole) {
@@ -446,7 +450,9 @@ fn snap_deep(
         let Some((sub, now)) = opened else {
             // Not a directory (or swapped, or gone): the ordinary path,
             // which looks again and records what it finds.
-            entries.extend(snap_entry(ctx, &d, rel, name, parent, depth)?.map(Snapped::into_owned));
+            entries.extend(
+                snap_entry(ctx, &d, rel, name, parent_entry, depth)?.map(Snapped::into_owned),
+            );
             *cur = Some(d);
             continue;
         };

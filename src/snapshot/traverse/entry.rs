@@ -12,7 +12,6 @@ use crate::id::ChunkId;
 use crate::pack::BlobKind;
 use crate::tree::{Entry, EntryKind, FileContent, FLAG_CHANGED_DURING_READ};
 
-use super::super::parent::ParentDir;
 use super::super::pipeline::{self, BlobSink, Counters};
 use super::super::reuse::{self, StatKey};
 use super::{entry_from, snap_dir, WalkCtx};
@@ -35,6 +34,19 @@ impl Snapped<'_> {
     }
 }
 
+/// An entry's path relative to the workspace root, as its directory's and
+/// its name: joined only when a skip or a subdirectory needs it.
+struct Rel<'a> {
+    dir: &'a [u8],
+    name: &'a [u8],
+}
+
+impl Rel<'_> {
+    fn path(&self) -> Vec<u8> {
+        crate::tree::join_rel(self.dir, self.name)
+    }
+}
+
 /// What became of one directory entry.
 enum Taken<'p> {
     Stored(Snapped<'p>),
@@ -45,7 +57,8 @@ enum Taken<'p> {
     Replaced,
 }
 
-/// Snapshot entry `name` of `dir`. An entry whose object keeps being
+/// Snapshot entry `name` of `dir` (the parent snapshot's entry of that
+/// name is `parent_entry`). An entry whose object keeps being
 /// swapped between its `fstatat` and its open is looked at again, up to
 /// [`pipeline::READ_ATTEMPTS`] times, then skipped: what is stored is
 /// always what was listed, never what a symlink swapped in points to.
@@ -54,24 +67,24 @@ pub(super) fn snap_entry<'p>(
     dir: &Dir,
     dir_rel: &[u8],
     name: &[u8],
-    parent: &'p ParentDir,
+    parent_entry: Option<&'p Entry>,
     depth: usize,
 ) -> Result<Option<Snapped<'p>>> {
     if ctx.needs_read.load(Ordering::Relaxed) {
         return Ok(None); // a prewalk that gave up
     }
-    let rel = crate::tree::join_rel(dir_rel, name);
+    // The entry's path, made only when needed (a skip, a subdirectory).
+    let rel = Rel { dir: dir_rel, name };
     if crate::workspace::check_name(name).is_err() {
-        ctx.skip(&rel, "name cannot be stored".into(), true);
+        ctx.skip(&rel.path(), "name cannot be stored".into(), true);
         return Ok(None);
     }
-    let parent_entry = parent.find(name);
     for _ in 0..pipeline::READ_ATTEMPTS {
         let seen = match dir.stat_at(name) {
             Ok(s) => s,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None), // deleted mid-walk
             Err(e) => {
-                ctx.skip(&rel, e.to_string(), true);
+                ctx.skip(&rel.path(), e.to_string(), true);
                 return Ok(None);
             }
         };
@@ -82,7 +95,7 @@ pub(super) fn snap_entry<'p>(
         }
     }
     ctx.skip(
-        &rel,
+        &rel.path(),
         format!(
             "replaced by another object while being read ({} tries); not stored",
             pipeline::READ_ATTEMPTS
@@ -130,13 +143,16 @@ fn take_entry<'p>(
     ctx: &WalkCtx<'_>,
     dir: &Dir,
     name: &[u8],
-    rel: &[u8],
+    rel: &Rel<'_>,
     seen: &Stat,
     parent_entry: Option<&'p Entry>,
     depth: usize,
 ) -> Result<Taken<'p>> {
     let kind = seen.kind();
-    if ctx.excludes.is_excluded(rel, kind == Kind::Dir) {
+    if ctx
+        .excludes
+        .is_excluded_at(rel.dir, name, kind == Kind::Dir)
+    {
         ctx.stats.excluded.fetch_add(1, Ordering::Relaxed);
         return Ok(Taken::Nothing);
     }
@@ -147,7 +163,7 @@ fn take_entry<'p>(
         } else if dirfd::is_replaced(&e) || dirfd::is_not_followed(&e) {
             Taken::Replaced
         } else {
-            ctx.skip(rel, e.to_string(), true);
+            ctx.skip(&rel.path(), e.to_string(), true);
             Taken::Nothing
         }
     };
@@ -161,13 +177,15 @@ fn take_entry<'p>(
                 EntryKind::Dir { tree } => Some(tree),
                 _ => None,
             });
-            Ok(match snap_dir(ctx, sub, rel, parent_sub, depth + 1)?.0 {
-                Some(tree) => {
-                    ctx.stats.dirs.fetch_add(1, Ordering::Relaxed);
-                    Taken::Stored(made(parent_entry, name, &now, 0, EntryKind::Dir { tree }))
-                }
-                None => Taken::Nothing,
-            })
+            Ok(
+                match snap_dir(ctx, sub, &rel.path(), parent_sub, depth + 1)?.0 {
+                    Some(tree) => {
+                        ctx.stats.dirs.fetch_add(1, Ordering::Relaxed);
+                        Taken::Stored(made(parent_entry, name, &now, 0, EntryKind::Dir { tree }))
+                    }
+                    None => Taken::Nothing,
+                },
+            )
         }
         Kind::Symlink => {
             let target = match dir.read_link(name) {
@@ -177,7 +195,7 @@ fn take_entry<'p>(
                 Err(e) => return Ok(failed(e)),
             };
             if target.is_empty() || target.len() > crate::tree::MAX_TARGET_BYTES {
-                ctx.skip(rel, "symlink target too long".into(), true);
+                ctx.skip(&rel.path(), "symlink target too long".into(), true);
                 return Ok(Taken::Nothing);
             }
             ctx.stats.symlinks.fetch_add(1, Ordering::Relaxed);
@@ -247,7 +265,7 @@ fn take_entry<'p>(
             if content.changed_during_read {
                 e.flags |= FLAG_CHANGED_DURING_READ;
                 ctx.skip(
-                    rel,
+                    &rel.path(),
                     format!(
                         "changed while being read ({} tries); stored as last read",
                         pipeline::READ_ATTEMPTS
