@@ -34,6 +34,59 @@ pub const DEFAULT_EXCLUDES: &[&str] = &[
 /// Compiled exclude patterns.
 pub struct Excludes {
     matcher: Gitignore,
+    /// The same patterns matched on an entry's own name, when they allow
+    /// it (see [`ByName`]): a walk asks once per entry.
+    by_name: Option<ByName>,
+}
+
+/// Patterns that look only at an entry's own name: each a literal name or
+/// `*` then a literal suffix, optionally `/` (directories only), with no
+/// `!`, no other `/` and no other glob syntax. Gitignore matches such a
+/// pattern at any depth (`**/` before it) against the last component, so
+/// `name == literal` or `name.ends_with(suffix)` decides exactly what the
+/// glob engine would (bytes, case-sensitive); the defaults are all such.
+#[derive(Debug, Default)]
+struct ByName {
+    /// (literal, directories only)
+    names: Vec<(Vec<u8>, bool)>,
+    /// (suffix after the `*`, directories only)
+    suffixes: Vec<(Vec<u8>, bool)>,
+}
+
+impl ByName {
+    /// `None` when any pattern needs the glob engine.
+    fn of(patterns: &[&str]) -> Option<ByName> {
+        let mut by = ByName::default();
+        for p in patterns {
+            if p.is_empty() || p.starts_with('#') {
+                continue; // blank or a comment: gitignore skips it too
+            }
+            let (body, only_dir) = match p.strip_suffix('/') {
+                Some(b) => (b, true),
+                None => (*p, false),
+            };
+            let plain = |s: &str| {
+                s.bytes()
+                    .all(|c| c > b' ' && c != 0x7f && !b"!/\\*?[]{}".contains(&c))
+            };
+            match body.strip_prefix('*') {
+                Some(suffix) if plain(suffix) => by.suffixes.push((suffix.into(), only_dir)),
+                None if !body.is_empty() && plain(body) => by.names.push((body.into(), only_dir)),
+                _ => return None,
+            }
+        }
+        Some(by)
+    }
+
+    fn matches(&self, name: &[u8], is_dir: bool) -> bool {
+        self.names
+            .iter()
+            .any(|(n, only_dir)| (is_dir || !only_dir) && n == name)
+            || self
+                .suffixes
+                .iter()
+                .any(|(s, only_dir)| (is_dir || !only_dir) && name.ends_with(s))
+    }
 }
 
 impl Excludes {
@@ -65,12 +118,30 @@ impl Excludes {
         let matcher = b
             .build()
             .map_err(|e| Error::invalid("exclude pattern", e.to_string()))?;
-        Ok(Excludes { matcher })
+        Ok(Excludes {
+            matcher,
+            by_name: ByName::of(patterns),
+        })
     }
 
     /// Whether `rel` (relative to the workspace root) is excluded.
     pub fn is_excluded(&self, rel: &[u8], is_dir: bool) -> bool {
-        self.excluded_by(rel, is_dir).is_some()
+        match &self.by_name {
+            Some(by) => {
+                let name = rel.rsplit(|&c| c == b'/').next().unwrap_or(rel);
+                by.matches(name, is_dir)
+            }
+            None => self.excluded_by(rel, is_dir).is_some(),
+        }
+    }
+
+    /// [`Excludes::is_excluded`] of `dir_rel/name`, the path joined only
+    /// when the patterns need more than the name.
+    pub fn is_excluded_at(&self, dir_rel: &[u8], name: &[u8], is_dir: bool) -> bool {
+        match &self.by_name {
+            Some(by) => by.matches(name, is_dir),
+            None => self.is_excluded(&crate::tree::join_rel(dir_rel, name), is_dir),
+        }
     }
 
     /// The pattern (as given) that excludes `rel`, if one does: the last
@@ -282,6 +353,81 @@ mod tests {
         assert!(ex.is_excluded(b"node_modules", true));
         assert!(ex.is_excluded(b"venv", true));
         assert!(!ex.is_excluded(b"main.py", false));
+    }
+
+    /// Matching on the name alone decides as the glob engine does, for
+    /// every pattern it takes; any other pattern leaves it to the engine.
+    #[test]
+    fn matching_by_name_agrees_with_the_glob_engine() {
+        let sets: &[&[&str]] = &[
+            &[],
+            &[
+                "*.tmp", "build/", "data.bin", "# note", "", "*.tar.gz", "é.txt",
+            ],
+            &["*"],
+            &["*/"],
+        ];
+        let names: &[&[u8]] = &[
+            b".git",
+            b"x.git",
+            b".gitx",
+            b"a.pyc",
+            b".pyc",
+            b"pyc",
+            b"b.PYC",
+            b"venv",
+            b"venvs",
+            b"node_modules",
+            b"\xff.pyc",
+            b"a.tar.gz",
+            b"tar.gz",
+            b".tar.gz",
+            b"x.tmp",
+            b"build",
+            b"data.bin",
+            b"data.bin.x",
+            b"\xc3\xa9.txt",
+            b"e.txt",
+            b"# note",
+        ];
+        for extra in sets {
+            let extra: Vec<String> = extra.iter().map(|p| p.to_string()).collect();
+            let ex = Excludes::new(&extra).unwrap();
+            assert!(ex.by_name.is_some(), "{extra:?}");
+            for name in names {
+                for rel in [name.to_vec(), [b"d/e/", *name].concat()] {
+                    for is_dir in [false, true] {
+                        let by_engine = ex.excluded_by(&rel, is_dir).is_some();
+                        assert_eq!(ex.is_excluded_at(b"d/e", name, is_dir), {
+                            let deep = [b"d/e/", *name].concat();
+                            ex.excluded_by(&deep, is_dir).is_some()
+                        });
+                        assert_eq!(
+                            ex.is_excluded(&rel, is_dir),
+                            by_engine,
+                            "{extra:?} {} dir {is_dir}",
+                            rel.escape_ascii()
+                        );
+                    }
+                }
+            }
+        }
+        for p in [
+            "!keep.pyc",
+            "/build/",
+            "a/b",
+            "*.{a,b}",
+            "x?",
+            "[ab]",
+            "a b",
+            "\\#x",
+            "**",
+            "*a*",
+            "/",
+        ] {
+            let ex = Excludes::new(&[p.to_string()]).unwrap();
+            assert!(ex.by_name.is_none(), "{p:?}");
+        }
     }
 
     #[test]

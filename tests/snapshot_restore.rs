@@ -407,6 +407,56 @@ fn unchanged_tree_adds_and_reads_nothing() {
     assert_trees_equal(&ws, &target);
 }
 
+/// An unchanged directory is the parent's tree as it is (neither encoded
+/// nor hashed again, see `snap_dir`): a change of nothing but a mode or an
+/// owner, of a file or of a directory, deep or at the top, still makes a new
+/// tree, and every snapshot restores as it was taken.
+#[test]
+fn mode_or_owner_changes_alone_make_new_trees() {
+    let env = TestEnv::new();
+    let ws = env.ws("carol", "meta");
+    let old = hour_ago_ns();
+    for f in ["top.txt", "a/one.txt", "a/b/two.txt", "a/b/three.txt"] {
+        write_file(&ws.join(f), f.as_bytes(), 0o644, old);
+    }
+    for d in ["a/b", "a", ""] {
+        set_mtime(&ws.join(d), old);
+    }
+    wait_out_racy_window(&ws);
+    let first = env.snapshot_ws("carol/meta", &[]);
+    assert_eq!(u(&first, "files"), 4, "{first:#}");
+    type Change = (&'static str, fn(&Path));
+    let changes: [Change; 4] = [
+        ("file mode, deep", |ws| {
+            set_mode(&ws.join("a/b/two.txt"), 0o600)
+        }),
+        ("file owner", |ws| {
+            lchown(&ws.join("a/one.txt"), 65534, 65534)
+        }),
+        ("directory mode", |ws| set_mode(&ws.join("a/b"), 0o700)),
+        ("top file mode", |ws| set_mode(&ws.join("top.txt"), 0o640)),
+    ];
+    let mut copies = vec![(s(&first, "id").to_string(), env.path("copy-first"))];
+    copy_tree(&ws, &copies[0].1);
+    for (i, (what, change)) in changes.iter().enumerate() {
+        let unchanged = env.snapshot_ws("carol/meta", &[]);
+        assert_eq!(u(&unchanged, "read_bytes"), 0, "{what}: {unchanged:#}");
+        change(&ws);
+        // Out of the racy window, so the next unchanged snapshot reuses
+        // every entry (and takes the parent's trees as they are).
+        wait_out_racy_window(&ws);
+        let w = env.snapshot_ws("carol/meta", &[]);
+        let copy = env.path(format!("copy{i}"));
+        copy_tree(&ws, &copy);
+        copies.push((s(&w, "id").to_string(), copy));
+    }
+    for (i, (id, copy)) in copies.iter().enumerate() {
+        let target = env.path(format!("restored{i}"));
+        env.restore("carol/meta", id, &target, &[]);
+        assert_trees_equal(copy, &target);
+    }
+}
+
 /// Upper bound on the bytes a snapshot adds when no file data changes, only
 /// metadata: trees (and chunk lists) name every file's chunks by 32-byte
 /// ids, so a changed directory holding ~12 MiB of files re-stores a few KiB.

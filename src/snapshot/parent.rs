@@ -14,6 +14,8 @@ use crate::id::TreeId;
 use crate::store::Store;
 use crate::tree::{Entry, Tree, TreeBlob, TreeIndex};
 
+use super::traverse::Snapped;
+
 pub(super) enum ParentDir {
     None,
     Flat(Tree),
@@ -94,6 +96,31 @@ impl ParentDir {
         }
     }
 
+    /// The parent's entries of `names` (sorted, loaded): a small
+    /// directory's found in one pass along both lists, not one search each.
+    pub fn find_sorted(&self, names: &[Vec<u8>]) -> Vec<Option<&Entry>> {
+        let ParentDir::Flat(t) = self else {
+            return names.iter().map(|n| self.find(n)).collect();
+        };
+        let mut rest = &t.entries[..];
+        names
+            .iter()
+            .map(|n| {
+                while let Some((e, after)) = rest.split_first() {
+                    match e.name.as_slice().cmp(n) {
+                        std::cmp::Ordering::Less => rest = after,
+                        std::cmp::Ordering::Equal => {
+                            rest = after;
+                            return Some(e);
+                        }
+                        std::cmp::Ordering::Greater => return None,
+                    }
+                }
+                None
+            })
+            .collect()
+    }
+
     /// The id of the parent's piece holding exactly `entries`, if loaded:
     /// an unchanged piece is neither encoded nor stored again.
     pub fn same_piece(&self, entries: &[Entry]) -> Option<TreeId> {
@@ -103,6 +130,20 @@ impl ParentDir {
         let i = index.piece_for(&entries.first()?.name)?;
         let t = loaded.get(&i)?.as_ref()?;
         (t.entries == entries).then_some(index.pieces[i].tree)
+    }
+
+    /// Whether `entries` (the walk's, in name order) are exactly this
+    /// small directory's, each the very entry [`ParentDir::find`] gave: then
+    /// the directory's tree is the parent's, byte for byte.
+    pub fn is_all_of(&self, entries: &[Snapped<'_>]) -> bool {
+        let ParentDir::Flat(t) = self else {
+            return false;
+        };
+        entries.len() == t.entries.len()
+            && entries
+                .iter()
+                .zip(&t.entries)
+                .all(|(e, p)| matches!(e, Snapped::Same(s) if std::ptr::eq(*s, p)))
     }
 
     /// Whether a piece with this id was read back from the parent (so the

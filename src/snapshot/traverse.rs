@@ -27,6 +27,7 @@ use crate::walk::{self, Excludes};
 mod entry;
 
 use entry::snap_entry;
+pub(super) use entry::Snapped;
 
 use super::parent::ParentDir;
 use super::pipeline::{BlobSink, Counters};
@@ -333,6 +334,7 @@ pub(super) fn snap_dir(
     };
     let mut cur = Some(dir);
     let mut left = names.len();
+    let whole = names.len() <= BATCH; // one batch: the whole directory
     for batch in names.chunks(BATCH) {
         left -= batch.len();
         let keep = builder.first_held().unwrap_or(&batch[0]).to_vec();
@@ -348,17 +350,29 @@ pub(super) fn snap_dir(
                 entries
             }
             (None, Some(dir)) => {
-                let entry = |name: &Vec<u8>| snap_entry(ctx, dir, rel, name, &parent_dir, depth);
+                let found = parent_dir.find_sorted(batch);
+                let entry = |i: usize| snap_entry(ctx, dir, rel, &batch[i], found[i], depth);
                 // A prewalk only stats: a small directory costs less than
                 // handing its entries to other threads (prewalks of other
                 // workspaces keep them busy).
-                let entries: Vec<Option<Entry>> =
+                let entries: Vec<Option<Snapped>> =
                     if ctx.sink.is_none() && batch.len() < PREWALK_PAR_MIN {
-                        batch.iter().map(entry).collect::<Result<_>>()?
+                        (0..batch.len()).map(entry).collect::<Result<_>>()?
                     } else {
-                        batch.par_iter().map(entry).collect::<Result<_>>()?
+                        (0..batch.len())
+                            .into_par_iter()
+                            .map(entry)
+                            .collect::<Result<_>>()?
                     };
-                entries.into_iter().flatten().collect()
+                let entries: Vec<Snapped> = entries.into_iter().flatten().collect();
+                if let (Some(id), true) = (parent, whole) {
+                    if parent_dir.is_all_of(&entries) {
+                        // Every entry is the parent's own, and nothing else:
+                        // the parent's tree, neither encoded nor hashed.
+                        return Ok((Some(id), cur));
+                    }
+                }
+                entries.into_iter().map(Snapped::into_owned).collect()
             }
             (None, None) => unreachable!("a held level keeps its handle"),
         };
@@ -435,7 +449,9 @@ fn snap_deep(
         let Some((sub, now)) = opened else {
             // Not a directory (or swapped, or gone): the ordinary path,
             // which looks again and records what it finds.
-            entries.extend(snap_entry(ctx, &d, rel, name, parent, depth)?);
+            entries.extend(
+                snap_entry(ctx, &d, rel, name, parent_entry, depth)?.map(Snapped::into_owned),
+            );
             *cur = Some(d);
             continue;
         };
