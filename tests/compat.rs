@@ -16,6 +16,11 @@
 //! last commit before large directories became pieces (issue 18): a
 //! directory of 1,500 entries stored whole, which this build reads, checks,
 //! and takes as the parent of a snapshot that stores it as pieces.
+//!
+//! `tests/fixtures/store-v3/` (catalog version 3: a directory stored as
+//! indexed pieces, version-1 journal headers, no chunk tiers) was written
+//! with `tests/fixtures/make-store-v3.sh` by the last commit before chunk
+//! tiers made the catalog version 4 (issue 18).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -576,4 +581,108 @@ fn an_old_store_cuts_a_large_file_as_before() {
     let back = tmp.path().join("back");
     restore_at(&store, "erin/big", "latest", &back);
     assert_eq!(common::file_hash(&back.join("large.bin")), hash);
+}
+
+/// The workspace of store-v3 as of `at`, restored under `into`: its files
+/// with their hashes (paths from the workspace), and where `first` points.
+fn v3_restored(store: &Path, at: &str, into: &Path) -> (BTreeMap<String, String>, Vec<u8>) {
+    restore_at(store, "fay/atlas", at, into);
+    let mut got = BTreeMap::new();
+    files_with_hashes(into, "", &mut got);
+    let link = std::fs::read_link(into.join("first")).unwrap();
+    (got, link.into_os_string().into_encoded_bytes())
+}
+
+/// store-v3.b3 with paths from the workspace.
+fn v3_expected() -> BTreeMap<String, String> {
+    expected_hashes("store-v3.b3")
+        .into_iter()
+        .map(|(p, h)| (p.trim_start_matches("/fay/atlas").to_string(), h))
+        .collect()
+}
+
+/// A catalog-version-3 store (pieces, no tiers) reads as it is: checked
+/// without a byte of its catalog changed, restored byte-identical at both
+/// snapshots, one path read through its pieces; its catalog rebuilt from
+/// its version-1 journals alone gives the same; its first writer marks it
+/// version 4 without tiers (issue 18).
+#[test]
+fn store_v3_reads_repairs_and_takes_snapshots_on_top() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    copy_dir(&fixtures().join("store-v3"), &store);
+    let before = std::fs::read(store.join("catalog.sqlite")).unwrap();
+    assert_eq!(catalog_version(&store), "3");
+    wsnap(&store)
+        .args(["check", "--read-data"])
+        .assert()
+        .success();
+
+    let expected = v3_expected();
+    assert_eq!(expected.len(), 1_501);
+    let (latest, link) = v3_restored(&store, "2026-11-29T12:05:00Z", &tmp.path().join("latest"));
+    assert_eq!(
+        (latest, link.as_slice()),
+        (expected.clone(), &b"maps/m0001.txt"[..])
+    );
+    let older = tmp.path().join("older");
+    let (got, _) = v3_restored(&store, "2026-11-29T12:00:00Z", &older);
+    assert_eq!(
+        std::fs::read(older.join("maps/m0700.txt")).unwrap(),
+        b"map 700\n"
+    );
+    assert_eq!(got.len(), 1_501);
+    let mut c = wsnap(&store);
+    c.args(["cat", "fay/atlas", "--at", "latest", "maps/m0700.txt"]);
+    assert_eq!(c.output().unwrap().stdout, b"map 700, edited\n");
+    assert_eq!(std::fs::read(store.join("catalog.sqlite")).unwrap(), before);
+
+    // The catalog rebuilt from the journals alone.
+    let rebuilt = tmp.path().join("rebuilt");
+    copy_dir(&store, &rebuilt);
+    for f in ["catalog.sqlite", "catalog.sqlite-wal"] {
+        std::fs::remove_file(rebuilt.join(f)).unwrap();
+    }
+    wsnap(&rebuilt).args(["repair"]).assert().success();
+    wsnap(&rebuilt)
+        .args(["check", "--read-data"])
+        .assert()
+        .success();
+    let (got, _) = v3_restored(&rebuilt, "latest", &tmp.path().join("r-latest"));
+    assert_eq!(got, expected);
+
+    // A writer on top: the workspace with one more file edited.
+    let root = tmp.path().join("root");
+    let (_, _) = v3_restored(&store, "latest", &root.join("fay/atlas"));
+    std::fs::write(root.join("fay/atlas/maps/m0001.txt"), b"map 1, edited\n").unwrap();
+    common::wait_out_racy_window(&root);
+    wsnap(&store)
+        .args(["snapshot", "--root"])
+        .arg(&root)
+        .assert()
+        .success();
+    assert_eq!(
+        catalog_version(&store),
+        wsnap::catalog::FORMAT_VERSION.to_string()
+    );
+    let c = rusqlite::Connection::open(store.join("catalog.sqlite")).unwrap();
+    let tiers: i64 = c
+        .query_row(
+            "SELECT count(*) FROM meta WHERE key = 'chunker_tiers'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tiers, 0, "an old store records no chunk tiers");
+    wsnap(&store)
+        .args(["check", "--read-data"])
+        .assert()
+        .success();
+    let (got, _) = v3_restored(&store, "latest", &tmp.path().join("now"));
+    let mut want = expected;
+    want.insert(
+        "/maps/m0001.txt".into(),
+        blake3::hash(b"map 1, edited\n").to_hex().to_string(),
+    );
+    assert_eq!(got, want);
 }
