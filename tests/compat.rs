@@ -60,6 +60,46 @@ fn fixtures() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
+/// A copy of fixture `name` at `tmp/store` (fixtures are frozen: never
+/// run a command on them in place).
+fn fixture_copy(tmp: &Path, name: &str) -> std::path::PathBuf {
+    let store = tmp.join("store");
+    copy_dir(&fixtures().join(name), &store);
+    store
+}
+
+/// `check --read-data` finds nothing wrong.
+fn checks_clean(store: &Path) {
+    wsnap(store)
+        .args(["check", "--read-data"])
+        .assert()
+        .success();
+}
+
+/// The catalog removed and rebuilt by `repair` from the packs and the
+/// journals alone; the result checks clean.
+fn rebuilt_from_journals(store: &Path) {
+    for f in ["catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm"] {
+        match std::fs::remove_file(store.join(f)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => panic!("{f}: {e}"),
+            _ => {}
+        }
+    }
+    wsnap(store).args(["repair"]).assert().success();
+    checks_clean(store);
+}
+
+/// How many `chunker_tiers` keys the catalog's `meta` has (0 or 1).
+fn tier_keys(store: &Path) -> i64 {
+    let c = rusqlite::Connection::open(store.join("catalog.sqlite")).unwrap();
+    c.query_row(
+        "SELECT count(*) FROM meta WHERE key = 'chunker_tiers'",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
 fn wsnap(store: &Path) -> Command {
     let mut c = common::bare_cmd();
     c.arg("--store").arg(store);
@@ -69,8 +109,7 @@ fn wsnap(store: &Path) -> Command {
 #[test]
 fn store_v1_restores_byte_identical() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = tmp.path().join("store");
-    copy_dir(&fixtures().join("store-v1"), &store);
+    let store = fixture_copy(tmp.path(), "store-v1");
     // Readers never write: the v1 catalog stays v1.
     let before = std::fs::read(store.join("catalog.sqlite")).unwrap();
     assert_restores_v1(tmp.path(), &store);
@@ -100,23 +139,16 @@ fn store_v1_restores_byte_identical() {
 #[test]
 fn store_v1_is_upgraded_by_a_writer_and_then_repairable() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = tmp.path().join("store");
-    copy_dir(&fixtures().join("store-v1"), &store);
+    let store = fixture_copy(tmp.path(), "store-v1");
     wsnap(&store)
         .args(["prune", "--keep-last", "100"])
         .assert()
         .success();
     let journals: Vec<_> = std::fs::read_dir(store.join("journal")).unwrap().collect();
     assert_eq!(journals.len(), 1);
-    wsnap(&store)
-        .args(["check", "--read-data"])
-        .assert()
-        .success();
+    checks_clean(&store);
     assert_restores_v1(tmp.path(), &store);
-    for f in ["catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm"] {
-        let _ = std::fs::remove_file(store.join(f));
-    }
-    wsnap(&store).args(["repair"]).assert().success();
+    rebuilt_from_journals(&store);
     std::fs::remove_dir_all(tmp.path().join("restore")).unwrap();
     std::fs::remove_dir_all(tmp.path().join("older")).unwrap();
     assert_restores_v1(tmp.path(), &store);
@@ -274,14 +306,10 @@ fn assert_v2_latest_restores(store: &Path, into: &Path) {
 fn store_v2_checks_and_restores_byte_identical() {
     use std::os::unix::fs::PermissionsExt;
     let tmp = tempfile::tempdir().unwrap();
-    let store = tmp.path().join("store");
-    copy_dir(&fixtures().join("store-v2"), &store);
+    let store = fixture_copy(tmp.path(), "store-v2");
     let before = std::fs::read(store.join("catalog.sqlite")).unwrap();
 
-    wsnap(&store)
-        .args(["check", "--read-data"])
-        .assert()
-        .success();
+    checks_clean(&store);
     let out = wsnap(&store).args(["list", "--json"]).output().unwrap();
     assert!(out.status.success());
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -368,16 +396,8 @@ fn store_v2_checks_and_restores_byte_identical() {
 #[test]
 fn store_v2_catalog_is_rebuilt_from_its_journals() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = tmp.path().join("store");
-    copy_dir(&fixtures().join("store-v2"), &store);
-    for f in ["catalog.sqlite", "catalog.sqlite-wal"] {
-        std::fs::remove_file(store.join(f)).unwrap();
-    }
-    wsnap(&store).args(["repair"]).assert().success();
-    wsnap(&store)
-        .args(["check", "--read-data"])
-        .assert()
-        .success();
+    let store = fixture_copy(tmp.path(), "store-v2");
+    rebuilt_from_journals(&store);
     assert_v2_latest_restores(&store, &tmp.path().join("r"));
 }
 
@@ -403,13 +423,9 @@ fn catalog_version(store: &Path) -> String {
 #[test]
 fn store_v2_bigdir_reads_and_takes_pieces_on_top() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = tmp.path().join("store");
-    copy_dir(&fixtures().join("store-v2-bigdir"), &store);
+    let store = fixture_copy(tmp.path(), "store-v2-bigdir");
     let before = std::fs::read(store.join("catalog.sqlite")).unwrap();
-    wsnap(&store)
-        .args(["check", "--read-data"])
-        .assert()
-        .success();
+    checks_clean(&store);
 
     let latest = tmp.path().join("latest");
     restore_at(&store, "dana/survey", "2026-11-26T12:05:00Z", &latest);
@@ -494,10 +510,7 @@ fn store_v2_bigdir_reads_and_takes_pieces_on_top() {
         tree_blobs >= 2 + 2 + 3,
         "pieces and an index added: {tree_blobs}"
     );
-    wsnap(&store)
-        .args(["check", "--read-data"])
-        .assert()
-        .success();
+    checks_clean(&store);
     let now = tmp.path().join("now");
     wsnap(&store)
         .args(["restore", "dana/survey", "--at", "latest", "--to"])
@@ -521,8 +534,7 @@ fn store_v2_bigdir_reads_and_takes_pieces_on_top() {
 #[test]
 fn an_old_store_cuts_a_large_file_as_before() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = tmp.path().join("store");
-    copy_dir(&fixtures().join("store-v2"), &store);
+    let store = fixture_copy(tmp.path(), "store-v2");
     let chunks = || {
         let out = wsnap(&store).args(["stats", "--json"]).output().unwrap();
         assert!(out.status.success());
@@ -557,14 +569,7 @@ fn an_old_store_cuts_a_large_file_as_before() {
         catalog_version(&store),
         wsnap::catalog::FORMAT_VERSION.to_string()
     );
-    let c = rusqlite::Connection::open(store.join("catalog.sqlite")).unwrap();
-    let tiers: i64 = c
-        .query_row(
-            "SELECT count(*) FROM meta WHERE key = 'chunker_tiers'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let tiers = tier_keys(&store);
     assert_eq!(tiers, 0);
     let new: Vec<_> = journals(&store)
         .into_iter()
@@ -574,10 +579,7 @@ fn an_old_store_cuts_a_large_file_as_before() {
     let header = std::fs::read(&new[0]).unwrap();
     assert_eq!(header[4], 1, "journal header version");
 
-    wsnap(&store)
-        .args(["check", "--read-data"])
-        .assert()
-        .success();
+    checks_clean(&store);
     let back = tmp.path().join("back");
     restore_at(&store, "erin/big", "latest", &back);
     assert_eq!(common::file_hash(&back.join("large.bin")), hash);
@@ -609,14 +611,10 @@ fn v3_expected() -> BTreeMap<String, String> {
 #[test]
 fn store_v3_reads_repairs_and_takes_snapshots_on_top() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = tmp.path().join("store");
-    copy_dir(&fixtures().join("store-v3"), &store);
+    let store = fixture_copy(tmp.path(), "store-v3");
     let before = std::fs::read(store.join("catalog.sqlite")).unwrap();
     assert_eq!(catalog_version(&store), "3");
-    wsnap(&store)
-        .args(["check", "--read-data"])
-        .assert()
-        .success();
+    checks_clean(&store);
 
     let expected = v3_expected();
     assert_eq!(expected.len(), 1_501);
@@ -640,14 +638,7 @@ fn store_v3_reads_repairs_and_takes_snapshots_on_top() {
     // The catalog rebuilt from the journals alone.
     let rebuilt = tmp.path().join("rebuilt");
     copy_dir(&store, &rebuilt);
-    for f in ["catalog.sqlite", "catalog.sqlite-wal"] {
-        std::fs::remove_file(rebuilt.join(f)).unwrap();
-    }
-    wsnap(&rebuilt).args(["repair"]).assert().success();
-    wsnap(&rebuilt)
-        .args(["check", "--read-data"])
-        .assert()
-        .success();
+    rebuilt_from_journals(&rebuilt);
     let (got, _) = v3_restored(&rebuilt, "latest", &tmp.path().join("r-latest"));
     assert_eq!(got, expected);
 
@@ -665,19 +656,9 @@ fn store_v3_reads_repairs_and_takes_snapshots_on_top() {
         catalog_version(&store),
         wsnap::catalog::FORMAT_VERSION.to_string()
     );
-    let c = rusqlite::Connection::open(store.join("catalog.sqlite")).unwrap();
-    let tiers: i64 = c
-        .query_row(
-            "SELECT count(*) FROM meta WHERE key = 'chunker_tiers'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let tiers = tier_keys(&store);
     assert_eq!(tiers, 0, "an old store records no chunk tiers");
-    wsnap(&store)
-        .args(["check", "--read-data"])
-        .assert()
-        .success();
+    checks_clean(&store);
     let (got, _) = v3_restored(&store, "latest", &tmp.path().join("now"));
     let mut want = expected;
     want.insert(
