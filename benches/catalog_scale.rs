@@ -821,9 +821,11 @@ fn main() {
     // it frees nothing, so `forget` costs its lookup and transaction.
     let forget_prefix = prefix_of(100);
     // Two snapshots of one workspace with different root trees (history
-    // versions 0 and 22: each has its own `history.bin`) for `diff`, and
-    // the newest, which `restore` writes out.
-    let (diff_from, diff_to) = (prefix_of(0), prefix_of(280));
+    // versions 1 and 22: each has its own `history.bin`) for `diff`, both
+    // kept by the prunes that run before it (each forgets the oldest
+    // snapshot of every workspace, version 0's among them), and the newest,
+    // which `restore` writes out.
+    let (diff_from, diff_to) = (prefix_of(10), prefix_of(280));
     let restore_target = work.join("restore-target");
     let _ = fs::remove_dir_all(&restore_target);
     // An old rsync backup root of two directories (`import-rsync --dry-run`).
@@ -883,7 +885,7 @@ fn main() {
         cmd("stats", &["stats"]),
         cmd("stats --by-user", &["stats", "--by-user"]),
         cmd(
-            "diff u00000/p5 (snapshots 1 and 281 of 288)",
+            "diff u00000/p5 (snapshots 11 and 281 of 288)",
             &["diff", "u00000/p5", &diff_from, &diff_to],
         ),
         cmd(
